@@ -1,0 +1,204 @@
+//! The handler: one entry point for every event, generic over the cloud so tests pass the fake.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::alb::{AlbTargetGroupRequest, AlbTargetGroupResponse};
+use serde_json::{json, Value};
+use tokio::time::Instant;
+
+use crate::cloud::Cloud;
+use crate::config::Config;
+use crate::event::{classify, Command, Event, EventError};
+use crate::http::{prefers_json, Reply, Request, STATUS_PATH};
+use crate::pages;
+use crate::rules::{normalize_host, Rule};
+use crate::wake::{Phase, Status, Waker, STATUS_TTL};
+
+/// Time kept back from the Lambda deadline when holding a request, so we always answer.
+const DEADLINE_MARGIN: Duration = Duration::from_secs(3);
+/// `Retry-After` while waking, and after an error.
+const RETRY_WAKING_SECS: u64 = 5;
+const RETRY_ERROR_SECS: u64 = 15;
+
+pub struct App<C> {
+    waker: Waker<C>,
+}
+
+impl<C: Cloud> App<C> {
+    pub fn new(config: Config, cloud: C) -> App<C> {
+        App {
+            waker: Waker::new(Arc::new(cloud), Arc::new(config)),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        self.waker.config()
+    }
+
+    pub fn waker(&self) -> &Waker<C> {
+        &self.waker
+    }
+
+    /// Any event. `time_left` is what remains of the Lambda invocation (None outside Lambda).
+    /// `Err` only for events autostop cannot handle; AWS faults become responses.
+    pub async fn handle(
+        &self,
+        event: Value,
+        time_left: Option<Duration>,
+    ) -> Result<Value, EventError> {
+        match classify(event)? {
+            Event::Alb(req) => {
+                let resp = self.alb(&req, time_left).await;
+                serde_json::to_value(resp)
+                    .map_err(|e| EventError(format!("response not serialisable: {e}")))
+            }
+            Event::Command(Command::Status) => {
+                let mut rules = Vec::with_capacity(self.config().rules.len());
+                for rule in &self.config().rules {
+                    rules.push(self.waker.observe(rule).await);
+                }
+                Ok(json!({ "rules": rules }))
+            }
+            Event::Command(Command::Wake { rule }) => {
+                let rule = self.named_rule(&rule)?;
+                Ok(to_json(&self.waker.wake(rule).await))
+            }
+            Event::Schedule
+            | Event::Command(Command::Stop { .. })
+            | Event::Command(Command::IdleCheck { .. }) => Err(EventError(
+                "the idle check and stop commands are not part of this build: it only wakes".into(),
+            )),
+        }
+    }
+
+    fn named_rule(&self, name: &str) -> Result<&Rule, EventError> {
+        self.config().rule(name).ok_or_else(|| {
+            EventError(format!(
+                "no rule named `{name}`; configured rules: {}",
+                self.config().rule_names().join(", ")
+            ))
+        })
+    }
+
+    pub async fn alb(
+        &self,
+        req: &AlbTargetGroupRequest,
+        time_left: Option<Duration>,
+    ) -> AlbTargetGroupResponse {
+        let request = Request::from_alb(req);
+        let reply = self.respond(&request, time_left).await;
+        reply.into_alb(request.multi_value)
+    }
+
+    /// The HTTP table of SPEC.
+    pub async fn respond(&self, req: &Request, time_left: Option<Duration>) -> Reply {
+        if req.is_health_check() {
+            return Reply::text(200, "ok", "health");
+        }
+        let Some(host) = req.host.as_deref().and_then(normalize_host) else {
+            return self.no_host(req);
+        };
+        let Some(rule) = self.config().rule_for_host(&host) else {
+            tracing::info!(host = %host, "no rule for host");
+            return not_found(req, &host);
+        };
+        let reply = if req.path == STATUS_PATH {
+            let status = self.waker.wake(rule).await;
+            Reply::json(200, to_json(&status).to_string(), "status")
+        } else if req.is_browser() {
+            let status = self.waker.wake(rule).await;
+            browser_reply(&host, &status)
+        } else {
+            self.hold(req, rule, time_left).await
+        };
+        tracing::info!(host = %host, rule = %rule.name, method = %req.method, status = reply.status, "answered");
+        reply
+    }
+
+    /// Holds a non-browser request while the rule wakes: 307 to the same URL once ready, else
+    /// 503 with `Retry-After` when `hold` (or the Lambda's time) runs out or a step fails.
+    async fn hold(&self, req: &Request, rule: &Rule, time_left: Option<Duration>) -> Reply {
+        let mut budget = self.config().hold;
+        if let Some(left) = time_left {
+            budget = budget.min(left.saturating_sub(DEADLINE_MARGIN));
+        }
+        let deadline = Instant::now() + budget;
+        loop {
+            let status = self.waker.wake(rule).await;
+            match status.phase {
+                Phase::Ready => return Reply::redirect(req.same_url()),
+                Phase::Error => {
+                    return Reply::json(503, to_json(&status).to_string(), "error")
+                        .with("retry-after", RETRY_ERROR_SECS.to_string())
+                }
+                _ if Instant::now() >= deadline => {
+                    let retry = status.eta_seconds.unwrap_or(RETRY_WAKING_SECS).clamp(1, 60);
+                    return Reply::json(503, to_json(&status).to_string(), "waking")
+                        .with("retry-after", retry.to_string());
+                }
+                _ => tokio::time::sleep_until((Instant::now() + STATUS_TTL).min(deadline)).await,
+            }
+        }
+    }
+
+    fn no_host(&self, req: &Request) -> Reply {
+        let why =
+            "The request has no Host header, so autostop cannot tell which environment it is for.";
+        if prefers_json(&req.accept) || !req.is_browser() {
+            return Reply::json(
+                400,
+                json!({ "error": "missing_host", "message": why }).to_string(),
+                "error",
+            );
+        }
+        Reply::html(
+            400,
+            pages::message("No host in the request", None, vec![why.into()], None, None),
+            "error",
+        )
+    }
+}
+
+fn to_json(status: &Status) -> Value {
+    serde_json::to_value(status).unwrap_or_else(|e| json!({ "error": e.to_string() }))
+}
+
+fn not_found(req: &Request, host: &str) -> Reply {
+    if prefers_json(&req.accept) {
+        let body = json!({ "error": "unknown_host", "host": host, "message": format!("no autostop rule serves {host}") });
+        return Reply::json(404, body.to_string(), "not-found");
+    }
+    let page = pages::message(
+        "No environment here",
+        Some(host),
+        vec![
+            "autostop has no rule for this host, so there is nothing to wake.".into(),
+            "Check the address, or ask your platform team to add the host to a rule in autostop.toml.".into(),
+        ],
+        None,
+        None,
+    );
+    Reply::html(404, page, "not-found")
+}
+
+/// Browsers get the progress page (never a redirect: a redirect that lands on us again while
+/// the ALB has not applied the new rule would loop), or the error page.
+fn browser_reply(host: &str, status: &Status) -> Reply {
+    match (&status.phase, &status.error) {
+        (Phase::Error, Some(err)) => {
+            let page = pages::message(
+                "This environment could not be woken",
+                Some(host),
+                vec![
+                    format!("{}.", err.detail),
+                    format!("What to do: {}", err.action),
+                ],
+                Some(&err.code),
+                Some(30),
+            );
+            Reply::html(503, page, "error").with("retry-after", RETRY_ERROR_SECS.to_string())
+        }
+        _ => Reply::html(200, pages::progress(host, status), "progress"),
+    }
+}

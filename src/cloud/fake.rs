@@ -1,0 +1,556 @@
+//! An in-memory cloud for flow tests and benchmarks.
+//!
+//! It keeps time with `tokio::time::Instant`, so under a paused clock an instance can be `pending`
+//! for 40 s and healthy 20 s later while the test runs in milliseconds. It logs every call (counts
+//! per operation), can fail the next calls of an operation with any AWS error code, and can play
+//! "another Lambda instance" by inserting a rule just before the next CreateRule.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::{
+    Cloud, CloudError, CloudResult, Instance, InstanceState, ListenerRule, NewForwardRule, Service,
+    TargetHealth,
+};
+
+#[derive(Debug, Clone)]
+struct FakeInstance {
+    state: InstanceState,
+    state_reason: Option<String>,
+    /// When the current transitional state (`pending`/`stopping`) ends.
+    until: Option<Instant>,
+    running_since: Option<Instant>,
+    boot: Duration,
+    stop: Duration,
+    /// Simulates an encrypted volume without `kms:CreateGrant`: boots back to `stopped`.
+    fails_to_boot: bool,
+}
+
+#[derive(Debug, Clone)]
+struct FakeService {
+    desired: u32,
+    status: String,
+    tags: HashMap<String, String>,
+    scaled_at: Instant,
+    boot: Duration,
+}
+
+#[derive(Debug, Clone, Default)]
+struct FakeTargetGroup {
+    instances: Vec<String>,
+    service: Option<(String, String)>,
+    health_delay: Duration,
+}
+
+#[derive(Default)]
+struct State {
+    instances: HashMap<String, FakeInstance>,
+    services: HashMap<(String, String), FakeService>,
+    target_groups: HashMap<String, FakeTargetGroup>,
+    listeners: HashMap<String, Vec<ListenerRule>>,
+    calls: Vec<String>,
+    failures: HashMap<String, VecDeque<CloudError>>,
+    race_before_create: VecDeque<(String, ListenerRule)>,
+    next_rule_id: u32,
+}
+
+/// The fake. All knobs are methods; see the flow tests for use.
+pub struct FakeCloud {
+    state: Mutex<State>,
+    latency: Duration,
+}
+
+impl Default for FakeCloud {
+    fn default() -> Self {
+        FakeCloud::new()
+    }
+}
+
+impl FakeCloud {
+    /// A fake where each call takes 10 ms of (tokio) time, so concurrent callers overlap.
+    pub fn new() -> FakeCloud {
+        FakeCloud::with_latency(Duration::from_millis(10))
+    }
+
+    pub fn with_latency(latency: Duration) -> FakeCloud {
+        FakeCloud {
+            state: Mutex::new(State::default()),
+            latency,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    // ---- setup ----
+
+    /// Adds an instance; `boot` is how long `pending` lasts, stop how long `stopping` lasts.
+    pub fn add_instance(&self, id: &str, state: InstanceState, boot: Duration) {
+        let now = Instant::now();
+        self.lock().instances.insert(
+            id.to_string(),
+            FakeInstance {
+                state,
+                state_reason: None,
+                until: None,
+                running_since: (state == InstanceState::Running).then_some(now),
+                boot,
+                stop: Duration::from_secs(30),
+                fails_to_boot: false,
+            },
+        );
+    }
+
+    /// Puts an instance in `stopping` for `remaining`, then `stopped`.
+    pub fn set_stopping(&self, id: &str, remaining: Duration) {
+        let mut s = self.lock();
+        let i = s.instances.get_mut(id).expect("unknown fake instance");
+        i.state = InstanceState::Stopping;
+        i.until = Some(Instant::now() + remaining);
+        i.running_since = None;
+    }
+
+    pub fn set_instance_state(&self, id: &str, state: InstanceState) {
+        let mut s = self.lock();
+        let i = s.instances.get_mut(id).expect("unknown fake instance");
+        i.state = state;
+        i.until = None;
+        i.running_since = (state == InstanceState::Running).then_some(Instant::now());
+    }
+
+    /// Every start of this instance ends back in `stopped` with `Client.InternalError`.
+    pub fn fail_to_boot(&self, id: &str) {
+        self.lock()
+            .instances
+            .get_mut(id)
+            .expect("unknown fake instance")
+            .fails_to_boot = true;
+    }
+
+    pub fn add_service(&self, cluster: &str, service: &str, desired: u32, boot: Duration) {
+        self.lock().services.insert(
+            (cluster.to_string(), service.to_string()),
+            FakeService {
+                desired,
+                status: "ACTIVE".into(),
+                tags: HashMap::new(),
+                scaled_at: Instant::now(),
+                boot,
+            },
+        );
+    }
+
+    pub fn tag_service(&self, cluster: &str, service: &str, key: &str, value: &str) {
+        let mut s = self.lock();
+        let svc = s
+            .services
+            .get_mut(&(cluster.to_string(), service.to_string()))
+            .expect("unknown fake service");
+        svc.tags.insert(key.to_string(), value.to_string());
+    }
+
+    /// A target group whose targets turn healthy `health_delay` after they run.
+    pub fn add_target_group(&self, arn: &str, health_delay: Duration) {
+        self.lock().target_groups.insert(
+            arn.to_string(),
+            FakeTargetGroup {
+                health_delay,
+                ..Default::default()
+            },
+        );
+    }
+
+    pub fn register_instance(&self, tg: &str, id: &str) {
+        self.lock()
+            .target_groups
+            .get_mut(tg)
+            .expect("unknown fake target group")
+            .instances
+            .push(id.to_string());
+    }
+
+    /// The service's tasks register in this target group (as ECS does).
+    pub fn attach_service(&self, tg: &str, cluster: &str, service: &str) {
+        self.lock()
+            .target_groups
+            .get_mut(tg)
+            .expect("unknown fake target group")
+            .service = Some((cluster.to_string(), service.to_string()));
+    }
+
+    pub fn add_listener(&self, arn: &str) {
+        self.lock().listeners.entry(arn.to_string()).or_default();
+    }
+
+    /// A rule autostop did not create (no owner tag) at `priority`.
+    pub fn add_foreign_rule(&self, listener: &str, priority: u32, hosts: &[&str]) {
+        let mut s = self.lock();
+        let arn = s.new_rule_arn();
+        s.listeners
+            .get_mut(listener)
+            .expect("unknown fake listener")
+            .push(ListenerRule {
+                arn,
+                priority,
+                hosts: hosts.iter().map(|h| h.to_string()).collect(),
+                target_groups: vec!["arn:foreign-tg".into()],
+                owner: None,
+            });
+    }
+
+    /// Just before the next CreateRule runs, another Lambda instance (`owner` = a rule name) or
+    /// a person (`owner` = None) inserts a rule at `priority`.
+    pub fn race_before_next_create(
+        &self,
+        listener: &str,
+        priority: u32,
+        hosts: &[&str],
+        target_group: &str,
+        owner: Option<&str>,
+    ) {
+        let mut s = self.lock();
+        let arn = s.new_rule_arn();
+        s.race_before_create.push_back((
+            listener.to_string(),
+            ListenerRule {
+                arn,
+                priority,
+                hosts: hosts.iter().map(|h| h.to_string()).collect(),
+                target_groups: vec![target_group.to_string()],
+                owner: owner.map(str::to_string),
+            },
+        ));
+    }
+
+    /// The next `times` calls of `op` (e.g. "StartInstances") fail with `code`.
+    pub fn fail_next(&self, op: &'static str, code: &str, times: usize) {
+        let mut s = self.lock();
+        let queue = s.failures.entry(op.to_string()).or_default();
+        for _ in 0..times {
+            queue.push_back(CloudError::new(op, code, format!("injected {code}")));
+        }
+    }
+
+    // ---- inspection ----
+
+    /// How many times `op` was called (failed calls included).
+    pub fn calls(&self, op: &str) -> usize {
+        self.lock()
+            .calls
+            .iter()
+            .filter(|c| c.as_str() == op)
+            .count()
+    }
+
+    pub fn total_calls(&self) -> usize {
+        self.lock().calls.len()
+    }
+
+    /// Calls per operation, sorted by name.
+    pub fn call_counts(&self) -> Vec<(String, usize)> {
+        let s = self.lock();
+        let mut counts: HashMap<&str, usize> = HashMap::new();
+        for c in &s.calls {
+            *counts.entry(c.as_str()).or_default() += 1;
+        }
+        let mut v: Vec<(String, usize)> = counts
+            .into_iter()
+            .map(|(k, n)| (k.to_string(), n))
+            .collect();
+        v.sort();
+        v
+    }
+
+    pub fn reset_calls(&self) {
+        self.lock().calls.clear();
+    }
+
+    pub fn instance_state(&self, id: &str) -> InstanceState {
+        let mut s = self.lock();
+        s.advance(Instant::now());
+        s.instances
+            .get(id)
+            .map(|i| i.state)
+            .unwrap_or(InstanceState::Missing)
+    }
+
+    pub fn service_desired(&self, cluster: &str, service: &str) -> u32 {
+        self.lock().services[&(cluster.to_string(), service.to_string())].desired
+    }
+
+    pub fn rules(&self, listener: &str) -> Vec<ListenerRule> {
+        self.lock()
+            .listeners
+            .get(listener)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    // ---- the call path ----
+
+    /// Logs the call, waits the latency, then returns an injected failure if one is queued.
+    async fn enter(&self, op: &'static str) -> CloudResult<()> {
+        self.lock().calls.push(op.to_string());
+        if !self.latency.is_zero() {
+            tokio::time::sleep(self.latency).await;
+        }
+        let mut s = self.lock();
+        s.advance(Instant::now());
+        match s.failures.get_mut(op).and_then(VecDeque::pop_front) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+impl State {
+    fn new_rule_arn(&mut self) -> String {
+        self.next_rule_id += 1;
+        format!(
+            "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener-rule/app/dev/1/2/{}",
+            self.next_rule_id
+        )
+    }
+
+    /// Applies the transitions whose time has come.
+    fn advance(&mut self, now: Instant) {
+        for i in self.instances.values_mut() {
+            let Some(until) = i.until else { continue };
+            if until > now {
+                continue;
+            }
+            i.until = None;
+            match i.state {
+                InstanceState::Pending if i.fails_to_boot => {
+                    i.state = InstanceState::Stopped;
+                    i.state_reason = Some("Client.InternalError".into());
+                }
+                InstanceState::Pending => {
+                    i.state = InstanceState::Running;
+                    i.running_since = Some(until);
+                }
+                InstanceState::Stopping => {
+                    i.state = InstanceState::Stopped;
+                    i.state_reason = Some("Client.UserInitiatedShutdown".into());
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn health(&self, tg: &FakeTargetGroup, now: Instant) -> TargetHealth {
+        let mut h = TargetHealth::default();
+        for id in &tg.instances {
+            if let Some(since) = self.instances.get(id).and_then(|i| i.running_since) {
+                h.total += 1;
+                if since + tg.health_delay <= now {
+                    h.healthy += 1;
+                }
+            }
+        }
+        if let Some(svc) = tg.service.as_ref().and_then(|k| self.services.get(k)) {
+            if svc.desired > 0 && svc.scaled_at + svc.boot <= now {
+                h.total += svc.desired;
+                if svc.scaled_at + svc.boot + tg.health_delay <= now {
+                    h.healthy += svc.desired;
+                }
+            }
+        }
+        h
+    }
+}
+
+impl Cloud for FakeCloud {
+    async fn instances(&self, ids: &[String]) -> CloudResult<Vec<Instance>> {
+        self.enter("DescribeInstances").await?;
+        let s = self.lock();
+        Ok(ids
+            .iter()
+            .map(|id| match s.instances.get(id) {
+                Some(i) => Instance {
+                    id: id.clone(),
+                    state: i.state,
+                    state_reason: i.state_reason.clone(),
+                },
+                None => Instance {
+                    id: id.clone(),
+                    state: InstanceState::Missing,
+                    state_reason: None,
+                },
+            })
+            .collect())
+    }
+
+    async fn start_instances(&self, ids: &[String]) -> CloudResult<()> {
+        self.enter("StartInstances").await?;
+        let now = Instant::now();
+        let mut s = self.lock();
+        for id in ids {
+            match s.instances.get(id).map(|i| i.state) {
+                None => {
+                    return Err(CloudError::new(
+                        "StartInstances",
+                        "InvalidInstanceID.NotFound",
+                        id.clone(),
+                    ))
+                }
+                Some(
+                    InstanceState::Stopping
+                    | InstanceState::Terminated
+                    | InstanceState::ShuttingDown,
+                ) => {
+                    return Err(CloudError::new(
+                        "StartInstances",
+                        "IncorrectInstanceState",
+                        id.clone(),
+                    ))
+                }
+                _ => {}
+            }
+        }
+        for id in ids {
+            let i = s.instances.get_mut(id).expect("checked above");
+            if i.state == InstanceState::Stopped {
+                i.state = InstanceState::Pending;
+                i.state_reason = None;
+                i.until = Some(now + i.boot);
+            }
+        }
+        Ok(())
+    }
+
+    async fn stop_instances(&self, ids: &[String]) -> CloudResult<()> {
+        self.enter("StopInstances").await?;
+        let now = Instant::now();
+        let mut s = self.lock();
+        for id in ids {
+            let Some(i) = s.instances.get_mut(id) else {
+                return Err(CloudError::new(
+                    "StopInstances",
+                    "InvalidInstanceID.NotFound",
+                    id.clone(),
+                ));
+            };
+            if matches!(i.state, InstanceState::Running | InstanceState::Pending) {
+                i.state = InstanceState::Stopping;
+                i.until = Some(now + i.stop);
+                i.running_since = None;
+            }
+        }
+        Ok(())
+    }
+
+    async fn service(&self, cluster: &str, service: &str) -> CloudResult<Service> {
+        self.enter("DescribeServices").await?;
+        let now = Instant::now();
+        let s = self.lock();
+        Ok(
+            match s.services.get(&(cluster.to_string(), service.to_string())) {
+                Some(svc) => Service {
+                    desired: svc.desired,
+                    running: if svc.scaled_at + svc.boot <= now {
+                        svc.desired
+                    } else {
+                        0
+                    },
+                    status: svc.status.clone(),
+                    remembered_count: svc
+                        .tags
+                        .get(super::DESIRED_COUNT_TAG)
+                        .and_then(|v| v.parse().ok()),
+                },
+                None => Service {
+                    desired: 0,
+                    running: 0,
+                    status: "MISSING".into(),
+                    remembered_count: None,
+                },
+            },
+        )
+    }
+
+    async fn scale_service(&self, cluster: &str, service: &str, desired: u32) -> CloudResult<()> {
+        self.enter("UpdateService").await?;
+        let mut s = self.lock();
+        let Some(svc) = s
+            .services
+            .get_mut(&(cluster.to_string(), service.to_string()))
+        else {
+            return Err(CloudError::new(
+                "UpdateService",
+                "ServiceNotFoundException",
+                service.to_string(),
+            ));
+        };
+        if svc.desired != desired {
+            svc.desired = desired;
+            svc.scaled_at = Instant::now();
+        }
+        Ok(())
+    }
+
+    async fn target_health(&self, target_group_arn: &str) -> CloudResult<TargetHealth> {
+        self.enter("DescribeTargetHealth").await?;
+        let s = self.lock();
+        let tg = s.target_groups.get(target_group_arn).ok_or_else(|| {
+            CloudError::new(
+                "DescribeTargetHealth",
+                "TargetGroupNotFound",
+                target_group_arn,
+            )
+        })?;
+        Ok(s.health(tg, Instant::now()))
+    }
+
+    async fn listener_rules(&self, listener_arn: &str) -> CloudResult<Vec<ListenerRule>> {
+        self.enter("DescribeRules").await?;
+        let s = self.lock();
+        s.listeners
+            .get(listener_arn)
+            .cloned()
+            .ok_or_else(|| CloudError::new("DescribeRules", "ListenerNotFound", listener_arn))
+    }
+
+    async fn create_forward_rule(&self, rule: &NewForwardRule) -> CloudResult<String> {
+        self.enter("CreateRule").await?;
+        let mut s = self.lock();
+        if let Some((listener, raced)) = s.race_before_create.pop_front() {
+            s.listeners
+                .get_mut(&listener)
+                .expect("unknown fake listener")
+                .push(raced);
+        }
+        let arn = s.new_rule_arn();
+        let rules = s.listeners.get_mut(&rule.listener_arn).ok_or_else(|| {
+            CloudError::new("CreateRule", "ListenerNotFound", rule.listener_arn.clone())
+        })?;
+        if rules.iter().any(|r| r.priority == rule.priority) {
+            return Err(CloudError::new(
+                "CreateRule",
+                "PriorityInUse",
+                format!("Priority '{}' is in use", rule.priority),
+            ));
+        }
+        rules.push(ListenerRule {
+            arn: arn.clone(),
+            priority: rule.priority,
+            hosts: rule.hosts.clone(),
+            target_groups: vec![rule.target_group_arn.clone()],
+            owner: Some(rule.owner.clone()),
+        });
+        Ok(arn)
+    }
+
+    async fn delete_rule(&self, rule_arn: &str) -> CloudResult<()> {
+        self.enter("DeleteRule").await?;
+        let mut s = self.lock();
+        for rules in s.listeners.values_mut() {
+            rules.retain(|r| r.arn != rule_arn);
+        }
+        Ok(())
+    }
+}

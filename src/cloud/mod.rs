@@ -1,0 +1,347 @@
+//! The cloud port: what autostop needs from AWS, in domain words.
+//!
+//! [`Cloud`] is implemented by the real adapters in [`aws`] and by the in-memory [`fake`] used by
+//! flow tests and benchmarks. Domain code (wake, idle, http) only sees the types here; no
+//! `aws_sdk_*` type crosses this line. Every failure is a [`CloudError`] carrying the AWS error code
+//! and its classification, never a flattened string.
+
+pub mod aws;
+pub mod fake;
+
+use std::fmt;
+use std::future::Future;
+
+/// EC2 instance state, normalised. `Missing` = not returned by DescribeInstances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum InstanceState {
+    Pending,
+    Running,
+    Stopping,
+    Stopped,
+    ShuttingDown,
+    Terminated,
+    Missing,
+}
+
+impl InstanceState {
+    /// Maps EC2's `InstanceStateName` text. Unknown names are treated as `Pending`: something is in
+    /// flight and the next observation will tell.
+    pub fn from_ec2_name(name: &str) -> InstanceState {
+        match name {
+            "pending" => InstanceState::Pending,
+            "running" => InstanceState::Running,
+            "stopping" => InstanceState::Stopping,
+            "stopped" => InstanceState::Stopped,
+            "shutting-down" => InstanceState::ShuttingDown,
+            "terminated" => InstanceState::Terminated,
+            _ => InstanceState::Pending,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceState::Pending => "pending",
+            InstanceState::Running => "running",
+            InstanceState::Stopping => "stopping",
+            InstanceState::Stopped => "stopped",
+            InstanceState::ShuttingDown => "shutting-down",
+            InstanceState::Terminated => "terminated",
+            InstanceState::Missing => "missing",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    pub id: String,
+    pub state: InstanceState,
+    /// EC2's `StateReason.Code` (e.g. `Client.InternalError` when an encrypted volume could not be
+    /// attached for lack of `kms:CreateGrant`).
+    pub state_reason: Option<String>,
+}
+
+/// An ECS service as the wake and stop paths see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    pub desired: u32,
+    pub running: u32,
+    /// `ACTIVE`, `DRAINING`, `INACTIVE`, or `MISSING` when ECS reports it as a failure.
+    pub status: String,
+    /// The count remembered in the `autostop:desired-count` tag when it was scaled to 0.
+    pub remembered_count: Option<u32>,
+}
+
+impl Service {
+    pub fn is_active(&self) -> bool {
+        self.status == "ACTIVE"
+    }
+}
+
+/// Registered targets of a target group and how many are `healthy`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TargetHealth {
+    pub healthy: u32,
+    pub total: u32,
+}
+
+/// A non-default rule of a listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerRule {
+    pub arn: String,
+    pub priority: u32,
+    /// Values of its host-header condition(s).
+    pub hosts: Vec<String>,
+    /// Target groups it forwards to.
+    pub target_groups: Vec<String>,
+    /// Value of its `autostop:rule` tag: `Some` only for rules autostop created.
+    pub owner: Option<String>,
+}
+
+/// A host-header forward rule to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewForwardRule {
+    pub listener_arn: String,
+    pub priority: u32,
+    pub hosts: Vec<String>,
+    pub target_group_arn: String,
+    /// Written as the `autostop:rule` tag.
+    pub owner: String,
+}
+
+/// The tag that marks ALB rules as ours; only rules carrying it are ever deleted.
+pub const RULE_TAG: &str = "autostop:rule";
+/// The tag on an ECS service remembering its desired count while scaled to 0.
+pub const DESIRED_COUNT_TAG: &str = "autostop:desired-count";
+
+/// What kind of failure an AWS error code is; decides retry vs. error page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Rate limited: retry shortly, never an error page of its own.
+    Throttled,
+    /// Network, timeout or 5xx: retry shortly.
+    Transient,
+    /// No capacity for the instance type / AZ right now (`InsufficientInstanceCapacity`).
+    Capacity,
+    /// A configured resource does not exist.
+    NotFound,
+    /// The resource is in a state that does not allow the call.
+    InvalidState,
+    /// ALB priority already used by another rule.
+    PriorityInUse,
+    /// Missing IAM permission.
+    AccessDenied,
+    /// An account or service limit (too many rules, ...).
+    Limit,
+    /// Anything else.
+    Other,
+}
+
+impl ErrorKind {
+    /// Classifies an AWS error code.
+    pub fn from_code(code: &str) -> ErrorKind {
+        match code {
+            "Throttling"
+            | "ThrottlingException"
+            | "ThrottledException"
+            | "RequestLimitExceeded"
+            | "TooManyRequestsException"
+            | "RequestThrottled"
+            | "RequestThrottledException"
+            | "SlowDown"
+            | "ProvisionedThroughputExceededException" => ErrorKind::Throttled,
+            "InsufficientInstanceCapacity"
+            | "InsufficientCapacity"
+            | "InsufficientHostCapacity"
+            | "InsufficientReservedInstanceCapacity"
+            | "InsufficientCapacityOnHost"
+            | "Unsupported" => ErrorKind::Capacity,
+            "PriorityInUse" => ErrorKind::PriorityInUse,
+            "IncorrectInstanceState"
+            | "IncorrectState"
+            | "IncorrectSpotRequestState"
+            | "ServiceNotActiveException"
+            | "InvalidInstanceState" => ErrorKind::InvalidState,
+            "UnauthorizedOperation"
+            | "AccessDenied"
+            | "AccessDeniedException"
+            | "UnrecognizedClientException"
+            | "InvalidClientTokenId"
+            | "AuthFailure" => ErrorKind::AccessDenied,
+            "ServiceNotFoundException"
+            | "ClusterNotFoundException"
+            | "TargetGroupNotFound"
+            | "ListenerNotFound"
+            | "RuleNotFound"
+            | "LoadBalancerNotFound"
+            | "ResourceNotFoundException" => ErrorKind::NotFound,
+            "TooManyRules"
+            | "TooManyTargets"
+            | "TooManyTags"
+            | "TooManyConditionValues"
+            | "TooManyActions"
+            | "InstanceLimitExceeded"
+            | "VcpuLimitExceeded" => ErrorKind::Limit,
+            "InternalError"
+            | "InternalFailure"
+            | "ServiceUnavailable"
+            | "ServiceUnavailableException"
+            | "ServerException"
+            | "Unavailable" => ErrorKind::Transient,
+            c if c.ends_with(".NotFound")
+                || c.ends_with("NotFoundException")
+                || c.ends_with("NotFound") =>
+            {
+                ErrorKind::NotFound
+            }
+            _ => ErrorKind::Other,
+        }
+    }
+
+    /// Worth retrying within the same request (as opposed to showing an error now).
+    pub fn is_retryable(self) -> bool {
+        matches!(self, ErrorKind::Throttled | ErrorKind::Transient)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Throttled => "throttled",
+            ErrorKind::Transient => "transient",
+            ErrorKind::Capacity => "capacity",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::InvalidState => "invalid_state",
+            ErrorKind::PriorityInUse => "priority_in_use",
+            ErrorKind::AccessDenied => "access_denied",
+            ErrorKind::Limit => "limit",
+            ErrorKind::Other => "other",
+        }
+    }
+}
+
+/// A failed cloud call: which operation, the AWS code, its kind, AWS's message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloudError {
+    pub op: &'static str,
+    pub code: String,
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl CloudError {
+    pub fn new(
+        op: &'static str,
+        code: impl Into<String>,
+        message: impl Into<String>,
+    ) -> CloudError {
+        let code = code.into();
+        CloudError {
+            op,
+            kind: ErrorKind::from_code(&code),
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A failure with no AWS code (connection refused, timeout, unparseable response).
+    pub fn transient(op: &'static str, message: impl Into<String>) -> CloudError {
+        CloudError {
+            op,
+            code: "NetworkError".into(),
+            kind: ErrorKind::Transient,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for CloudError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} failed: {} ({})", self.op, self.code, self.message)
+    }
+}
+
+impl std::error::Error for CloudError {}
+
+pub type CloudResult<T> = Result<T, CloudError>;
+
+/// The port. Every method is one logical AWS operation (an adapter may page or batch inside it);
+/// every mutating method is safe to repeat.
+pub trait Cloud: Send + Sync + 'static {
+    /// States of the given instances, in the given order; ids AWS does not know are `Missing`.
+    fn instances(&self, ids: &[String]) -> impl Future<Output = CloudResult<Vec<Instance>>> + Send;
+    fn start_instances(&self, ids: &[String]) -> impl Future<Output = CloudResult<()>> + Send;
+    fn stop_instances(&self, ids: &[String]) -> impl Future<Output = CloudResult<()>> + Send;
+    /// The service, with `status == "MISSING"` when ECS does not know it.
+    fn service(
+        &self,
+        cluster: &str,
+        service: &str,
+    ) -> impl Future<Output = CloudResult<Service>> + Send;
+    fn scale_service(
+        &self,
+        cluster: &str,
+        service: &str,
+        desired: u32,
+    ) -> impl Future<Output = CloudResult<()>> + Send;
+    fn target_health(
+        &self,
+        target_group_arn: &str,
+    ) -> impl Future<Output = CloudResult<TargetHealth>> + Send;
+    /// All non-default rules of a listener with their `autostop:rule` owner tag.
+    fn listener_rules(
+        &self,
+        listener_arn: &str,
+    ) -> impl Future<Output = CloudResult<Vec<ListenerRule>>> + Send;
+    /// Creates the rule with its tag in one call; returns its ARN.
+    fn create_forward_rule(
+        &self,
+        rule: &NewForwardRule,
+    ) -> impl Future<Output = CloudResult<String>> + Send;
+    fn delete_rule(&self, rule_arn: &str) -> impl Future<Output = CloudResult<()>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ec2_state_names_map() {
+        for (name, state) in [
+            ("pending", InstanceState::Pending),
+            ("running", InstanceState::Running),
+            ("stopping", InstanceState::Stopping),
+            ("stopped", InstanceState::Stopped),
+            ("shutting-down", InstanceState::ShuttingDown),
+            ("terminated", InstanceState::Terminated),
+        ] {
+            assert_eq!(InstanceState::from_ec2_name(name), state);
+            assert_eq!(state.as_str(), name);
+        }
+        assert_eq!(
+            InstanceState::from_ec2_name("rebooting"),
+            InstanceState::Pending
+        );
+    }
+
+    #[test]
+    fn error_codes_classify() {
+        for (code, kind) in [
+            ("Throttling", ErrorKind::Throttled),
+            ("RequestLimitExceeded", ErrorKind::Throttled),
+            ("ThrottlingException", ErrorKind::Throttled),
+            ("InsufficientInstanceCapacity", ErrorKind::Capacity),
+            ("InvalidInstanceID.NotFound", ErrorKind::NotFound),
+            ("ServiceNotFoundException", ErrorKind::NotFound),
+            ("TargetGroupNotFound", ErrorKind::NotFound),
+            ("IncorrectInstanceState", ErrorKind::InvalidState),
+            ("PriorityInUse", ErrorKind::PriorityInUse),
+            ("UnauthorizedOperation", ErrorKind::AccessDenied),
+            ("AccessDenied", ErrorKind::AccessDenied),
+            ("TooManyRules", ErrorKind::Limit),
+            ("InternalError", ErrorKind::Transient),
+            ("SomethingNew", ErrorKind::Other),
+        ] {
+            assert_eq!(ErrorKind::from_code(code), kind, "{code}");
+        }
+        assert!(ErrorKind::Throttled.is_retryable());
+        assert!(!ErrorKind::Capacity.is_retryable());
+    }
+}

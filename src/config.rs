@@ -1,0 +1,726 @@
+//! Configuration: the TOML file of SPEC, read in two stages.
+//!
+//! `RawConfig` is the serde shape of the file (unknown keys are rejected by serde, naming the key);
+//! [`Config::from_toml`] validates it into [`Config`], with every error naming the key and the
+//! reason. A config either loads whole or not at all: the Lambda never serves with half a config.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::priority::{self, MAX_PRIORITY};
+use crate::rules::{BusySignal, Ec2Resources, EcsService, HostIndex, Rule};
+
+/// Validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listener_arns: Vec<String>,
+    pub state_table: String,
+    pub idle: Duration,
+    pub hold: Duration,
+    pub settle: Duration,
+    pub rules: Vec<Rule>,
+    hosts: HostIndex,
+}
+
+/// A config that could not be loaded: the key at fault and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub key: String,
+    pub reason: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "config: {}", self.reason)
+        } else {
+            write!(f, "config key `{}`: {}", self.key, self.reason)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn err(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        key: key.into(),
+        reason: reason.into(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listener_arns: Vec<String>,
+    #[serde(default = "default_state_table")]
+    state_table: String,
+    #[serde(default = "default_idle")]
+    idle: String,
+    #[serde(default = "default_hold")]
+    hold: String,
+    #[serde(default = "default_settle")]
+    settle: String,
+    #[serde(default)]
+    rules: Vec<RawRule>,
+}
+
+fn default_state_table() -> String {
+    "autostop-state".into()
+}
+fn default_idle() -> String {
+    "30m".into()
+}
+fn default_hold() -> String {
+    "25s".into()
+}
+fn default_settle() -> String {
+    "2s".into()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    name: String,
+    hosts: Vec<String>,
+    target_group_arn: String,
+    idle: Option<String>,
+    priority: Option<i64>,
+    ec2: Option<RawEc2>,
+    ecs: Option<RawEcs>,
+    busy_when: Option<RawBusyWhen>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEc2 {
+    instance_ids: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEcs {
+    cluster: String,
+    service: String,
+    desired_count: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBusyWhen {
+    network_packets_in: Option<i64>,
+    cpu_percent: Option<f64>,
+}
+
+/// Where the config lives: `AUTOSTOP_CONFIG`, else `autostop.toml` beside the binary.
+pub fn default_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("AUTOSTOP_CONFIG") {
+        return PathBuf::from(p);
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("autostop.toml")))
+        .unwrap_or_else(|| PathBuf::from("autostop.toml"))
+}
+
+impl Config {
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| err("", format!("cannot read {}: {e}", path.display())))?;
+        Config::from_toml(&text)
+    }
+
+    /// Parses and validates config text.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            // toml's message names the unknown/missing key and the line; keep it whole.
+            err("", e.to_string().trim_end().to_string())
+        })?;
+        raw.validate()
+    }
+
+    /// The rule serving a normalised host (see [`crate::rules::normalize_host`]).
+    pub fn rule_for_host(&self, host: &str) -> Option<&Rule> {
+        self.hosts.lookup(host).map(|i| &self.rules[i])
+    }
+
+    pub fn rule(&self, name: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.name == name)
+    }
+
+    pub fn rule_names(&self) -> Vec<&str> {
+        self.rules.iter().map(|r| r.name.as_str()).collect()
+    }
+}
+
+impl RawConfig {
+    fn validate(self) -> Result<Config, ConfigError> {
+        if self.listener_arns.is_empty() {
+            return Err(err("listener_arns", "must name at least one listener"));
+        }
+        let mut seen_listeners = HashSet::new();
+        for (i, arn) in self.listener_arns.iter().enumerate() {
+            let key = format!("listener_arns[{i}]");
+            check_elb_arn(&key, arn, "listener/app/", 3)?;
+            if !seen_listeners.insert(arn.as_str()) {
+                return Err(err(key, format!("listener {arn} is listed twice")));
+            }
+        }
+        if self.state_table.trim().is_empty() {
+            return Err(err("state_table", "must not be empty"));
+        }
+        let idle = parse_duration(&self.idle).map_err(|r| err("idle", r))?;
+        let hold = parse_duration(&self.hold).map_err(|r| err("hold", r))?;
+        let settle = parse_duration(&self.settle).map_err(|r| err("settle", r))?;
+        if hold > Duration::from_secs(900) {
+            return Err(err("hold", "must be at most 15m (the Lambda time limit)"));
+        }
+
+        let mut rules: Vec<Rule> = Vec::with_capacity(self.rules.len());
+        let mut hosts = HostIndex::default();
+        let mut names = HashSet::new();
+        for (i, raw) in self.rules.into_iter().enumerate() {
+            let rule = raw.validate(i, idle)?;
+            if !names.insert(rule.name.clone()) {
+                return Err(err(
+                    format!("rules[{i}].name"),
+                    format!("duplicate rule name `{}`", rule.name),
+                ));
+            }
+            for host in &rule.hosts {
+                if let Err(other) = hosts.insert(host, i) {
+                    return Err(err(
+                        format!("rules[{i}] ({}).hosts", rule.name),
+                        format!(
+                            "host `{host}` is already claimed by rule `{}`",
+                            rules[other].name
+                        ),
+                    ));
+                }
+            }
+            rules.push(rule);
+        }
+        check_priority_ranges(&rules)?;
+        Ok(Config {
+            listener_arns: self.listener_arns,
+            state_table: self.state_table,
+            idle,
+            hold,
+            settle,
+            rules,
+            hosts,
+        })
+    }
+}
+
+impl RawRule {
+    fn validate(self, i: usize, default_idle: Duration) -> Result<Rule, ConfigError> {
+        let key = |k: &str| format!("rules[{i}].{k}");
+        let name_ok = !self.name.is_empty()
+            && self.name.len() <= 64
+            && self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !name_ok {
+            return Err(err(
+                key("name"),
+                format!("`{}` must be 1-64 characters of [a-z0-9-]", self.name),
+            ));
+        }
+        let key = |k: &str| format!("rules[{i}] ({}).{k}", self.name);
+        if self.hosts.is_empty() {
+            return Err(err(key("hosts"), "must list at least one host"));
+        }
+        let mut hosts = Vec::with_capacity(self.hosts.len());
+        for h in &self.hosts {
+            let host =
+                validate_host_pattern(h).map_err(|r| err(key("hosts"), format!("`{h}`: {r}")))?;
+            if hosts.contains(&host) {
+                return Err(err(key("hosts"), format!("`{h}` is listed twice")));
+            }
+            hosts.push(host);
+        }
+        check_elb_arn(
+            &key("target_group_arn"),
+            &self.target_group_arn,
+            "targetgroup/",
+            2,
+        )?;
+        let idle = match &self.idle {
+            Some(s) => parse_duration(s).map_err(|r| err(key("idle"), r))?,
+            None => default_idle,
+        };
+        let priority = match self.priority {
+            Some(p) if (1..=MAX_PRIORITY as i64).contains(&p) => Some(p as u32),
+            Some(p) => {
+                return Err(err(
+                    key("priority"),
+                    format!("{p} is outside 1..={MAX_PRIORITY}"),
+                ))
+            }
+            None => None,
+        };
+        let ec2 = match self.ec2 {
+            Some(raw) => {
+                if raw.instance_ids.is_empty() {
+                    return Err(err(
+                        key("ec2.instance_ids"),
+                        "must list at least one instance",
+                    ));
+                }
+                let mut seen = HashSet::new();
+                for id in &raw.instance_ids {
+                    if !is_instance_id(id) {
+                        return Err(err(
+                            key("ec2.instance_ids"),
+                            format!("`{id}` is not an instance id (i- and 8 or 17 hex digits)"),
+                        ));
+                    }
+                    if !seen.insert(id) {
+                        return Err(err(
+                            key("ec2.instance_ids"),
+                            format!("`{id}` is listed twice"),
+                        ));
+                    }
+                }
+                Some(Ec2Resources {
+                    instance_ids: raw.instance_ids,
+                })
+            }
+            None => None,
+        };
+        let ecs = match self.ecs {
+            Some(raw) => {
+                if raw.cluster.trim().is_empty() {
+                    return Err(err(key("ecs.cluster"), "must not be empty"));
+                }
+                if raw.service.trim().is_empty() {
+                    return Err(err(key("ecs.service"), "must not be empty"));
+                }
+                let desired_count = match raw.desired_count {
+                    Some(n) if (1..=1000).contains(&n) => Some(n as u32),
+                    Some(n) => {
+                        return Err(err(
+                            key("ecs.desired_count"),
+                            format!("{n} is outside 1..=1000"),
+                        ))
+                    }
+                    None => None,
+                };
+                Some(EcsService {
+                    cluster: raw.cluster,
+                    service: raw.service,
+                    desired_count,
+                })
+            }
+            None => None,
+        };
+        if ec2.is_none() && ecs.is_none() {
+            return Err(err(
+                key("ec2"),
+                "a rule needs `ec2`, `ecs`, or both: it has no resources to wake",
+            ));
+        }
+        let busy_when = match self.busy_when {
+            None => None,
+            Some(RawBusyWhen {
+                network_packets_in: Some(n),
+                cpu_percent: None,
+            }) => {
+                if ec2.is_none() {
+                    return Err(err(
+                        key("busy_when.network_packets_in"),
+                        "needs `ec2` instances to measure",
+                    ));
+                }
+                if n < 1 {
+                    return Err(err(
+                        key("busy_when.network_packets_in"),
+                        "must be at least 1",
+                    ));
+                }
+                Some(BusySignal::NetworkPacketsIn(n as u64))
+            }
+            Some(RawBusyWhen {
+                network_packets_in: None,
+                cpu_percent: Some(p),
+            }) => {
+                if !(p > 0.0 && p <= 100.0) {
+                    return Err(err(
+                        key("busy_when.cpu_percent"),
+                        format!("{p} is outside (0, 100]"),
+                    ));
+                }
+                Some(BusySignal::CpuPercent(p))
+            }
+            Some(_) => {
+                return Err(err(
+                    key("busy_when"),
+                    "give exactly one of `network_packets_in` or `cpu_percent`",
+                ));
+            }
+        };
+        Ok(Rule {
+            name: self.name,
+            hosts,
+            target_group_arn: self.target_group_arn,
+            idle,
+            priority,
+            ec2,
+            ecs,
+            busy_when,
+        })
+    }
+}
+
+/// Rules with configured priorities occupy `priority .. priority + chunks`; those ranges must not
+/// overlap, or two rules would fight over one ALB priority forever.
+fn check_priority_ranges(rules: &[Rule]) -> Result<(), ConfigError> {
+    let mut ranges: Vec<(u32, u32, &str)> = Vec::new();
+    for (i, rule) in rules.iter().enumerate() {
+        let Some(p) = rule.priority else { continue };
+        let last = p + priority::chunk_count(rule.hosts.len()) as u32 - 1;
+        if last > MAX_PRIORITY {
+            return Err(err(
+                format!("rules[{i}] ({}).priority", rule.name),
+                format!(
+                    "{p} leaves no room for its {} ALB rules (max {MAX_PRIORITY})",
+                    last - p + 1
+                ),
+            ));
+        }
+        if let Some((_, _, other)) = ranges.iter().find(|(a, b, _)| p <= *b && *a <= last) {
+            return Err(err(
+                format!("rules[{i}] ({}).priority", rule.name),
+                format!("{p} overlaps the priorities of rule `{other}`"),
+            ));
+        }
+        ranges.push((p, last, &rule.name));
+    }
+    Ok(())
+}
+
+/// Parses "90s", "15m", "2h", "1h30m". Must be positive.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let s = text.trim();
+    let bad = || format!("`{text}` is not a duration like \"90s\", \"15m\" or \"2h\"");
+    if s.is_empty() {
+        return Err(bad());
+    }
+    let mut total: u64 = 0;
+    let mut digits = String::new();
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => return Err(bad()),
+        };
+        let n: u64 = digits.parse().map_err(|_| bad())?;
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(bad)?;
+        digits.clear();
+    }
+    if !digits.is_empty() {
+        return Err(format!("`{text}` needs a unit: s, m or h"));
+    }
+    if total == 0 {
+        return Err(format!("`{text}` must be longer than zero"));
+    }
+    Ok(Duration::from_secs(total))
+}
+
+/// A host pattern as ALB and our matcher accept it: labels of [a-z0-9-_], optionally `*.` first.
+fn validate_host_pattern(raw: &str) -> Result<String, String> {
+    let host = raw.trim().trim_end_matches('.').to_ascii_lowercase();
+    if host.contains(':') {
+        return Err("hosts are matched without a port; remove it".into());
+    }
+    let labels = host.strip_prefix("*.").unwrap_or(&host);
+    if labels.is_empty() || host.len() > 128 {
+        return Err("must be a host name of at most 128 characters".into());
+    }
+    for label in labels.split('.') {
+        let ok = !label.is_empty()
+            && label.len() <= 63
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !ok {
+            return Err("must be a host name like `api.dev.example.com` or `*.api.dev.example.com` (`*` only as the first label)".into());
+        }
+    }
+    Ok(host)
+}
+
+/// `arn:<partition>:elasticloadbalancing:<region>:<12-digit account>:<prefix><n segments>`.
+fn check_elb_arn(key: &str, arn: &str, prefix: &str, segments: usize) -> Result<(), ConfigError> {
+    let kind = prefix.trim_end_matches('/').replace("/app", "");
+    let bad = || {
+        err(key, format!("`{arn}` is not an ELBv2 {kind} ARN (arn:aws:elasticloadbalancing:REGION:ACCOUNT:{prefix}...)"))
+    };
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let [a, partition, service, region, account, resource] = parts.as_slice() else {
+        return Err(bad());
+    };
+    let ok = *a == "arn"
+        && partition.starts_with("aws")
+        && *service == "elasticloadbalancing"
+        && !region.is_empty()
+        && account.len() == 12
+        && account.bytes().all(|b| b.is_ascii_digit());
+    let rest = resource.strip_prefix(prefix).ok_or_else(bad)?;
+    let seg: Vec<&str> = rest.split('/').collect();
+    if !ok || seg.len() != segments || seg.iter().any(|s| s.is_empty()) {
+        return Err(bad());
+    }
+    Ok(())
+}
+
+fn is_instance_id(id: &str) -> bool {
+    id.strip_prefix("i-").is_some_and(|hex| {
+        (hex.len() == 8 || hex.len() == 17) && hex.bytes().all(|b| b.is_ascii_hexdigit())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) const LISTENER: &str =
+        "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/dev/50dc6c495c0c9188/f2f7dc8efc522ab2";
+    const TG: &str =
+        "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/api/73e2d6bc24d8a067";
+
+    fn spec_example() -> String {
+        format!(
+            r#"
+listener_arns = ["{LISTENER}"]
+state_table = "autostop-state"
+idle = "30m"
+hold = "25s"
+settle = "2s"
+
+[[rules]]
+name = "api"
+hosts = ["api.dev.example.com", "*.api.dev.example.com"]
+target_group_arn = "{TG}"
+idle = "15m"
+priority = 1200
+ec2 = {{ instance_ids = ["i-0123456789abcdef0"] }}
+busy_when = {{ network_packets_in = 500 }}
+
+[[rules]]
+name = "web"
+hosts = ["web.dev.example.com"]
+target_group_arn = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/0467ef3c8400ae65"
+ecs = {{ cluster = "dev", service = "web", desired_count = 2 }}
+"#
+        )
+    }
+
+    fn load_err(text: &str) -> ConfigError {
+        Config::from_toml(text).expect_err("config should be rejected")
+    }
+
+    /// The spec's example with one line replaced.
+    fn with(from: &str, to: &str) -> String {
+        let text = spec_example();
+        assert!(text.contains(from), "fixture lacks {from}");
+        text.replacen(from, to, 1)
+    }
+
+    #[test]
+    fn spec_example_loads() {
+        let c = Config::from_toml(&spec_example()).unwrap();
+        assert_eq!(c.idle, Duration::from_secs(1800));
+        assert_eq!(c.hold, Duration::from_secs(25));
+        assert_eq!(c.settle, Duration::from_secs(2));
+        let api = c.rule("api").unwrap();
+        assert_eq!(api.idle, Duration::from_secs(900));
+        assert_eq!(api.priority, Some(1200));
+        assert_eq!(api.busy_when, Some(BusySignal::NetworkPacketsIn(500)));
+        let web = c.rule("web").unwrap();
+        assert_eq!(web.idle, Duration::from_secs(1800), "default idle applies");
+        assert_eq!(web.ecs.as_ref().unwrap().desired_count, Some(2));
+        assert_eq!(
+            c.rule_for_host("x.api.dev.example.com").unwrap().name,
+            "api"
+        );
+        assert_eq!(c.rule_for_host("web.dev.example.com").unwrap().name, "web");
+    }
+
+    #[test]
+    fn defaults_apply_when_omitted() {
+        let text = format!(
+            "listener_arns = [\"{LISTENER}\"]\n[[rules]]\nname = \"a\"\nhosts = [\"a.x\"]\ntarget_group_arn = \"{TG}\"\necs = {{ cluster = \"c\", service = \"s\" }}\n"
+        );
+        let c = Config::from_toml(&text).unwrap();
+        assert_eq!(c.state_table, "autostop-state");
+        assert_eq!(
+            (c.idle, c.hold, c.settle),
+            (
+                Duration::from_secs(1800),
+                Duration::from_secs(25),
+                Duration::from_secs(2)
+            )
+        );
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = load_err(&with("idle = \"15m\"", "idel = \"15m\""));
+        assert!(e.to_string().contains("idel"), "{e}");
+        let e = load_err(&with("state_table", "statetable"));
+        assert!(e.to_string().contains("statetable"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_rule_name() {
+        let e = load_err(&with("name = \"web\"", "name = \"api\""));
+        assert_eq!(e.key, "rules[1].name");
+        assert!(e.reason.contains("duplicate rule name `api`"));
+    }
+
+    #[test]
+    fn host_claimed_by_two_rules() {
+        let e = load_err(&with(
+            "hosts = [\"web.dev.example.com\"]",
+            "hosts = [\"API.dev.example.com.\"]",
+        ));
+        assert_eq!(e.key, "rules[1] (web).hosts");
+        assert!(e.reason.contains("already claimed by rule `api`"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_host_within_a_rule() {
+        let e = load_err(&with(
+            "hosts = [\"web.dev.example.com\"]",
+            "hosts = [\"web.dev.example.com\", \"WEB.dev.example.com\"]",
+        ));
+        assert!(e.reason.contains("listed twice"), "{e}");
+    }
+
+    #[test]
+    fn bad_durations() {
+        for (bad, why) in [
+            ("15x", "not a duration"),
+            ("15", "needs a unit"),
+            ("0s", "longer than zero"),
+            ("", "not a duration"),
+        ] {
+            let e = load_err(&with("idle = \"15m\"", &format!("idle = \"{bad}\"")));
+            assert_eq!(e.key, "rules[0] (api).idle");
+            assert!(e.reason.contains(why), "{bad}: {e}");
+        }
+        let e = load_err(&with("hold = \"25s\"", "hold = \"soon\""));
+        assert_eq!(e.key, "hold");
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+    }
+
+    #[test]
+    fn bad_arns() {
+        let e = load_err(&with(
+            TG,
+            "arn:aws:ec2:us-east-1:123456789012:targetgroup/api/73e2d6bc24d8a067",
+        ));
+        assert_eq!(e.key, "rules[0] (api).target_group_arn");
+        let e = load_err(&with(TG, "targetgroup/api"));
+        assert!(e.reason.contains("not an ELBv2 targetgroup ARN"), "{e}");
+        let e = load_err(&with(LISTENER, "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/dev/50dc6c495c0c9188"));
+        assert_eq!(e.key, "listener_arns[0]");
+        let e = load_err(&with(
+            LISTENER,
+            "arn:aws:elasticloadbalancing:us-east-1:1234:listener/app/dev/5/f",
+        ));
+        assert_eq!(e.key, "listener_arns[0]", "short account id");
+    }
+
+    #[test]
+    fn rule_without_resources() {
+        let e = load_err(&with(
+            "ecs = { cluster = \"dev\", service = \"web\", desired_count = 2 }",
+            "",
+        ));
+        assert_eq!(e.key, "rules[1] (web).ec2");
+        assert!(e.reason.contains("no resources"));
+    }
+
+    #[test]
+    fn bad_names_hosts_ids_and_numbers() {
+        assert_eq!(
+            load_err(&with("name = \"web\"", "name = \"Web App\"")).key,
+            "rules[1].name"
+        );
+        assert!(load_err(&with(
+            "\"web.dev.example.com\"",
+            "\"web.dev.example.com:443\""
+        ))
+        .reason
+        .contains("port"));
+        assert!(
+            load_err(&with("\"web.dev.example.com\"", "\"web.*.example.com\""))
+                .reason
+                .contains("first label")
+        );
+        assert_eq!(
+            load_err(&with("i-0123456789abcdef0", "vm-1")).key,
+            "rules[0] (api).ec2.instance_ids"
+        );
+        assert_eq!(
+            load_err(&with("priority = 1200", "priority = 0")).key,
+            "rules[0] (api).priority"
+        );
+        assert_eq!(
+            load_err(&with("desired_count = 2", "desired_count = 0")).key,
+            "rules[1] (web).ecs.desired_count"
+        );
+        assert_eq!(
+            load_err(&with(
+                "{ network_packets_in = 500 }",
+                "{ network_packets_in = 500, cpu_percent = 5 }"
+            ))
+            .key,
+            "rules[0] (api).busy_when"
+        );
+        assert!(
+            load_err(&with("listener_arns = [", "listener_arns = [], x = ["))
+                .to_string()
+                .contains("x")
+        );
+    }
+
+    #[test]
+    fn overlapping_priorities() {
+        let e = load_err(&with(
+            "desired_count = 2 }",
+            "desired_count = 2 }\npriority = 1200",
+        ));
+        assert_eq!(e.key, "rules[1] (web).priority");
+        assert!(e.reason.contains("overlaps"), "{e}");
+    }
+
+    #[test]
+    fn missing_listeners() {
+        let e = load_err(&with(
+            &format!("listener_arns = [\"{LISTENER}\"]"),
+            "listener_arns = []",
+        ));
+        assert_eq!(e.key, "listener_arns");
+        let e = load_err(&with(&format!("listener_arns = [\"{LISTENER}\"]"), ""));
+        assert!(e.to_string().contains("listener_arns"), "{e}");
+    }
+}

@@ -1,0 +1,15 @@
+//! Structured logs: one JSON object per line via `tracing` (CloudWatch Logs parses them).
+
+use tracing_subscriber::EnvFilter;
+
+/// JSON logs at `info` unless `RUST_LOG` says otherwise.
+pub fn init() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(false)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}

@@ -1,0 +1,898 @@
+//! The wake path: observe -> decide (pure) -> act, one idempotent step per call.
+//!
+//! [`Waker::wake`] is what every request for a sleeping rule calls. Concurrent callers for one rule
+//! queue on that rule's async mutex; the first does the step, the rest find its status cached for
+//! [`STATUS_TTL`], so N simultaneous requests cost the AWS calls of one. Each step:
+//!
+//! 1. observes the rule's instances and service;
+//! 2. decides with [`plan_resources`] (pure): error, wait for a stop, start, booting, or up;
+//! 3. acts: StartInstances / UpdateService, or once up, reads target health and, with at least one
+//!    healthy target, makes sure a host-header forward rule exists on every listener
+//!    ([`Waker::ensure_routes`]). The rule is `ready` once those ALB rules have been in place for
+//!    `settle`, because ALB applies a new rule within seconds, not at once.
+//!
+//! Every step is safe to repeat and safe to run in several Lambda instances at once: starting a
+//! pending instance is a no-op, and ALB priorities are chosen the same way by everyone so a racing
+//! insert ends in `PriorityInUse` by our own rule, which counts as done.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use crate::cloud::{
+    Cloud, CloudError, ErrorKind, Instance, InstanceState, ListenerRule, NewForwardRule, Service,
+    TargetHealth,
+};
+use crate::config::Config;
+use crate::priority;
+use crate::rules::Rule;
+
+/// How long one observation serves every caller of a rule (the "about a second" of SPEC).
+pub const STATUS_TTL: Duration = Duration::from_secs(1);
+
+/// Where a rule is, as the status JSON and the progress page show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Stopped,
+    Starting,
+    WaitingForHealth,
+    Routing,
+    Ready,
+    Stopping,
+    Error,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Stopped => "stopped",
+            Phase::Starting => "starting",
+            Phase::WaitingForHealth => "waiting_for_health",
+            Phase::Routing => "routing",
+            Phase::Ready => "ready",
+            Phase::Stopping => "stopping",
+            Phase::Error => "error",
+        }
+    }
+}
+
+/// One resource line of the status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ResourceState {
+    /// `ec2` or `ecs`.
+    pub kind: &'static str,
+    pub id: String,
+    pub state: String,
+}
+
+/// A step that failed in a way the user must hear about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StepError {
+    /// The AWS operation (or `autostop` for conditions we detect ourselves).
+    pub operation: String,
+    /// The AWS error code, e.g. `InsufficientInstanceCapacity`.
+    pub code: String,
+    pub kind: &'static str,
+    pub detail: String,
+    /// What to do about it.
+    pub action: String,
+}
+
+/// The status JSON of SPEC (plus `error` when the phase is `error`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Status {
+    pub rule: String,
+    pub phase: Phase,
+    pub message: String,
+    pub resources: Vec<ResourceState>,
+    pub targets: TargetHealth,
+    pub elapsed_seconds: Option<u64>,
+    pub eta_seconds: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<StepError>,
+}
+
+/// What the resources need, decided from one observation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResourcePlan {
+    /// Cannot be woken: terminated or missing instance, missing service, failed boot.
+    Broken(StepError),
+    /// Start these stopped instances and/or scale the service to this count.
+    Start {
+        instances: Vec<String>,
+        scale_to: Option<u32>,
+    },
+    /// Some instance is still `stopping`; it can be started once `stopped`.
+    WaitForStop,
+    /// Started, not yet running.
+    Booting,
+    /// Everything runs: target health decides from here.
+    Up,
+}
+
+/// What one observation of a rule's resources found.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    pub instances: Vec<Instance>,
+    pub service: Option<Service>,
+}
+
+/// Decides what the resources need. `started` = instances this wake already started (to tell
+/// "started, then stopped again" from "still asleep").
+pub fn plan_resources(rule: &Rule, obs: &Observed, started: &HashSet<String>) -> ResourcePlan {
+    for i in &obs.instances {
+        match i.state {
+            InstanceState::Terminated | InstanceState::ShuttingDown | InstanceState::Missing => {
+                let what = if i.state == InstanceState::Missing {
+                    "does not exist"
+                } else {
+                    "is terminated"
+                };
+                return ResourcePlan::Broken(StepError {
+                    operation: "DescribeInstances".into(),
+                    code: if i.state == InstanceState::Missing { "InstanceMissing" } else { "InstanceTerminated" }.into(),
+                    kind: ErrorKind::NotFound.as_str(),
+                    detail: format!("instance {} {what}", i.id),
+                    action: format!(
+                        "autostop never recreates instances: replace {} in rule `{}` (ec2.instance_ids) and redeploy the config",
+                        i.id, rule.name
+                    ),
+                });
+            }
+            InstanceState::Stopped
+                if started.contains(&i.id)
+                    && i.state_reason.as_deref() == Some("Client.InternalError") =>
+            {
+                return ResourcePlan::Broken(StepError {
+                    operation: "StartInstances".into(),
+                    code: "Client.InternalError".into(),
+                    kind: ErrorKind::Other.as_str(),
+                    detail: format!("instance {} was started and stopped again by itself", i.id),
+                    action: "usually an encrypted EBS volume whose KMS key the caller may not use: give the autostop \
+                             role kms:CreateGrant on that key, then reload this page"
+                        .into(),
+                });
+            }
+            _ => {}
+        }
+    }
+    let mut scale_to = None;
+    if let (Some(spec), Some(svc)) = (&rule.ecs, &obs.service) {
+        if !svc.is_active() {
+            return ResourcePlan::Broken(StepError {
+                operation: "DescribeServices".into(),
+                code: "ServiceNotFoundException".into(),
+                kind: ErrorKind::NotFound.as_str(),
+                detail: format!(
+                    "ECS service {}/{} is {}",
+                    spec.cluster,
+                    spec.service,
+                    svc.status.to_lowercase()
+                ),
+                action: format!(
+                    "create the service or fix rule `{}` (ecs.cluster, ecs.service)",
+                    rule.name
+                ),
+            });
+        }
+        if svc.desired == 0 {
+            scale_to = Some(spec.desired_count.or(svc.remembered_count).unwrap_or(1));
+        }
+    }
+    let to_start: Vec<String> = obs
+        .instances
+        .iter()
+        .filter(|i| i.state == InstanceState::Stopped)
+        .map(|i| i.id.clone())
+        .collect();
+    if !to_start.is_empty() || scale_to.is_some() {
+        return ResourcePlan::Start {
+            instances: to_start,
+            scale_to,
+        };
+    }
+    if obs
+        .instances
+        .iter()
+        .any(|i| i.state == InstanceState::Stopping)
+    {
+        return ResourcePlan::WaitForStop;
+    }
+    if obs
+        .instances
+        .iter()
+        .any(|i| i.state == InstanceState::Pending)
+    {
+        return ResourcePlan::Booting;
+    }
+    ResourcePlan::Up
+}
+
+/// Advice for an AWS error, by kind and code.
+pub fn advice(e: &CloudError) -> String {
+    match e.kind {
+        ErrorKind::Capacity => format!(
+            "AWS has no capacity for this instance type in its Availability Zone right now ({}). \
+             autostop retries on the next request; if it persists, change the instance type or subnet.",
+            e.code
+        ),
+        ErrorKind::AccessDenied => format!(
+            "the autostop role may not call {}: add the permission (see the IAM section of the README), then retry.",
+            e.op
+        ),
+        ErrorKind::NotFound => "a resource named in the config does not exist: fix the config and redeploy.".into(),
+        ErrorKind::Limit => "an AWS limit was reached: raise it or remove unused rules/resources, then retry.".into(),
+        ErrorKind::InvalidState => "the resource was changing state; autostop retries on the next request.".into(),
+        _ => "autostop retries on the next request; if it keeps failing, check the Lambda's log for this code.".into(),
+    }
+}
+
+fn step_error(e: &CloudError) -> StepError {
+    StepError {
+        operation: e.op.to_string(),
+        code: e.code.clone(),
+        kind: e.kind.as_str(),
+        detail: e.message.clone(),
+        action: advice(e),
+    }
+}
+
+/// Per-rule memory of this Lambda instance.
+#[derive(Default)]
+struct Memo {
+    cached: Option<(Instant, Status)>,
+    wake_started: Option<Instant>,
+    /// Instances this wake started.
+    started: HashSet<String>,
+    /// When this instance first saw all the rule's ALB rules in place.
+    routed_at: Option<Instant>,
+    last_phase: Option<Phase>,
+}
+
+/// The wake engine, shared by every request of this Lambda instance.
+pub struct Waker<C> {
+    cloud: Arc<C>,
+    config: Arc<Config>,
+    memos: HashMap<String, Mutex<Memo>>,
+}
+
+/// Whether a step may act or only look (the `status` command must never wake anything).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Wake,
+    Observe,
+}
+
+impl<C: Cloud> Waker<C> {
+    pub fn new(cloud: Arc<C>, config: Arc<Config>) -> Waker<C> {
+        let memos = config
+            .rules
+            .iter()
+            .map(|r| (r.name.clone(), Mutex::new(Memo::default())))
+            .collect();
+        Waker {
+            cloud,
+            config,
+            memos,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn cloud(&self) -> &C {
+        &self.cloud
+    }
+
+    /// Advances the wake by one step (or returns the status another caller got within
+    /// [`STATUS_TTL`]).
+    pub async fn wake(&self, rule: &Rule) -> Status {
+        self.cached_step(rule, Mode::Wake).await
+    }
+
+    /// The rule's status without acting on anything.
+    pub async fn observe(&self, rule: &Rule) -> Status {
+        let mut memo = self.memo(rule).lock().await;
+        self.step(rule, &mut memo, Mode::Observe).await
+    }
+
+    fn memo(&self, rule: &Rule) -> &Mutex<Memo> {
+        self.memos
+            .get(&rule.name)
+            .expect("every configured rule has a memo")
+    }
+
+    async fn cached_step(&self, rule: &Rule, mode: Mode) -> Status {
+        let mut memo = self.memo(rule).lock().await;
+        let now = Instant::now();
+        if let Some((at, status)) = &memo.cached {
+            if now.duration_since(*at) < STATUS_TTL {
+                return status.clone();
+            }
+        }
+        let status = self.step(rule, &mut memo, mode).await;
+        memo.cached = Some((Instant::now(), status.clone()));
+        status
+    }
+
+    async fn step(&self, rule: &Rule, memo: &mut Memo, mode: Mode) -> Status {
+        let status = match self.try_step(rule, memo, mode).await {
+            Ok(status) => status,
+            Err((e, resources)) => self.failed(rule, memo, e, resources),
+        };
+        if mode == Mode::Wake {
+            if status.phase != memo.last_phase.unwrap_or(Phase::Stopped) {
+                tracing::info!(
+                    rule = %rule.name, phase = status.phase.as_str(), elapsed_seconds = status.elapsed_seconds,
+                    message = %status.message, "phase"
+                );
+            }
+            memo.last_phase = Some(status.phase);
+        }
+        status
+    }
+
+    /// An AWS call failed. Throttling, network faults and state races are retried quietly (the
+    /// phase stays); anything else becomes the `error` phase with the code and what to do.
+    fn failed(
+        &self,
+        rule: &Rule,
+        memo: &mut Memo,
+        e: CloudError,
+        resources: Vec<ResourceState>,
+    ) -> Status {
+        let quiet = e.kind.is_retryable() || e.kind == ErrorKind::InvalidState;
+        tracing::warn!(rule = %rule.name, op = e.op, code = %e.code, kind = e.kind.as_str(), retry = quiet, message = %e.message, "aws call failed");
+        let elapsed = elapsed(memo);
+        if quiet {
+            let phase = match memo.last_phase {
+                Some(Phase::Error) | Some(Phase::Ready) | None => Phase::Starting,
+                Some(p) => p,
+            };
+            return Status {
+                rule: rule.name.clone(),
+                phase,
+                message: format!("AWS answered {} to {}; retrying", e.code, e.op),
+                resources,
+                targets: TargetHealth::default(),
+                elapsed_seconds: elapsed,
+                eta_seconds: None,
+                error: None,
+            };
+        }
+        // Forget what this wake started so the next request retries from what AWS shows.
+        memo.started.clear();
+        let err = step_error(&e);
+        Status {
+            rule: rule.name.clone(),
+            phase: Phase::Error,
+            message: format!("{} failed with {}: {}", e.op, e.code, err.action),
+            resources,
+            targets: TargetHealth::default(),
+            elapsed_seconds: elapsed,
+            eta_seconds: None,
+            error: Some(err),
+        }
+    }
+
+    async fn observe_resources(&self, rule: &Rule) -> Result<Observed, CloudError> {
+        // Instances and service are independent: ask for both at once.
+        let ec2 = async {
+            match &rule.ec2 {
+                Some(ec2) => self.cloud.instances(&ec2.instance_ids).await,
+                None => Ok(Vec::new()),
+            }
+        };
+        let ecs = async {
+            match &rule.ecs {
+                Some(ecs) => self
+                    .cloud
+                    .service(&ecs.cluster, &ecs.service)
+                    .await
+                    .map(Some),
+                None => Ok(None),
+            }
+        };
+        let (instances, service) = tokio::join!(ec2, ecs);
+        Ok(Observed {
+            instances: instances?,
+            service: service?,
+        })
+    }
+
+    async fn try_step(
+        &self,
+        rule: &Rule,
+        memo: &mut Memo,
+        mode: Mode,
+    ) -> Result<Status, (CloudError, Vec<ResourceState>)> {
+        let obs = self
+            .observe_resources(rule)
+            .await
+            .map_err(|e| (e, Vec::new()))?;
+        let mut resources = resource_states(rule, &obs);
+        let now = Instant::now();
+        let status =
+            |phase: Phase, message: String, resources: Vec<ResourceState>, memo: &Memo| Status {
+                rule: rule.name.clone(),
+                phase,
+                message,
+                resources,
+                targets: TargetHealth::default(),
+                elapsed_seconds: elapsed(memo),
+                eta_seconds: None,
+                error: None,
+            };
+        let plan = plan_resources(rule, &obs, &memo.started);
+        if plan != ResourcePlan::Up {
+            memo.routed_at = None;
+        }
+        match plan {
+            ResourcePlan::Broken(err) => {
+                memo.started.clear();
+                let message = format!("{}: {}", err.detail, err.action);
+                let mut s = status(Phase::Error, message, resources, memo);
+                s.error = Some(err);
+                Ok(s)
+            }
+            ResourcePlan::Start { .. } if mode == Mode::Observe => Ok(status(
+                Phase::Stopped,
+                "asleep: the next request wakes it".into(),
+                resources,
+                memo,
+            )),
+            ResourcePlan::Start {
+                instances,
+                scale_to,
+            } => {
+                if matches!(
+                    memo.last_phase,
+                    None | Some(Phase::Ready) | Some(Phase::Stopped)
+                ) || memo.wake_started.is_none()
+                {
+                    memo.wake_started = Some(now);
+                    memo.started.clear();
+                }
+                let mut did = Vec::new();
+                if !instances.is_empty() {
+                    tracing::info!(rule = %rule.name, instances = ?instances, "starting instances");
+                    self.cloud
+                        .start_instances(&instances)
+                        .await
+                        .map_err(|e| (e, resources.clone()))?;
+                    memo.started.extend(instances.iter().cloned());
+                    for r in resources.iter_mut().filter(|r| instances.contains(&r.id)) {
+                        r.state = "pending".into();
+                    }
+                    did.push(format!("starting {}", instances.join(", ")));
+                }
+                if let (Some(n), Some(ecs)) = (scale_to, &rule.ecs) {
+                    tracing::info!(rule = %rule.name, cluster = %ecs.cluster, service = %ecs.service, desired = n, "scaling service up");
+                    self.cloud
+                        .scale_service(&ecs.cluster, &ecs.service, n)
+                        .await
+                        .map_err(|e| (e, resources.clone()))?;
+                    for r in resources.iter_mut().filter(|r| r.kind == "ecs") {
+                        r.state = format!("starting (0/{n})");
+                    }
+                    did.push(format!("scaling {}/{} to {n}", ecs.cluster, ecs.service));
+                }
+                let waiting = if obs
+                    .instances
+                    .iter()
+                    .any(|i| i.state == InstanceState::Stopping)
+                {
+                    "; waiting for a stopping instance to finish"
+                } else {
+                    ""
+                };
+                Ok(status(
+                    Phase::Starting,
+                    format!("{}{waiting}", did.join("; ")),
+                    resources,
+                    memo,
+                ))
+            }
+            ResourcePlan::WaitForStop => {
+                memo.wake_started.get_or_insert(now);
+                Ok(status(
+                    Phase::Stopping,
+                    "waiting for the previous stop to finish, then starting".into(),
+                    resources,
+                    memo,
+                ))
+            }
+            ResourcePlan::Booting => {
+                memo.wake_started.get_or_insert(now);
+                Ok(status(Phase::Starting, "booting".into(), resources, memo))
+            }
+            ResourcePlan::Up => {
+                let health = self
+                    .cloud
+                    .target_health(&rule.target_group_arn)
+                    .await
+                    .map_err(|e| (e, resources.clone()))?;
+                if health.healthy == 0 {
+                    memo.routed_at = None;
+                    if mode == Mode::Wake {
+                        memo.wake_started.get_or_insert(now);
+                    }
+                    let mut s = status(
+                        Phase::WaitingForHealth,
+                        format!("running; waiting for the load balancer's health checks ({}/{} healthy)", health.healthy, health.total),
+                        resources,
+                        memo,
+                    );
+                    s.targets = health;
+                    return Ok(s);
+                }
+                let present = match mode {
+                    Mode::Wake => {
+                        self.ensure_routes(rule)
+                            .await
+                            .map_err(|e| (e, resources.clone()))?;
+                        true
+                    }
+                    Mode::Observe => self
+                        .routes_present(rule)
+                        .await
+                        .map_err(|e| (e, resources.clone()))?,
+                };
+                let (phase, message) = if !present {
+                    (
+                        Phase::Routing,
+                        "healthy; the next request inserts the listener rule".to_string(),
+                    )
+                } else {
+                    let since = *memo.routed_at.get_or_insert(now);
+                    let settle = self.config.settle;
+                    if now.duration_since(since) >= settle {
+                        memo.started.clear();
+                        (
+                            Phase::Ready,
+                            "ready: the load balancer forwards this host to the app".to_string(),
+                        )
+                    } else {
+                        (
+                            Phase::Routing,
+                            format!(
+                                "listener rule in place; letting it settle for {}s",
+                                settle.as_secs()
+                            ),
+                        )
+                    }
+                };
+                let mut s = status(phase, message, resources, memo);
+                s.targets = health;
+                Ok(s)
+            }
+        }
+    }
+
+    /// Whether every host chunk of the rule has its ALB rule on every listener.
+    async fn routes_present(&self, rule: &Rule) -> Result<bool, CloudError> {
+        let chunks = priority::host_chunks(&rule.hosts);
+        for listener in &self.config.listener_arns {
+            let existing = self.cloud.listener_rules(listener).await?;
+            if !chunks
+                .iter()
+                .all(|c| existing.iter().any(|r| is_ours_for(r, rule, c)))
+            {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Makes sure each host chunk of the rule has exactly one forward rule of ours on every
+    /// listener, then removes our rules for this rule that no longer match the config (changed
+    /// hosts or target group). New rules go in before stale ones go out, so no request falls
+    /// through to the Lambda in between. Returns how many rules it created.
+    pub async fn ensure_routes(&self, rule: &Rule) -> Result<usize, CloudError> {
+        let chunks = priority::host_chunks(&rule.hosts);
+        let mut created = 0;
+        for listener in &self.config.listener_arns {
+            let mut existing = self.cloud.listener_rules(listener).await?;
+            for (k, chunk) in chunks.iter().enumerate() {
+                if existing.iter().any(|r| is_ours_for(r, rule, chunk)) {
+                    continue;
+                }
+                if self
+                    .create_route(listener, rule, k, chunk, &mut existing)
+                    .await?
+                {
+                    created += 1;
+                }
+            }
+            // Ours for this rule but matching no chunk, or a second copy of a chunk: remove.
+            let mut kept: Vec<&Vec<String>> = Vec::new();
+            let mut stale = Vec::new();
+            let mut ours: Vec<&ListenerRule> = existing
+                .iter()
+                .filter(|r| r.owner.as_deref() == Some(&rule.name))
+                .collect();
+            ours.sort_by_key(|r| r.priority);
+            for r in ours {
+                match chunks.iter().find(|c| is_ours_for(r, rule, c)) {
+                    Some(c) if !kept.contains(&c) => kept.push(c),
+                    _ => stale.push(r.arn.clone()),
+                }
+            }
+            for arn in stale {
+                tracing::info!(rule = %rule.name, listener = %listener, rule_arn = %arn, "removing stale listener rule of ours");
+                self.cloud.delete_rule(&arn).await?;
+            }
+        }
+        Ok(created)
+    }
+
+    /// Creates chunk `k`'s rule at its preferred priority, probing on past foreign rules.
+    /// Returns false when another instance of us inserted the same rule first.
+    async fn create_route(
+        &self,
+        listener: &str,
+        rule: &Rule,
+        k: usize,
+        chunk: &[String],
+        existing: &mut Vec<ListenerRule>,
+    ) -> Result<bool, CloudError> {
+        let mut want = priority::preferred(&rule.name, rule.priority, k);
+        let mut raced: Vec<u32> = Vec::new();
+        for _attempt in 0..8 {
+            let taken: Vec<u32> = existing
+                .iter()
+                .map(|r| r.priority)
+                .chain(raced.iter().copied())
+                .collect();
+            let Some(p) = priority::next_free(want, &taken) else {
+                return Err(CloudError::new(
+                    "CreateRule",
+                    "TooManyRules",
+                    "no free priority left on the listener",
+                ));
+            };
+            if p != want {
+                tracing::info!(rule = %rule.name, listener, wanted = want, priority = p, "preferred priority taken by a foreign rule; using the next free one");
+            }
+            let new = NewForwardRule {
+                listener_arn: listener.to_string(),
+                priority: p,
+                hosts: chunk.to_vec(),
+                target_group_arn: rule.target_group_arn.clone(),
+                owner: rule.name.clone(),
+            };
+            match self.cloud.create_forward_rule(&new).await {
+                Ok(arn) => {
+                    tracing::info!(rule = %rule.name, listener, priority = p, hosts = ?chunk, rule_arn = %arn, "listener rule inserted");
+                    existing.push(ListenerRule {
+                        arn,
+                        priority: p,
+                        hosts: new.hosts,
+                        target_groups: vec![new.target_group_arn],
+                        owner: Some(new.owner),
+                    });
+                    return Ok(true);
+                }
+                Err(e) if e.kind == ErrorKind::PriorityInUse => {
+                    // Someone took p since we listed: maybe another instance of us with this very
+                    // rule (then we are done), maybe a person. Look again.
+                    *existing = self.cloud.listener_rules(listener).await?;
+                    if existing.iter().any(|r| is_ours_for(r, rule, chunk)) {
+                        tracing::info!(rule = %rule.name, listener, priority = p, "listener rule was inserted concurrently by another invocation");
+                        return Ok(false);
+                    }
+                    raced.push(p);
+                    want = p;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(CloudError::new(
+            "CreateRule",
+            "PriorityInUse",
+            "gave up after 8 priorities were taken concurrently",
+        ))
+    }
+}
+
+/// Ours, for this rule, for exactly this host set, forwarding to this rule's target group.
+fn is_ours_for(r: &ListenerRule, rule: &Rule, chunk: &[String]) -> bool {
+    r.owner.as_deref() == Some(&rule.name)
+        && priority::same_hosts(&r.hosts, chunk)
+        && r.target_groups == [rule.target_group_arn.clone()]
+}
+
+fn elapsed(memo: &Memo) -> Option<u64> {
+    memo.wake_started
+        .map(|t| Instant::now().duration_since(t).as_secs())
+}
+
+/// The per-resource lines of the status.
+fn resource_states(rule: &Rule, obs: &Observed) -> Vec<ResourceState> {
+    let mut v: Vec<ResourceState> = obs
+        .instances
+        .iter()
+        .map(|i| ResourceState {
+            kind: "ec2",
+            id: i.id.clone(),
+            state: i.state.as_str().to_string(),
+        })
+        .collect();
+    if let (Some(spec), Some(svc)) = (&rule.ecs, &obs.service) {
+        let state = if !svc.is_active() {
+            svc.status.to_lowercase()
+        } else if svc.desired == 0 {
+            "stopped".to_string()
+        } else if svc.running >= svc.desired {
+            format!("running ({}/{})", svc.running, svc.desired)
+        } else {
+            format!("starting ({}/{})", svc.running, svc.desired)
+        };
+        v.push(ResourceState {
+            kind: "ecs",
+            id: format!("{}/{}", spec.cluster, spec.service),
+            state,
+        });
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::{Ec2Resources, EcsService};
+
+    fn rule() -> Rule {
+        Rule {
+            name: "api".into(),
+            hosts: vec!["api.x".into()],
+            target_group_arn: "tg".into(),
+            idle: Duration::from_secs(60),
+            priority: None,
+            ec2: Some(Ec2Resources {
+                instance_ids: vec!["i-1".into(), "i-2".into()],
+            }),
+            ecs: Some(EcsService {
+                cluster: "dev".into(),
+                service: "web".into(),
+                desired_count: None,
+            }),
+            busy_when: None,
+        }
+    }
+
+    fn inst(id: &str, state: InstanceState) -> Instance {
+        Instance {
+            id: id.into(),
+            state,
+            state_reason: None,
+        }
+    }
+
+    fn svc(desired: u32, remembered: Option<u32>) -> Option<Service> {
+        Some(Service {
+            desired,
+            running: desired,
+            status: "ACTIVE".into(),
+            remembered_count: remembered,
+        })
+    }
+
+    fn plan(instances: &[(&str, InstanceState)], service: Option<Service>) -> ResourcePlan {
+        let obs = Observed {
+            instances: instances.iter().map(|(i, s)| inst(i, *s)).collect(),
+            service,
+        };
+        plan_resources(&rule(), &obs, &HashSet::new())
+    }
+
+    use InstanceState::*;
+
+    #[test]
+    fn stopped_instances_start_and_service_scales_to_remembered_count() {
+        assert_eq!(
+            plan(&[("i-1", Stopped), ("i-2", Running)], svc(0, Some(3))),
+            ResourcePlan::Start {
+                instances: vec!["i-1".into()],
+                scale_to: Some(3)
+            }
+        );
+        assert_eq!(
+            plan(&[("i-1", Running), ("i-2", Running)], svc(0, None)),
+            ResourcePlan::Start {
+                instances: vec![],
+                scale_to: Some(1)
+            },
+            "no remembered count -> 1"
+        );
+        let mut r = rule();
+        r.ecs.as_mut().unwrap().desired_count = Some(2);
+        let obs = Observed {
+            instances: vec![inst("i-1", Running), inst("i-2", Running)],
+            service: svc(0, Some(5)),
+        };
+        assert_eq!(
+            plan_resources(&r, &obs, &HashSet::new()),
+            ResourcePlan::Start {
+                instances: vec![],
+                scale_to: Some(2)
+            },
+            "configured count wins"
+        );
+    }
+
+    #[test]
+    fn stopping_waits_pending_boots_running_is_up() {
+        assert_eq!(
+            plan(&[("i-1", Stopping), ("i-2", Running)], svc(1, None)),
+            ResourcePlan::WaitForStop
+        );
+        assert_eq!(
+            plan(&[("i-1", Pending), ("i-2", Running)], svc(1, None)),
+            ResourcePlan::Booting
+        );
+        assert_eq!(
+            plan(&[("i-1", Running), ("i-2", Running)], svc(1, None)),
+            ResourcePlan::Up
+        );
+        assert_eq!(
+            plan(&[("i-1", Stopping), ("i-2", Stopped)], svc(1, None)),
+            ResourcePlan::Start {
+                instances: vec!["i-2".into()],
+                scale_to: None
+            },
+            "the stopped one starts while the other finishes stopping"
+        );
+    }
+
+    #[test]
+    fn terminated_missing_and_inactive_are_broken() {
+        for state in [Terminated, ShuttingDown, Missing] {
+            match plan(&[("i-1", Running), ("i-2", state)], svc(1, None)) {
+                ResourcePlan::Broken(e) => assert!(e.detail.contains("i-2"), "{e:?}"),
+                other => panic!("{state:?}: {other:?}"),
+            }
+        }
+        let gone = Some(Service {
+            desired: 0,
+            running: 0,
+            status: "MISSING".into(),
+            remembered_count: None,
+        });
+        assert!(matches!(
+            plan(&[("i-1", Running), ("i-2", Running)], gone),
+            ResourcePlan::Broken(_)
+        ));
+    }
+
+    #[test]
+    fn started_then_stopped_again_names_kms() {
+        let obs = Observed {
+            instances: vec![
+                Instance {
+                    id: "i-1".into(),
+                    state: Stopped,
+                    state_reason: Some("Client.InternalError".into()),
+                },
+                inst("i-2", Running),
+            ],
+            service: svc(1, None),
+        };
+        let started: HashSet<String> = ["i-1".to_string()].into();
+        match plan_resources(&rule(), &obs, &started) {
+            ResourcePlan::Broken(e) => assert!(e.action.contains("kms:CreateGrant")),
+            other => panic!("{other:?}"),
+        }
+        // Not started by this wake: just asleep.
+        assert!(matches!(
+            plan_resources(&rule(), &obs, &HashSet::new()),
+            ResourcePlan::Start { .. }
+        ));
+    }
+}
