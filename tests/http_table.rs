@@ -1,0 +1,184 @@
+//! The HTTP table of SPEC, row by row, through the real event path on the in-memory cloud.
+
+mod common;
+
+use std::time::Duration;
+
+use autostop::app::App;
+use autostop::cloud::fake::FakeCloud;
+use autostop::cloud::InstanceState;
+use common::*;
+use serde_json::{json, Value};
+
+fn app() -> App<FakeCloud> {
+    let text = format!(
+        r#"
+listener_arns = ["{L1}"]
+[[rules]]
+name = "api"
+hosts = ["api.dev.example.com", "*.api.dev.example.com"]
+target_group_arn = "{TG_API}"
+ec2 = {{ instance_ids = ["{I1}"] }}
+
+[[rules]]
+name = "web"
+hosts = ["web.dev.example.com"]
+target_group_arn = "{TG_WEB}"
+ec2 = {{ instance_ids = ["{I2}"] }}
+"#
+    );
+    let cloud = FakeCloud::new();
+    cloud.add_instance(I1, InstanceState::Stopped, Duration::ZERO);
+    cloud.add_instance(I2, InstanceState::Stopped, Duration::ZERO);
+    cloud.add_target_group(TG_API, Duration::ZERO);
+    cloud.register_instance(TG_API, I1);
+    cloud.add_target_group(TG_WEB, Duration::ZERO);
+    cloud.register_instance(TG_WEB, I2);
+    cloud.add_listener(L1);
+    App::new(config(&text), cloud)
+}
+
+fn fixture(name: &str) -> Value {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn unknown_host_is_404_html_or_json_with_no_aws_call() {
+    let app = app();
+    let page = browser(&app, "nope.dev.example.com").await;
+    assert_eq!(page.status, 404);
+    assert!(page.body.contains("nope.dev.example.com") && page.body.contains("<html"));
+    let r = api(&app, "GET", "dev.example.com", "/").await;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["host"], "dev.example.com");
+    assert_eq!(app.waker().cloud().total_calls(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn unknown_host_is_escaped() {
+    let app = app();
+    let page = browser(&app, "<img src=x onerror=alert(1)>").await;
+    assert_eq!(page.status, 404);
+    assert!(!page.body.contains("<img src=x"), "{}", page.body);
+}
+
+#[tokio::test(start_paused = true)]
+async fn health_checker_gets_200_and_wakes_nothing() {
+    let app = app();
+    let r = send(&app, fixture("alb-health-check.json")).await;
+    assert_eq!(r.status, 200);
+    // Even with a rule's host, the health checker never wakes anything.
+    let r = send(
+        &app,
+        alb_event(
+            "GET",
+            "api.dev.example.com",
+            "/",
+            &[("user-agent", "ELB-HealthChecker/2.0")],
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(app.waker().cloud().total_calls(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn missing_or_empty_host_is_400_not_a_panic() {
+    let app = app();
+    let mut event = alb_event("GET", "", "/", &[("accept", CHROME_ACCEPT)]);
+    let r = send(&app, event.clone()).await;
+    assert_eq!(r.status, 400);
+    event["headers"].as_object_mut().unwrap().remove("host");
+    let r = send(&app, event).await;
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("Host"));
+    assert_eq!(app.waker().cloud().total_calls(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn browser_fixture_gets_the_progress_page() {
+    let app = app();
+    let r = send(&app, fixture("alb-single-value.json")).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("content-type").as_deref(),
+        Some("text/html; charset=utf-8")
+    );
+    assert_eq!(r.header("cache-control").as_deref(), Some("no-store"));
+    assert!(r.body.contains("api.dev.example.com"));
+    assert_eq!(app.waker().cloud().calls("StartInstances"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn multi_value_request_gets_multi_value_headers_and_keeps_the_query() {
+    let app = app();
+    let v = app
+        .handle(fixture("alb-multi-value.json"), None)
+        .await
+        .unwrap();
+    assert!(v["headers"].as_object().is_none_or(|m| m.is_empty()), "{v}");
+    assert_eq!(v["statusCode"], 307);
+    assert_eq!(
+        v["multiValueHeaders"]["location"],
+        json!(["/v1/items?tag=a&tag=b"])
+    );
+    assert_eq!(v["statusDescription"], "307 Temporary Redirect");
+}
+
+#[tokio::test(start_paused = true)]
+async fn base64_post_is_held_then_redirected_with_307() {
+    let app = app();
+    let r = send(&app, fixture("alb-post-base64.json")).await;
+    assert_eq!(r.status, 307, "307 keeps the method and body");
+    assert_eq!(r.header("location").as_deref(), Some("/v1/items"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn status_commands_and_bad_events() {
+    let app = app();
+    let all = app
+        .handle(json!({"autostop": "status"}), None)
+        .await
+        .unwrap();
+    let phases: Vec<&str> = all["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["phase"].as_str().unwrap())
+        .collect();
+    assert_eq!(phases, vec!["stopped", "stopped"]);
+    assert_eq!(
+        app.waker().cloud().calls("StartInstances"),
+        0,
+        "status never wakes"
+    );
+
+    let woke = app
+        .handle(json!({"autostop": "wake", "rule": "web"}), None)
+        .await
+        .unwrap();
+    assert_eq!(woke["rule"], "web");
+    assert_eq!(
+        app.waker().cloud().instance_state(I2),
+        InstanceState::Running
+    );
+    assert_eq!(
+        app.waker().cloud().instance_state(I1),
+        InstanceState::Stopped
+    );
+
+    let e = app
+        .handle(json!({"autostop": "wake", "rule": "nope"}), None)
+        .await
+        .unwrap_err();
+    assert!(
+        e.0.contains("no rule named `nope`") && e.0.contains("api, web"),
+        "{e}"
+    );
+    let e = app
+        .handle(json!({"hello": "world"}), None)
+        .await
+        .unwrap_err();
+    assert!(e.0.contains("[hello]"), "{e}");
+}

@@ -1,0 +1,378 @@
+//! Integration tests: the real handler and AWS adapters against a moto server, so the wire
+//! protocols are real. `make test` starts moto and sets AWS_ENDPOINT_URL (tests/with-moto.sh);
+//! plain `cargo test` skips these.
+
+mod common;
+
+use std::time::Duration;
+
+use autostop::app::App;
+use autostop::cloud::aws::AwsCloud;
+use aws_sdk_ec2::types::{InstanceStateName, InstanceType};
+use aws_sdk_elasticloadbalancingv2::types::{
+    Action, ActionTypeEnum, ProtocolEnum, TargetDescription, TargetTypeEnum,
+};
+use common::*;
+
+struct World {
+    sdk: aws_config::SdkConfig,
+    ec2: aws_sdk_ec2::Client,
+    ecs: aws_sdk_ecs::Client,
+    elb: aws_sdk_elasticloadbalancingv2::Client,
+    listeners: Vec<String>,
+    vpc: String,
+}
+
+async fn world(name: &str) -> World {
+    assert!(
+        std::env::var("AWS_ENDPOINT_URL").is_ok_and(|u| u.starts_with("http://127.0.0.1")),
+        "these tests need moto: run them with `make test`"
+    );
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let ec2 = aws_sdk_ec2::Client::new(&sdk);
+    let ecs = aws_sdk_ecs::Client::new(&sdk);
+    let elb = aws_sdk_elasticloadbalancingv2::Client::new(&sdk);
+    let subnets: Vec<String> = ec2
+        .describe_subnets()
+        .send()
+        .await
+        .unwrap()
+        .subnets()
+        .iter()
+        .filter(|s| s.default_for_az() == Some(true))
+        .filter_map(|s| s.subnet_id().map(str::to_string))
+        .take(2)
+        .collect();
+    let vpc = ec2.describe_vpcs().send().await.unwrap().vpcs()[0]
+        .vpc_id()
+        .unwrap()
+        .to_string();
+    let lb = elb
+        .create_load_balancer()
+        .name(name)
+        .set_subnets(Some(subnets))
+        .send()
+        .await
+        .unwrap()
+        .load_balancers()[0]
+        .load_balancer_arn()
+        .unwrap()
+        .to_string();
+    let lambda_tg = elb
+        .create_target_group()
+        .name(format!("{name}-autostop"))
+        .target_type(TargetTypeEnum::Lambda)
+        .send()
+        .await
+        .unwrap()
+        .target_groups()[0]
+        .target_group_arn()
+        .unwrap()
+        .to_string();
+    let mut listeners = Vec::new();
+    for port in [80, 8080] {
+        let l = elb
+            .create_listener()
+            .load_balancer_arn(&lb)
+            .protocol(ProtocolEnum::Http)
+            .port(port)
+            .default_actions(
+                Action::builder()
+                    .r#type(ActionTypeEnum::Forward)
+                    .target_group_arn(&lambda_tg)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        listeners.push(l.listeners()[0].listener_arn().unwrap().to_string());
+    }
+    World {
+        sdk,
+        ec2,
+        ecs,
+        elb,
+        listeners,
+        vpc,
+    }
+}
+
+impl World {
+    async fn target_group(&self, name: &str, kind: TargetTypeEnum) -> String {
+        self.elb
+            .create_target_group()
+            .name(name)
+            .protocol(ProtocolEnum::Http)
+            .port(80)
+            .vpc_id(&self.vpc)
+            .target_type(kind)
+            .send()
+            .await
+            .unwrap()
+            .target_groups()[0]
+            .target_group_arn()
+            .unwrap()
+            .to_string()
+    }
+
+    /// An instance registered in `tg`, stopped.
+    async fn stopped_instance(&self, tg: &str) -> String {
+        let id = self
+            .ec2
+            .run_instances()
+            .image_id("ami-12c6146b")
+            .instance_type(InstanceType::T3Micro)
+            .min_count(1)
+            .max_count(1)
+            .send()
+            .await
+            .unwrap()
+            .instances()[0]
+            .instance_id()
+            .unwrap()
+            .to_string();
+        // Registered while running (AWS refuses stopped targets), then put to sleep.
+        self.elb
+            .register_targets()
+            .target_group_arn(tg)
+            .targets(TargetDescription::builder().id(&id).port(80).build())
+            .send()
+            .await
+            .unwrap();
+        self.ec2
+            .stop_instances()
+            .instance_ids(&id)
+            .send()
+            .await
+            .unwrap();
+        id
+    }
+
+    async fn instance_state(&self, id: &str) -> InstanceStateName {
+        let out = self
+            .ec2
+            .describe_instances()
+            .instance_ids(id)
+            .send()
+            .await
+            .unwrap();
+        out.reservations()[0].instances()[0]
+            .state()
+            .unwrap()
+            .name()
+            .unwrap()
+            .clone()
+    }
+
+    /// Non-default rules of a listener as (priority, hosts, target groups, autostop:rule tag).
+    async fn rules(
+        &self,
+        listener: &str,
+    ) -> Vec<(String, Vec<String>, Vec<String>, Option<String>)> {
+        let out = self
+            .elb
+            .describe_rules()
+            .listener_arn(listener)
+            .send()
+            .await
+            .unwrap();
+        let mut rules = Vec::new();
+        for r in out.rules().iter().filter(|r| r.is_default() != Some(true)) {
+            let arn = r.rule_arn().unwrap();
+            let tags = self
+                .elb
+                .describe_tags()
+                .resource_arns(arn)
+                .send()
+                .await
+                .unwrap();
+            let owner = tags.tag_descriptions()[0]
+                .tags()
+                .iter()
+                .find(|t| t.key() == Some("autostop:rule"))
+                .and_then(|t| t.value().map(str::to_string));
+            let hosts = r
+                .conditions()
+                .iter()
+                .filter(|c| c.field() == Some("host-header"))
+                .flat_map(|c| {
+                    c.host_header_config()
+                        .map(|h| h.values().to_vec())
+                        .unwrap_or_default()
+                })
+                .collect();
+            let tgs = r
+                .actions()
+                .iter()
+                .filter_map(|a| a.target_group_arn().map(str::to_string))
+                .collect();
+            rules.push((r.priority().unwrap().to_string(), hosts, tgs, owner));
+        }
+        rules
+    }
+
+    fn app(&self, rules: &str) -> App<AwsCloud> {
+        let listeners: Vec<String> = self.listeners.iter().map(|l| format!("\"{l}\"")).collect();
+        let text = format!(
+            "listener_arns = [{}]\nhold = \"20s\"\nsettle = \"1s\"\n{rules}",
+            listeners.join(", ")
+        );
+        App::new(config(&text), AwsCloud::new(&self.sdk))
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run `make test`"]
+async fn an_ec2_rule_wakes_through_the_real_handler() {
+    let w = world("it-ec2").await;
+    let tg = w.target_group("it-ec2-api", TargetTypeEnum::Instance).await;
+    let id = w.stopped_instance(&tg).await;
+    assert_eq!(w.instance_state(&id).await, InstanceStateName::Stopped);
+    let app = w.app(&format!(
+        "[[rules]]\nname = \"api\"\nhosts = [\"api.dev.example.com\", \"*.api.dev.example.com\"]\ntarget_group_arn = \"{tg}\"\nec2 = {{ instance_ids = [\"{id}\"] }}\n"
+    ));
+
+    let before = app
+        .handle(serde_json::json!({"autostop": "status"}), None)
+        .await
+        .unwrap();
+    assert_eq!(before["rules"][0]["phase"], "stopped", "{before}");
+
+    let r = api(&app, "POST", "api.dev.example.com", "/v1/items").await;
+    assert_eq!(r.status, 307, "{}", r.body);
+    assert_eq!(r.header("location").as_deref(), Some("/v1/items"));
+    assert_eq!(w.instance_state(&id).await, InstanceStateName::Running);
+    for listener in &w.listeners {
+        let rules = w.rules(listener).await;
+        assert_eq!(rules.len(), 1, "exactly one rule on {listener}: {rules:?}");
+        let (_, hosts, tgs, owner) = &rules[0];
+        assert_eq!(
+            hosts,
+            &vec![
+                "api.dev.example.com".to_string(),
+                "*.api.dev.example.com".to_string()
+            ]
+        );
+        assert_eq!(tgs, &vec![tg.clone()]);
+        assert_eq!(owner.as_deref(), Some("api"));
+    }
+
+    // A second request for the same host: 307, and nothing new in the listener.
+    let r = api(&app, "GET", "x.api.dev.example.com", "/again").await;
+    assert_eq!(r.status, 307);
+    for listener in &w.listeners {
+        assert_eq!(w.rules(listener).await.len(), 1);
+    }
+    // A fresh Lambda instance (no memory) finds the rule in place and creates no other.
+    let fresh = w.app(&format!(
+        "[[rules]]\nname = \"api\"\nhosts = [\"api.dev.example.com\", \"*.api.dev.example.com\"]\ntarget_group_arn = \"{tg}\"\nec2 = {{ instance_ids = [\"{id}\"] }}\n"
+    ));
+    assert_eq!(
+        api(&fresh, "GET", "api.dev.example.com", "/").await.status,
+        307
+    );
+    for listener in &w.listeners {
+        assert_eq!(w.rules(listener).await.len(), 1);
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run `make test`"]
+async fn an_ecs_rule_scales_up_and_routes_once_a_target_registers() {
+    let w = world("it-ecs").await;
+    let tg = w.target_group("it-ecs-web", TargetTypeEnum::Ip).await;
+    w.ecs
+        .create_cluster()
+        .cluster_name("it-dev")
+        .send()
+        .await
+        .unwrap();
+    w.ecs
+        .register_task_definition()
+        .family("web")
+        .container_definitions(
+            aws_sdk_ecs::types::ContainerDefinition::builder()
+                .name("web")
+                .image("nginx")
+                .memory(128)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    w.ecs
+        .create_service()
+        .cluster("it-dev")
+        .service_name("web")
+        .task_definition("web")
+        .desired_count(0)
+        .send()
+        .await
+        .unwrap();
+    let app = w.app(&format!(
+        "[[rules]]\nname = \"web\"\nhosts = [\"web.dev.example.com\"]\ntarget_group_arn = \"{tg}\"\necs = {{ cluster = \"it-dev\", service = \"web\", desired_count = 2 }}\n"
+    ));
+
+    let s = status(&app, "web.dev.example.com").await;
+    assert_eq!(s["phase"], "starting", "{s}");
+    let svc = w
+        .ecs
+        .describe_services()
+        .cluster("it-dev")
+        .services("web")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(svc.services()[0].desired_count(), 2);
+
+    // No healthy target yet: a held request runs out its hold budget.
+    let left = Some(Duration::from_secs(5));
+    let v = app
+        .handle(
+            alb_event(
+                "GET",
+                "web.dev.example.com",
+                "/",
+                &[("accept", "application/json")],
+            ),
+            left,
+        )
+        .await
+        .unwrap();
+    let r = Resp::from_value(v);
+    assert_eq!(
+        (r.status, r.json()["phase"].as_str()),
+        (503, Some("waiting_for_health")),
+        "{}",
+        r.body
+    );
+    for listener in &w.listeners {
+        assert!(
+            w.rules(listener).await.is_empty(),
+            "no rule before a healthy target"
+        );
+    }
+
+    // ECS would register the task's IP now.
+    w.elb
+        .register_targets()
+        .target_group_arn(&tg)
+        .targets(
+            TargetDescription::builder()
+                .id("10.0.1.50")
+                .port(80)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let r = api(&app, "GET", "web.dev.example.com", "/").await;
+    assert_eq!(r.status, 307, "{}", r.body);
+    for listener in &w.listeners {
+        let rules = w.rules(listener).await;
+        assert_eq!(rules.len(), 1, "{rules:?}");
+        assert_eq!(rules[0].1, vec!["web.dev.example.com".to_string()]);
+        assert_eq!(rules[0].2, vec![tg.clone()]);
+        assert_eq!(rules[0].3.as_deref(), Some("web"));
+    }
+}
