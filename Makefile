@@ -4,6 +4,9 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 CARGO ?= cargo
 
+# Lambda architecture: the host's by default (no cross target needed); ARCH=arm64 for Graviton.
+ARCH  ?= $(shell uname -m | sed -e 's/aarch64/arm64/' -e 's/x86_64/x86-64/')
+
 .PHONY: test unit lint bench build venv clean
 
 ## make test: everything CI runs: unit, flow and adapter tests, and integration tests on moto.
@@ -23,12 +26,25 @@ lint:
 bench:
 	$(CARGO) bench --bench wake
 
+## make build: the Lambda zip (bootstrap + autostop.toml if present) in target/lambda/autostop/.
+build: $(VENV)/.build-tools
+	@if [ "$(ARCH)" = arm64 ] && ! rustup target list --installed | grep -q aarch64-unknown-linux-gnu; then \
+	  rustup target add aarch64-unknown-linux-gnu || { echo "build: the arm64 Rust target cannot be installed here; use ARCH=x86-64" >&2; exit 2; }; fi
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/cargo-lambda lambda build --release --$(ARCH) \
+	  $(if $(wildcard autostop.toml),--include autostop.toml,) --output-format zip
+	@ls -l target/lambda/autostop/bootstrap.zip
+	@unzip -l target/lambda/autostop/bootstrap.zip | tail -n +1
+
 venv: $(VENV)/.installed
 
 $(VENV)/.installed: tests/requirements.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r tests/requirements.txt
+	touch $@
+
+$(VENV)/.build-tools: tests/build-requirements.txt $(VENV)/.installed
+	$(PY) -m pip install --quiet -r tests/build-requirements.txt
 	touch $@
 
 clean:

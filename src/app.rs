@@ -11,6 +11,7 @@ use crate::cloud::Cloud;
 use crate::config::Config;
 use crate::event::{classify, Command, Event, EventError};
 use crate::http::{prefers_json, Reply, Request, STATUS_PATH};
+use crate::idle::{self, StopOutcome};
 use crate::pages;
 use crate::rules::{normalize_host, Rule};
 use crate::wake::{Phase, Status, Waker, STATUS_TTL};
@@ -27,9 +28,7 @@ pub struct App<C> {
 
 impl<C: Cloud> App<C> {
     pub fn new(config: Config, cloud: C) -> App<C> {
-        App {
-            waker: Waker::new(Arc::new(cloud), Arc::new(config)),
-        }
+        App { waker: Waker::new(Arc::new(cloud), Arc::new(config)) }
     }
 
     pub fn config(&self) -> &Config {
@@ -42,16 +41,11 @@ impl<C: Cloud> App<C> {
 
     /// Any event. `time_left` is what remains of the Lambda invocation (None outside Lambda).
     /// `Err` only for events autostop cannot handle; AWS faults become responses.
-    pub async fn handle(
-        &self,
-        event: Value,
-        time_left: Option<Duration>,
-    ) -> Result<Value, EventError> {
+    pub async fn handle(&self, event: Value, time_left: Option<Duration>) -> Result<Value, EventError> {
         match classify(event)? {
             Event::Alb(req) => {
                 let resp = self.alb(&req, time_left).await;
-                serde_json::to_value(resp)
-                    .map_err(|e| EventError(format!("response not serialisable: {e}")))
+                serde_json::to_value(resp).map_err(|e| EventError(format!("response not serialisable: {e}")))
             }
             Event::Command(Command::Status) => {
                 let mut rules = Vec::with_capacity(self.config().rules.len());
@@ -64,28 +58,37 @@ impl<C: Cloud> App<C> {
                 let rule = self.named_rule(&rule)?;
                 Ok(to_json(&self.waker.wake(rule).await))
             }
-            Event::Schedule
-            | Event::Command(Command::Stop { .. })
-            | Event::Command(Command::IdleCheck { .. }) => Err(EventError(
-                "the idle check and stop commands are not part of this build: it only wakes".into(),
-            )),
+            Event::Schedule => self.idle_check(false).await,
+            Event::Command(Command::IdleCheck { dry_run }) => self.idle_check(dry_run).await,
+            Event::Command(Command::Stop { rule }) => {
+                let rule = self.named_rule(&rule)?;
+                let outcome = idle::stop_rule(self.waker.cloud(), self.config(), rule, None, "operator stop")
+                    .await
+                    .map_err(|e| EventError(format!("stop of `{}` failed: {e}", rule.name)))?;
+                let (result, detail) = match outcome {
+                    StopOutcome::Stopped => ("stopped", None),
+                    StopOutcome::BackedOff(why) => ("backed_off", Some(why)),
+                    StopOutcome::Partial(why) => ("partial", Some(why)),
+                };
+                Ok(json!({ "rule": rule.name, "result": result, "detail": detail }))
+            }
         }
+    }
+
+    async fn idle_check(&self, dry_run: bool) -> Result<Value, EventError> {
+        let report = idle::idle_check(self.waker.cloud(), self.config(), dry_run)
+            .await
+            .map_err(|e| EventError(format!("idle check could not observe AWS, nothing was changed: {e}")))?;
+        serde_json::to_value(report).map_err(|e| EventError(format!("report not serialisable: {e}")))
     }
 
     fn named_rule(&self, name: &str) -> Result<&Rule, EventError> {
         self.config().rule(name).ok_or_else(|| {
-            EventError(format!(
-                "no rule named `{name}`; configured rules: {}",
-                self.config().rule_names().join(", ")
-            ))
+            EventError(format!("no rule named `{name}`; configured rules: {}", self.config().rule_names().join(", ")))
         })
     }
 
-    pub async fn alb(
-        &self,
-        req: &AlbTargetGroupRequest,
-        time_left: Option<Duration>,
-    ) -> AlbTargetGroupResponse {
+    pub async fn alb(&self, req: &AlbTargetGroupRequest, time_left: Option<Duration>) -> AlbTargetGroupResponse {
         let request = Request::from_alb(req);
         let reply = self.respond(&request, time_left).await;
         reply.into_alb(request.multi_value)
@@ -143,20 +146,11 @@ impl<C: Cloud> App<C> {
     }
 
     fn no_host(&self, req: &Request) -> Reply {
-        let why =
-            "The request has no Host header, so autostop cannot tell which environment it is for.";
+        let why = "The request has no Host header, so autostop cannot tell which environment it is for.";
         if prefers_json(&req.accept) || !req.is_browser() {
-            return Reply::json(
-                400,
-                json!({ "error": "missing_host", "message": why }).to_string(),
-                "error",
-            );
+            return Reply::json(400, json!({ "error": "missing_host", "message": why }).to_string(), "error");
         }
-        Reply::html(
-            400,
-            pages::message("No host in the request", None, vec![why.into()], None, None),
-            "error",
-        )
+        Reply::html(400, pages::message("No host in the request", None, vec![why.into()], None, None), "error")
     }
 }
 
@@ -166,7 +160,8 @@ fn to_json(status: &Status) -> Value {
 
 fn not_found(req: &Request, host: &str) -> Reply {
     if prefers_json(&req.accept) {
-        let body = json!({ "error": "unknown_host", "host": host, "message": format!("no autostop rule serves {host}") });
+        let body =
+            json!({ "error": "unknown_host", "host": host, "message": format!("no autostop rule serves {host}") });
         return Reply::json(404, body.to_string(), "not-found");
     }
     let page = pages::message(
@@ -190,10 +185,7 @@ fn browser_reply(host: &str, status: &Status) -> Reply {
             let page = pages::message(
                 "This environment could not be woken",
                 Some(host),
-                vec![
-                    format!("{}.", err.detail),
-                    format!("What to do: {}", err.action),
-                ],
+                vec![format!("{}.", err.detail), format!("What to do: {}", err.action)],
                 Some(&err.code),
                 Some(30),
             );

@@ -46,10 +46,7 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 fn err(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
-    ConfigError {
-        key: key.into(),
-        reason: reason.into(),
-    }
+    ConfigError { key: key.into(), reason: reason.into() }
 }
 
 #[derive(Deserialize)]
@@ -129,8 +126,8 @@ pub fn default_path() -> PathBuf {
 impl Config {
     /// Reads and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| err("", format!("cannot read {}: {e}", path.display())))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| err("", format!("cannot read {}: {e}", path.display())))?;
         Config::from_toml(&text)
     }
 
@@ -186,19 +183,13 @@ impl RawConfig {
         for (i, raw) in self.rules.into_iter().enumerate() {
             let rule = raw.validate(i, idle)?;
             if !names.insert(rule.name.clone()) {
-                return Err(err(
-                    format!("rules[{i}].name"),
-                    format!("duplicate rule name `{}`", rule.name),
-                ));
+                return Err(err(format!("rules[{i}].name"), format!("duplicate rule name `{}`", rule.name)));
             }
             for host in &rule.hosts {
                 if let Err(other) = hosts.insert(host, i) {
                     return Err(err(
                         format!("rules[{i}] ({}).hosts", rule.name),
-                        format!(
-                            "host `{host}` is already claimed by rule `{}`",
-                            rules[other].name
-                        ),
+                        format!("host `{host}` is already claimed by rule `{}`", rules[other].name),
                     ));
                 }
             }
@@ -222,15 +213,9 @@ impl RawRule {
         let key = |k: &str| format!("rules[{i}].{k}");
         let name_ok = !self.name.is_empty()
             && self.name.len() <= 64
-            && self
-                .name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            && self.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         if !name_ok {
-            return Err(err(
-                key("name"),
-                format!("`{}` must be 1-64 characters of [a-z0-9-]", self.name),
-            ));
+            return Err(err(key("name"), format!("`{}` must be 1-64 characters of [a-z0-9-]", self.name)));
         }
         let key = |k: &str| format!("rules[{i}] ({}).{k}", self.name);
         if self.hosts.is_empty() {
@@ -238,40 +223,26 @@ impl RawRule {
         }
         let mut hosts = Vec::with_capacity(self.hosts.len());
         for h in &self.hosts {
-            let host =
-                validate_host_pattern(h).map_err(|r| err(key("hosts"), format!("`{h}`: {r}")))?;
+            let host = validate_host_pattern(h).map_err(|r| err(key("hosts"), format!("`{h}`: {r}")))?;
             if hosts.contains(&host) {
                 return Err(err(key("hosts"), format!("`{h}` is listed twice")));
             }
             hosts.push(host);
         }
-        check_elb_arn(
-            &key("target_group_arn"),
-            &self.target_group_arn,
-            "targetgroup/",
-            2,
-        )?;
+        check_elb_arn(&key("target_group_arn"), &self.target_group_arn, "targetgroup/", 2)?;
         let idle = match &self.idle {
             Some(s) => parse_duration(s).map_err(|r| err(key("idle"), r))?,
             None => default_idle,
         };
         let priority = match self.priority {
             Some(p) if (1..=MAX_PRIORITY as i64).contains(&p) => Some(p as u32),
-            Some(p) => {
-                return Err(err(
-                    key("priority"),
-                    format!("{p} is outside 1..={MAX_PRIORITY}"),
-                ))
-            }
+            Some(p) => return Err(err(key("priority"), format!("{p} is outside 1..={MAX_PRIORITY}"))),
             None => None,
         };
         let ec2 = match self.ec2 {
             Some(raw) => {
                 if raw.instance_ids.is_empty() {
-                    return Err(err(
-                        key("ec2.instance_ids"),
-                        "must list at least one instance",
-                    ));
+                    return Err(err(key("ec2.instance_ids"), "must list at least one instance"));
                 }
                 let mut seen = HashSet::new();
                 for id in &raw.instance_ids {
@@ -282,15 +253,10 @@ impl RawRule {
                         ));
                     }
                     if !seen.insert(id) {
-                        return Err(err(
-                            key("ec2.instance_ids"),
-                            format!("`{id}` is listed twice"),
-                        ));
+                        return Err(err(key("ec2.instance_ids"), format!("`{id}` is listed twice")));
                     }
                 }
-                Some(Ec2Resources {
-                    instance_ids: raw.instance_ids,
-                })
+                Some(Ec2Resources { instance_ids: raw.instance_ids })
             }
             None => None,
         };
@@ -304,65 +270,35 @@ impl RawRule {
                 }
                 let desired_count = match raw.desired_count {
                     Some(n) if (1..=1000).contains(&n) => Some(n as u32),
-                    Some(n) => {
-                        return Err(err(
-                            key("ecs.desired_count"),
-                            format!("{n} is outside 1..=1000"),
-                        ))
-                    }
+                    Some(n) => return Err(err(key("ecs.desired_count"), format!("{n} is outside 1..=1000"))),
                     None => None,
                 };
-                Some(EcsService {
-                    cluster: raw.cluster,
-                    service: raw.service,
-                    desired_count,
-                })
+                Some(EcsService { cluster: raw.cluster, service: raw.service, desired_count })
             }
             None => None,
         };
         if ec2.is_none() && ecs.is_none() {
-            return Err(err(
-                key("ec2"),
-                "a rule needs `ec2`, `ecs`, or both: it has no resources to wake",
-            ));
+            return Err(err(key("ec2"), "a rule needs `ec2`, `ecs`, or both: it has no resources to wake"));
         }
         let busy_when = match self.busy_when {
             None => None,
-            Some(RawBusyWhen {
-                network_packets_in: Some(n),
-                cpu_percent: None,
-            }) => {
+            Some(RawBusyWhen { network_packets_in: Some(n), cpu_percent: None }) => {
                 if ec2.is_none() {
-                    return Err(err(
-                        key("busy_when.network_packets_in"),
-                        "needs `ec2` instances to measure",
-                    ));
+                    return Err(err(key("busy_when.network_packets_in"), "needs `ec2` instances to measure"));
                 }
                 if n < 1 {
-                    return Err(err(
-                        key("busy_when.network_packets_in"),
-                        "must be at least 1",
-                    ));
+                    return Err(err(key("busy_when.network_packets_in"), "must be at least 1"));
                 }
                 Some(BusySignal::NetworkPacketsIn(n as u64))
             }
-            Some(RawBusyWhen {
-                network_packets_in: None,
-                cpu_percent: Some(p),
-            }) => {
+            Some(RawBusyWhen { network_packets_in: None, cpu_percent: Some(p) }) => {
                 if !(p > 0.0 && p <= 100.0) {
-                    return Err(err(
-                        key("busy_when.cpu_percent"),
-                        format!("{p} is outside (0, 100]"),
-                    ));
+                    return Err(err(key("busy_when.cpu_percent"), format!("{p} is outside (0, 100]")));
                 }
                 Some(BusySignal::CpuPercent(p))
             }
             Some(_) => {
-                return Err(err(
-                    key("busy_when"),
-                    "give exactly one of `network_packets_in` or `cpu_percent`",
-                ));
+                return Err(err(key("busy_when"), "give exactly one of `network_packets_in` or `cpu_percent`"));
             }
         };
         Ok(Rule {
@@ -388,10 +324,7 @@ fn check_priority_ranges(rules: &[Rule]) -> Result<(), ConfigError> {
         if last > MAX_PRIORITY {
             return Err(err(
                 format!("rules[{i}] ({}).priority", rule.name),
-                format!(
-                    "{p} leaves no room for its {} ALB rules (max {MAX_PRIORITY})",
-                    last - p + 1
-                ),
+                format!("{p} leaves no room for its {} ALB rules (max {MAX_PRIORITY})", last - p + 1),
             ));
         }
         if let Some((_, _, other)) = ranges.iter().find(|(a, b, _)| p <= *b && *a <= last) {
@@ -427,10 +360,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             _ => return Err(bad()),
         };
         let n: u64 = digits.parse().map_err(|_| bad())?;
-        total = n
-            .checked_mul(unit)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(bad)?;
+        total = n.checked_mul(unit).and_then(|v| total.checked_add(v)).ok_or_else(bad)?;
         digits.clear();
     }
     if !digits.is_empty() {
@@ -455,9 +385,7 @@ fn validate_host_pattern(raw: &str) -> Result<String, String> {
     for label in labels.split('.') {
         let ok = !label.is_empty()
             && label.len() <= 63
-            && label
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if !ok {
             return Err("must be a host name like `api.dev.example.com` or `*.api.dev.example.com` (`*` only as the first label)".into());
         }
@@ -469,7 +397,10 @@ fn validate_host_pattern(raw: &str) -> Result<String, String> {
 fn check_elb_arn(key: &str, arn: &str, prefix: &str, segments: usize) -> Result<(), ConfigError> {
     let kind = prefix.trim_end_matches('/').replace("/app", "");
     let bad = || {
-        err(key, format!("`{arn}` is not an ELBv2 {kind} ARN (arn:aws:elasticloadbalancing:REGION:ACCOUNT:{prefix}...)"))
+        err(
+            key,
+            format!("`{arn}` is not an ELBv2 {kind} ARN (arn:aws:elasticloadbalancing:REGION:ACCOUNT:{prefix}...)"),
+        )
     };
     let parts: Vec<&str> = arn.splitn(6, ':').collect();
     let [a, partition, service, region, account, resource] = parts.as_slice() else {
@@ -490,9 +421,8 @@ fn check_elb_arn(key: &str, arn: &str, prefix: &str, segments: usize) -> Result<
 }
 
 fn is_instance_id(id: &str) -> bool {
-    id.strip_prefix("i-").is_some_and(|hex| {
-        (hex.len() == 8 || hex.len() == 17) && hex.bytes().all(|b| b.is_ascii_hexdigit())
-    })
+    id.strip_prefix("i-")
+        .is_some_and(|hex| (hex.len() == 8 || hex.len() == 17) && hex.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 #[cfg(test)]
@@ -501,8 +431,7 @@ mod tests {
 
     pub(crate) const LISTENER: &str =
         "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/dev/50dc6c495c0c9188/f2f7dc8efc522ab2";
-    const TG: &str =
-        "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/api/73e2d6bc24d8a067";
+    const TG: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/api/73e2d6bc24d8a067";
 
     fn spec_example() -> String {
         format!(
@@ -555,10 +484,7 @@ ecs = {{ cluster = "dev", service = "web", desired_count = 2 }}
         let web = c.rule("web").unwrap();
         assert_eq!(web.idle, Duration::from_secs(1800), "default idle applies");
         assert_eq!(web.ecs.as_ref().unwrap().desired_count, Some(2));
-        assert_eq!(
-            c.rule_for_host("x.api.dev.example.com").unwrap().name,
-            "api"
-        );
+        assert_eq!(c.rule_for_host("x.api.dev.example.com").unwrap().name, "api");
         assert_eq!(c.rule_for_host("web.dev.example.com").unwrap().name, "web");
     }
 
@@ -571,11 +497,7 @@ ecs = {{ cluster = "dev", service = "web", desired_count = 2 }}
         assert_eq!(c.state_table, "autostop-state");
         assert_eq!(
             (c.idle, c.hold, c.settle),
-            (
-                Duration::from_secs(1800),
-                Duration::from_secs(25),
-                Duration::from_secs(2)
-            )
+            (Duration::from_secs(1800), Duration::from_secs(25), Duration::from_secs(2))
         );
     }
 
@@ -596,10 +518,7 @@ ecs = {{ cluster = "dev", service = "web", desired_count = 2 }}
 
     #[test]
     fn host_claimed_by_two_rules() {
-        let e = load_err(&with(
-            "hosts = [\"web.dev.example.com\"]",
-            "hosts = [\"API.dev.example.com.\"]",
-        ));
+        let e = load_err(&with("hosts = [\"web.dev.example.com\"]", "hosts = [\"API.dev.example.com.\"]"));
         assert_eq!(e.key, "rules[1] (web).hosts");
         assert!(e.reason.contains("already claimed by rule `api`"), "{e}");
     }
@@ -615,12 +534,9 @@ ecs = {{ cluster = "dev", service = "web", desired_count = 2 }}
 
     #[test]
     fn bad_durations() {
-        for (bad, why) in [
-            ("15x", "not a duration"),
-            ("15", "needs a unit"),
-            ("0s", "longer than zero"),
-            ("", "not a duration"),
-        ] {
+        for (bad, why) in
+            [("15x", "not a duration"), ("15", "needs a unit"), ("0s", "longer than zero"), ("", "not a duration")]
+        {
             let e = load_err(&with("idle = \"15m\"", &format!("idle = \"{bad}\"")));
             assert_eq!(e.key, "rules[0] (api).idle");
             assert!(e.reason.contains(why), "{bad}: {e}");
@@ -633,92 +549,51 @@ ecs = {{ cluster = "dev", service = "web", desired_count = 2 }}
 
     #[test]
     fn bad_arns() {
-        let e = load_err(&with(
-            TG,
-            "arn:aws:ec2:us-east-1:123456789012:targetgroup/api/73e2d6bc24d8a067",
-        ));
+        let e = load_err(&with(TG, "arn:aws:ec2:us-east-1:123456789012:targetgroup/api/73e2d6bc24d8a067"));
         assert_eq!(e.key, "rules[0] (api).target_group_arn");
         let e = load_err(&with(TG, "targetgroup/api"));
         assert!(e.reason.contains("not an ELBv2 targetgroup ARN"), "{e}");
-        let e = load_err(&with(LISTENER, "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/dev/50dc6c495c0c9188"));
-        assert_eq!(e.key, "listener_arns[0]");
         let e = load_err(&with(
             LISTENER,
-            "arn:aws:elasticloadbalancing:us-east-1:1234:listener/app/dev/5/f",
+            "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/dev/50dc6c495c0c9188",
         ));
+        assert_eq!(e.key, "listener_arns[0]");
+        let e = load_err(&with(LISTENER, "arn:aws:elasticloadbalancing:us-east-1:1234:listener/app/dev/5/f"));
         assert_eq!(e.key, "listener_arns[0]", "short account id");
     }
 
     #[test]
     fn rule_without_resources() {
-        let e = load_err(&with(
-            "ecs = { cluster = \"dev\", service = \"web\", desired_count = 2 }",
-            "",
-        ));
+        let e = load_err(&with("ecs = { cluster = \"dev\", service = \"web\", desired_count = 2 }", ""));
         assert_eq!(e.key, "rules[1] (web).ec2");
         assert!(e.reason.contains("no resources"));
     }
 
     #[test]
     fn bad_names_hosts_ids_and_numbers() {
+        assert_eq!(load_err(&with("name = \"web\"", "name = \"Web App\"")).key, "rules[1].name");
+        assert!(load_err(&with("\"web.dev.example.com\"", "\"web.dev.example.com:443\"")).reason.contains("port"));
+        assert!(load_err(&with("\"web.dev.example.com\"", "\"web.*.example.com\"")).reason.contains("first label"));
+        assert_eq!(load_err(&with("i-0123456789abcdef0", "vm-1")).key, "rules[0] (api).ec2.instance_ids");
+        assert_eq!(load_err(&with("priority = 1200", "priority = 0")).key, "rules[0] (api).priority");
+        assert_eq!(load_err(&with("desired_count = 2", "desired_count = 0")).key, "rules[1] (web).ecs.desired_count");
         assert_eq!(
-            load_err(&with("name = \"web\"", "name = \"Web App\"")).key,
-            "rules[1].name"
-        );
-        assert!(load_err(&with(
-            "\"web.dev.example.com\"",
-            "\"web.dev.example.com:443\""
-        ))
-        .reason
-        .contains("port"));
-        assert!(
-            load_err(&with("\"web.dev.example.com\"", "\"web.*.example.com\""))
-                .reason
-                .contains("first label")
-        );
-        assert_eq!(
-            load_err(&with("i-0123456789abcdef0", "vm-1")).key,
-            "rules[0] (api).ec2.instance_ids"
-        );
-        assert_eq!(
-            load_err(&with("priority = 1200", "priority = 0")).key,
-            "rules[0] (api).priority"
-        );
-        assert_eq!(
-            load_err(&with("desired_count = 2", "desired_count = 0")).key,
-            "rules[1] (web).ecs.desired_count"
-        );
-        assert_eq!(
-            load_err(&with(
-                "{ network_packets_in = 500 }",
-                "{ network_packets_in = 500, cpu_percent = 5 }"
-            ))
-            .key,
+            load_err(&with("{ network_packets_in = 500 }", "{ network_packets_in = 500, cpu_percent = 5 }")).key,
             "rules[0] (api).busy_when"
         );
-        assert!(
-            load_err(&with("listener_arns = [", "listener_arns = [], x = ["))
-                .to_string()
-                .contains("x")
-        );
+        assert!(load_err(&with("listener_arns = [", "listener_arns = [], x = [")).to_string().contains("x"));
     }
 
     #[test]
     fn overlapping_priorities() {
-        let e = load_err(&with(
-            "desired_count = 2 }",
-            "desired_count = 2 }\npriority = 1200",
-        ));
+        let e = load_err(&with("desired_count = 2 }", "desired_count = 2 }\npriority = 1200"));
         assert_eq!(e.key, "rules[1] (web).priority");
         assert!(e.reason.contains("overlaps"), "{e}");
     }
 
     #[test]
     fn missing_listeners() {
-        let e = load_err(&with(
-            &format!("listener_arns = [\"{LISTENER}\"]"),
-            "listener_arns = []",
-        ));
+        let e = load_err(&with(&format!("listener_arns = [\"{LISTENER}\"]"), "listener_arns = []"));
         assert_eq!(e.key, "listener_arns");
         let e = load_err(&with(&format!("listener_arns = [\"{LISTENER}\"]"), ""));
         assert!(e.to_string().contains("listener_arns"), "{e}");

@@ -37,19 +37,12 @@ impl std::error::Error for EventError {}
 
 pub fn classify(event: Value) -> Result<Event, EventError> {
     let Value::Object(map) = &event else {
-        return Err(EventError(format!(
-            "expected a JSON object event, got {}",
-            describe(&event)
-        )));
+        return Err(EventError(format!("expected a JSON object event, got {}", describe(&event))));
     };
     if let Some(cmd) = map.get("autostop") {
         return command(cmd, &event).map(Event::Command);
     }
-    if map
-        .get("requestContext")
-        .and_then(|c| c.get("elb"))
-        .is_some()
-    {
+    if map.get("requestContext").and_then(|c| c.get("elb")).is_some() {
         return serde_json::from_value::<AlbTargetGroupRequest>(event)
             .map(|r| Event::Alb(Box::new(r)))
             .map_err(|e| EventError(format!("ALB target group request could not be read: {e}")));
@@ -76,11 +69,7 @@ fn command(cmd: &Value, event: &Value) -> Result<Command, EventError> {
             .and_then(Value::as_str)
             .filter(|r| !r.is_empty())
             .map(str::to_string)
-            .ok_or_else(|| {
-                EventError(format!(
-                    "command {cmd} needs \"rule\": the name of a configured rule"
-                ))
-            })
+            .ok_or_else(|| EventError(format!("command {cmd} needs \"rule\": the name of a configured rule")))
     };
     match cmd.as_str() {
         Some("status") => Ok(Command::Status),
@@ -100,14 +89,7 @@ fn command(cmd: &Value, event: &Value) -> Result<Command, EventError> {
 fn describe(v: &Value) -> String {
     let text = v.to_string();
     if text.len() > 80 {
-        format!(
-            "{}...",
-            &text[..text
-                .char_indices()
-                .nth(77)
-                .map(|(i, _)| i)
-                .unwrap_or(text.len())]
-        )
+        format!("{}...", &text[..text.char_indices().nth(77).map(|(i, _)| i).unwrap_or(text.len())])
     } else {
         text
     }
@@ -125,11 +107,7 @@ mod tests {
 
     #[test]
     fn alb_requests_in_both_header_modes() {
-        for name in [
-            "alb-single-value.json",
-            "alb-multi-value.json",
-            "alb-post-base64.json",
-        ] {
+        for name in ["alb-single-value.json", "alb-multi-value.json", "alb-post-base64.json"] {
             match classify(fixture(name)) {
                 Ok(Event::Alb(_)) => {}
                 other => panic!("{name}: {other:?}"),
@@ -139,14 +117,8 @@ mod tests {
 
     #[test]
     fn schedule_and_commands() {
-        assert!(matches!(
-            classify(fixture("scheduled-event.json")),
-            Ok(Event::Schedule)
-        ));
-        assert_eq!(
-            classify(json!({"autostop": "status"})).unwrap_command(),
-            Command::Status
-        );
+        assert!(matches!(classify(fixture("scheduled-event.json")), Ok(Event::Schedule)));
+        assert_eq!(classify(json!({"autostop": "status"})).unwrap_command(), Command::Status);
         assert_eq!(
             classify(json!({"autostop": "wake", "rule": "api"})).unwrap_command(),
             Command::Wake { rule: "api".into() }

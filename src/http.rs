@@ -26,34 +26,13 @@ pub struct Request {
 impl Request {
     pub fn from_alb(req: &AlbTargetGroupRequest) -> Request {
         let multi_value = !req.multi_value_headers.is_empty();
-        let headers = if multi_value {
-            &req.multi_value_headers
-        } else {
-            &req.headers
-        };
-        let header = |name: &str| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_string()
-        };
-        let params = if multi_value {
-            &req.multi_value_query_string_parameters
-        } else {
-            &req.query_string_parameters
-        };
+        let headers = if multi_value { &req.multi_value_headers } else { &req.headers };
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let params = if multi_value { &req.multi_value_query_string_parameters } else { &req.query_string_parameters };
         let mut pairs: Vec<(&str, &str)> = params.iter().collect();
         pairs.sort();
-        let query = pairs
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("&");
-        let host = headers
-            .get("host")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+        let query = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
+        let host = headers.get("host").and_then(|v| v.to_str().ok()).map(str::to_string);
         Request {
             method: req.http_method.clone(),
             host,
@@ -83,13 +62,7 @@ impl Request {
         if self.query.is_empty() {
             path
         } else {
-            format!(
-                "{path}?{}",
-                self.query
-                    .chars()
-                    .filter(|c| !c.is_control())
-                    .collect::<String>()
-            )
+            format!("{path}?{}", self.query.chars().filter(|c| !c.is_control()).collect::<String>())
         }
     }
 }
@@ -106,10 +79,7 @@ fn quality(accept: &str, media: &str) -> f32 {
         if !matches {
             continue;
         }
-        let q = fields
-            .filter_map(|f| f.trim().strip_prefix("q="))
-            .find_map(|q| q.parse::<f32>().ok())
-            .unwrap_or(1.0);
+        let q = fields.filter_map(|f| f.trim().strip_prefix("q=")).find_map(|q| q.parse::<f32>().ok()).unwrap_or(1.0);
         best = best.max(q);
     }
     best
@@ -170,10 +140,7 @@ impl Reply {
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
     }
 
     /// The ALB response, with headers in the mode the request came in (an ALB with multi-value
@@ -200,10 +167,7 @@ impl Reply {
 }
 
 fn reason(status: u16) -> &'static str {
-    http::StatusCode::from_u16(status)
-        .ok()
-        .and_then(|s| s.canonical_reason())
-        .unwrap_or("")
+    http::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("")
 }
 
 #[cfg(test)]
@@ -222,8 +186,7 @@ mod tests {
         }
     }
 
-    const CHROME: &str =
-        "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,*/*;q=0.8";
+    const CHROME: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,*/*;q=0.8";
 
     #[test]
     fn browsers_are_get_or_head_accepting_html() {
@@ -245,22 +208,10 @@ mod tests {
 
     #[test]
     fn redirect_stays_on_the_same_host_and_path() {
-        assert_eq!(
-            req(Method::POST, "/v1/items", "a=1&b=%20x", "").same_url(),
-            "/v1/items?a=1&b=%20x"
-        );
-        assert_eq!(
-            req(Method::GET, "//evil.example/x", "", "").same_url(),
-            "/evil.example/x"
-        );
-        assert_eq!(
-            req(Method::GET, "/\\evil.example", "", "").same_url(),
-            "/evil.example"
-        );
-        assert_eq!(
-            req(Method::GET, "/a\r\nSet-Cookie: x", "", "").same_url(),
-            "/aSet-Cookie: x"
-        );
+        assert_eq!(req(Method::POST, "/v1/items", "a=1&b=%20x", "").same_url(), "/v1/items?a=1&b=%20x");
+        assert_eq!(req(Method::GET, "//evil.example/x", "", "").same_url(), "/evil.example/x");
+        assert_eq!(req(Method::GET, "/\\evil.example", "", "").same_url(), "/evil.example");
+        assert_eq!(req(Method::GET, "/a\r\nSet-Cookie: x", "", "").same_url(), "/aSet-Cookie: x");
     }
 
     #[test]
@@ -272,9 +223,6 @@ mod tests {
         let multi = Reply::redirect("/x".into()).into_alb(true);
         assert!(multi.headers.is_empty());
         assert_eq!(multi.multi_value_headers.get("location").unwrap(), "/x");
-        assert_eq!(
-            multi.status_description.as_deref(),
-            Some("307 Temporary Redirect")
-        );
+        assert_eq!(multi.status_description.as_deref(), Some("307 Temporary Redirect"));
     }
 }

@@ -12,6 +12,7 @@ pub mod cloud;
 pub mod config;
 pub mod event;
 pub mod http;
+pub mod idle;
 pub mod pages;
 pub mod priority;
 pub mod rules;

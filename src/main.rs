@@ -24,9 +24,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         let app = Arc::clone(&app);
         async move {
             let left = time_left(event.context.deadline);
-            app.handle(event.payload, left)
-                .await
-                .map_err(lambda_runtime::Error::from)
+            app.handle(event.payload, left).await.map_err(lambda_runtime::Error::from)
         }
     }))
     .await

@@ -42,20 +42,13 @@ struct MessagePage<'a> {
 pub fn steps(phase: Phase) -> Vec<Step> {
     let mut all: Vec<(&'static str, &'static str)> = vec![
         ("starting", "Starting the resources"),
-        (
-            "waiting_for_health",
-            "Passing the load balancer's health checks",
-        ),
+        ("waiting_for_health", "Passing the load balancer's health checks"),
         ("routing", "Routing your traffic to the app"),
     ];
     if phase == Phase::Stopping {
         all.insert(0, ("stopping", "Finishing the previous shutdown"));
     }
-    let shown = if phase == Phase::Ready {
-        Phase::Routing
-    } else {
-        phase
-    };
+    let shown = if phase == Phase::Ready { Phase::Routing } else { phase };
     let current = all.iter().position(|(p, _)| *p == shown.as_str());
     all.into_iter()
         .enumerate()
@@ -99,15 +92,7 @@ pub fn message(
     code: Option<&str>,
     refresh: Option<u64>,
 ) -> String {
-    MessagePage {
-        title,
-        host,
-        paragraphs,
-        code,
-        refresh,
-    }
-    .render()
-    .unwrap_or_else(|e| format!("template error: {e}"))
+    MessagePage { title, host, paragraphs, code, refresh }.render().unwrap_or_else(|e| format!("template error: {e}"))
 }
 
 #[cfg(test)]
@@ -120,15 +105,8 @@ mod tests {
             rule: "api".into(),
             phase,
             message: "booting".into(),
-            resources: vec![ResourceState {
-                kind: "ec2",
-                id: "i-1".into(),
-                state: "pending".into(),
-            }],
-            targets: TargetHealth {
-                healthy: 0,
-                total: 1,
-            },
+            resources: vec![ResourceState { kind: "ec2", id: "i-1".into(), state: "pending".into() }],
+            targets: TargetHealth { healthy: 0, total: 1 },
             elapsed_seconds: Some(12),
             eta_seconds: None,
             error: None,
@@ -139,19 +117,8 @@ mod tests {
     fn steps_mark_done_current_todo() {
         let s = steps(Phase::WaitingForHealth);
         let states: Vec<_> = s.iter().map(|s| (s.phase, s.state)).collect();
-        assert_eq!(
-            states,
-            vec![
-                ("starting", "done"),
-                ("waiting_for_health", "current"),
-                ("routing", "todo")
-            ]
-        );
-        assert_eq!(
-            steps(Phase::Ready)[2].state,
-            "current",
-            "ready is shown as routing"
-        );
+        assert_eq!(states, vec![("starting", "done"), ("waiting_for_health", "current"), ("routing", "todo")]);
+        assert_eq!(steps(Phase::Ready)[2].state, "current", "ready is shown as routing");
         assert_eq!(steps(Phase::Stopping)[0], ("stopping", "current"));
     }
 
@@ -170,10 +137,7 @@ mod tests {
     fn progress_page_escapes_the_host_and_shows_state() {
         let html = progress("<script>alert(1)</script>.dev", &status(Phase::Starting));
         assert!(!html.contains("<script>alert(1)"));
-        assert!(
-            html.contains("&#60;script&#62;alert(1)") || html.contains("&lt;script&gt;alert(1)"),
-            "{html}"
-        );
+        assert!(html.contains("&#60;script&#62;alert(1)") || html.contains("&lt;script&gt;alert(1)"), "{html}");
         assert!(html.contains("i-1") && html.contains("pending"));
         assert!(html.contains("<noscript><meta http-equiv=\"refresh\" content=\"2\"></noscript>"));
         assert!(html.contains("/__autostop/status"));
@@ -191,10 +155,7 @@ mod tests {
             Some(30),
         );
         assert!(!html.contains("a\"b<c"));
-        assert!(
-            html.contains("x &#38; y") || html.contains("x &amp; y"),
-            "{html}"
-        );
+        assert!(html.contains("x &#38; y") || html.contains("x &amp; y"), "{html}");
         assert!(html.contains("InsufficientInstanceCapacity"));
         assert!(html.contains("content=\"30\""));
     }

@@ -22,10 +22,7 @@ pub fn chunk_count(hosts: usize) -> usize {
 
 /// The rule's hosts split into ALB-sized chunks, in config order.
 pub fn host_chunks(hosts: &[String]) -> Vec<Vec<String>> {
-    hosts
-        .chunks(MAX_HOSTS_PER_ALB_RULE)
-        .map(|c| c.to_vec())
-        .collect()
+    hosts.chunks(MAX_HOSTS_PER_ALB_RULE).map(|c| c.to_vec()).collect()
 }
 
 /// The preferred priority of chunk `chunk` of a rule.
@@ -42,9 +39,7 @@ pub fn preferred(name: &str, configured: Option<u32>, chunk: usize) -> u32 {
 
 /// The first priority at or after `want` that is not in `taken` (wrapping within 1..=MAX).
 pub fn next_free(want: u32, taken: &[u32]) -> Option<u32> {
-    (0..MAX_PRIORITY)
-        .map(|k| (want - 1 + k) % MAX_PRIORITY + 1)
-        .find(|p| !taken.contains(p))
+    (0..MAX_PRIORITY).map(|k| (want - 1 + k) % MAX_PRIORITY + 1).find(|p| !taken.contains(p))
 }
 
 /// Same host set, order and case aside.
@@ -60,9 +55,7 @@ pub fn same_hosts(a: &[String], b: &[String]) -> bool {
 
 /// FNV-1a, 32 bit: tiny, stable across builds and platforms (std's hasher is not).
 fn fnv1a(bytes: &[u8]) -> u32 {
-    bytes.iter().fold(0x811c_9dc5u32, |h, b| {
-        (h ^ *b as u32).wrapping_mul(0x0100_0193)
-    })
+    bytes.iter().fold(0x811c_9dc5u32, |h, b| (h ^ *b as u32).wrapping_mul(0x0100_0193))
 }
 
 #[cfg(test)]
@@ -103,10 +96,7 @@ mod tests {
         assert_eq!(chunk_count(6), 2);
         assert_eq!(chunk_count(11), 3);
         let chunks = host_chunks(&hosts(11));
-        assert_eq!(
-            chunks.iter().map(Vec::len).collect::<Vec<_>>(),
-            vec![5, 5, 1]
-        );
+        assert_eq!(chunks.iter().map(Vec::len).collect::<Vec<_>>(), vec![5, 5, 1]);
         assert_eq!(chunks[2][0], "h10.dev.example.com");
     }
 

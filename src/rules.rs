@@ -109,18 +109,9 @@ mod tests {
 
     #[test]
     fn normalize_strips_port_case_and_trailing_dot() {
-        assert_eq!(
-            normalize_host("API.Dev.Example.com.:8080").as_deref(),
-            Some("api.dev.example.com")
-        );
-        assert_eq!(
-            normalize_host("api.dev.example.com").as_deref(),
-            Some("api.dev.example.com")
-        );
-        assert_eq!(
-            normalize_host(" web.localhost:80 ").as_deref(),
-            Some("web.localhost")
-        );
+        assert_eq!(normalize_host("API.Dev.Example.com.:8080").as_deref(), Some("api.dev.example.com"));
+        assert_eq!(normalize_host("api.dev.example.com").as_deref(), Some("api.dev.example.com"));
+        assert_eq!(normalize_host(" web.localhost:80 ").as_deref(), Some("web.localhost"));
         assert_eq!(normalize_host("[::1]:8080").as_deref(), Some("[::1]"));
         assert_eq!(normalize_host(""), None);
         assert_eq!(normalize_host(":80"), None);
@@ -141,11 +132,7 @@ mod tests {
         let idx = index();
         assert_eq!(idx.lookup("api.dev.example.com"), Some(0));
         assert_eq!(idx.lookup("pr-1.api.dev.example.com"), Some(1));
-        assert_eq!(
-            idx.lookup("a.b.api.dev.example.com"),
-            Some(1),
-            "one or more labels"
-        );
+        assert_eq!(idx.lookup("a.b.api.dev.example.com"), Some(1), "one or more labels");
         assert_eq!(idx.lookup("special.pr.api.dev.example.com"), Some(3));
         assert_eq!(idx.lookup("web.dev.example.com"), Some(2));
         assert_eq!(idx.lookup("dev.example.com"), None, "*.x does not match x");
@@ -158,10 +145,6 @@ mod tests {
         let mut idx = index();
         assert_eq!(idx.insert("api.dev.example.com", 5), Err(0));
         assert_eq!(idx.insert("*.dev.example.com", 5), Err(2));
-        assert_eq!(
-            idx.insert("api.dev.example.com", 0),
-            Ok(()),
-            "same rule is fine"
-        );
+        assert_eq!(idx.insert("api.dev.example.com", 0), Ok(()), "same rule is fine");
     }
 }

@@ -24,15 +24,17 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::cloud::{
-    Cloud, CloudError, ErrorKind, Instance, InstanceState, ListenerRule, NewForwardRule, Service,
-    TargetHealth,
+    Cloud, CloudError, ErrorKind, Instance, InstanceState, ListenerRule, NewForwardRule, Service, TargetHealth,
 };
+use crate::cloud::{RuleState, WARMUPS_KEPT};
 use crate::config::Config;
 use crate::priority;
 use crate::rules::Rule;
 
 /// How long one observation serves every caller of a rule (the "about a second" of SPEC).
 pub const STATUS_TTL: Duration = Duration::from_secs(1);
+/// A stop recorded longer ago than this is taken as crashed: wakes stop waiting for it.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Where a rule is, as the status JSON and the progress page show it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -103,10 +105,7 @@ pub enum ResourcePlan {
     /// Cannot be woken: terminated or missing instance, missing service, failed boot.
     Broken(StepError),
     /// Start these stopped instances and/or scale the service to this count.
-    Start {
-        instances: Vec<String>,
-        scale_to: Option<u32>,
-    },
+    Start { instances: Vec<String>, scale_to: Option<u32> },
     /// Some instance is still `stopping`; it can be started once `stopped`.
     WaitForStop,
     /// Started, not yet running.
@@ -128,11 +127,7 @@ pub fn plan_resources(rule: &Rule, obs: &Observed, started: &HashSet<String>) ->
     for i in &obs.instances {
         match i.state {
             InstanceState::Terminated | InstanceState::ShuttingDown | InstanceState::Missing => {
-                let what = if i.state == InstanceState::Missing {
-                    "does not exist"
-                } else {
-                    "is terminated"
-                };
+                let what = if i.state == InstanceState::Missing { "does not exist" } else { "is terminated" };
                 return ResourcePlan::Broken(StepError {
                     operation: "DescribeInstances".into(),
                     code: if i.state == InstanceState::Missing { "InstanceMissing" } else { "InstanceTerminated" }.into(),
@@ -145,8 +140,7 @@ pub fn plan_resources(rule: &Rule, obs: &Observed, started: &HashSet<String>) ->
                 });
             }
             InstanceState::Stopped
-                if started.contains(&i.id)
-                    && i.state_reason.as_deref() == Some("Client.InternalError") =>
+                if started.contains(&i.id) && i.state_reason.as_deref() == Some("Client.InternalError") =>
             {
                 return ResourcePlan::Broken(StepError {
                     operation: "StartInstances".into(),
@@ -168,46 +162,23 @@ pub fn plan_resources(rule: &Rule, obs: &Observed, started: &HashSet<String>) ->
                 operation: "DescribeServices".into(),
                 code: "ServiceNotFoundException".into(),
                 kind: ErrorKind::NotFound.as_str(),
-                detail: format!(
-                    "ECS service {}/{} is {}",
-                    spec.cluster,
-                    spec.service,
-                    svc.status.to_lowercase()
-                ),
-                action: format!(
-                    "create the service or fix rule `{}` (ecs.cluster, ecs.service)",
-                    rule.name
-                ),
+                detail: format!("ECS service {}/{} is {}", spec.cluster, spec.service, svc.status.to_lowercase()),
+                action: format!("create the service or fix rule `{}` (ecs.cluster, ecs.service)", rule.name),
             });
         }
         if svc.desired == 0 {
             scale_to = Some(spec.desired_count.or(svc.remembered_count).unwrap_or(1));
         }
     }
-    let to_start: Vec<String> = obs
-        .instances
-        .iter()
-        .filter(|i| i.state == InstanceState::Stopped)
-        .map(|i| i.id.clone())
-        .collect();
+    let to_start: Vec<String> =
+        obs.instances.iter().filter(|i| i.state == InstanceState::Stopped).map(|i| i.id.clone()).collect();
     if !to_start.is_empty() || scale_to.is_some() {
-        return ResourcePlan::Start {
-            instances: to_start,
-            scale_to,
-        };
+        return ResourcePlan::Start { instances: to_start, scale_to };
     }
-    if obs
-        .instances
-        .iter()
-        .any(|i| i.state == InstanceState::Stopping)
-    {
+    if obs.instances.iter().any(|i| i.state == InstanceState::Stopping) {
         return ResourcePlan::WaitForStop;
     }
-    if obs
-        .instances
-        .iter()
-        .any(|i| i.state == InstanceState::Pending)
-    {
+    if obs.instances.iter().any(|i| i.state == InstanceState::Pending) {
         return ResourcePlan::Booting;
     }
     ResourcePlan::Up
@@ -270,16 +241,8 @@ enum Mode {
 
 impl<C: Cloud> Waker<C> {
     pub fn new(cloud: Arc<C>, config: Arc<Config>) -> Waker<C> {
-        let memos = config
-            .rules
-            .iter()
-            .map(|r| (r.name.clone(), Mutex::new(Memo::default())))
-            .collect();
-        Waker {
-            cloud,
-            config,
-            memos,
-        }
+        let memos = config.rules.iter().map(|r| (r.name.clone(), Mutex::new(Memo::default()))).collect();
+        Waker { cloud, config, memos }
     }
 
     pub fn config(&self) -> &Config {
@@ -303,9 +266,7 @@ impl<C: Cloud> Waker<C> {
     }
 
     fn memo(&self, rule: &Rule) -> &Mutex<Memo> {
-        self.memos
-            .get(&rule.name)
-            .expect("every configured rule has a memo")
+        self.memos.get(&rule.name).expect("every configured rule has a memo")
     }
 
     async fn cached_step(&self, rule: &Rule, mode: Mode) -> Status {
@@ -340,13 +301,7 @@ impl<C: Cloud> Waker<C> {
 
     /// An AWS call failed. Throttling, network faults and state races are retried quietly (the
     /// phase stays); anything else becomes the `error` phase with the code and what to do.
-    fn failed(
-        &self,
-        rule: &Rule,
-        memo: &mut Memo,
-        e: CloudError,
-        resources: Vec<ResourceState>,
-    ) -> Status {
+    fn failed(&self, rule: &Rule, memo: &mut Memo, e: CloudError, resources: Vec<ResourceState>) -> Status {
         let quiet = e.kind.is_retryable() || e.kind == ErrorKind::InvalidState;
         tracing::warn!(rule = %rule.name, op = e.op, code = %e.code, kind = e.kind.as_str(), retry = quiet, message = %e.message, "aws call failed");
         let elapsed = elapsed(memo);
@@ -391,18 +346,49 @@ impl<C: Cloud> Waker<C> {
         };
         let ecs = async {
             match &rule.ecs {
-                Some(ecs) => self
-                    .cloud
-                    .service(&ecs.cluster, &ecs.service)
-                    .await
-                    .map(Some),
+                Some(ecs) => self.cloud.service(&ecs.cluster, &ecs.service).await.map(Some),
                 None => Ok(None),
             }
         };
         let (instances, service) = tokio::join!(ec2, ecs);
-        Ok(Observed {
-            instances: instances?,
-            service: service?,
+        Ok(Observed { instances: instances?, service: service? })
+    }
+
+    /// The rule's state item; `None` when there is none or the table cannot be read (waking never
+    /// depends on the table: AWS itself is the truth about what runs).
+    async fn read_state(&self, rule: &Rule) -> Option<RuleState> {
+        match self.cloud.load_state(&self.config.state_table, &rule.name).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(rule = %rule.name, code = %e.code, table = %self.config.state_table, "state unreadable; waking without it");
+                None
+            }
+        }
+    }
+
+    /// Applies `change` to the rule's state with a conditional write; on a lost race it re-reads
+    /// and tries once more. Failures are logged, never fatal to the wake.
+    async fn record(&self, rule: &Rule, mut prev: Option<RuleState>, change: impl Fn(&mut RuleState)) {
+        for _ in 0..2 {
+            let mut next = prev.clone().unwrap_or_else(|| RuleState::new(&rule.name));
+            change(&mut next);
+            next.version = prev.as_ref().map(|p| p.version).unwrap_or(0) + 1;
+            match self.cloud.save_state(&self.config.state_table, &next, prev.as_ref().map(|p| p.version)).await {
+                Ok(()) => return,
+                Err(e) if e.kind == ErrorKind::Conflict => prev = self.read_state(rule).await,
+                Err(e) => {
+                    tracing::warn!(rule = %rule.name, code = %e.code, "state not recorded");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// An idle stop claimed the rule recently and has not finished.
+    fn stop_in_progress(&self, state: Option<&RuleState>) -> bool {
+        state.is_some_and(|s| {
+            s.phase == "stopping"
+                && s.stopping_since.is_some_and(|t| self.cloud.now() - t < STOP_TIMEOUT.as_secs() as i64)
         })
     }
 
@@ -412,23 +398,37 @@ impl<C: Cloud> Waker<C> {
         memo: &mut Memo,
         mode: Mode,
     ) -> Result<Status, (CloudError, Vec<ResourceState>)> {
-        let obs = self
-            .observe_resources(rule)
-            .await
-            .map_err(|e| (e, Vec::new()))?;
+        let (obs, state) = tokio::join!(self.observe_resources(rule), self.read_state(rule));
+        let obs = obs.map_err(|e| (e, Vec::new()))?;
         let mut resources = resource_states(rule, &obs);
         let now = Instant::now();
-        let status =
-            |phase: Phase, message: String, resources: Vec<ResourceState>, memo: &Memo| Status {
+        let wall = self.cloud.now();
+        if self.stop_in_progress(state.as_ref()) {
+            // The idle checker has taken traffic away and is stopping the resources: inserting a
+            // rule now would route to targets that are going away. Wait, then wake.
+            memo.routed_at = None;
+            memo.wake_started.get_or_insert(now);
+            return Ok(Status {
                 rule: rule.name.clone(),
-                phase,
-                message,
+                phase: Phase::Stopping,
+                message: "an idle stop is in progress; waking as soon as it finishes".into(),
                 resources,
                 targets: TargetHealth::default(),
                 elapsed_seconds: elapsed(memo),
                 eta_seconds: None,
                 error: None,
-            };
+            });
+        }
+        let status = |phase: Phase, message: String, resources: Vec<ResourceState>, memo: &Memo| Status {
+            rule: rule.name.clone(),
+            phase,
+            message,
+            resources,
+            targets: TargetHealth::default(),
+            elapsed_seconds: elapsed(memo),
+            eta_seconds: None,
+            error: None,
+        };
         let plan = plan_resources(rule, &obs, &memo.started);
         if plan != ResourcePlan::Up {
             memo.routed_at = None;
@@ -441,20 +441,12 @@ impl<C: Cloud> Waker<C> {
                 s.error = Some(err);
                 Ok(s)
             }
-            ResourcePlan::Start { .. } if mode == Mode::Observe => Ok(status(
-                Phase::Stopped,
-                "asleep: the next request wakes it".into(),
-                resources,
-                memo,
-            )),
-            ResourcePlan::Start {
-                instances,
-                scale_to,
-            } => {
-                if matches!(
-                    memo.last_phase,
-                    None | Some(Phase::Ready) | Some(Phase::Stopped)
-                ) || memo.wake_started.is_none()
+            ResourcePlan::Start { .. } if mode == Mode::Observe => {
+                Ok(status(Phase::Stopped, "asleep: the next request wakes it".into(), resources, memo))
+            }
+            ResourcePlan::Start { instances, scale_to } => {
+                if matches!(memo.last_phase, None | Some(Phase::Ready) | Some(Phase::Stopped))
+                    || memo.wake_started.is_none()
                 {
                     memo.wake_started = Some(now);
                     memo.started.clear();
@@ -462,10 +454,7 @@ impl<C: Cloud> Waker<C> {
                 let mut did = Vec::new();
                 if !instances.is_empty() {
                     tracing::info!(rule = %rule.name, instances = ?instances, "starting instances");
-                    self.cloud
-                        .start_instances(&instances)
-                        .await
-                        .map_err(|e| (e, resources.clone()))?;
+                    self.cloud.start_instances(&instances).await.map_err(|e| (e, resources.clone()))?;
                     memo.started.extend(instances.iter().cloned());
                     for r in resources.iter_mut().filter(|r| instances.contains(&r.id)) {
                         r.state = "pending".into();
@@ -483,21 +472,21 @@ impl<C: Cloud> Waker<C> {
                     }
                     did.push(format!("scaling {}/{} to {n}", ecs.cluster, ecs.service));
                 }
-                let waiting = if obs
-                    .instances
-                    .iter()
-                    .any(|i| i.state == InstanceState::Stopping)
-                {
+                self.record(rule, state.clone(), |s| {
+                    if s.phase != "starting" {
+                        s.wake_started_at = Some(wall);
+                    }
+                    s.phase = "starting".into();
+                    s.last_wake_at = Some(wall);
+                    s.last_error = None;
+                })
+                .await;
+                let waiting = if obs.instances.iter().any(|i| i.state == InstanceState::Stopping) {
                     "; waiting for a stopping instance to finish"
                 } else {
                     ""
                 };
-                Ok(status(
-                    Phase::Starting,
-                    format!("{}{waiting}", did.join("; ")),
-                    resources,
-                    memo,
-                ))
+                Ok(status(Phase::Starting, format!("{}{waiting}", did.join("; ")), resources, memo))
             }
             ResourcePlan::WaitForStop => {
                 memo.wake_started.get_or_insert(now);
@@ -513,11 +502,8 @@ impl<C: Cloud> Waker<C> {
                 Ok(status(Phase::Starting, "booting".into(), resources, memo))
             }
             ResourcePlan::Up => {
-                let health = self
-                    .cloud
-                    .target_health(&rule.target_group_arn)
-                    .await
-                    .map_err(|e| (e, resources.clone()))?;
+                let health =
+                    self.cloud.target_health(&rule.target_group_arn).await.map_err(|e| (e, resources.clone()))?;
                 if health.healthy == 0 {
                     memo.routed_at = None;
                     if mode == Mode::Wake {
@@ -525,7 +511,10 @@ impl<C: Cloud> Waker<C> {
                     }
                     let mut s = status(
                         Phase::WaitingForHealth,
-                        format!("running; waiting for the load balancer's health checks ({}/{} healthy)", health.healthy, health.total),
+                        format!(
+                            "running; waiting for the load balancer's health checks ({}/{} healthy)",
+                            health.healthy, health.total
+                        ),
                         resources,
                         memo,
                     );
@@ -534,38 +523,34 @@ impl<C: Cloud> Waker<C> {
                 }
                 let present = match mode {
                     Mode::Wake => {
-                        self.ensure_routes(rule)
-                            .await
-                            .map_err(|e| (e, resources.clone()))?;
+                        self.ensure_routes(rule).await.map_err(|e| (e, resources.clone()))?;
                         true
                     }
-                    Mode::Observe => self
-                        .routes_present(rule)
-                        .await
-                        .map_err(|e| (e, resources.clone()))?,
+                    Mode::Observe => self.routes_present(rule).await.map_err(|e| (e, resources.clone()))?,
                 };
                 let (phase, message) = if !present {
-                    (
-                        Phase::Routing,
-                        "healthy; the next request inserts the listener rule".to_string(),
-                    )
+                    (Phase::Routing, "healthy; the next request inserts the listener rule".to_string())
                 } else {
                     let since = *memo.routed_at.get_or_insert(now);
                     let settle = self.config.settle;
                     if now.duration_since(since) >= settle {
                         memo.started.clear();
-                        (
-                            Phase::Ready,
-                            "ready: the load balancer forwards this host to the app".to_string(),
-                        )
+                        if mode == Mode::Wake && state.as_ref().is_none_or(|s| s.phase != "ready") {
+                            self.record(rule, state.clone(), |s| {
+                                if let (Some(started), "starting") = (s.wake_started_at, s.phase.as_str()) {
+                                    s.warmups.push((wall - started).max(0) as u64);
+                                    let extra = s.warmups.len().saturating_sub(WARMUPS_KEPT);
+                                    s.warmups.drain(..extra);
+                                    s.wakes += 1;
+                                }
+                                s.phase = "ready".into();
+                                s.ready_at = Some(wall);
+                            })
+                            .await;
+                        }
+                        (Phase::Ready, "ready: the load balancer forwards this host to the app".to_string())
                     } else {
-                        (
-                            Phase::Routing,
-                            format!(
-                                "listener rule in place; letting it settle for {}s",
-                                settle.as_secs()
-                            ),
-                        )
+                        (Phase::Routing, format!("listener rule in place; letting it settle for {}s", settle.as_secs()))
                     }
                 };
                 let mut s = status(phase, message, resources, memo);
@@ -580,10 +565,7 @@ impl<C: Cloud> Waker<C> {
         let chunks = priority::host_chunks(&rule.hosts);
         for listener in &self.config.listener_arns {
             let existing = self.cloud.listener_rules(listener).await?;
-            if !chunks
-                .iter()
-                .all(|c| existing.iter().any(|r| is_ours_for(r, rule, c)))
-            {
+            if !chunks.iter().all(|c| existing.iter().any(|r| is_ours_for(r, rule, c))) {
                 return Ok(false);
             }
         }
@@ -603,20 +585,19 @@ impl<C: Cloud> Waker<C> {
                 if existing.iter().any(|r| is_ours_for(r, rule, chunk)) {
                     continue;
                 }
-                if self
-                    .create_route(listener, rule, k, chunk, &mut existing)
-                    .await?
-                {
+                if created == 0 && self.stop_in_progress(self.read_state(rule).await.as_ref()) {
+                    // An idle stop claimed the rule since this step observed it.
+                    return Err(CloudError::new("CreateRule", "IncorrectState", "an idle stop began; not routing"));
+                }
+                if self.create_route(listener, rule, k, chunk, &mut existing).await? {
                     created += 1;
                 }
             }
             // Ours for this rule but matching no chunk, or a second copy of a chunk: remove.
             let mut kept: Vec<&Vec<String>> = Vec::new();
             let mut stale = Vec::new();
-            let mut ours: Vec<&ListenerRule> = existing
-                .iter()
-                .filter(|r| r.owner.as_deref() == Some(&rule.name))
-                .collect();
+            let mut ours: Vec<&ListenerRule> =
+                existing.iter().filter(|r| r.owner.as_deref() == Some(&rule.name)).collect();
             ours.sort_by_key(|r| r.priority);
             for r in ours {
                 match chunks.iter().find(|c| is_ours_for(r, rule, c)) {
@@ -645,17 +626,9 @@ impl<C: Cloud> Waker<C> {
         let mut want = priority::preferred(&rule.name, rule.priority, k);
         let mut raced: Vec<u32> = Vec::new();
         for _attempt in 0..8 {
-            let taken: Vec<u32> = existing
-                .iter()
-                .map(|r| r.priority)
-                .chain(raced.iter().copied())
-                .collect();
+            let taken: Vec<u32> = existing.iter().map(|r| r.priority).chain(raced.iter().copied()).collect();
             let Some(p) = priority::next_free(want, &taken) else {
-                return Err(CloudError::new(
-                    "CreateRule",
-                    "TooManyRules",
-                    "no free priority left on the listener",
-                ));
+                return Err(CloudError::new("CreateRule", "TooManyRules", "no free priority left on the listener"));
             };
             if p != want {
                 tracing::info!(rule = %rule.name, listener, wanted = want, priority = p, "preferred priority taken by a foreign rule; using the next free one");
@@ -693,11 +666,7 @@ impl<C: Cloud> Waker<C> {
                 Err(e) => return Err(e),
             }
         }
-        Err(CloudError::new(
-            "CreateRule",
-            "PriorityInUse",
-            "gave up after 8 priorities were taken concurrently",
-        ))
+        Err(CloudError::new("CreateRule", "PriorityInUse", "gave up after 8 priorities were taken concurrently"))
     }
 }
 
@@ -709,8 +678,7 @@ fn is_ours_for(r: &ListenerRule, rule: &Rule, chunk: &[String]) -> bool {
 }
 
 fn elapsed(memo: &Memo) -> Option<u64> {
-    memo.wake_started
-        .map(|t| Instant::now().duration_since(t).as_secs())
+    memo.wake_started.map(|t| Instant::now().duration_since(t).as_secs())
 }
 
 /// The per-resource lines of the status.
@@ -718,11 +686,7 @@ fn resource_states(rule: &Rule, obs: &Observed) -> Vec<ResourceState> {
     let mut v: Vec<ResourceState> = obs
         .instances
         .iter()
-        .map(|i| ResourceState {
-            kind: "ec2",
-            id: i.id.clone(),
-            state: i.state.as_str().to_string(),
-        })
+        .map(|i| ResourceState { kind: "ec2", id: i.id.clone(), state: i.state.as_str().to_string() })
         .collect();
     if let (Some(spec), Some(svc)) = (&rule.ecs, &obs.service) {
         let state = if !svc.is_active() {
@@ -734,11 +698,7 @@ fn resource_states(rule: &Rule, obs: &Observed) -> Vec<ResourceState> {
         } else {
             format!("starting ({}/{})", svc.running, svc.desired)
         };
-        v.push(ResourceState {
-            kind: "ecs",
-            id: format!("{}/{}", spec.cluster, spec.service),
-            state,
-        });
+        v.push(ResourceState { kind: "ecs", id: format!("{}/{}", spec.cluster, spec.service), state });
     }
     v
 }
@@ -755,40 +715,23 @@ mod tests {
             target_group_arn: "tg".into(),
             idle: Duration::from_secs(60),
             priority: None,
-            ec2: Some(Ec2Resources {
-                instance_ids: vec!["i-1".into(), "i-2".into()],
-            }),
-            ecs: Some(EcsService {
-                cluster: "dev".into(),
-                service: "web".into(),
-                desired_count: None,
-            }),
+            ec2: Some(Ec2Resources { instance_ids: vec!["i-1".into(), "i-2".into()] }),
+            ecs: Some(EcsService { cluster: "dev".into(), service: "web".into(), desired_count: None }),
             busy_when: None,
         }
     }
 
     fn inst(id: &str, state: InstanceState) -> Instance {
-        Instance {
-            id: id.into(),
-            state,
-            state_reason: None,
-        }
+        Instance { id: id.into(), state, state_reason: None, launched_at: None }
     }
 
     fn svc(desired: u32, remembered: Option<u32>) -> Option<Service> {
-        Some(Service {
-            desired,
-            running: desired,
-            status: "ACTIVE".into(),
-            remembered_count: remembered,
-        })
+        Some(Service { desired, running: desired, remembered_count: remembered, ..Service::missing("dev", "web") })
+            .map(|s| Service { status: "ACTIVE".into(), ..s })
     }
 
     fn plan(instances: &[(&str, InstanceState)], service: Option<Service>) -> ResourcePlan {
-        let obs = Observed {
-            instances: instances.iter().map(|(i, s)| inst(i, *s)).collect(),
-            service,
-        };
+        let obs = Observed { instances: instances.iter().map(|(i, s)| inst(i, *s)).collect(), service };
         plan_resources(&rule(), &obs, &HashSet::new())
     }
 
@@ -798,55 +741,31 @@ mod tests {
     fn stopped_instances_start_and_service_scales_to_remembered_count() {
         assert_eq!(
             plan(&[("i-1", Stopped), ("i-2", Running)], svc(0, Some(3))),
-            ResourcePlan::Start {
-                instances: vec!["i-1".into()],
-                scale_to: Some(3)
-            }
+            ResourcePlan::Start { instances: vec!["i-1".into()], scale_to: Some(3) }
         );
         assert_eq!(
             plan(&[("i-1", Running), ("i-2", Running)], svc(0, None)),
-            ResourcePlan::Start {
-                instances: vec![],
-                scale_to: Some(1)
-            },
+            ResourcePlan::Start { instances: vec![], scale_to: Some(1) },
             "no remembered count -> 1"
         );
         let mut r = rule();
         r.ecs.as_mut().unwrap().desired_count = Some(2);
-        let obs = Observed {
-            instances: vec![inst("i-1", Running), inst("i-2", Running)],
-            service: svc(0, Some(5)),
-        };
+        let obs = Observed { instances: vec![inst("i-1", Running), inst("i-2", Running)], service: svc(0, Some(5)) };
         assert_eq!(
             plan_resources(&r, &obs, &HashSet::new()),
-            ResourcePlan::Start {
-                instances: vec![],
-                scale_to: Some(2)
-            },
+            ResourcePlan::Start { instances: vec![], scale_to: Some(2) },
             "configured count wins"
         );
     }
 
     #[test]
     fn stopping_waits_pending_boots_running_is_up() {
-        assert_eq!(
-            plan(&[("i-1", Stopping), ("i-2", Running)], svc(1, None)),
-            ResourcePlan::WaitForStop
-        );
-        assert_eq!(
-            plan(&[("i-1", Pending), ("i-2", Running)], svc(1, None)),
-            ResourcePlan::Booting
-        );
-        assert_eq!(
-            plan(&[("i-1", Running), ("i-2", Running)], svc(1, None)),
-            ResourcePlan::Up
-        );
+        assert_eq!(plan(&[("i-1", Stopping), ("i-2", Running)], svc(1, None)), ResourcePlan::WaitForStop);
+        assert_eq!(plan(&[("i-1", Pending), ("i-2", Running)], svc(1, None)), ResourcePlan::Booting);
+        assert_eq!(plan(&[("i-1", Running), ("i-2", Running)], svc(1, None)), ResourcePlan::Up);
         assert_eq!(
             plan(&[("i-1", Stopping), ("i-2", Stopped)], svc(1, None)),
-            ResourcePlan::Start {
-                instances: vec!["i-2".into()],
-                scale_to: None
-            },
+            ResourcePlan::Start { instances: vec!["i-2".into()], scale_to: None },
             "the stopped one starts while the other finishes stopping"
         );
     }
@@ -859,16 +778,8 @@ mod tests {
                 other => panic!("{state:?}: {other:?}"),
             }
         }
-        let gone = Some(Service {
-            desired: 0,
-            running: 0,
-            status: "MISSING".into(),
-            remembered_count: None,
-        });
-        assert!(matches!(
-            plan(&[("i-1", Running), ("i-2", Running)], gone),
-            ResourcePlan::Broken(_)
-        ));
+        let gone = Some(Service::missing("dev", "web"));
+        assert!(matches!(plan(&[("i-1", Running), ("i-2", Running)], gone), ResourcePlan::Broken(_)));
     }
 
     #[test]
@@ -879,6 +790,7 @@ mod tests {
                     id: "i-1".into(),
                     state: Stopped,
                     state_reason: Some("Client.InternalError".into()),
+                    launched_at: None,
                 },
                 inst("i-2", Running),
             ],
@@ -890,9 +802,6 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // Not started by this wake: just asleep.
-        assert!(matches!(
-            plan_resources(&rule(), &obs, &HashSet::new()),
-            ResourcePlan::Start { .. }
-        ));
+        assert!(matches!(plan_resources(&rule(), &obs, &HashSet::new()), ResourcePlan::Start { .. }));
     }
 }

@@ -47,10 +47,7 @@ fn ec2_world(boot: u64, health: u64, listeners: &[&str]) -> FakeCloud {
 }
 
 fn ec2_app(boot: u64, health: u64) -> App<FakeCloud> {
-    App::new(
-        config(&ec2_config(&[L1], "")),
-        ec2_world(boot, health, &[L1]),
-    )
+    App::new(config(&ec2_config(&[L1], "")), ec2_world(boot, health, &[L1]))
 }
 
 fn cloud<C>(app: &App<C>) -> &C
@@ -67,39 +64,22 @@ async fn pending_40s_then_healthy_20s_later_walks_every_phase_then_forwards() {
     let page = browser(&app, "api.dev.example.com").await;
     assert_eq!(page.status, 200);
     assert_eq!(page.header("cache-control").as_deref(), Some("no-store"));
-    assert_eq!(
-        page.current_step().as_deref(),
-        Some("starting"),
-        "{}",
-        page.body
-    );
+    assert_eq!(page.current_step().as_deref(), Some("starting"), "{}", page.body);
     assert_eq!(cloud(&app).calls("StartInstances"), 1);
     assert_eq!(cloud(&app).instance_state(I1), InstanceState::Pending);
 
     advance(SECS(20)).await;
     let s = status(&app, "pr-7.api.dev.example.com").await;
     assert_eq!(s["phase"], "starting");
-    assert_eq!(
-        s["resources"][0],
-        serde_json::json!({"kind": "ec2", "id": I1, "state": "pending"})
-    );
+    assert_eq!(s["resources"][0], serde_json::json!({"kind": "ec2", "id": I1, "state": "pending"}));
     assert_eq!(s["elapsed_seconds"], 20);
 
     advance(SECS(25)).await; // t = 45: running, health checks not yet passed
     let s = status(&app, "api.dev.example.com").await;
     assert_eq!(s["phase"], "waiting_for_health");
     assert_eq!(s["targets"], serde_json::json!({"healthy": 0, "total": 1}));
-    assert_eq!(
-        browser(&app, "api.dev.example.com")
-            .await
-            .current_step()
-            .as_deref(),
-        Some("waiting_for_health")
-    );
-    assert!(
-        cloud(&app).rules(L1).is_empty(),
-        "no rule before a healthy target"
-    );
+    assert_eq!(browser(&app, "api.dev.example.com").await.current_step().as_deref(), Some("waiting_for_health"));
+    assert!(cloud(&app).rules(L1).is_empty(), "no rule before a healthy target");
 
     advance(SECS(16)).await; // t = 61: healthy -> the rule goes in on this very step
     let s = status(&app, "api.dev.example.com").await;
@@ -107,10 +87,7 @@ async fn pending_40s_then_healthy_20s_later_walks_every_phase_then_forwards() {
     let rules = cloud(&app).rules(L1);
     assert_eq!(rules.len(), 1);
     assert_eq!(rules[0].owner.as_deref(), Some("api"));
-    assert_eq!(
-        rules[0].hosts,
-        vec!["api.dev.example.com", "*.api.dev.example.com"]
-    );
+    assert_eq!(rules[0].hosts, vec!["api.dev.example.com", "*.api.dev.example.com"]);
     assert_eq!(rules[0].target_groups, vec![TG_API]);
     assert_eq!(rules[0].priority, priority::preferred("api", None, 0));
 
@@ -131,18 +108,8 @@ async fn a_stopping_instance_is_waited_for_then_started() {
 
     let s = status(&app, "api.dev.example.com").await;
     assert_eq!(s["phase"], "stopping");
-    assert_eq!(
-        browser(&app, "api.dev.example.com")
-            .await
-            .current_step()
-            .as_deref(),
-        Some("stopping")
-    );
-    assert_eq!(
-        cloud(&app).calls("StartInstances"),
-        0,
-        "never start a stopping instance"
-    );
+    assert_eq!(browser(&app, "api.dev.example.com").await.current_step().as_deref(), Some("stopping"));
+    assert_eq!(cloud(&app).calls("StartInstances"), 0, "never start a stopping instance");
 
     let r = api(&app, "GET", "api.dev.example.com", "/health").await;
     assert_eq!(r.status, 307, "{}", r.body);
@@ -158,11 +125,7 @@ async fn a_terminated_instance_gets_an_error_page_naming_it() {
 
     let page = browser(&app, "api.dev.example.com").await;
     assert_eq!(page.status, 503);
-    assert!(
-        page.body.contains(I1) && page.body.contains("terminated"),
-        "{}",
-        page.body
-    );
+    assert!(page.body.contains(I1) && page.body.contains("terminated"), "{}", page.body);
     assert!(page.header("retry-after").is_some());
     let r = api(&app, "GET", "api.dev.example.com", "/").await;
     assert_eq!(r.status, 503);
@@ -183,10 +146,7 @@ async fn capacity_error_shows_the_code_and_a_later_request_succeeds() {
     assert_eq!(body["error"]["code"], "InsufficientInstanceCapacity");
     assert_eq!(body["error"]["kind"], "capacity");
     let page = browser(&app, "api.dev.example.com").await;
-    assert_eq!(
-        page.status, 503,
-        "same cached failure for the browser within the second"
-    );
+    assert_eq!(page.status, 503, "same cached failure for the browser within the second");
     assert!(page.body.contains("InsufficientInstanceCapacity"));
 
     advance(SECS(2)).await;
@@ -213,17 +173,11 @@ async fn a_foreign_rule_on_our_priority_moves_us_to_the_next() {
     world.add_foreign_rule(L1, p, &["other.example.com"]);
     let app = App::new(config(&ec2_config(&[L1], "")), world);
 
-    assert_eq!(
-        api(&app, "GET", "api.dev.example.com", "/").await.status,
-        307
-    );
+    assert_eq!(api(&app, "GET", "api.dev.example.com", "/").await.status, 307);
     let rules = cloud(&app).rules(L1);
     assert_eq!(rules.len(), 2, "{rules:?}");
     assert_eq!(rules[0].owner, None, "the foreign rule is untouched");
-    assert_eq!(
-        (rules[1].owner.as_deref(), rules[1].priority),
-        (Some("api"), p + 1)
-    );
+    assert_eq!((rules[1].owner.as_deref(), rules[1].priority), (Some("api"), p + 1));
 }
 
 #[tokio::test(start_paused = true)]
@@ -233,20 +187,9 @@ async fn a_foreign_rule_inserted_concurrently_is_probed_past() {
     world.race_before_next_create(L1, p, &["other.example.com"], "arn:foreign", None);
     let app = App::new(config(&ec2_config(&[L1], "")), world);
 
-    assert_eq!(
-        api(&app, "GET", "api.dev.example.com", "/").await.status,
-        307
-    );
-    assert_eq!(
-        cloud(&app).calls("CreateRule"),
-        2,
-        "PriorityInUse, then the next priority"
-    );
-    let ours: Vec<_> = cloud(&app)
-        .rules(L1)
-        .into_iter()
-        .filter(|r| r.owner.is_some())
-        .collect();
+    assert_eq!(api(&app, "GET", "api.dev.example.com", "/").await.status, 307);
+    assert_eq!(cloud(&app).calls("CreateRule"), 2, "PriorityInUse, then the next priority");
+    let ours: Vec<_> = cloud(&app).rules(L1).into_iter().filter(|r| r.owner.is_some()).collect();
     assert_eq!(ours.len(), 1);
     assert_eq!(ours[0].priority, p + 1);
 }
@@ -255,24 +198,11 @@ async fn a_foreign_rule_inserted_concurrently_is_probed_past() {
 async fn our_own_rule_inserted_concurrently_is_not_duplicated() {
     let world = ec2_world(0, 0, &[L1]);
     let p = priority::preferred("api", None, 0);
-    world.race_before_next_create(
-        L1,
-        p,
-        &["*.api.dev.example.com", "api.dev.example.com"],
-        TG_API,
-        Some("api"),
-    );
+    world.race_before_next_create(L1, p, &["*.api.dev.example.com", "api.dev.example.com"], TG_API, Some("api"));
     let app = App::new(config(&ec2_config(&[L1], "")), world);
 
-    assert_eq!(
-        api(&app, "GET", "api.dev.example.com", "/").await.status,
-        307
-    );
-    assert_eq!(
-        cloud(&app).calls("CreateRule"),
-        1,
-        "the PriorityInUse by our own rule counts as done"
-    );
+    assert_eq!(api(&app, "GET", "api.dev.example.com", "/").await.status, 307);
+    assert_eq!(cloud(&app).calls("CreateRule"), 1, "the PriorityInUse by our own rule counts as done");
     let rules = cloud(&app).rules(L1);
     assert_eq!(rules.len(), 1, "{rules:?}");
     assert_eq!(rules[0].priority, p);
@@ -304,31 +234,20 @@ ecs = {{ cluster = "dev", service = "web" }}
     assert_eq!(cloud(&app).service_desired("dev", "web"), 3);
 
     advance(SECS(31)).await;
-    assert_eq!(
-        status(&app, "web.dev.example.com").await["phase"],
-        "waiting_for_health"
-    );
+    assert_eq!(status(&app, "web.dev.example.com").await["phase"], "waiting_for_health");
     advance(SECS(10)).await;
-    assert_eq!(
-        status(&app, "web.dev.example.com").await["phase"],
-        "routing"
-    );
+    assert_eq!(status(&app, "web.dev.example.com").await["phase"], "routing");
     let r = api(&app, "DELETE", "web.dev.example.com", "/v1/x").await;
     assert_eq!(r.status, 307);
     assert_eq!(cloud(&app).calls("UpdateService"), 1);
     let rules = cloud(&app).rules(L1);
-    assert_eq!(
-        (rules.len(), rules[0].target_groups[0].as_str()),
-        (1, TG_WEB)
-    );
+    assert_eq!((rules.len(), rules[0].target_groups[0].as_str()), (1, TG_WEB));
 }
 
 #[tokio::test(start_paused = true)]
 async fn ecs_configured_count_wins_and_defaults_to_one() {
     for (configured, remembered, want) in [(Some(2), Some(5), 2), (None, None, 1)] {
-        let count = configured
-            .map(|n| format!(", desired_count = {n}"))
-            .unwrap_or_default();
+        let count = configured.map(|n| format!(", desired_count = {n}")).unwrap_or_default();
         let text = format!(
             "listener_arns = [\"{L1}\"]\n[[rules]]\nname = \"web\"\nhosts = [\"web.x\"]\ntarget_group_arn = \"{TG_WEB}\"\necs = {{ cluster = \"dev\", service = \"web\"{count} }}\n"
         );
@@ -348,19 +267,12 @@ async fn ecs_configured_count_wins_and_defaults_to_one() {
 
 /// Runs `n` held API requests at once against a fresh world; returns the cloud's call counts.
 async fn concurrent_wake(n: usize) -> Arc<App<FakeCloud>> {
-    let app = Arc::new(App::new(
-        config(&ec2_config(&[L1, L2], "")),
-        ec2_world(8, 4, &[L1, L2]),
-    ));
+    let app = Arc::new(App::new(config(&ec2_config(&[L1, L2], "")), ec2_world(8, 4, &[L1, L2])));
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..n {
         let app = Arc::clone(&app);
         tasks.spawn(async move {
-            let host = if i % 2 == 0 {
-                "api.dev.example.com"
-            } else {
-                "x.api.dev.example.com"
-            };
+            let host = if i % 2 == 0 { "api.dev.example.com" } else { "x.api.dev.example.com" };
             api(&app, "POST", host, "/v1/items").await
         });
     }
@@ -391,43 +303,26 @@ async fn two_hundred_concurrent_requests_cost_the_calls_of_one() {
 
 #[tokio::test(start_paused = true)]
 async fn more_than_five_hosts_become_several_alb_rules() {
-    let hosts: Vec<String> = (0..7)
-        .map(|i| format!("\"h{i}.dev.example.com\""))
-        .collect();
+    let hosts: Vec<String> = (0..7).map(|i| format!("\"h{i}.dev.example.com\"")).collect();
     let text = format!(
         "listener_arns = [\"{L1}\"]\n[[rules]]\nname = \"many\"\nhosts = [{}]\ntarget_group_arn = \"{TG_API}\"\npriority = 300\nec2 = {{ instance_ids = [\"{I1}\"] }}\n",
         hosts.join(", ")
     );
     let app = App::new(config(&text), ec2_world(0, 0, &[L1]));
-    assert_eq!(
-        api(&app, "GET", "h6.dev.example.com", "/").await.status,
-        307
-    );
+    assert_eq!(api(&app, "GET", "h6.dev.example.com", "/").await.status, 307);
     let mut rules = cloud(&app).rules(L1);
     rules.sort_by_key(|r| r.priority);
-    assert_eq!(
-        rules
-            .iter()
-            .map(|r| (r.priority, r.hosts.len()))
-            .collect::<Vec<_>>(),
-        vec![(300, 5), (301, 2)]
-    );
+    assert_eq!(rules.iter().map(|r| (r.priority, r.hosts.len())).collect::<Vec<_>>(), vec![(300, 5), (301, 2)]);
     // Waking again adds nothing.
     advance(SECS(2)).await;
-    assert_eq!(
-        api(&app, "GET", "h0.dev.example.com", "/").await.status,
-        307
-    );
+    assert_eq!(api(&app, "GET", "h0.dev.example.com", "/").await.status, 307);
     assert_eq!(cloud(&app).rules(L1).len(), 2);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_request_that_raced_the_rule_gets_routing_page_or_307() {
     let app = ec2_app(0, 0);
-    assert_eq!(
-        api(&app, "GET", "api.dev.example.com", "/").await.status,
-        307
-    );
+    assert_eq!(api(&app, "GET", "api.dev.example.com", "/").await.status, 307);
     advance(SECS(5)).await;
     // The ALB rule exists, yet this request reached the Lambda.
     let page = browser(&app, "api.dev.example.com").await;
@@ -435,10 +330,7 @@ async fn a_request_that_raced_the_rule_gets_routing_page_or_307() {
     assert_eq!(page.current_step().as_deref(), Some("routing"));
     assert!(page.body.contains("data-rendered-ready=\"true\""));
     let r = api(&app, "PUT", "api.dev.example.com", "/a/b").await;
-    assert_eq!(
-        (r.status, r.header("location").as_deref()),
-        (307, Some("/a/b"))
-    );
+    assert_eq!((r.status, r.header("location").as_deref()), (307, Some("/a/b")));
     assert_eq!(cloud(&app).calls("CreateRule"), 1);
 }
 
@@ -446,10 +338,7 @@ async fn a_request_that_raced_the_rule_gets_routing_page_or_307() {
 async fn an_instance_that_stops_again_after_start_names_kms() {
     let app = ec2_app(5, 0);
     cloud(&app).fail_to_boot(I1);
-    assert_eq!(
-        status(&app, "api.dev.example.com").await["phase"],
-        "starting"
-    );
+    assert_eq!(status(&app, "api.dev.example.com").await["phase"], "starting");
     advance(SECS(6)).await;
     let page = browser(&app, "api.dev.example.com").await;
     assert_eq!(page.status, 503);
@@ -471,21 +360,10 @@ async fn hold_is_cut_by_the_lambda_time_left() {
     let app = ec2_app(120, 0);
     let start = tokio::time::Instant::now();
     let v = app
-        .handle(
-            alb_event(
-                "POST",
-                "api.dev.example.com",
-                "/",
-                &[("accept", "application/json")],
-            ),
-            Some(SECS(10)),
-        )
+        .handle(alb_event("POST", "api.dev.example.com", "/", &[("accept", "application/json")]), Some(SECS(10)))
         .await
         .unwrap();
     assert_eq!(Resp::from_value(v).status, 503);
     let held = start.elapsed();
-    assert!(
-        held >= SECS(7) && held < SECS(8),
-        "held {held:?}: 10 s left minus the 3 s margin"
-    );
+    assert!(held >= SECS(7) && held < SECS(8), "held {held:?}: 10 s left minus the 3 s margin");
 }

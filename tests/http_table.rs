@@ -69,16 +69,7 @@ async fn health_checker_gets_200_and_wakes_nothing() {
     let r = send(&app, fixture("alb-health-check.json")).await;
     assert_eq!(r.status, 200);
     // Even with a rule's host, the health checker never wakes anything.
-    let r = send(
-        &app,
-        alb_event(
-            "GET",
-            "api.dev.example.com",
-            "/",
-            &[("user-agent", "ELB-HealthChecker/2.0")],
-        ),
-    )
-    .await;
+    let r = send(&app, alb_event("GET", "api.dev.example.com", "/", &[("user-agent", "ELB-HealthChecker/2.0")])).await;
     assert_eq!(r.status, 200);
     assert_eq!(app.waker().cloud().total_calls(), 0);
 }
@@ -101,10 +92,7 @@ async fn browser_fixture_gets_the_progress_page() {
     let app = app();
     let r = send(&app, fixture("alb-single-value.json")).await;
     assert_eq!(r.status, 200);
-    assert_eq!(
-        r.header("content-type").as_deref(),
-        Some("text/html; charset=utf-8")
-    );
+    assert_eq!(r.header("content-type").as_deref(), Some("text/html; charset=utf-8"));
     assert_eq!(r.header("cache-control").as_deref(), Some("no-store"));
     assert!(r.body.contains("api.dev.example.com"));
     assert_eq!(app.waker().cloud().calls("StartInstances"), 1);
@@ -113,16 +101,10 @@ async fn browser_fixture_gets_the_progress_page() {
 #[tokio::test(start_paused = true)]
 async fn multi_value_request_gets_multi_value_headers_and_keeps_the_query() {
     let app = app();
-    let v = app
-        .handle(fixture("alb-multi-value.json"), None)
-        .await
-        .unwrap();
+    let v = app.handle(fixture("alb-multi-value.json"), None).await.unwrap();
     assert!(v["headers"].as_object().is_none_or(|m| m.is_empty()), "{v}");
     assert_eq!(v["statusCode"], 307);
-    assert_eq!(
-        v["multiValueHeaders"]["location"],
-        json!(["/v1/items?tag=a&tag=b"])
-    );
+    assert_eq!(v["multiValueHeaders"]["location"], json!(["/v1/items?tag=a&tag=b"]));
     assert_eq!(v["statusDescription"], "307 Temporary Redirect");
 }
 
@@ -137,48 +119,18 @@ async fn base64_post_is_held_then_redirected_with_307() {
 #[tokio::test(start_paused = true)]
 async fn status_commands_and_bad_events() {
     let app = app();
-    let all = app
-        .handle(json!({"autostop": "status"}), None)
-        .await
-        .unwrap();
-    let phases: Vec<&str> = all["rules"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["phase"].as_str().unwrap())
-        .collect();
+    let all = app.handle(json!({"autostop": "status"}), None).await.unwrap();
+    let phases: Vec<&str> = all["rules"].as_array().unwrap().iter().map(|s| s["phase"].as_str().unwrap()).collect();
     assert_eq!(phases, vec!["stopped", "stopped"]);
-    assert_eq!(
-        app.waker().cloud().calls("StartInstances"),
-        0,
-        "status never wakes"
-    );
+    assert_eq!(app.waker().cloud().calls("StartInstances"), 0, "status never wakes");
 
-    let woke = app
-        .handle(json!({"autostop": "wake", "rule": "web"}), None)
-        .await
-        .unwrap();
+    let woke = app.handle(json!({"autostop": "wake", "rule": "web"}), None).await.unwrap();
     assert_eq!(woke["rule"], "web");
-    assert_eq!(
-        app.waker().cloud().instance_state(I2),
-        InstanceState::Running
-    );
-    assert_eq!(
-        app.waker().cloud().instance_state(I1),
-        InstanceState::Stopped
-    );
+    assert_eq!(app.waker().cloud().instance_state(I2), InstanceState::Running);
+    assert_eq!(app.waker().cloud().instance_state(I1), InstanceState::Stopped);
 
-    let e = app
-        .handle(json!({"autostop": "wake", "rule": "nope"}), None)
-        .await
-        .unwrap_err();
-    assert!(
-        e.0.contains("no rule named `nope`") && e.0.contains("api, web"),
-        "{e}"
-    );
-    let e = app
-        .handle(json!({"hello": "world"}), None)
-        .await
-        .unwrap_err();
+    let e = app.handle(json!({"autostop": "wake", "rule": "nope"}), None).await.unwrap_err();
+    assert!(e.0.contains("no rule named `nope`") && e.0.contains("api, web"), "{e}");
+    let e = app.handle(json!({"hello": "world"}), None).await.unwrap_err();
     assert!(e.0.contains("[hello]"), "{e}");
 }

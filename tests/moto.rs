@@ -9,9 +9,7 @@ use std::time::Duration;
 use autostop::app::App;
 use autostop::cloud::aws::AwsCloud;
 use aws_sdk_ec2::types::{InstanceStateName, InstanceType};
-use aws_sdk_elasticloadbalancingv2::types::{
-    Action, ActionTypeEnum, ProtocolEnum, TargetDescription, TargetTypeEnum,
-};
+use aws_sdk_elasticloadbalancingv2::types::{Action, ActionTypeEnum, ProtocolEnum, TargetDescription, TargetTypeEnum};
 use common::*;
 
 struct World {
@@ -43,18 +41,8 @@ async fn world(name: &str) -> World {
         .filter_map(|s| s.subnet_id().map(str::to_string))
         .take(2)
         .collect();
-    let vpc = ec2.describe_vpcs().send().await.unwrap().vpcs()[0]
-        .vpc_id()
-        .unwrap()
-        .to_string();
-    let lb = elb
-        .create_load_balancer()
-        .name(name)
-        .set_subnets(Some(subnets))
-        .send()
-        .await
-        .unwrap()
-        .load_balancers()[0]
+    let vpc = ec2.describe_vpcs().send().await.unwrap().vpcs()[0].vpc_id().unwrap().to_string();
+    let lb = elb.create_load_balancer().name(name).set_subnets(Some(subnets)).send().await.unwrap().load_balancers()[0]
         .load_balancer_arn()
         .unwrap()
         .to_string();
@@ -76,25 +64,13 @@ async fn world(name: &str) -> World {
             .load_balancer_arn(&lb)
             .protocol(ProtocolEnum::Http)
             .port(port)
-            .default_actions(
-                Action::builder()
-                    .r#type(ActionTypeEnum::Forward)
-                    .target_group_arn(&lambda_tg)
-                    .build(),
-            )
+            .default_actions(Action::builder().r#type(ActionTypeEnum::Forward).target_group_arn(&lambda_tg).build())
             .send()
             .await
             .unwrap();
         listeners.push(l.listeners()[0].listener_arn().unwrap().to_string());
     }
-    World {
-        sdk,
-        ec2,
-        ecs,
-        elb,
-        listeners,
-        vpc,
-    }
+    World { sdk, ec2, ecs, elb, listeners, vpc }
 }
 
 impl World {
@@ -139,53 +115,22 @@ impl World {
             .send()
             .await
             .unwrap();
-        self.ec2
-            .stop_instances()
-            .instance_ids(&id)
-            .send()
-            .await
-            .unwrap();
+        self.ec2.stop_instances().instance_ids(&id).send().await.unwrap();
         id
     }
 
     async fn instance_state(&self, id: &str) -> InstanceStateName {
-        let out = self
-            .ec2
-            .describe_instances()
-            .instance_ids(id)
-            .send()
-            .await
-            .unwrap();
-        out.reservations()[0].instances()[0]
-            .state()
-            .unwrap()
-            .name()
-            .unwrap()
-            .clone()
+        let out = self.ec2.describe_instances().instance_ids(id).send().await.unwrap();
+        out.reservations()[0].instances()[0].state().unwrap().name().unwrap().clone()
     }
 
     /// Non-default rules of a listener as (priority, hosts, target groups, autostop:rule tag).
-    async fn rules(
-        &self,
-        listener: &str,
-    ) -> Vec<(String, Vec<String>, Vec<String>, Option<String>)> {
-        let out = self
-            .elb
-            .describe_rules()
-            .listener_arn(listener)
-            .send()
-            .await
-            .unwrap();
+    async fn rules(&self, listener: &str) -> Vec<(String, Vec<String>, Vec<String>, Option<String>)> {
+        let out = self.elb.describe_rules().listener_arn(listener).send().await.unwrap();
         let mut rules = Vec::new();
         for r in out.rules().iter().filter(|r| r.is_default() != Some(true)) {
             let arn = r.rule_arn().unwrap();
-            let tags = self
-                .elb
-                .describe_tags()
-                .resource_arns(arn)
-                .send()
-                .await
-                .unwrap();
+            let tags = self.elb.describe_tags().resource_arns(arn).send().await.unwrap();
             let owner = tags.tag_descriptions()[0]
                 .tags()
                 .iter()
@@ -195,17 +140,9 @@ impl World {
                 .conditions()
                 .iter()
                 .filter(|c| c.field() == Some("host-header"))
-                .flat_map(|c| {
-                    c.host_header_config()
-                        .map(|h| h.values().to_vec())
-                        .unwrap_or_default()
-                })
+                .flat_map(|c| c.host_header_config().map(|h| h.values().to_vec()).unwrap_or_default())
                 .collect();
-            let tgs = r
-                .actions()
-                .iter()
-                .filter_map(|a| a.target_group_arn().map(str::to_string))
-                .collect();
+            let tgs = r.actions().iter().filter_map(|a| a.target_group_arn().map(str::to_string)).collect();
             rules.push((r.priority().unwrap().to_string(), hosts, tgs, owner));
         }
         rules
@@ -213,10 +150,7 @@ impl World {
 
     fn app(&self, rules: &str) -> App<AwsCloud> {
         let listeners: Vec<String> = self.listeners.iter().map(|l| format!("\"{l}\"")).collect();
-        let text = format!(
-            "listener_arns = [{}]\nhold = \"20s\"\nsettle = \"1s\"\n{rules}",
-            listeners.join(", ")
-        );
+        let text = format!("listener_arns = [{}]\nhold = \"20s\"\nsettle = \"1s\"\n{rules}", listeners.join(", "));
         App::new(config(&text), AwsCloud::new(&self.sdk))
     }
 }
@@ -232,10 +166,7 @@ async fn an_ec2_rule_wakes_through_the_real_handler() {
         "[[rules]]\nname = \"api\"\nhosts = [\"api.dev.example.com\", \"*.api.dev.example.com\"]\ntarget_group_arn = \"{tg}\"\nec2 = {{ instance_ids = [\"{id}\"] }}\n"
     ));
 
-    let before = app
-        .handle(serde_json::json!({"autostop": "status"}), None)
-        .await
-        .unwrap();
+    let before = app.handle(serde_json::json!({"autostop": "status"}), None).await.unwrap();
     assert_eq!(before["rules"][0]["phase"], "stopped", "{before}");
 
     let r = api(&app, "POST", "api.dev.example.com", "/v1/items").await;
@@ -246,13 +177,7 @@ async fn an_ec2_rule_wakes_through_the_real_handler() {
         let rules = w.rules(listener).await;
         assert_eq!(rules.len(), 1, "exactly one rule on {listener}: {rules:?}");
         let (_, hosts, tgs, owner) = &rules[0];
-        assert_eq!(
-            hosts,
-            &vec![
-                "api.dev.example.com".to_string(),
-                "*.api.dev.example.com".to_string()
-            ]
-        );
+        assert_eq!(hosts, &vec!["api.dev.example.com".to_string(), "*.api.dev.example.com".to_string()]);
         assert_eq!(tgs, &vec![tg.clone()]);
         assert_eq!(owner.as_deref(), Some("api"));
     }
@@ -267,10 +192,7 @@ async fn an_ec2_rule_wakes_through_the_real_handler() {
     let fresh = w.app(&format!(
         "[[rules]]\nname = \"api\"\nhosts = [\"api.dev.example.com\", \"*.api.dev.example.com\"]\ntarget_group_arn = \"{tg}\"\nec2 = {{ instance_ids = [\"{id}\"] }}\n"
     ));
-    assert_eq!(
-        api(&fresh, "GET", "api.dev.example.com", "/").await.status,
-        307
-    );
+    assert_eq!(api(&fresh, "GET", "api.dev.example.com", "/").await.status, 307);
     for listener in &w.listeners {
         assert_eq!(w.rules(listener).await.len(), 1);
     }
@@ -281,21 +203,12 @@ async fn an_ec2_rule_wakes_through_the_real_handler() {
 async fn an_ecs_rule_scales_up_and_routes_once_a_target_registers() {
     let w = world("it-ecs").await;
     let tg = w.target_group("it-ecs-web", TargetTypeEnum::Ip).await;
-    w.ecs
-        .create_cluster()
-        .cluster_name("it-dev")
-        .send()
-        .await
-        .unwrap();
+    w.ecs.create_cluster().cluster_name("it-dev").send().await.unwrap();
     w.ecs
         .register_task_definition()
         .family("web")
         .container_definitions(
-            aws_sdk_ecs::types::ContainerDefinition::builder()
-                .name("web")
-                .image("nginx")
-                .memory(128)
-                .build(),
+            aws_sdk_ecs::types::ContainerDefinition::builder().name("web").image("nginx").memory(128).build(),
         )
         .send()
         .await
@@ -315,54 +228,26 @@ async fn an_ecs_rule_scales_up_and_routes_once_a_target_registers() {
 
     let s = status(&app, "web.dev.example.com").await;
     assert_eq!(s["phase"], "starting", "{s}");
-    let svc = w
-        .ecs
-        .describe_services()
-        .cluster("it-dev")
-        .services("web")
-        .send()
-        .await
-        .unwrap();
+    let svc = w.ecs.describe_services().cluster("it-dev").services("web").send().await.unwrap();
     assert_eq!(svc.services()[0].desired_count(), 2);
 
     // No healthy target yet: a held request runs out its hold budget.
     let left = Some(Duration::from_secs(5));
     let v = app
-        .handle(
-            alb_event(
-                "GET",
-                "web.dev.example.com",
-                "/",
-                &[("accept", "application/json")],
-            ),
-            left,
-        )
+        .handle(alb_event("GET", "web.dev.example.com", "/", &[("accept", "application/json")]), left)
         .await
         .unwrap();
     let r = Resp::from_value(v);
-    assert_eq!(
-        (r.status, r.json()["phase"].as_str()),
-        (503, Some("waiting_for_health")),
-        "{}",
-        r.body
-    );
+    assert_eq!((r.status, r.json()["phase"].as_str()), (503, Some("waiting_for_health")), "{}", r.body);
     for listener in &w.listeners {
-        assert!(
-            w.rules(listener).await.is_empty(),
-            "no rule before a healthy target"
-        );
+        assert!(w.rules(listener).await.is_empty(), "no rule before a healthy target");
     }
 
     // ECS would register the task's IP now.
     w.elb
         .register_targets()
         .target_group_arn(&tg)
-        .targets(
-            TargetDescription::builder()
-                .id("10.0.1.50")
-                .port(80)
-                .build(),
-        )
+        .targets(TargetDescription::builder().id("10.0.1.50").port(80).build())
         .send()
         .await
         .unwrap();

@@ -12,9 +12,12 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{
-    Cloud, CloudError, CloudResult, Instance, InstanceState, ListenerRule, NewForwardRule, Service,
-    TargetHealth,
+    Cloud, CloudError, CloudResult, Instance, InstanceState, ListenerRule, MetricQuery, MetricSeries, NewForwardRule,
+    RuleState, Service, TargetHealth, DESIRED_COUNT_TAG,
 };
+
+/// Wall-clock time of the fake at its creation: 2026-11-24T10:00:00Z.
+pub const FAKE_EPOCH: i64 = 1_795_514_400;
 
 #[derive(Debug, Clone)]
 struct FakeInstance {
@@ -23,6 +26,7 @@ struct FakeInstance {
     /// When the current transitional state (`pending`/`stopping`) ends.
     until: Option<Instant>,
     running_since: Option<Instant>,
+    launched_at: Option<i64>,
     boot: Duration,
     stop: Duration,
     /// Simulates an encrypted volume without `kms:CreateGrant`: boots back to `stopped`.
@@ -31,6 +35,7 @@ struct FakeInstance {
 
 #[derive(Debug, Clone)]
 struct FakeService {
+    arn: String,
     desired: u32,
     status: String,
     tags: HashMap<String, String>,
@@ -51,16 +56,27 @@ struct State {
     services: HashMap<(String, String), FakeService>,
     target_groups: HashMap<String, FakeTargetGroup>,
     listeners: HashMap<String, Vec<ListenerRule>>,
-    calls: Vec<String>,
+    calls: Vec<(String, Instant)>,
     failures: HashMap<String, VecDeque<CloudError>>,
     race_before_create: VecDeque<(String, ListenerRule)>,
     next_rule_id: u32,
+    /// Datapoints by (namespace, metric, dimensions): (minute start, value).
+    metrics: HashMap<String, Vec<(i64, f64)>>,
+    states: HashMap<String, RuleState>,
+    state_table_missing: bool,
+    born: Option<Instant>,
+    /// Moments a forward rule of ours pointed at a target that was stopping or stopped.
+    violations: Vec<String>,
 }
 
 /// The fake. All knobs are methods; see the flow tests for use.
 pub struct FakeCloud {
     state: Mutex<State>,
     latency: Duration,
+    /// Tokio time at creation; wall time is [`FAKE_EPOCH`] plus the tokio time since.
+    born: Instant,
+    /// Datapoints younger than this are not visible yet (CloudWatch's 1-3 minute lag).
+    metric_lag: Mutex<Duration>,
 }
 
 impl Default for FakeCloud {
@@ -77,8 +93,10 @@ impl FakeCloud {
 
     pub fn with_latency(latency: Duration) -> FakeCloud {
         FakeCloud {
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State { born: Some(Instant::now()), ..State::default() }),
             latency,
+            born: Instant::now(),
+            metric_lag: Mutex::new(Duration::ZERO),
         }
     }
 
@@ -98,6 +116,7 @@ impl FakeCloud {
                 state_reason: None,
                 until: None,
                 running_since: (state == InstanceState::Running).then_some(now),
+                launched_at: (state == InstanceState::Running).then(|| self.now()),
                 boot,
                 stop: Duration::from_secs(30),
                 fails_to_boot: false,
@@ -124,17 +143,14 @@ impl FakeCloud {
 
     /// Every start of this instance ends back in `stopped` with `Client.InternalError`.
     pub fn fail_to_boot(&self, id: &str) {
-        self.lock()
-            .instances
-            .get_mut(id)
-            .expect("unknown fake instance")
-            .fails_to_boot = true;
+        self.lock().instances.get_mut(id).expect("unknown fake instance").fails_to_boot = true;
     }
 
     pub fn add_service(&self, cluster: &str, service: &str, desired: u32, boot: Duration) {
         self.lock().services.insert(
             (cluster.to_string(), service.to_string()),
             FakeService {
+                arn: format!("arn:aws:ecs:us-east-1:123456789012:service/{cluster}/{service}"),
                 desired,
                 status: "ACTIVE".into(),
                 tags: HashMap::new(),
@@ -146,40 +162,23 @@ impl FakeCloud {
 
     pub fn tag_service(&self, cluster: &str, service: &str, key: &str, value: &str) {
         let mut s = self.lock();
-        let svc = s
-            .services
-            .get_mut(&(cluster.to_string(), service.to_string()))
-            .expect("unknown fake service");
+        let svc = s.services.get_mut(&(cluster.to_string(), service.to_string())).expect("unknown fake service");
         svc.tags.insert(key.to_string(), value.to_string());
     }
 
     /// A target group whose targets turn healthy `health_delay` after they run.
     pub fn add_target_group(&self, arn: &str, health_delay: Duration) {
-        self.lock().target_groups.insert(
-            arn.to_string(),
-            FakeTargetGroup {
-                health_delay,
-                ..Default::default()
-            },
-        );
+        self.lock().target_groups.insert(arn.to_string(), FakeTargetGroup { health_delay, ..Default::default() });
     }
 
     pub fn register_instance(&self, tg: &str, id: &str) {
-        self.lock()
-            .target_groups
-            .get_mut(tg)
-            .expect("unknown fake target group")
-            .instances
-            .push(id.to_string());
+        self.lock().target_groups.get_mut(tg).expect("unknown fake target group").instances.push(id.to_string());
     }
 
     /// The service's tasks register in this target group (as ECS does).
     pub fn attach_service(&self, tg: &str, cluster: &str, service: &str) {
-        self.lock()
-            .target_groups
-            .get_mut(tg)
-            .expect("unknown fake target group")
-            .service = Some((cluster.to_string(), service.to_string()));
+        self.lock().target_groups.get_mut(tg).expect("unknown fake target group").service =
+            Some((cluster.to_string(), service.to_string()));
     }
 
     pub fn add_listener(&self, arn: &str) {
@@ -190,16 +189,13 @@ impl FakeCloud {
     pub fn add_foreign_rule(&self, listener: &str, priority: u32, hosts: &[&str]) {
         let mut s = self.lock();
         let arn = s.new_rule_arn();
-        s.listeners
-            .get_mut(listener)
-            .expect("unknown fake listener")
-            .push(ListenerRule {
-                arn,
-                priority,
-                hosts: hosts.iter().map(|h| h.to_string()).collect(),
-                target_groups: vec!["arn:foreign-tg".into()],
-                owner: None,
-            });
+        s.listeners.get_mut(listener).expect("unknown fake listener").push(ListenerRule {
+            arn,
+            priority,
+            hosts: hosts.iter().map(|h| h.to_string()).collect(),
+            target_groups: vec!["arn:foreign-tg".into()],
+            owner: None,
+        });
     }
 
     /// Just before the next CreateRule runs, another Lambda instance (`owner` = a rule name) or
@@ -235,15 +231,57 @@ impl FakeCloud {
         }
     }
 
+    /// Makes CloudWatch datapoints visible only `lag` after their minute.
+    pub fn set_metric_lag(&self, lag: Duration) {
+        *self.metric_lag.lock().unwrap_or_else(|p| p.into_inner()) = lag;
+    }
+
+    /// Records a datapoint at the minute containing wall time `at`.
+    pub fn put_metric(&self, namespace: &str, metric: &str, dimensions: &[(&str, &str)], at: i64, value: f64) {
+        let key = metric_key(namespace, metric, dimensions.iter().map(|(k, v)| (*k, *v)));
+        let mut s = self.lock();
+        let points = s.metrics.entry(key).or_default();
+        let minute = at - at.rem_euclid(60);
+        match points.iter_mut().find(|(t, _)| *t == minute) {
+            Some(p) => p.1 += value,
+            None => points.push((minute, value)),
+        }
+    }
+
+    /// ALB requests for a target group behind a load balancer, now.
+    pub fn put_requests(&self, target_group_arn: &str, listener_arn: &str, count: f64) {
+        let tg = crate::idle::target_group_dimension(target_group_arn);
+        let lb = crate::idle::load_balancer_dimension(listener_arn);
+        self.put_metric(
+            "AWS/ApplicationELB",
+            "RequestCount",
+            &[("TargetGroup", &tg), ("LoadBalancer", &lb)],
+            self.now(),
+            count,
+        );
+    }
+
+    /// The state table does not exist (deleted, never deployed).
+    pub fn drop_state_table(&self) {
+        let mut s = self.lock();
+        s.state_table_missing = true;
+        s.states.clear();
+    }
+
+    pub fn state_item(&self, rule: &str) -> Option<RuleState> {
+        self.lock().states.get(rule).cloned()
+    }
+
+    /// Times a forward rule of ours pointed at a stopping/stopped target.
+    pub fn violations(&self) -> Vec<String> {
+        self.lock().violations.clone()
+    }
+
     // ---- inspection ----
 
     /// How many times `op` was called (failed calls included).
     pub fn calls(&self, op: &str) -> usize {
-        self.lock()
-            .calls
-            .iter()
-            .filter(|c| c.as_str() == op)
-            .count()
+        self.lock().calls.iter().filter(|(c, _)| c.as_str() == op).count()
     }
 
     pub fn total_calls(&self) -> usize {
@@ -254,15 +292,17 @@ impl FakeCloud {
     pub fn call_counts(&self) -> Vec<(String, usize)> {
         let s = self.lock();
         let mut counts: HashMap<&str, usize> = HashMap::new();
-        for c in &s.calls {
+        for (c, _) in &s.calls {
             *counts.entry(c.as_str()).or_default() += 1;
         }
-        let mut v: Vec<(String, usize)> = counts
-            .into_iter()
-            .map(|(k, n)| (k.to_string(), n))
-            .collect();
+        let mut v: Vec<(String, usize)> = counts.into_iter().map(|(k, n)| (k.to_string(), n)).collect();
         v.sort();
         v
+    }
+
+    /// When `op` was first called (tokio time), if it was.
+    pub fn first_call_at(&self, op: &str) -> Option<Instant> {
+        self.lock().calls.iter().find(|(c, _)| c.as_str() == op).map(|(_, at)| *at)
     }
 
     pub fn reset_calls(&self) {
@@ -272,10 +312,11 @@ impl FakeCloud {
     pub fn instance_state(&self, id: &str) -> InstanceState {
         let mut s = self.lock();
         s.advance(Instant::now());
-        s.instances
-            .get(id)
-            .map(|i| i.state)
-            .unwrap_or(InstanceState::Missing)
+        s.instances.get(id).map(|i| i.state).unwrap_or(InstanceState::Missing)
+    }
+
+    pub fn service_tag(&self, cluster: &str, service: &str, key: &str) -> Option<String> {
+        self.lock().services[&(cluster.to_string(), service.to_string())].tags.get(key).cloned()
     }
 
     pub fn service_desired(&self, cluster: &str, service: &str) -> u32 {
@@ -283,23 +324,20 @@ impl FakeCloud {
     }
 
     pub fn rules(&self, listener: &str) -> Vec<ListenerRule> {
-        self.lock()
-            .listeners
-            .get(listener)
-            .cloned()
-            .unwrap_or_default()
+        self.lock().listeners.get(listener).cloned().unwrap_or_default()
     }
 
     // ---- the call path ----
 
     /// Logs the call, waits the latency, then returns an injected failure if one is queued.
     async fn enter(&self, op: &'static str) -> CloudResult<()> {
-        self.lock().calls.push(op.to_string());
+        self.lock().calls.push((op.to_string(), Instant::now()));
         if !self.latency.is_zero() {
             tokio::time::sleep(self.latency).await;
         }
         let mut s = self.lock();
         s.advance(Instant::now());
+        s.check_invariants();
         match s.failures.get_mut(op).and_then(VecDeque::pop_front) {
             Some(e) => Err(e),
             None => Ok(()),
@@ -310,14 +348,36 @@ impl FakeCloud {
 impl State {
     fn new_rule_arn(&mut self) -> String {
         self.next_rule_id += 1;
-        format!(
-            "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener-rule/app/dev/1/2/{}",
-            self.next_rule_id
-        )
+        format!("arn:aws:elasticloadbalancing:us-east-1:123456789012:listener-rule/app/dev/1/2/{}", self.next_rule_id)
+    }
+
+    /// No forward rule of ours may point at a target group whose instances are stopping or
+    /// stopped, or whose service is scaled to 0.
+    fn check_invariants(&mut self) {
+        let mut found = Vec::new();
+        for (listener, rules) in &self.listeners {
+            for r in rules.iter().filter(|r| r.owner.is_some()) {
+                for tg in r.target_groups.iter().filter_map(|t| self.target_groups.get(t)) {
+                    for id in &tg.instances {
+                        let state = self.instances.get(id).map(|i| i.state);
+                        if matches!(state, Some(InstanceState::Stopping | InstanceState::Stopped)) {
+                            found.push(format!("{listener}: rule {} -> {id} {:?}", r.arn, state.unwrap()));
+                        }
+                    }
+                    if let Some(svc) = tg.service.as_ref().and_then(|k| self.services.get(k)) {
+                        if svc.desired == 0 {
+                            found.push(format!("{listener}: rule {} -> service scaled to 0", r.arn));
+                        }
+                    }
+                }
+            }
+        }
+        self.violations.extend(found);
     }
 
     /// Applies the transitions whose time has come.
     fn advance(&mut self, now: Instant) {
+        let born = self.born.unwrap_or(now);
         for i in self.instances.values_mut() {
             let Some(until) = i.until else { continue };
             if until > now {
@@ -332,6 +392,7 @@ impl State {
                 InstanceState::Pending => {
                     i.state = InstanceState::Running;
                     i.running_since = Some(until);
+                    i.launched_at = Some(FAKE_EPOCH + until.duration_since(born).as_secs() as i64);
                 }
                 InstanceState::Stopping => {
                     i.state = InstanceState::Stopped;
@@ -364,7 +425,16 @@ impl State {
     }
 }
 
+fn metric_key<'a>(namespace: &str, metric: &str, dims: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+    let dims: Vec<String> = dims.map(|(k, v)| format!("{k}={v}")).collect();
+    format!("{namespace}|{metric}|{}", dims.join(","))
+}
+
 impl Cloud for FakeCloud {
+    fn now(&self) -> i64 {
+        FAKE_EPOCH + Instant::now().duration_since(self.born).as_secs() as i64
+    }
+
     async fn instances(&self, ids: &[String]) -> CloudResult<Vec<Instance>> {
         self.enter("DescribeInstances").await?;
         let s = self.lock();
@@ -375,12 +445,11 @@ impl Cloud for FakeCloud {
                     id: id.clone(),
                     state: i.state,
                     state_reason: i.state_reason.clone(),
+                    launched_at: i.launched_at,
                 },
-                None => Instance {
-                    id: id.clone(),
-                    state: InstanceState::Missing,
-                    state_reason: None,
-                },
+                None => {
+                    Instance { id: id.clone(), state: InstanceState::Missing, state_reason: None, launched_at: None }
+                }
             })
             .collect())
     }
@@ -391,23 +460,9 @@ impl Cloud for FakeCloud {
         let mut s = self.lock();
         for id in ids {
             match s.instances.get(id).map(|i| i.state) {
-                None => {
-                    return Err(CloudError::new(
-                        "StartInstances",
-                        "InvalidInstanceID.NotFound",
-                        id.clone(),
-                    ))
-                }
-                Some(
-                    InstanceState::Stopping
-                    | InstanceState::Terminated
-                    | InstanceState::ShuttingDown,
-                ) => {
-                    return Err(CloudError::new(
-                        "StartInstances",
-                        "IncorrectInstanceState",
-                        id.clone(),
-                    ))
+                None => return Err(CloudError::new("StartInstances", "InvalidInstanceID.NotFound", id.clone())),
+                Some(InstanceState::Stopping | InstanceState::Terminated | InstanceState::ShuttingDown) => {
+                    return Err(CloudError::new("StartInstances", "IncorrectInstanceState", id.clone()))
                 }
                 _ => {}
             }
@@ -429,11 +484,7 @@ impl Cloud for FakeCloud {
         let mut s = self.lock();
         for id in ids {
             let Some(i) = s.instances.get_mut(id) else {
-                return Err(CloudError::new(
-                    "StopInstances",
-                    "InvalidInstanceID.NotFound",
-                    id.clone(),
-                ));
+                return Err(CloudError::new("StopInstances", "InvalidInstanceID.NotFound", id.clone()));
             };
             if matches!(i.state, InstanceState::Running | InstanceState::Pending) {
                 i.state = InstanceState::Stopping;
@@ -444,47 +495,48 @@ impl Cloud for FakeCloud {
         Ok(())
     }
 
-    async fn service(&self, cluster: &str, service: &str) -> CloudResult<Service> {
-        self.enter("DescribeServices").await?;
+    async fn services(&self, cluster: &str, names: &[String]) -> CloudResult<Vec<Service>> {
+        for _ in names.chunks(10) {
+            self.enter("DescribeServices").await?;
+        }
         let now = Instant::now();
         let s = self.lock();
-        Ok(
-            match s.services.get(&(cluster.to_string(), service.to_string())) {
+        let born = s.born.unwrap_or(now);
+        Ok(names
+            .iter()
+            .map(|name| match s.services.get(&(cluster.to_string(), name.clone())) {
                 Some(svc) => Service {
+                    cluster: cluster.to_string(),
+                    name: name.clone(),
+                    arn: svc.arn.clone(),
                     desired: svc.desired,
-                    running: if svc.scaled_at + svc.boot <= now {
-                        svc.desired
-                    } else {
-                        0
-                    },
+                    running: if svc.scaled_at + svc.boot <= now { svc.desired } else { 0 },
                     status: svc.status.clone(),
-                    remembered_count: svc
-                        .tags
-                        .get(super::DESIRED_COUNT_TAG)
-                        .and_then(|v| v.parse().ok()),
+                    remembered_count: svc.tags.get(DESIRED_COUNT_TAG).and_then(|v| v.parse().ok()),
+                    changed_at: Some(FAKE_EPOCH + svc.scaled_at.duration_since(born).as_secs() as i64),
                 },
-                None => Service {
-                    desired: 0,
-                    running: 0,
-                    status: "MISSING".into(),
-                    remembered_count: None,
-                },
-            },
-        )
+                None => Service::missing(cluster, name),
+            })
+            .collect())
+    }
+
+    async fn tag_service(&self, service_arn: &str, key: &str, value: &str) -> CloudResult<()> {
+        self.enter("TagResource").await?;
+        let mut s = self.lock();
+        let svc = s
+            .services
+            .values_mut()
+            .find(|svc| svc.arn == service_arn)
+            .ok_or_else(|| CloudError::new("TagResource", "InvalidParameterException", service_arn))?;
+        svc.tags.insert(key.to_string(), value.to_string());
+        Ok(())
     }
 
     async fn scale_service(&self, cluster: &str, service: &str, desired: u32) -> CloudResult<()> {
         self.enter("UpdateService").await?;
         let mut s = self.lock();
-        let Some(svc) = s
-            .services
-            .get_mut(&(cluster.to_string(), service.to_string()))
-        else {
-            return Err(CloudError::new(
-                "UpdateService",
-                "ServiceNotFoundException",
-                service.to_string(),
-            ));
+        let Some(svc) = s.services.get_mut(&(cluster.to_string(), service.to_string())) else {
+            return Err(CloudError::new("UpdateService", "ServiceNotFoundException", service.to_string()));
         };
         if svc.desired != desired {
             svc.desired = desired;
@@ -496,13 +548,10 @@ impl Cloud for FakeCloud {
     async fn target_health(&self, target_group_arn: &str) -> CloudResult<TargetHealth> {
         self.enter("DescribeTargetHealth").await?;
         let s = self.lock();
-        let tg = s.target_groups.get(target_group_arn).ok_or_else(|| {
-            CloudError::new(
-                "DescribeTargetHealth",
-                "TargetGroupNotFound",
-                target_group_arn,
-            )
-        })?;
+        let tg = s
+            .target_groups
+            .get(target_group_arn)
+            .ok_or_else(|| CloudError::new("DescribeTargetHealth", "TargetGroupNotFound", target_group_arn))?;
         Ok(s.health(tg, Instant::now()))
     }
 
@@ -519,15 +568,13 @@ impl Cloud for FakeCloud {
         self.enter("CreateRule").await?;
         let mut s = self.lock();
         if let Some((listener, raced)) = s.race_before_create.pop_front() {
-            s.listeners
-                .get_mut(&listener)
-                .expect("unknown fake listener")
-                .push(raced);
+            s.listeners.get_mut(&listener).expect("unknown fake listener").push(raced);
         }
         let arn = s.new_rule_arn();
-        let rules = s.listeners.get_mut(&rule.listener_arn).ok_or_else(|| {
-            CloudError::new("CreateRule", "ListenerNotFound", rule.listener_arn.clone())
-        })?;
+        let rules = s
+            .listeners
+            .get_mut(&rule.listener_arn)
+            .ok_or_else(|| CloudError::new("CreateRule", "ListenerNotFound", rule.listener_arn.clone()))?;
         if rules.iter().any(|r| r.priority == rule.priority) {
             return Err(CloudError::new(
                 "CreateRule",
@@ -551,6 +598,68 @@ impl Cloud for FakeCloud {
         for rules in s.listeners.values_mut() {
             rules.retain(|r| r.arn != rule_arn);
         }
+        Ok(())
+    }
+
+    async fn metric_data(&self, queries: &[MetricQuery], start: i64, end: i64) -> CloudResult<Vec<MetricSeries>> {
+        for _ in queries.chunks(super::METRIC_QUERIES_PER_CALL) {
+            self.enter("GetMetricData").await?;
+        }
+        let lag = self.metric_lag.lock().unwrap_or_else(|p| p.into_inner()).as_secs() as i64;
+        let visible_until = self.now() - lag;
+        let s = self.lock();
+        Ok(queries
+            .iter()
+            .map(|q| {
+                let key = metric_key(q.namespace, q.metric, q.dimensions.iter().map(|(k, v)| (*k, v.as_str())));
+                let mut points: Vec<(i64, f64)> = s
+                    .metrics
+                    .get(&key)
+                    .map(|p| {
+                        p.iter().copied().filter(|(t, _)| *t >= start && *t < end && t + 60 <= visible_until).collect()
+                    })
+                    .unwrap_or_default();
+                points.sort_by_key(|p| std::cmp::Reverse(p.0));
+                MetricSeries { id: q.id.clone(), points }
+            })
+            .collect())
+    }
+
+    async fn load_states(&self, _table: &str) -> CloudResult<Vec<RuleState>> {
+        self.enter("Scan").await?;
+        let s = self.lock();
+        if s.state_table_missing {
+            return Err(CloudError::new("Scan", "ResourceNotFoundException", "Requested resource not found"));
+        }
+        let mut v: Vec<RuleState> = s.states.values().cloned().collect();
+        v.sort_by(|a, b| a.rule.cmp(&b.rule));
+        Ok(v)
+    }
+
+    async fn load_state(&self, _table: &str, rule: &str) -> CloudResult<Option<RuleState>> {
+        self.enter("GetItem").await?;
+        let s = self.lock();
+        if s.state_table_missing {
+            return Err(CloudError::new("GetItem", "ResourceNotFoundException", "Requested resource not found"));
+        }
+        Ok(s.states.get(rule).cloned())
+    }
+
+    async fn save_state(&self, _table: &str, state: &RuleState, expected: Option<u64>) -> CloudResult<()> {
+        self.enter("PutItem").await?;
+        let mut s = self.lock();
+        if s.state_table_missing {
+            return Err(CloudError::new("PutItem", "ResourceNotFoundException", "Requested resource not found"));
+        }
+        let current = s.states.get(&state.rule).map(|st| st.version);
+        if current != expected {
+            return Err(CloudError::new(
+                "PutItem",
+                "ConditionalCheckFailedException",
+                "The conditional request failed",
+            ));
+        }
+        s.states.insert(state.rule.clone(), state.clone());
         Ok(())
     }
 }

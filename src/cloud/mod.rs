@@ -58,20 +58,43 @@ pub struct Instance {
     /// EC2's `StateReason.Code` (e.g. `Client.InternalError` when an encrypted volume could not be
     /// attached for lack of `kms:CreateGrant`).
     pub state_reason: Option<String>,
+    /// EC2's `LaunchTime`: when the instance was last started (epoch seconds).
+    pub launched_at: Option<i64>,
 }
 
 /// An ECS service as the wake and stop paths see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Service {
+    /// Cluster and service name as configured.
+    pub cluster: String,
+    pub name: String,
+    /// Needed to tag it; empty when missing.
+    pub arn: String,
     pub desired: u32,
     pub running: u32,
     /// `ACTIVE`, `DRAINING`, `INACTIVE`, or `MISSING` when ECS reports it as a failure.
     pub status: String,
     /// The count remembered in the `autostop:desired-count` tag when it was scaled to 0.
     pub remembered_count: Option<u32>,
+    /// When its newest deployment last changed (a scale-up counts), epoch seconds.
+    pub changed_at: Option<i64>,
 }
 
 impl Service {
+    /// What DescribeServices reports for a service it does not know.
+    pub fn missing(cluster: &str, name: &str) -> Service {
+        Service {
+            cluster: cluster.to_string(),
+            name: name.to_string(),
+            arn: String::new(),
+            desired: 0,
+            running: 0,
+            status: "MISSING".into(),
+            remembered_count: None,
+            changed_at: None,
+        }
+    }
+
     pub fn is_active(&self) -> bool {
         self.status == "ACTIVE"
     }
@@ -128,6 +151,8 @@ pub enum ErrorKind {
     InvalidState,
     /// ALB priority already used by another rule.
     PriorityInUse,
+    /// A conditional write lost: someone else changed the item first.
+    Conflict,
     /// Missing IAM permission.
     AccessDenied,
     /// An account or service limit (too many rules, ...).
@@ -156,6 +181,7 @@ impl ErrorKind {
             | "InsufficientCapacityOnHost"
             | "Unsupported" => ErrorKind::Capacity,
             "PriorityInUse" => ErrorKind::PriorityInUse,
+            "ConditionalCheckFailedException" | "TransactionConflictException" => ErrorKind::Conflict,
             "IncorrectInstanceState"
             | "IncorrectState"
             | "IncorrectSpotRequestState"
@@ -187,10 +213,7 @@ impl ErrorKind {
             | "ServiceUnavailableException"
             | "ServerException"
             | "Unavailable" => ErrorKind::Transient,
-            c if c.ends_with(".NotFound")
-                || c.ends_with("NotFoundException")
-                || c.ends_with("NotFound") =>
-            {
+            c if c.ends_with(".NotFound") || c.ends_with("NotFoundException") || c.ends_with("NotFound") => {
                 ErrorKind::NotFound
             }
             _ => ErrorKind::Other,
@@ -210,6 +233,7 @@ impl ErrorKind {
             ErrorKind::NotFound => "not_found",
             ErrorKind::InvalidState => "invalid_state",
             ErrorKind::PriorityInUse => "priority_in_use",
+            ErrorKind::Conflict => "conflict",
             ErrorKind::AccessDenied => "access_denied",
             ErrorKind::Limit => "limit",
             ErrorKind::Other => "other",
@@ -227,28 +251,14 @@ pub struct CloudError {
 }
 
 impl CloudError {
-    pub fn new(
-        op: &'static str,
-        code: impl Into<String>,
-        message: impl Into<String>,
-    ) -> CloudError {
+    pub fn new(op: &'static str, code: impl Into<String>, message: impl Into<String>) -> CloudError {
         let code = code.into();
-        CloudError {
-            op,
-            kind: ErrorKind::from_code(&code),
-            code,
-            message: message.into(),
-        }
+        CloudError { op, kind: ErrorKind::from_code(&code), code, message: message.into() }
     }
 
     /// A failure with no AWS code (connection refused, timeout, unparseable response).
     pub fn transient(op: &'static str, message: impl Into<String>) -> CloudError {
-        CloudError {
-            op,
-            code: "NetworkError".into(),
-            kind: ErrorKind::Transient,
-            message: message.into(),
-        }
+        CloudError { op, code: "NetworkError".into(), kind: ErrorKind::Transient, message: message.into() }
     }
 }
 
@@ -262,40 +272,104 @@ impl std::error::Error for CloudError {}
 
 pub type CloudResult<T> = Result<T, CloudError>;
 
+/// One metric to read, one-minute periods. `id` must start with a lower-case letter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricQuery {
+    pub id: String,
+    pub namespace: &'static str,
+    pub metric: &'static str,
+    /// In the order they were published (CloudWatch matches them exactly).
+    pub dimensions: Vec<(&'static str, String)>,
+    /// `Sum`, `Average` or `Maximum`.
+    pub stat: &'static str,
+}
+
+/// Datapoints of one query: (start of the minute in epoch seconds, value).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MetricSeries {
+    pub id: String,
+    pub points: Vec<(i64, f64)>,
+}
+
+/// GetMetricData takes at most 500 queries per call.
+pub const METRIC_QUERIES_PER_CALL: usize = 500;
+
+/// A rule's item in the state table. Times are epoch seconds. AWS is the truth about what runs;
+/// this item coordinates (every write is conditional on `version`) and keeps history.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RuleState {
+    pub rule: String,
+    /// A [`crate::wake::Phase`] name.
+    pub phase: String,
+    pub version: u64,
+    pub wake_started_at: Option<i64>,
+    pub ready_at: Option<i64>,
+    pub last_wake_at: Option<i64>,
+    pub stopping_since: Option<i64>,
+    pub stopped_at: Option<i64>,
+    /// Seconds from wake to ready, newest last, at most [`WARMUPS_KEPT`].
+    pub warmups: Vec<u64>,
+    pub wakes: u64,
+    pub stops: u64,
+    /// Why the last stop did not finish, if it did not.
+    pub last_error: Option<String>,
+}
+
+pub const WARMUPS_KEPT: usize = 20;
+
+impl RuleState {
+    pub fn new(rule: &str) -> RuleState {
+        RuleState { rule: rule.to_string(), phase: "stopped".into(), ..Default::default() }
+    }
+}
+
 /// The port. Every method is one logical AWS operation (an adapter may page or batch inside it);
 /// every mutating method is safe to repeat.
 pub trait Cloud: Send + Sync + 'static {
+    /// Wall-clock time, epoch seconds (the fake derives it from the tokio clock).
+    fn now(&self) -> i64;
     /// States of the given instances, in the given order; ids AWS does not know are `Missing`.
     fn instances(&self, ids: &[String]) -> impl Future<Output = CloudResult<Vec<Instance>>> + Send;
     fn start_instances(&self, ids: &[String]) -> impl Future<Output = CloudResult<()>> + Send;
     fn stop_instances(&self, ids: &[String]) -> impl Future<Output = CloudResult<()>> + Send;
-    /// The service, with `status == "MISSING"` when ECS does not know it.
-    fn service(
-        &self,
-        cluster: &str,
-        service: &str,
-    ) -> impl Future<Output = CloudResult<Service>> + Send;
-    fn scale_service(
-        &self,
-        cluster: &str,
-        service: &str,
-        desired: u32,
-    ) -> impl Future<Output = CloudResult<()>> + Send;
-    fn target_health(
-        &self,
-        target_group_arn: &str,
-    ) -> impl Future<Output = CloudResult<TargetHealth>> + Send;
+    /// Services of one cluster, in the given order, `status == "MISSING"` for unknown ones.
+    fn services(&self, cluster: &str, names: &[String]) -> impl Future<Output = CloudResult<Vec<Service>>> + Send;
+    /// One service (see [`Cloud::services`]).
+    fn service(&self, cluster: &str, name: &str) -> impl Future<Output = CloudResult<Service>> + Send {
+        async move {
+            let mut v = self.services(cluster, &[name.to_string()]).await?;
+            Ok(v.pop().unwrap_or_else(|| Service::missing(cluster, name)))
+        }
+    }
+    fn tag_service(&self, service_arn: &str, key: &str, value: &str) -> impl Future<Output = CloudResult<()>> + Send;
+    fn scale_service(&self, cluster: &str, service: &str, desired: u32)
+        -> impl Future<Output = CloudResult<()>> + Send;
+    fn target_health(&self, target_group_arn: &str) -> impl Future<Output = CloudResult<TargetHealth>> + Send;
     /// All non-default rules of a listener with their `autostop:rule` owner tag.
-    fn listener_rules(
-        &self,
-        listener_arn: &str,
-    ) -> impl Future<Output = CloudResult<Vec<ListenerRule>>> + Send;
+    fn listener_rules(&self, listener_arn: &str) -> impl Future<Output = CloudResult<Vec<ListenerRule>>> + Send;
     /// Creates the rule with its tag in one call; returns its ARN.
-    fn create_forward_rule(
-        &self,
-        rule: &NewForwardRule,
-    ) -> impl Future<Output = CloudResult<String>> + Send;
+    fn create_forward_rule(&self, rule: &NewForwardRule) -> impl Future<Output = CloudResult<String>> + Send;
     fn delete_rule(&self, rule_arn: &str) -> impl Future<Output = CloudResult<()>> + Send;
+    /// One-minute datapoints of every query in `[start, end)`, batched by
+    /// [`METRIC_QUERIES_PER_CALL`]; one series per query, in query order.
+    fn metric_data(
+        &self,
+        queries: &[MetricQuery],
+        start: i64,
+        end: i64,
+    ) -> impl Future<Output = CloudResult<Vec<MetricSeries>>> + Send;
+    /// Every item of the state table.
+    fn load_states(&self, table: &str) -> impl Future<Output = CloudResult<Vec<RuleState>>> + Send;
+    /// One rule's item (strongly consistent read).
+    fn load_state(&self, table: &str, rule: &str) -> impl Future<Output = CloudResult<Option<RuleState>>> + Send;
+    /// Writes `state` if the stored version is `expected` (`None`: only if there is no item).
+    /// A lost race is `ErrorKind::Conflict`.
+    fn save_state(
+        &self,
+        table: &str,
+        state: &RuleState,
+        expected: Option<u64>,
+    ) -> impl Future<Output = CloudResult<()>> + Send;
 }
 
 #[cfg(test)]
@@ -315,10 +389,7 @@ mod tests {
             assert_eq!(InstanceState::from_ec2_name(name), state);
             assert_eq!(state.as_str(), name);
         }
-        assert_eq!(
-            InstanceState::from_ec2_name("rebooting"),
-            InstanceState::Pending
-        );
+        assert_eq!(InstanceState::from_ec2_name("rebooting"), InstanceState::Pending);
     }
 
     #[test]
@@ -333,6 +404,7 @@ mod tests {
             ("TargetGroupNotFound", ErrorKind::NotFound),
             ("IncorrectInstanceState", ErrorKind::InvalidState),
             ("PriorityInUse", ErrorKind::PriorityInUse),
+            ("ConditionalCheckFailedException", ErrorKind::Conflict),
             ("UnauthorizedOperation", ErrorKind::AccessDenied),
             ("AccessDenied", ErrorKind::AccessDenied),
             ("TooManyRules", ErrorKind::Limit),

@@ -8,12 +8,12 @@ use autostop::cloud::Cloud;
 use autostop::config::Config;
 use serde_json::{json, Value};
 
-pub const L1: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/dev/50dc6c495c0c9188/f2f7dc8efc522ab2";
-pub const L2: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/dev/50dc6c495c0c9188/0a1b2c3d4e5f6a7b";
-pub const TG_API: &str =
-    "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/api/73e2d6bc24d8a067";
-pub const TG_WEB: &str =
-    "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/0467ef3c8400ae65";
+pub const L1: &str =
+    "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/dev/50dc6c495c0c9188/f2f7dc8efc522ab2";
+pub const L2: &str =
+    "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/dev/50dc6c495c0c9188/0a1b2c3d4e5f6a7b";
+pub const TG_API: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/api/73e2d6bc24d8a067";
+pub const TG_WEB: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/0467ef3c8400ae65";
 pub const I1: &str = "i-0123456789abcdef0";
 pub const I2: &str = "i-0fedcba9876543210";
 
@@ -61,11 +61,7 @@ impl Resp {
         Resp {
             status: v["statusCode"].as_u64().expect("statusCode") as u16,
             headers,
-            body: v
-                .get("body")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string(),
+            body: v.get("body").and_then(Value::as_str).unwrap_or("").to_string(),
         }
     }
 
@@ -78,8 +74,7 @@ impl Resp {
     }
 
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.body))
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.body))
     }
 
     /// The `data-phase` of the step the progress page marks current.
@@ -91,50 +86,19 @@ impl Resp {
 }
 
 pub async fn send<C: Cloud>(app: &App<C>, event: Value) -> Resp {
-    Resp::from_value(
-        app.handle(event, None)
-            .await
-            .expect("ALB events are always answered"),
-    )
+    Resp::from_value(app.handle(event, None).await.expect("ALB events are always answered"))
 }
 
 pub async fn browser<C: Cloud>(app: &App<C>, host: &str) -> Resp {
-    send(
-        app,
-        alb_event(
-            "GET",
-            host,
-            "/",
-            &[("accept", CHROME_ACCEPT), ("user-agent", "Mozilla/5.0")],
-        ),
-    )
-    .await
+    send(app, alb_event("GET", host, "/", &[("accept", CHROME_ACCEPT), ("user-agent", "Mozilla/5.0")])).await
 }
 
 pub async fn api<C: Cloud>(app: &App<C>, method: &str, host: &str, path: &str) -> Resp {
-    send(
-        app,
-        alb_event(
-            method,
-            host,
-            path,
-            &[("accept", "application/json"), ("user-agent", "curl/8.5")],
-        ),
-    )
-    .await
+    send(app, alb_event(method, host, path, &[("accept", "application/json"), ("user-agent", "curl/8.5")])).await
 }
 
 pub async fn status<C: Cloud>(app: &App<C>, host: &str) -> Value {
-    let r = send(
-        app,
-        alb_event(
-            "GET",
-            host,
-            "/__autostop/status",
-            &[("accept", "application/json")],
-        ),
-    )
-    .await;
+    let r = send(app, alb_event("GET", host, "/__autostop/status", &[("accept", "application/json")])).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.header("x-autostop").as_deref(), Some("status"));
     r.json()

@@ -6,30 +6,30 @@ use aws_sdk_ec2::Client;
 use super::cloud_error;
 use crate::cloud::{CloudResult, Instance, InstanceState};
 
+/// EC2 accepts at most 200 values per filter.
+const IDS_PER_CALL: usize = 200;
+
 /// Describes by `instance-id` filter rather than `InstanceIds`: an unknown id then comes back
 /// missing instead of failing the whole call with `InvalidInstanceID.NotFound`.
 pub async fn instances(client: &Client, ids: &[String]) -> CloudResult<Vec<Instance>> {
     let mut found: Vec<Instance> = Vec::with_capacity(ids.len());
-    let mut token: Option<String> = None;
-    loop {
-        let out = client
-            .describe_instances()
-            .filters(
-                Filter::builder()
-                    .name("instance-id")
-                    .set_values(Some(ids.to_vec()))
-                    .build(),
-            )
-            .set_next_token(token.take())
-            .send()
-            .await
-            .map_err(|e| cloud_error("DescribeInstances", e))?;
-        for reservation in out.reservations() {
-            found.extend(reservation.instances().iter().filter_map(to_instance));
-        }
-        match out.next_token() {
-            Some(t) if !t.is_empty() => token = Some(t.to_string()),
-            _ => break,
+    for batch in ids.chunks(IDS_PER_CALL) {
+        let mut token: Option<String> = None;
+        loop {
+            let out = client
+                .describe_instances()
+                .filters(Filter::builder().name("instance-id").set_values(Some(batch.to_vec())).build())
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(|e| cloud_error("DescribeInstances", e))?;
+            for reservation in out.reservations() {
+                found.extend(reservation.instances().iter().filter_map(to_instance));
+            }
+            match out.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => break,
+            }
         }
     }
     Ok(in_order(ids, found))
@@ -44,6 +44,7 @@ fn to_instance(i: &aws_sdk_ec2::types::Instance) -> Option<Instance> {
             .map(|n| InstanceState::from_ec2_name(n.as_str()))
             .unwrap_or(InstanceState::Pending),
         state_reason: i.state_reason().and_then(|r| r.code()).map(str::to_string),
+        launched_at: i.launch_time().map(|t| t.secs()),
     })
 }
 
@@ -52,11 +53,7 @@ fn in_order(ids: &[String], mut found: Vec<Instance>) -> Vec<Instance> {
     ids.iter()
         .map(|id| match found.iter().position(|i| &i.id == id) {
             Some(pos) => found.swap_remove(pos),
-            None => Instance {
-                id: id.clone(),
-                state: InstanceState::Missing,
-                state_reason: None,
-            },
+            None => Instance { id: id.clone(), state: InstanceState::Missing, state_reason: None, launched_at: None },
         })
         .collect()
 }
@@ -95,11 +92,7 @@ mod tests {
     fn instance(id: &str, state: InstanceStateName) -> aws_sdk_ec2::types::Instance {
         aws_sdk_ec2::types::Instance::builder()
             .instance_id(id)
-            .state(
-                aws_sdk_ec2::types::InstanceState::builder()
-                    .name(state)
-                    .build(),
-            )
+            .state(aws_sdk_ec2::types::InstanceState::builder().name(state).build())
             .state_reason(StateReason::builder().code("Client.InternalError").build())
             .build()
     }
@@ -116,28 +109,21 @@ mod tests {
             .then_output(|| {
                 DescribeInstancesOutput::builder()
                     .reservations(
-                        Reservation::builder()
-                            .instances(instance("i-00000002", InstanceStateName::Stopping))
-                            .build(),
+                        Reservation::builder().instances(instance("i-00000002", InstanceStateName::Stopping)).build(),
                     )
                     .next_token("page2")
                     .build()
             });
-        let page2 = mock!(Client::describe_instances)
-            .match_requests(|r| r.next_token() == Some("page2"))
-            .then_output(|| {
+        let page2 =
+            mock!(Client::describe_instances).match_requests(|r| r.next_token() == Some("page2")).then_output(|| {
                 DescribeInstancesOutput::builder()
                     .reservations(
-                        Reservation::builder()
-                            .instances(instance("i-00000001", InstanceStateName::Running))
-                            .build(),
+                        Reservation::builder().instances(instance("i-00000001", InstanceStateName::Running)).build(),
                     )
                     .build()
             });
         let client = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&page1, &page2]);
-        let ids: Vec<String> = ["i-00000001", "i-00000002", "i-00000003"]
-            .map(String::from)
-            .to_vec();
+        let ids: Vec<String> = ["i-00000001", "i-00000002", "i-00000003"].map(String::from).to_vec();
         let got = instances(&client, &ids).await.unwrap();
         let states: Vec<_> = got.iter().map(|i| (i.id.as_str(), i.state)).collect();
         assert_eq!(
@@ -158,9 +144,7 @@ mod tests {
             .match_requests(|r| r.instance_ids() == ["i-00000001"])
             .then_output(|| StartInstancesOutput::builder().build());
         let client = mock_client!(aws_sdk_ec2, [&ok]);
-        start_instances(&client, &["i-00000001".to_string()])
-            .await
-            .unwrap();
+        start_instances(&client, &["i-00000001".to_string()]).await.unwrap();
         assert_eq!(ok.num_calls(), 1);
 
         let capacity = mock!(Client::start_instances).then_error(|| {
@@ -172,16 +156,10 @@ mod tests {
             )
         });
         let client = mock_client!(aws_sdk_ec2, [&capacity]);
-        let e = start_instances(&client, &["i-00000001".to_string()])
-            .await
-            .unwrap_err();
+        let e = start_instances(&client, &["i-00000001".to_string()]).await.unwrap_err();
         assert_eq!(
             (e.op, e.code.as_str(), e.kind),
-            (
-                "StartInstances",
-                "InsufficientInstanceCapacity",
-                ErrorKind::Capacity
-            )
+            ("StartInstances", "InsufficientInstanceCapacity", ErrorKind::Capacity)
         );
         assert!(e.message.contains("t3.micro"));
     }

@@ -3,8 +3,7 @@
 use std::collections::HashMap;
 
 use aws_sdk_elasticloadbalancingv2::types::{
-    Action, ActionTypeEnum, HostHeaderConditionConfig, Rule, RuleCondition, Tag,
-    TargetHealthStateEnum,
+    Action, ActionTypeEnum, HostHeaderConditionConfig, Rule, RuleCondition, Tag, TargetHealthStateEnum,
 };
 use aws_sdk_elasticloadbalancingv2::Client;
 
@@ -21,11 +20,8 @@ pub async fn target_health(client: &Client, target_group_arn: &str) -> CloudResu
         .send()
         .await
         .map_err(|e| cloud_error("DescribeTargetHealth", e))?;
-    let states: Vec<Option<&TargetHealthStateEnum>> = out
-        .target_health_descriptions()
-        .iter()
-        .map(|d| d.target_health().and_then(|h| h.state()))
-        .collect();
+    let states: Vec<Option<&TargetHealthStateEnum>> =
+        out.target_health_descriptions().iter().map(|d| d.target_health().and_then(|h| h.state())).collect();
     Ok(count_health(&states))
 }
 
@@ -71,10 +67,7 @@ pub async fn listener_rules(client: &Client, listener_arn: &str) -> CloudResult<
 }
 
 /// `autostop:rule` tag values by rule ARN, asked for in batches of 20.
-async fn owner_tags(
-    client: &Client,
-    rules: &[ListenerRule],
-) -> CloudResult<HashMap<String, String>> {
+async fn owner_tags(client: &Client, rules: &[ListenerRule]) -> CloudResult<HashMap<String, String>> {
     let mut owners = HashMap::new();
     let arns: Vec<String> = rules.iter().map(|r| r.arn.clone()).collect();
     for batch in arns.chunks(TAGS_BATCH) {
@@ -85,11 +78,7 @@ async fn owner_tags(
             .await
             .map_err(|e| cloud_error("DescribeTags", e))?;
         for desc in out.tag_descriptions() {
-            let owner = desc
-                .tags()
-                .iter()
-                .find(|t| t.key() == Some(RULE_TAG))
-                .and_then(|t| t.value());
+            let owner = desc.tags().iter().find(|t| t.key() == Some(RULE_TAG)).and_then(|t| t.value());
             if let (Some(arn), Some(owner)) = (desc.resource_arn(), owner) {
                 owners.insert(arn.to_string(), owner.to_string());
             }
@@ -105,22 +94,14 @@ fn to_listener_rule(rule: &Rule) -> Option<ListenerRule> {
     }
     let priority = rule.priority()?.parse().ok()?;
     let mut hosts = Vec::new();
-    for c in rule
-        .conditions()
-        .iter()
-        .filter(|c| c.field() == Some("host-header"))
-    {
+    for c in rule.conditions().iter().filter(|c| c.field() == Some("host-header")) {
         match c.host_header_config() {
             Some(cfg) if !cfg.values().is_empty() => hosts.extend(cfg.values().iter().cloned()),
             _ => hosts.extend(c.values().iter().cloned()),
         }
     }
     let mut target_groups = Vec::new();
-    for a in rule
-        .actions()
-        .iter()
-        .filter(|a| a.r#type() == Some(&ActionTypeEnum::Forward))
-    {
+    for a in rule.actions().iter().filter(|a| a.r#type() == Some(&ActionTypeEnum::Forward)) {
         target_groups.extend(a.target_group_arn().map(str::to_string));
         if let Some(fc) = a.forward_config() {
             for tg in fc.target_groups() {
@@ -132,13 +113,7 @@ fn to_listener_rule(rule: &Rule) -> Option<ListenerRule> {
             }
         }
     }
-    Some(ListenerRule {
-        arn: rule.rule_arn()?.to_string(),
-        priority,
-        hosts,
-        target_groups,
-        owner: None,
-    })
+    Some(ListenerRule { arn: rule.rule_arn()?.to_string(), priority, hosts, target_groups, owner: None })
 }
 
 /// One call creates the rule and its `autostop:rule` tag, so no untagged rule of ours can exist.
@@ -150,60 +125,37 @@ pub async fn create_forward_rule(client: &Client, rule: &NewForwardRule) -> Clou
         .conditions(
             RuleCondition::builder()
                 .field("host-header")
-                .host_header_config(
-                    HostHeaderConditionConfig::builder()
-                        .set_values(Some(rule.hosts.clone()))
-                        .build(),
-                )
+                .host_header_config(HostHeaderConditionConfig::builder().set_values(Some(rule.hosts.clone())).build())
                 .build(),
         )
         .actions(
-            Action::builder()
-                .r#type(ActionTypeEnum::Forward)
-                .target_group_arn(&rule.target_group_arn)
-                .order(1)
-                .build(),
+            Action::builder().r#type(ActionTypeEnum::Forward).target_group_arn(&rule.target_group_arn).order(1).build(),
         )
         .tags(Tag::builder().key(RULE_TAG).value(&rule.owner).build())
         .send()
         .await
         .map_err(|e| cloud_error("CreateRule", e))?;
-    Ok(out
-        .rules()
-        .first()
-        .and_then(|r| r.rule_arn())
-        .unwrap_or_default()
-        .to_string())
+    Ok(out.rules().first().and_then(|r| r.rule_arn()).unwrap_or_default().to_string())
 }
 
 pub async fn delete_rule(client: &Client, rule_arn: &str) -> CloudResult<()> {
-    client
-        .delete_rule()
-        .rule_arn(rule_arn)
-        .send()
-        .await
-        .map_err(|e| cloud_error("DeleteRule", e))?;
+    client.delete_rule().rule_arn(rule_arn).send().await.map_err(|e| cloud_error("DeleteRule", e))?;
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aws_sdk_elasticloadbalancingv2::operation::create_rule::{
-        CreateRuleError, CreateRuleOutput,
-    };
+    use aws_sdk_elasticloadbalancingv2::operation::create_rule::{CreateRuleError, CreateRuleOutput};
     use aws_sdk_elasticloadbalancingv2::operation::describe_rules::DescribeRulesOutput;
     use aws_sdk_elasticloadbalancingv2::operation::describe_tags::DescribeTagsOutput;
     use aws_sdk_elasticloadbalancingv2::operation::describe_target_health::DescribeTargetHealthOutput;
-    use aws_sdk_elasticloadbalancingv2::types::{
-        TagDescription, TargetHealth as SdkHealth, TargetHealthDescription,
-    };
+    use aws_sdk_elasticloadbalancingv2::types::{TagDescription, TargetHealth as SdkHealth, TargetHealthDescription};
     use aws_smithy_mocks::{mock, mock_client, RuleMode};
 
     use crate::cloud::ErrorKind;
 
-    const LISTENER: &str =
-        "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/dev/1/2";
+    const LISTENER: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/dev/1/2";
     const TG: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/api/3";
 
     fn new_rule() -> NewForwardRule {
@@ -226,23 +178,15 @@ mod tests {
                 r.listener_arn() == Some(LISTENER)
                     && r.priority() == Some(1200)
                     && cond.field() == Some("host-header")
-                    && cond.host_header_config().unwrap().values()
-                        == ["api.dev.example.com", "*.api.dev.example.com"]
+                    && cond.host_header_config().unwrap().values() == ["api.dev.example.com", "*.api.dev.example.com"]
                     && action.r#type() == Some(&ActionTypeEnum::Forward)
                     && action.target_group_arn() == Some(TG)
                     && tag.key() == Some("autostop:rule")
                     && tag.value() == Some("api")
             })
-            .then_output(|| {
-                CreateRuleOutput::builder()
-                    .rules(Rule::builder().rule_arn("arn:rule/1").build())
-                    .build()
-            });
+            .then_output(|| CreateRuleOutput::builder().rules(Rule::builder().rule_arn("arn:rule/1").build()).build());
         let client = mock_client!(aws_sdk_elasticloadbalancingv2, [&rule]);
-        assert_eq!(
-            create_forward_rule(&client, &new_rule()).await.unwrap(),
-            "arn:rule/1"
-        );
+        assert_eq!(create_forward_rule(&client, &new_rule()).await.unwrap(), "arn:rule/1");
         assert_eq!(rule.num_calls(), 1);
     }
 
@@ -258,10 +202,7 @@ mod tests {
         });
         let client = mock_client!(aws_sdk_elasticloadbalancingv2, [&rule]);
         let e = create_forward_rule(&client, &new_rule()).await.unwrap_err();
-        assert_eq!(
-            (e.op, e.code.as_str(), e.kind),
-            ("CreateRule", "PriorityInUse", ErrorKind::PriorityInUse)
-        );
+        assert_eq!((e.op, e.code.as_str(), e.kind), ("CreateRule", "PriorityInUse", ErrorKind::PriorityInUse));
     }
 
     #[tokio::test]
@@ -273,17 +214,10 @@ mod tests {
                 .conditions(
                     RuleCondition::builder()
                         .field("host-header")
-                        .host_header_config(
-                            HostHeaderConditionConfig::builder().values(host).build(),
-                        )
+                        .host_header_config(HostHeaderConditionConfig::builder().values(host).build())
                         .build(),
                 )
-                .actions(
-                    Action::builder()
-                        .r#type(ActionTypeEnum::Forward)
-                        .target_group_arn(TG)
-                        .build(),
-                )
+                .actions(Action::builder().r#type(ActionTypeEnum::Forward).target_group_arn(TG).build())
                 .build()
         };
         let page1 = mock!(Client::describe_rules)
@@ -294,20 +228,12 @@ mod tests {
                     .next_marker("m2")
                     .build()
             });
-        let page2 = mock!(Client::describe_rules)
-            .match_requests(|r| r.marker() == Some("m2"))
-            .then_output(move || {
-                DescribeRulesOutput::builder()
-                    .rules(sdk_rule("arn:r/2", "7", "other.example.com"))
-                    .rules(
-                        Rule::builder()
-                            .rule_arn("arn:r/default")
-                            .priority("default")
-                            .is_default(true)
-                            .build(),
-                    )
-                    .build()
-            });
+        let page2 = mock!(Client::describe_rules).match_requests(|r| r.marker() == Some("m2")).then_output(move || {
+            DescribeRulesOutput::builder()
+                .rules(sdk_rule("arn:r/2", "7", "other.example.com"))
+                .rules(Rule::builder().rule_arn("arn:r/default").priority("default").is_default(true).build())
+                .build()
+        });
         let tags = mock!(Client::describe_tags)
             .match_requests(|r| r.resource_arns() == ["arn:r/1", "arn:r/2"])
             .then_output(|| {
@@ -326,11 +252,7 @@ mod tests {
                     )
                     .build()
             });
-        let client = mock_client!(
-            aws_sdk_elasticloadbalancingv2,
-            RuleMode::MatchAny,
-            [&page1, &page2, &tags]
-        );
+        let client = mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, [&page1, &page2, &tags]);
         let rules = listener_rules(&client, LISTENER).await.unwrap();
         assert_eq!(rules.len(), 2, "default rule left out");
         assert_eq!(rules[0].priority, 1200);
@@ -347,9 +269,7 @@ mod tests {
             .match_requests(|r| r.target_group_arn() == Some(TG))
             .then_output(|| {
                 let d = |s: TargetHealthStateEnum| {
-                    TargetHealthDescription::builder()
-                        .target_health(SdkHealth::builder().state(s).build())
-                        .build()
+                    TargetHealthDescription::builder().target_health(SdkHealth::builder().state(s).build()).build()
                 };
                 DescribeTargetHealthOutput::builder()
                     .target_health_descriptions(d(TargetHealthStateEnum::Healthy))
@@ -358,12 +278,6 @@ mod tests {
                     .build()
             });
         let client = mock_client!(aws_sdk_elasticloadbalancingv2, [&rule]);
-        assert_eq!(
-            target_health(&client, TG).await.unwrap(),
-            TargetHealth {
-                healthy: 1,
-                total: 2
-            }
-        );
+        assert_eq!(target_health(&client, TG).await.unwrap(), TargetHealth { healthy: 1, total: 2 });
     }
 }

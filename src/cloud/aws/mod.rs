@@ -3,16 +3,19 @@
 //! Each adapter turns SDK outputs into domain types in small pure functions and every SDK error
 //! into a [`CloudError`] carrying the AWS error code (see [`cloud_error`]).
 
+mod cloudwatch;
 mod ec2;
 mod ecs;
 mod elbv2;
+mod state;
 
 use std::fmt::Debug;
 
 use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
 use crate::cloud::{
-    Cloud, CloudError, CloudResult, Instance, ListenerRule, NewForwardRule, Service, TargetHealth,
+    Cloud, CloudError, CloudResult, Instance, ListenerRule, MetricQuery, MetricSeries, NewForwardRule, RuleState,
+    Service, TargetHealth,
 };
 
 /// SDK clients for every service autostop calls, built once per process.
@@ -21,6 +24,10 @@ pub struct AwsCloud {
     pub ec2: aws_sdk_ec2::Client,
     pub ecs: aws_sdk_ecs::Client,
     pub elb: aws_sdk_elasticloadbalancingv2::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    /// Added to the system clock; 0 except in tests that must see the future.
+    clock_skew_secs: i64,
 }
 
 impl AwsCloud {
@@ -30,7 +37,17 @@ impl AwsCloud {
             ec2: aws_sdk_ec2::Client::new(sdk),
             ecs: aws_sdk_ecs::Client::new(sdk),
             elb: aws_sdk_elasticloadbalancingv2::Client::new(sdk),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(sdk),
+            dynamodb: aws_sdk_dynamodb::Client::new(sdk),
+            clock_skew_secs: 0,
         }
+    }
+
+    /// A cloud whose clock runs `secs` ahead: lets an integration test run the idle check "later"
+    /// against a real endpoint without waiting.
+    pub fn with_clock_skew(mut self, secs: i64) -> AwsCloud {
+        self.clock_skew_secs = secs;
+        self
     }
 
     /// Loads the SDK config from the environment (the normal credential chain).
@@ -57,6 +74,10 @@ where
 }
 
 impl Cloud for AwsCloud {
+    fn now(&self) -> i64 {
+        let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        since_epoch.as_secs() as i64 + self.clock_skew_secs
+    }
     async fn instances(&self, ids: &[String]) -> CloudResult<Vec<Instance>> {
         ec2::instances(&self.ec2, ids).await
     }
@@ -66,8 +87,11 @@ impl Cloud for AwsCloud {
     async fn stop_instances(&self, ids: &[String]) -> CloudResult<()> {
         ec2::stop_instances(&self.ec2, ids).await
     }
-    async fn service(&self, cluster: &str, service: &str) -> CloudResult<Service> {
-        ecs::service(&self.ecs, cluster, service).await
+    async fn services(&self, cluster: &str, names: &[String]) -> CloudResult<Vec<Service>> {
+        ecs::services(&self.ecs, cluster, names).await
+    }
+    async fn tag_service(&self, service_arn: &str, key: &str, value: &str) -> CloudResult<()> {
+        ecs::tag_service(&self.ecs, service_arn, key, value).await
     }
     async fn scale_service(&self, cluster: &str, service: &str, desired: u32) -> CloudResult<()> {
         ecs::scale_service(&self.ecs, cluster, service, desired).await
@@ -83,5 +107,17 @@ impl Cloud for AwsCloud {
     }
     async fn delete_rule(&self, rule_arn: &str) -> CloudResult<()> {
         elbv2::delete_rule(&self.elb, rule_arn).await
+    }
+    async fn metric_data(&self, queries: &[MetricQuery], start: i64, end: i64) -> CloudResult<Vec<MetricSeries>> {
+        cloudwatch::metric_data(&self.cloudwatch, queries, start, end).await
+    }
+    async fn load_states(&self, table: &str) -> CloudResult<Vec<RuleState>> {
+        state::load_states(&self.dynamodb, table).await
+    }
+    async fn load_state(&self, table: &str, rule: &str) -> CloudResult<Option<RuleState>> {
+        state::load_state(&self.dynamodb, table, rule).await
+    }
+    async fn save_state(&self, table: &str, state: &RuleState, expected: Option<u64>) -> CloudResult<()> {
+        state::save_state(&self.dynamodb, table, state, expected).await
     }
 }

@@ -1,0 +1,129 @@
+//! `make bench`: handler time per request on the hot paths, AWS calls per wake under
+//! concurrency, and the delay from "target healthy" to "listener rule inserted".
+//! Prints figures; asserts nothing about time (that is what this is for, not the tests).
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use autostop::app::App;
+use autostop::cloud::fake::FakeCloud;
+use autostop::cloud::InstanceState;
+use autostop::config::Config;
+use serde_json::{json, Value};
+
+const L1: &str =
+    "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/dev/50dc6c495c0c9188/f2f7dc8efc522ab2";
+const TG: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/api/73e2d6bc24d8a067";
+const I1: &str = "i-0123456789abcdef0";
+
+fn config() -> Config {
+    let mut text = format!("listener_arns = [\"{L1}\"]\nhold = \"2m\"\nsettle = \"2s\"\n");
+    // 200 rules, as a large team might have, so host lookup is measured at size.
+    for i in 0..200 {
+        text.push_str(&format!(
+            "[[rules]]\nname = \"env{i}\"\nhosts = [\"env{i}.dev.example.com\", \"*.env{i}.dev.example.com\"]\ntarget_group_arn = \"{TG}\"\nec2 = {{ instance_ids = [\"{I1}\"] }}\n"
+        ));
+    }
+    Config::from_toml(&text).expect("bench config")
+}
+
+fn world(latency: Duration, boot: u64, health: u64) -> FakeCloud {
+    let cloud = FakeCloud::with_latency(latency);
+    cloud.add_instance(I1, InstanceState::Stopped, Duration::from_secs(boot));
+    cloud.add_target_group(TG, Duration::from_secs(health));
+    cloud.register_instance(TG, I1);
+    cloud.add_listener(L1);
+    cloud
+}
+
+fn event(host: &str, path: &str, accept: &str) -> Value {
+    json!({
+        "requestContext": { "elb": { "targetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/autostop/1" } },
+        "httpMethod": "GET", "path": path, "queryStringParameters": {},
+        "headers": { "host": host, "accept": accept, "user-agent": "bench" },
+        "body": "", "isBase64Encoded": false
+    })
+}
+
+/// Median and p99 of `n` timed runs of `f`, in microseconds.
+fn measure<F: std::future::Future<Output = Value>>(
+    rt: &tokio::runtime::Runtime,
+    n: usize,
+    mut f: impl FnMut() -> F,
+) -> (f64, f64) {
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        black_box(rt.block_on(f()));
+        samples.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    (samples[n / 2], samples[n * 99 / 100])
+}
+
+fn handler_times() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    let app = Arc::new(App::new(config(), world(Duration::ZERO, 600, 0)));
+    // Warm: the rule is starting (boot 600 s), its status cached for the next second.
+    rt.block_on(app.handle(event("env7.dev.example.com", "/__autostop/status", "application/json"), None)).unwrap();
+
+    println!("handler time per request (median / p99, microseconds, 20,000 runs each):");
+    let cases: [(&str, &str, &str, &str); 3] = [
+        ("unknown host (404 page)", "nope.dev.example.com", "/", "text/html"),
+        ("cached status poll (JSON)", "pr-1.env7.dev.example.com", "/__autostop/status", "application/json"),
+        ("progress page render", "env7.dev.example.com", "/", "text/html,application/xhtml+xml"),
+    ];
+    for (label, host, path, accept) in cases {
+        let ev = event(host, path, accept);
+        let (median, p99) = measure(&rt, 20_000, || {
+            let app = Arc::clone(&app);
+            let ev = ev.clone();
+            async move { app.handle(ev, None).await.unwrap() }
+        });
+        println!("  {label:<28} {median:>8.1} / {p99:>8.1}");
+    }
+    let cloud = app.waker().cloud();
+    println!(
+        "  (AWS calls made over all 60,000 requests: {}; status refreshes at most once a second)",
+        cloud.total_calls()
+    );
+}
+
+/// N held API requests at once for one sleeping rule; boot 30 s, healthy 10 s later.
+fn calls_per_wake(n: usize) -> (Vec<(String, usize)>, f64) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+    rt.block_on(async {
+        let app = Arc::new(App::new(config(), world(Duration::from_millis(20), 30, 10)));
+        let t0 = tokio::time::Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..n {
+            let app = Arc::clone(&app);
+            tasks.spawn(async move {
+                let v = app.handle(event("env3.dev.example.com", "/api", "application/json"), None).await.unwrap();
+                assert_eq!(v["statusCode"], 307);
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+        let cloud = app.waker().cloud();
+        let healthy_at = t0 + Duration::from_secs(40) + Duration::from_millis(20);
+        let created = cloud.first_call_at("CreateRule").expect("a rule was created");
+        (cloud.call_counts(), created.duration_since(healthy_at).as_secs_f64())
+    })
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo test --benches` asks for a listing; there are no tests here.
+    }
+    handler_times();
+    println!();
+    println!("AWS calls per wake (boot 30 s, healthy 10 s later, held API requests, paused clock):");
+    for n in [1usize, 10, 200] {
+        let (counts, delay) = calls_per_wake(n);
+        let total: usize = counts.iter().map(|(_, c)| c).sum();
+        let detail: Vec<String> = counts.iter().map(|(op, c)| format!("{op}={c}")).collect();
+        println!("  {n:>3} concurrent: {total:>3} calls  [{}]", detail.join(" "));
+        println!("       target healthy -> listener rule inserted: {delay:.2} s");
+    }
+}

@@ -1,0 +1,177 @@
+//! DynamoDB: the state table, one item per rule; every write conditional on `version`.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+
+use super::cloud_error;
+use crate::cloud::{CloudResult, RuleState};
+
+type Item = HashMap<String, AttributeValue>;
+
+pub async fn load_states(client: &Client, table: &str) -> CloudResult<Vec<RuleState>> {
+    let mut states = Vec::new();
+    let mut start: Option<Item> = None;
+    loop {
+        let out = client
+            .scan()
+            .table_name(table)
+            .consistent_read(true)
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .map_err(|e| cloud_error("Scan", e))?;
+        states.extend(out.items().iter().filter_map(from_item));
+        match out.last_evaluated_key() {
+            Some(k) if !k.is_empty() => start = Some(k.clone()),
+            _ => break,
+        }
+    }
+    Ok(states)
+}
+
+pub async fn load_state(client: &Client, table: &str, rule: &str) -> CloudResult<Option<RuleState>> {
+    let out = client
+        .get_item()
+        .table_name(table)
+        .key("rule", AttributeValue::S(rule.to_string()))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|e| cloud_error("GetItem", e))?;
+    Ok(out.item().and_then(from_item))
+}
+
+pub async fn save_state(client: &Client, table: &str, state: &RuleState, expected: Option<u64>) -> CloudResult<()> {
+    let put = client.put_item().table_name(table).set_item(Some(to_item(state)));
+    let put = match expected {
+        None => put.condition_expression("attribute_not_exists(#rule)").expression_attribute_names("#rule", "rule"),
+        Some(v) => put
+            .condition_expression("#version = :expected")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":expected", AttributeValue::N(v.to_string())),
+    };
+    put.send().await.map_err(|e| cloud_error("PutItem", e))?;
+    Ok(())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+/// The item for a state; absent times are left out rather than stored as null.
+pub fn to_item(s: &RuleState) -> Item {
+    let mut item: Item = HashMap::new();
+    item.insert("rule".into(), AttributeValue::S(s.rule.clone()));
+    item.insert("phase".into(), AttributeValue::S(s.phase.clone()));
+    item.insert("version".into(), n(s.version));
+    item.insert("wakes".into(), n(s.wakes));
+    item.insert("stops".into(), n(s.stops));
+    item.insert("warmups".into(), AttributeValue::L(s.warmups.iter().map(n).collect()));
+    for (key, value) in [
+        ("wake_started_at", s.wake_started_at),
+        ("ready_at", s.ready_at),
+        ("last_wake_at", s.last_wake_at),
+        ("stopping_since", s.stopping_since),
+        ("stopped_at", s.stopped_at),
+    ] {
+        if let Some(v) = value {
+            item.insert(key.into(), n(v));
+        }
+    }
+    if let Some(e) = &s.last_error {
+        item.insert("last_error".into(), AttributeValue::S(e.clone()));
+    }
+    item
+}
+
+/// The state of an item; `None` for an item without a `rule` key (not ours to read).
+pub fn from_item(item: &Item) -> Option<RuleState> {
+    let s = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+    let num = |k: &str| item.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok());
+    Some(RuleState {
+        rule: s("rule")?,
+        phase: s("phase").unwrap_or_else(|| "stopped".into()),
+        version: num("version").unwrap_or(0).max(0) as u64,
+        wake_started_at: num("wake_started_at"),
+        ready_at: num("ready_at"),
+        last_wake_at: num("last_wake_at"),
+        stopping_since: num("stopping_since"),
+        stopped_at: num("stopped_at"),
+        warmups: item
+            .get("warmups")
+            .and_then(|v| v.as_l().ok())
+            .map(|l| l.iter().filter_map(|v| v.as_n().ok()?.parse().ok()).collect())
+            .unwrap_or_default(),
+        wakes: num("wakes").unwrap_or(0).max(0) as u64,
+        stops: num("stops").unwrap_or(0).max(0) as u64,
+        last_error: s("last_error"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::operation::put_item::{PutItemError, PutItemOutput};
+    use aws_smithy_mocks::{mock, mock_client};
+
+    use crate::cloud::ErrorKind;
+
+    fn state() -> RuleState {
+        RuleState {
+            rule: "api".into(),
+            phase: "ready".into(),
+            version: 7,
+            wake_started_at: Some(100),
+            ready_at: Some(160),
+            last_wake_at: Some(100),
+            stopping_since: None,
+            stopped_at: Some(50),
+            warmups: vec![60, 58, 61],
+            wakes: 3,
+            stops: 2,
+            last_error: None,
+        }
+    }
+
+    #[test]
+    fn item_round_trips() {
+        let item = to_item(&state());
+        assert!(!item.contains_key("stopping_since"), "absent times are left out");
+        assert_eq!(from_item(&item), Some(state()));
+        assert_eq!(from_item(&HashMap::new()), None);
+    }
+
+    #[tokio::test]
+    async fn writes_are_conditional_on_the_version() {
+        let rule = mock!(Client::put_item)
+            .match_requests(|r| {
+                r.condition_expression() == Some("#version = :expected")
+                    && r.expression_attribute_values().unwrap()[":expected"] == AttributeValue::N("6".into())
+                    && r.item().unwrap()["version"] == AttributeValue::N("7".into())
+            })
+            .then_output(|| PutItemOutput::builder().build());
+        let client = mock_client!(aws_sdk_dynamodb, [&rule]);
+        save_state(&client, "autostop-state", &state(), Some(6)).await.unwrap();
+
+        let create = mock!(Client::put_item)
+            .match_requests(|r| r.condition_expression() == Some("attribute_not_exists(#rule)"))
+            .then_output(|| PutItemOutput::builder().build());
+        let client = mock_client!(aws_sdk_dynamodb, [&create]);
+        save_state(&client, "autostop-state", &state(), None).await.unwrap();
+        assert_eq!((rule.num_calls(), create.num_calls()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn a_lost_race_is_a_conflict() {
+        let rule = mock!(Client::put_item).then_error(|| {
+            let meta =
+                aws_sdk_dynamodb::error::ErrorMetadata::builder().code("ConditionalCheckFailedException").build();
+            PutItemError::generic(meta)
+        });
+        let client = mock_client!(aws_sdk_dynamodb, [&rule]);
+        let e = save_state(&client, "t", &state(), Some(6)).await.unwrap_err();
+        assert_eq!((e.kind, e.code.as_str()), (ErrorKind::Conflict, "ConditionalCheckFailedException"));
+    }
+}

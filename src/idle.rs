@@ -1,0 +1,576 @@
+//! The idle check: read activity, decide (pure), and put idle rules to sleep in order.
+//!
+//! Activity per rule is the newest minute in which its target group served requests
+//! (`AWS/ApplicationELB` `RequestCount`, per target group and load balancer) or its `busy_when`
+//! signal crossed the threshold, all read in batched `GetMetricData` calls. A rule is idle when
+//! `now - max(last activity, last wake, ready, resources started) >= idle`. Timestamps, not "any
+//! request in the last N minutes": CloudWatch lags 1-3 minutes, so the window reaches back
+//! [`LAG_MARGIN`] beyond the longest idle time.
+//!
+//! The stop ([`stop_rule`]) is ordered so no request is ever routed to a target that is going
+//! away: claim `stopping` (a conditional write; a wake that moved the version wins) -> delete only
+//! our listener rules -> tag and scale ECS to 0 / StopInstances -> record `stopped`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::cloud::{
+    Cloud, CloudError, ErrorKind, Instance, InstanceState, MetricQuery, MetricSeries, RuleState, Service,
+    DESIRED_COUNT_TAG,
+};
+use crate::config::Config;
+use crate::rules::{BusySignal, Rule};
+
+/// How far beyond the longest idle time activity is read, for CloudWatch's lag.
+pub const LAG_MARGIN: Duration = Duration::from_secs(10 * 60);
+
+/// `targetgroup/api/73e2d6bc24d8a067` from a target group ARN (the CloudWatch dimension).
+pub fn target_group_dimension(arn: &str) -> String {
+    arn.rsplit_once(':').map(|(_, r)| r).unwrap_or(arn).to_string()
+}
+
+/// `app/dev/50dc6c495c0c9188` from a listener ARN (the CloudWatch `LoadBalancer` dimension).
+pub fn load_balancer_dimension(listener_arn: &str) -> String {
+    let resource = listener_arn.rsplit_once(':').map(|(_, r)| r).unwrap_or(listener_arn);
+    let lb = resource.strip_prefix("listener/").unwrap_or(resource);
+    lb.rsplit_once('/').map(|(lb, _)| lb).unwrap_or(lb).to_string()
+}
+
+/// Which query ids belong to a rule.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RuleQueries {
+    pub requests: Vec<String>,
+    pub busy: Vec<String>,
+}
+
+/// Every metric query of every rule, and which ids are whose. One `RequestCount` query per load
+/// balancer the listeners belong to, plus the busy signal: one query per instance for EC2
+/// metrics, one per service for ECS CPU.
+pub fn build_queries(config: &Config) -> (Vec<MetricQuery>, Vec<RuleQueries>) {
+    let mut lbs: Vec<String> = config.listener_arns.iter().map(|l| load_balancer_dimension(l)).collect();
+    lbs.dedup();
+    let mut queries = Vec::new();
+    let mut per_rule = Vec::with_capacity(config.rules.len());
+    for (i, rule) in config.rules.iter().enumerate() {
+        let mut rq = RuleQueries::default();
+        let tg = target_group_dimension(&rule.target_group_arn);
+        for (j, lb) in lbs.iter().enumerate() {
+            let id = format!("r{i}_l{j}");
+            queries.push(MetricQuery {
+                id: id.clone(),
+                namespace: "AWS/ApplicationELB",
+                metric: "RequestCount",
+                dimensions: vec![("TargetGroup", tg.clone()), ("LoadBalancer", lb.clone())],
+                stat: "Sum",
+            });
+            rq.requests.push(id);
+        }
+        let instances = rule.ec2.as_ref().map(|e| e.instance_ids.as_slice()).unwrap_or(&[]);
+        match (rule.busy_when, &rule.ecs) {
+            (Some(BusySignal::NetworkPacketsIn(_)), _) => {
+                for (k, id) in instances.iter().enumerate() {
+                    queries.push(ec2_query(format!("r{i}_n{k}"), "NetworkPacketsIn", id, "Sum"));
+                    rq.busy.push(format!("r{i}_n{k}"));
+                }
+            }
+            (Some(BusySignal::CpuPercent(_)), Some(ecs)) => {
+                queries.push(MetricQuery {
+                    id: format!("r{i}_c"),
+                    namespace: "AWS/ECS",
+                    metric: "CPUUtilization",
+                    dimensions: vec![("ClusterName", ecs.cluster.clone()), ("ServiceName", ecs.service.clone())],
+                    stat: "Average",
+                });
+                rq.busy.push(format!("r{i}_c"));
+            }
+            (Some(BusySignal::CpuPercent(_)), None) => {
+                for (k, id) in instances.iter().enumerate() {
+                    queries.push(ec2_query(format!("r{i}_c{k}"), "CPUUtilization", id, "Average"));
+                    rq.busy.push(format!("r{i}_c{k}"));
+                }
+            }
+            (None, _) => {}
+        }
+        per_rule.push(rq);
+    }
+    (queries, per_rule)
+}
+
+fn ec2_query(id: String, metric: &'static str, instance: &str, stat: &'static str) -> MetricQuery {
+    MetricQuery { id, namespace: "AWS/EC2", metric, dimensions: vec![("InstanceId", instance.to_string())], stat }
+}
+
+/// The end of the newest minute with activity: requests > 0, or the busy signal over its
+/// threshold (`NetworkPacketsIn` summed over the rule's instances per minute).
+pub fn last_activity(rule: &Rule, rq: &RuleQueries, series: &HashMap<&str, &MetricSeries>) -> Option<i64> {
+    let points = |ids: &[String]| -> Vec<(i64, f64)> {
+        ids.iter().filter_map(|id| series.get(id.as_str())).flat_map(|s| s.points.iter().copied()).collect()
+    };
+    let mut newest: Option<i64> = points(&rq.requests).iter().filter(|(_, v)| *v > 0.0).map(|(t, _)| t + 60).max();
+    let busy = match rule.busy_when {
+        Some(BusySignal::NetworkPacketsIn(threshold)) => {
+            let mut per_minute: BTreeMap<i64, f64> = BTreeMap::new();
+            for (t, v) in points(&rq.busy) {
+                *per_minute.entry(t).or_default() += v;
+            }
+            per_minute.into_iter().filter(|(_, v)| *v > threshold as f64).map(|(t, _)| t + 60).max()
+        }
+        Some(BusySignal::CpuPercent(threshold)) => {
+            points(&rq.busy).iter().filter(|(_, v)| *v > threshold).map(|(t, _)| t + 60).max()
+        }
+        None => None,
+    };
+    newest = newest.max(busy);
+    newest
+}
+
+/// What the idle check does with a rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Awake and in use (or woken recently).
+    Keep,
+    /// Awake and idle: stop it.
+    Stop,
+    /// Asleep, but a listener rule of ours still routes to it: remove the rule.
+    RemoveStaleRoutes,
+    /// Asleep, and the state says a stop did not finish recording: record `stopped`.
+    FinishStop,
+    /// Asleep, nothing to do.
+    Asleep,
+}
+
+impl Action {
+    pub fn mutates(self) -> bool {
+        !matches!(self, Action::Keep | Action::Asleep)
+    }
+}
+
+/// Everything the decision needs about one rule.
+#[derive(Debug, Clone)]
+pub struct Facts<'a> {
+    pub now: i64,
+    pub idle: Duration,
+    /// How far back activity was read.
+    pub window: Duration,
+    pub last_activity: Option<i64>,
+    pub state: Option<&'a RuleState>,
+    /// Any instance running or pending, or the service's desired count above 0.
+    pub awake: bool,
+    /// When the running resources were last started (EC2 LaunchTime, ECS deployment time).
+    pub started_at: Option<i64>,
+    pub our_routes: usize,
+}
+
+/// The decision, its reason, and for how long the rule has been idle (seconds), if known.
+pub fn decide(f: &Facts) -> (Action, String, Option<i64>) {
+    if !f.awake {
+        if f.our_routes > 0 {
+            return (
+                Action::RemoveStaleRoutes,
+                format!("resources are stopped but {} listener rule(s) of ours still route to them", f.our_routes),
+                None,
+            );
+        }
+        if f.state.is_some_and(|s| s.phase == "stopping") {
+            return (Action::FinishStop, "resources are stopped; recording the stop".into(), None);
+        }
+        return (Action::Asleep, "resources are stopped".into(), None);
+    }
+    let state = f.state;
+    let reference = [f.last_activity, state.and_then(|s| s.last_wake_at), state.and_then(|s| s.ready_at), f.started_at]
+        .into_iter()
+        .flatten()
+        .max();
+    let idle = f.idle.as_secs() as i64;
+    let (idle_for, why) = match reference {
+        Some(r) => ((f.now - r).max(0), format!("last activity or wake {}s ago", (f.now - r).max(0))),
+        // Nothing in the whole window, and no record of a wake or start.
+        None => (
+            f.window.as_secs() as i64,
+            format!("no activity in the last {}s and no record of a wake", f.window.as_secs()),
+        ),
+    };
+    if idle_for >= idle {
+        (Action::Stop, format!("idle: {why} (idle time {idle}s)"), Some(idle_for))
+    } else {
+        (Action::Keep, format!("in use: {why} (idle time {idle}s)"), Some(idle_for))
+    }
+}
+
+/// Whether the rule's resources run (or are starting), from one observation.
+pub fn is_awake(instances: &[&Instance], service: Option<&Service>) -> bool {
+    instances.iter().any(|i| matches!(i.state, InstanceState::Running | InstanceState::Pending))
+        || service.is_some_and(|s| s.is_active() && s.desired > 0)
+}
+
+/// One line of the idle check's report (and of its log).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RuleReport {
+    pub rule: String,
+    pub action: Action,
+    pub reason: String,
+    pub last_activity: Option<i64>,
+    pub idle_for_seconds: Option<i64>,
+    pub idle_seconds: u64,
+    /// What happened: `done`, `dry_run`, `backed_off`, `partial`, `failed`, `nothing`.
+    pub outcome: String,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IdleReport {
+    pub dry_run: bool,
+    pub now: i64,
+    pub rules: Vec<RuleReport>,
+    /// Listener rules tagged by autostop whose rule is no longer in the config: reported,
+    /// never touched.
+    pub orphans: Vec<String>,
+}
+
+/// How an ordered stop ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopOutcome {
+    Stopped,
+    /// Someone else moved the state first (a wake, another checker): nothing was touched.
+    BackedOff(String),
+    /// Some resources did not stop; the state says which and the next run finishes the job.
+    Partial(String),
+}
+
+/// Runs the idle check over every rule. `Err` only when AWS could not be observed; then nothing
+/// was changed.
+pub async fn idle_check<C: Cloud>(cloud: &C, config: &Config, dry_run: bool) -> Result<IdleReport, CloudError> {
+    let now = cloud.now();
+    let states: HashMap<String, RuleState> = match cloud.load_states(&config.state_table).await {
+        Ok(v) => v.into_iter().map(|s| (s.rule.clone(), s)).collect(),
+        Err(e) => {
+            tracing::warn!(code = %e.code, table = %config.state_table, "state table unreadable; deciding from AWS alone");
+            HashMap::new()
+        }
+    };
+
+    // Observe everything in batches.
+    let mut ids: Vec<String> =
+        config.rules.iter().filter_map(|r| r.ec2.as_ref()).flat_map(|e| e.instance_ids.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    let instances: HashMap<String, Instance> = if ids.is_empty() {
+        HashMap::new()
+    } else {
+        cloud.instances(&ids).await?.into_iter().map(|i| (i.id.clone(), i)).collect()
+    };
+    let mut by_cluster: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for ecs in config.rules.iter().filter_map(|r| r.ecs.as_ref()) {
+        by_cluster.entry(&ecs.cluster).or_default().push(ecs.service.clone());
+    }
+    let mut services: HashMap<(String, String), Service> = HashMap::new();
+    for (cluster, names) in by_cluster {
+        for s in cloud.services(cluster, &names).await? {
+            services.insert((cluster.to_string(), s.name.clone()), s);
+        }
+    }
+    let mut routes: HashMap<String, Vec<String>> = HashMap::new();
+    let mut orphans = Vec::new();
+    for listener in &config.listener_arns {
+        for r in cloud.listener_rules(listener).await? {
+            let Some(owner) = r.owner else { continue };
+            if config.rule(&owner).is_some() {
+                routes.entry(owner).or_default().push(r.arn);
+            } else {
+                tracing::warn!(owner = %owner, rule_arn = %r.arn, listener = %listener, "listener rule tagged by autostop for a rule no longer in the config; left alone");
+                orphans.push(r.arn);
+            }
+        }
+    }
+    let longest = config.rules.iter().map(|r| r.idle).max().unwrap_or(config.idle);
+    let window = longest + LAG_MARGIN;
+    let start = now - window.as_secs() as i64;
+    let start = start - start.rem_euclid(60);
+    let (queries, per_rule) = build_queries(config);
+    let series = if queries.is_empty() { Vec::new() } else { cloud.metric_data(&queries, start, now).await? };
+    let series_by_id: HashMap<&str, &MetricSeries> = series.iter().map(|s| (s.id.as_str(), s)).collect();
+
+    let mut reports = Vec::with_capacity(config.rules.len());
+    for (rule, rq) in config.rules.iter().zip(&per_rule) {
+        let rule_instances: Vec<&Instance> =
+            rule.ec2.iter().flat_map(|e| e.instance_ids.iter()).filter_map(|id| instances.get(id)).collect();
+        let service = rule.ecs.as_ref().and_then(|e| services.get(&(e.cluster.clone(), e.service.clone())));
+        let started_at = rule_instances
+            .iter()
+            .filter(|i| matches!(i.state, InstanceState::Running | InstanceState::Pending))
+            .filter_map(|i| i.launched_at)
+            .chain(service.filter(|s| s.desired > 0).and_then(|s| s.changed_at))
+            .max();
+        let our_routes = routes.get(&rule.name).map(Vec::len).unwrap_or(0);
+        let facts = Facts {
+            now,
+            idle: rule.idle,
+            window,
+            last_activity: last_activity(rule, rq, &series_by_id),
+            state: states.get(&rule.name),
+            awake: is_awake(&rule_instances, service),
+            started_at,
+            our_routes,
+        };
+        let (action, reason, idle_for) = decide(&facts);
+        let mut report = RuleReport {
+            rule: rule.name.clone(),
+            action,
+            reason,
+            last_activity: facts.last_activity,
+            idle_for_seconds: idle_for,
+            idle_seconds: rule.idle.as_secs(),
+            outcome: "nothing".into(),
+            error: None,
+        };
+        if action.mutates() && dry_run {
+            report.outcome = "dry_run".into();
+        } else if action.mutates() {
+            let result = match action {
+                Action::Stop => {
+                    let seen = facts.state.map(|s| s.version);
+                    stop_rule(cloud, config, rule, Some(seen), &report.reason).await
+                }
+                Action::RemoveStaleRoutes => remove_routes(cloud, config, rule).await.map(|_| StopOutcome::Stopped),
+                Action::FinishStop => {
+                    record_stopped(cloud, config, rule, facts.state.cloned()).await.map(|_| StopOutcome::Stopped)
+                }
+                Action::Keep | Action::Asleep => unreachable!("does not mutate"),
+            };
+            match result {
+                Ok(StopOutcome::Stopped) => report.outcome = "done".into(),
+                Ok(StopOutcome::BackedOff(why)) => {
+                    report.outcome = "backed_off".into();
+                    report.error = Some(why);
+                }
+                Ok(StopOutcome::Partial(why)) => {
+                    report.outcome = "partial".into();
+                    report.error = Some(why);
+                }
+                Err(e) => {
+                    report.outcome = "failed".into();
+                    report.error = Some(e.to_string());
+                }
+            }
+        }
+        tracing::info!(
+            rule = %report.rule, action = ?report.action, reason = %report.reason,
+            last_activity = report.last_activity, idle_for_seconds = report.idle_for_seconds,
+            idle_seconds = report.idle_seconds, outcome = %report.outcome, error = report.error.as_deref(),
+            dry_run, "idle decision"
+        );
+        reports.push(report);
+    }
+    Ok(IdleReport { dry_run, now, rules: reports, orphans })
+}
+
+/// Deletes every listener rule tagged `autostop:rule=<rule>` on every listener; touches no other.
+pub async fn remove_routes<C: Cloud>(cloud: &C, config: &Config, rule: &Rule) -> Result<usize, CloudError> {
+    let mut removed = 0;
+    for listener in &config.listener_arns {
+        for r in cloud.listener_rules(listener).await? {
+            if r.owner.as_deref() == Some(&rule.name) {
+                cloud.delete_rule(&r.arn).await?;
+                tracing::info!(rule = %rule.name, listener = %listener, rule_arn = %r.arn, "listener rule removed");
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
+}
+
+/// Reads the state; a missing table is `None` (waking and stopping go on without history).
+async fn read_state<C: Cloud>(cloud: &C, config: &Config, rule: &str) -> Result<Option<RuleState>, CloudError> {
+    match cloud.load_state(&config.state_table, rule).await {
+        Ok(s) => Ok(s),
+        Err(e) if e.kind == ErrorKind::NotFound => {
+            tracing::warn!(table = %config.state_table, "state table missing; stopping without coordination");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes `next` over `prev` (conditional on `prev`'s version). A missing table is not an error.
+async fn write_state<C: Cloud>(
+    cloud: &C,
+    config: &Config,
+    prev: Option<&RuleState>,
+    next: &mut RuleState,
+) -> Result<(), CloudError> {
+    next.version = prev.map(|p| p.version).unwrap_or(0) + 1;
+    match cloud.save_state(&config.state_table, next, prev.map(|p| p.version)).await {
+        Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+async fn record_stopped<C: Cloud>(
+    cloud: &C,
+    config: &Config,
+    rule: &Rule,
+    prev: Option<RuleState>,
+) -> Result<(), CloudError> {
+    let mut next = prev.clone().unwrap_or_else(|| RuleState::new(&rule.name));
+    next.phase = "stopped".into();
+    next.stopped_at = Some(cloud.now());
+    next.last_error = None;
+    write_state(cloud, config, prev.as_ref(), &mut next).await
+}
+
+/// The ordered stop. `seen_version`: the state version the idle decision was made on (`None`
+/// for an operator's stop, which does not defer to a racing decision). See the module docs.
+pub async fn stop_rule<C: Cloud>(
+    cloud: &C,
+    config: &Config,
+    rule: &Rule,
+    seen_version: Option<Option<u64>>,
+    reason: &str,
+) -> Result<StopOutcome, CloudError> {
+    let now = cloud.now();
+    // 1. Claim the stop. A wake after the decision changed the version: it wins, we back off.
+    let current = read_state(cloud, config, &rule.name).await?;
+    if let Some(seen) = seen_version {
+        if current.as_ref().map(|s| s.version) != seen {
+            return Ok(StopOutcome::BackedOff(
+                "the state changed since the idle decision (a wake or another checker)".into(),
+            ));
+        }
+    }
+    let mut claimed = current.clone().unwrap_or_else(|| RuleState::new(&rule.name));
+    claimed.phase = "stopping".into();
+    claimed.stopping_since = Some(now);
+    match write_state(cloud, config, current.as_ref(), &mut claimed).await {
+        Err(e) if e.kind == ErrorKind::Conflict => {
+            return Ok(StopOutcome::BackedOff("another invocation changed the state first".into()))
+        }
+        other => other?,
+    }
+    tracing::info!(rule = %rule.name, reason, "stopping");
+
+    // 2. Take traffic away first, so no request is routed to a target that is going away.
+    remove_routes(cloud, config, rule).await?;
+
+    // 3. Stop the resources; each instance on its own so one failure does not hold the others.
+    let mut failures = Vec::new();
+    if let Some(ecs) = &rule.ecs {
+        let svc = cloud.service(&ecs.cluster, &ecs.service).await?;
+        if svc.is_active() && svc.desired > 0 {
+            // Remember the count before it is gone, so the wake restores it.
+            cloud.tag_service(&svc.arn, DESIRED_COUNT_TAG, &svc.desired.to_string()).await?;
+            match cloud.scale_service(&ecs.cluster, &ecs.service, 0).await {
+                Ok(()) => {
+                    tracing::info!(rule = %rule.name, cluster = %ecs.cluster, service = %ecs.service, remembered = svc.desired, "service scaled to 0")
+                }
+                Err(e) => failures.push(format!("{}/{}: {}", ecs.cluster, ecs.service, e.code)),
+            }
+        }
+    }
+    if let Some(ec2) = &rule.ec2 {
+        for i in cloud.instances(&ec2.instance_ids).await? {
+            if !matches!(i.state, InstanceState::Running | InstanceState::Pending) {
+                continue;
+            }
+            match cloud.stop_instances(std::slice::from_ref(&i.id)).await {
+                Ok(()) => tracing::info!(rule = %rule.name, instance = %i.id, "instance stopping"),
+                Err(e) => {
+                    tracing::warn!(rule = %rule.name, instance = %i.id, code = %e.code, "StopInstances failed");
+                    failures.push(format!("{}: {}", i.id, e.code));
+                }
+            }
+        }
+    }
+    // A wake that read the state just before our claim may have re-inserted a rule meanwhile.
+    remove_routes(cloud, config, rule).await?;
+
+    // 4. Record the outcome.
+    let prev = claimed.clone();
+    let mut next = claimed;
+    if failures.is_empty() {
+        next.phase = "stopped".into();
+        next.stopped_at = Some(cloud.now());
+        next.stops += 1;
+        next.last_error = None;
+        write_state(cloud, config, Some(&prev), &mut next).await?;
+        Ok(StopOutcome::Stopped)
+    } else {
+        let why = format!("could not stop: {}", failures.join(", "));
+        next.last_error = Some(why.clone());
+        write_state(cloud, config, Some(&prev), &mut next).await?;
+        Ok(StopOutcome::Partial(why))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(awake: bool) -> Facts<'static> {
+        Facts {
+            now: 10_000,
+            idle: Duration::from_secs(300),
+            window: Duration::from_secs(900),
+            last_activity: None,
+            state: None,
+            awake,
+            started_at: None,
+            our_routes: 0,
+        }
+    }
+
+    #[test]
+    fn dimensions_from_arns() {
+        assert_eq!(
+            target_group_dimension(
+                "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/api/73e2d6bc24d8a067"
+            ),
+            "targetgroup/api/73e2d6bc24d8a067"
+        );
+        assert_eq!(
+            load_balancer_dimension(
+                "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/dev/50dc6c495c0c9188/f2f7dc8efc522ab2"
+            ),
+            "app/dev/50dc6c495c0c9188"
+        );
+    }
+
+    #[test]
+    fn idle_is_measured_from_the_newest_of_activity_wake_ready_and_start() {
+        let mut f = facts(true);
+        f.last_activity = Some(9_800);
+        assert_eq!(decide(&f).0, Action::Keep, "200 s < 300 s");
+        f.last_activity = Some(9_700);
+        assert_eq!(
+            decide(&f),
+            (Action::Stop, "idle: last activity or wake 300s ago (idle time 300s)".into(), Some(300))
+        );
+        let state = RuleState { last_wake_at: Some(9_900), ..RuleState::new("api") };
+        f.state = Some(Box::leak(Box::new(state)));
+        assert_eq!(decide(&f).0, Action::Keep, "woken 100 s ago");
+        f.state = None;
+        f.started_at = Some(9_950);
+        assert_eq!(decide(&f).0, Action::Keep, "started by hand 50 s ago");
+    }
+
+    #[test]
+    fn nothing_known_means_idle_for_the_whole_window() {
+        let (action, reason, idle_for) = decide(&facts(true));
+        assert_eq!((action, idle_for), (Action::Stop, Some(900)));
+        assert!(reason.contains("no activity"));
+    }
+
+    #[test]
+    fn asleep_rules_get_drift_repair_only() {
+        let mut f = facts(false);
+        assert_eq!(decide(&f).0, Action::Asleep);
+        f.our_routes = 2;
+        assert_eq!(decide(&f).0, Action::RemoveStaleRoutes);
+        f.our_routes = 0;
+        let stopping = RuleState { phase: "stopping".into(), ..RuleState::new("api") };
+        f.state = Some(Box::leak(Box::new(stopping)));
+        assert_eq!(decide(&f).0, Action::FinishStop);
+    }
+}
