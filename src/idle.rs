@@ -25,6 +25,11 @@ use crate::rules::{BusySignal, Rule};
 
 /// How far beyond the longest idle time activity is read, for CloudWatch's lag.
 pub const LAG_MARGIN: Duration = Duration::from_secs(10 * 60);
+/// CloudWatch publishes ALB metrics 1-3 minutes late, and a minute without requests has no
+/// datapoint at all, so "no data yet" looks like "no traffic". Idle time is therefore counted up
+/// to this long ago, the newest moment CloudWatch can vouch for: a rule stops up to this much
+/// after its idle time, and never under users whose requests CloudWatch has not shown yet.
+pub const LAG_ALLOWANCE: Duration = Duration::from_secs(3 * 60);
 
 /// `targetgroup/api/73e2d6bc24d8a067` from a target group ARN (the CloudWatch dimension).
 pub fn target_group_dimension(arn: &str) -> String {
@@ -186,7 +191,10 @@ pub fn decide(f: &Facts) -> (Action, String, Option<i64>) {
         .max();
     let idle = f.idle.as_secs() as i64;
     let (idle_for, why) = match reference {
-        Some(r) => ((f.now - r).max(0), format!("last activity or wake {}s ago", (f.now - r).max(0))),
+        Some(r) => {
+            let idle_for = (f.now - LAG_ALLOWANCE.as_secs() as i64 - r).max(0);
+            (idle_for, format!("no activity for {idle_for}s up to what CloudWatch shows (3 minutes ago)"))
+        }
         // Nothing in the whole window, and no record of a wake or start.
         None => (
             f.window.as_secs() as i64,
@@ -540,13 +548,12 @@ mod tests {
     #[test]
     fn idle_is_measured_from_the_newest_of_activity_wake_ready_and_start() {
         let mut f = facts(true);
-        f.last_activity = Some(9_800);
-        assert_eq!(decide(&f).0, Action::Keep, "200 s < 300 s");
-        f.last_activity = Some(9_700);
-        assert_eq!(
-            decide(&f),
-            (Action::Stop, "idle: last activity or wake 300s ago (idle time 300s)".into(), Some(300))
-        );
+        f.last_activity = Some(9_600);
+        assert_eq!(decide(&f).0, Action::Keep, "400 s ago, but CloudWatch may not show the last 180 s yet");
+        f.last_activity = Some(9_520);
+        let (action, reason, idle_for) = decide(&f);
+        assert_eq!((action, idle_for), (Action::Stop, Some(300)), "{reason}");
+
         let state = RuleState { last_wake_at: Some(9_900), ..RuleState::new("api") };
         f.state = Some(Box::leak(Box::new(state)));
         assert_eq!(decide(&f).0, Action::Keep, "woken 100 s ago");

@@ -77,6 +77,8 @@ pub struct FakeCloud {
     born: Instant,
     /// Datapoints younger than this are not visible yet (CloudWatch's 1-3 minute lag).
     metric_lag: Mutex<Duration>,
+    /// Per-operation latency overriding `latency` (e.g. an SDK retrying a throttled call).
+    slow: Mutex<HashMap<&'static str, Duration>>,
 }
 
 impl Default for FakeCloud {
@@ -97,6 +99,7 @@ impl FakeCloud {
             latency,
             born: Instant::now(),
             metric_lag: Mutex::new(Duration::ZERO),
+            slow: Mutex::new(HashMap::new()),
         }
     }
 
@@ -198,6 +201,14 @@ impl FakeCloud {
         });
     }
 
+    /// A rule tagged `autostop:rule=<owner>`, e.g. left behind by a rule since removed from the config.
+    pub fn add_tagged_rule(&self, listener: &str, priority: u32, hosts: &[&str], owner: &str) {
+        self.add_foreign_rule(listener, priority, hosts);
+        let mut s = self.lock();
+        let rule = s.listeners.get_mut(listener).and_then(|r| r.last_mut()).expect("just added");
+        rule.owner = Some(owner.to_string());
+    }
+
     /// Just before the next CreateRule runs, another Lambda instance (`owner` = a rule name) or
     /// a person (`owner` = None) inserts a rule at `priority`.
     pub fn race_before_next_create(
@@ -229,6 +240,11 @@ impl FakeCloud {
         for _ in 0..times {
             queue.push_back(CloudError::new(op, code, format!("injected {code}")));
         }
+    }
+
+    /// Every call of `op` takes `latency` from now on.
+    pub fn slow_down(&self, op: &'static str, latency: Duration) {
+        self.slow.lock().unwrap_or_else(|p| p.into_inner()).insert(op, latency);
     }
 
     /// Makes CloudWatch datapoints visible only `lag` after their minute.
@@ -332,9 +348,11 @@ impl FakeCloud {
     /// Logs the call, waits the latency, then returns an injected failure if one is queued.
     async fn enter(&self, op: &'static str) -> CloudResult<()> {
         self.lock().calls.push((op.to_string(), Instant::now()));
-        if !self.latency.is_zero() {
-            tokio::time::sleep(self.latency).await;
+        let latency = self.slow.lock().unwrap_or_else(|p| p.into_inner()).get(op).copied().unwrap_or(self.latency);
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
         }
+
         let mut s = self.lock();
         s.advance(Instant::now());
         s.check_invariants();
@@ -492,6 +510,7 @@ impl Cloud for FakeCloud {
                 i.running_since = None;
             }
         }
+        s.check_invariants();
         Ok(())
     }
 
@@ -542,6 +561,7 @@ impl Cloud for FakeCloud {
             svc.desired = desired;
             svc.scaled_at = Instant::now();
         }
+        s.check_invariants();
         Ok(())
     }
 
@@ -589,6 +609,7 @@ impl Cloud for FakeCloud {
             target_groups: vec![rule.target_group_arn.clone()],
             owner: Some(rule.owner.clone()),
         });
+        s.check_invariants();
         Ok(arn)
     }
 

@@ -1,0 +1,397 @@
+//! Idle-check flows on the in-memory cloud with a paused clock: traffic patterns, CloudWatch lag,
+//! the ordered stop, the wake/stop race, concurrent checkers, partial failures, drift, dry run.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use autostop::app::App;
+use autostop::cloud::fake::FakeCloud;
+use autostop::cloud::{Cloud, InstanceState, DESIRED_COUNT_TAG};
+use common::*;
+use serde_json::{json, Value};
+use tokio::time::advance;
+
+const MIN: u64 = 60;
+const MUTATING: [&str; 8] =
+    ["StartInstances", "StopInstances", "UpdateService", "TagResource", "CreateRule", "DeleteRule", "PutItem", "Scan"];
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+fn ec2_rule_config(idle: &str, busy: &str, instances: &[&str]) -> String {
+    let ids: Vec<String> = instances.iter().map(|i| format!("\"{i}\"")).collect();
+    format!(
+        r#"
+listener_arns = ["{L1}"]
+hold = "3m"
+settle = "2s"
+[[rules]]
+name = "api"
+hosts = ["api.dev.example.com"]
+target_group_arn = "{TG_API}"
+idle = "{idle}"
+ec2 = {{ instance_ids = [{}] }}
+{busy}
+"#,
+        ids.join(", ")
+    )
+}
+
+/// A stopped instance behind the api target group; boots in 20 s, healthy 10 s later.
+fn world(instances: &[&str]) -> FakeCloud {
+    let cloud = FakeCloud::new();
+    cloud.add_target_group(TG_API, secs(10));
+    for id in instances {
+        cloud.add_instance(id, InstanceState::Stopped, secs(20));
+        cloud.register_instance(TG_API, id);
+    }
+    cloud.add_listener(L1);
+    cloud
+}
+
+/// An app whose api rule has been woken (a held request got its 307).
+async fn awake_app(text: &str, instances: &[&str]) -> App<FakeCloud> {
+    let app = App::new(config(text), world(instances));
+    let r = api(&app, "GET", "api.dev.example.com", "/").await;
+    assert_eq!(r.status, 307, "{}", r.body);
+    app
+}
+
+async fn check(app: &App<FakeCloud>, dry_run: bool) -> Value {
+    app.handle(json!({"autostop": "idle-check", "dry_run": dry_run}), None).await.expect("idle check runs")
+}
+
+fn action(report: &Value, rule: &str) -> (String, String) {
+    let r = report["rules"].as_array().unwrap().iter().find(|r| r["rule"] == rule).expect("rule in report");
+    (r["action"].as_str().unwrap().to_string(), r["outcome"].as_str().unwrap().to_string())
+}
+
+fn cloud(app: &App<FakeCloud>) -> &FakeCloud {
+    app.waker().cloud()
+}
+
+#[tokio::test(start_paused = true)]
+async fn sparse_traffic_every_four_minutes_is_never_stopped() {
+    let app = awake_app(&ec2_rule_config("5m", "", &[I1]), &[I1]).await;
+    cloud(&app).set_metric_lag(secs(3 * MIN));
+    for minute in 1..=60 {
+        advance(secs(MIN)).await;
+        if minute % 4 == 0 {
+            cloud(&app).put_requests(TG_API, L1, 1.0);
+        }
+        if minute % 2 == 0 {
+            let report = check(&app, false).await;
+            assert_eq!(action(&report, "api").0, "keep", "minute {minute}: {report}");
+        }
+    }
+    assert_eq!(cloud(&app).instance_state(I1), InstanceState::Running);
+    assert_eq!(cloud(&app).calls("StopInstances"), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn busy_traffic_is_not_stopped_despite_three_minutes_of_cloudwatch_lag() {
+    let app = awake_app(&ec2_rule_config("5m", "", &[I1]), &[I1]).await;
+    cloud(&app).set_metric_lag(secs(3 * MIN));
+    for minute in 1..=30 {
+        advance(secs(MIN)).await;
+        cloud(&app).put_requests(TG_API, L1, 25.0);
+        assert_eq!(action(&check(&app, false).await, "api").0, "keep", "minute {minute}");
+    }
+    // Traffic ends: stopped once the idle time (plus the lag allowance) has passed.
+    let mut stopped_after = None;
+    for minute in 1..=15 {
+        advance(secs(MIN)).await;
+        if action(&check(&app, false).await, "api") == ("stop".into(), "done".into()) {
+            stopped_after = Some(minute);
+            break;
+        }
+    }
+    let m = stopped_after.expect("stopped once idle");
+    // Idle 5 m, plus the 3 m lag allowance, read at minute granularity.
+    assert!((8..=9).contains(&m), "stopped {m} minutes after the last request");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_websocket_user_keeps_the_rule_awake_through_network_packets() {
+    let busy = "busy_when = { network_packets_in = 500 }";
+    let app = awake_app(&ec2_rule_config("5m", busy, &[I1]), &[I1]).await;
+    for minute in 1..=20 {
+        advance(secs(MIN)).await;
+        // No requests at all; the open socket moves packets.
+        let now = cloud(&app).now();
+        cloud(&app).put_metric("AWS/EC2", "NetworkPacketsIn", &[("InstanceId", I1)], now - 60, 900.0);
+        assert_eq!(action(&check(&app, false).await, "api").0, "keep", "minute {minute}");
+    }
+    assert_eq!(cloud(&app).calls("StopInstances"), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_same_rule_without_packets_is_stopped() {
+    let busy = "busy_when = { network_packets_in = 500 }";
+    let app = awake_app(&ec2_rule_config("5m", busy, &[I1]), &[I1]).await;
+    let mut stopped = false;
+    for _ in 1..=10 {
+        advance(secs(MIN)).await;
+        // Background chatter under the threshold is not activity.
+        let now = cloud(&app).now();
+        cloud(&app).put_metric("AWS/EC2", "NetworkPacketsIn", &[("InstanceId", I1)], now - 60, 40.0);
+        stopped |= action(&check(&app, false).await, "api") == ("stop".into(), "done".into());
+    }
+    assert!(stopped);
+    assert!(cloud(&app).rules(L1).is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rule_woken_a_minute_ago_without_traffic_is_kept() {
+    let app = awake_app(&ec2_rule_config("5m", "", &[I1]), &[I1]).await;
+    advance(secs(MIN)).await;
+    let report = check(&app, false).await;
+    assert_eq!(action(&report, "api"), ("keep".into(), "nothing".into()), "{report}");
+    let state = cloud(&app).state_item("api").expect("the wake recorded state");
+    assert_eq!(state.phase, "ready");
+    assert_eq!(state.wakes, 1);
+    assert_eq!(state.warmups.len(), 1);
+    // Boot 20 s + health 10 s, then at most one poll and the 2 s settle.
+    assert!((30..=34).contains(&state.warmups[0]), "{state:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_stop_is_ordered_and_recorded() {
+    let app = awake_app(&ec2_rule_config("5m", "", &[I1]), &[I1]).await;
+    let before = cloud(&app).state_item("api").unwrap();
+    advance(secs(9 * MIN)).await; // idle 5 m + 3 m lag allowance
+    let report = check(&app, false).await;
+    assert_eq!(action(&report, "api"), ("stop".into(), "done".into()), "{report}");
+    assert!(cloud(&app).rules(L1).is_empty(), "our listener rule is gone");
+    assert_eq!(cloud(&app).instance_state(I1), InstanceState::Stopping);
+    assert!(cloud(&app).violations().is_empty(), "{:?}", cloud(&app).violations());
+    let after = cloud(&app).state_item("api").unwrap();
+    assert_eq!((after.phase.as_str(), after.stops), ("stopped", 1));
+    assert_eq!(after.version, before.version + 2, "stopping, then stopped");
+    assert!(after.stopped_at.is_some());
+}
+
+/// A client behind the ALB: served by the app while our rule exists, else by the Lambda; it
+/// follows 307s back to the ALB, as HTTP clients do.
+async fn through_the_alb(app: &App<FakeCloud>) -> &'static str {
+    for _ in 0..20 {
+        if cloud(app).rules(L1).iter().any(|r| r.owner.as_deref() == Some("api")) {
+            return "app";
+        }
+        let r = api(app, "GET", "api.dev.example.com", "/during-stop").await;
+        if r.status != 307 {
+            return "error";
+        }
+    }
+    "redirect loop"
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_during_the_stop_ends_with_the_rule_running_and_one_listener_rule() {
+    let app = Arc::new(awake_app(&ec2_rule_config("5m", "", &[I1]), &[I1]).await);
+    advance(secs(9 * MIN)).await; // idle 5 m + 3 m lag allowance
+                                  // The SDK spends 3 s retrying a throttled StopInstances: the routes are gone, the instance
+                                  // still runs and is healthy. A wake must not put a rule back in front of it.
+    cloud(&app).slow_down("StopInstances", secs(3));
+    let checker = {
+        let app = Arc::clone(&app);
+        tokio::spawn(async move { check(&app, false).await })
+    };
+    // Clients arrive while the checker runs (its AWS calls take 10 ms each) and after it.
+    let mut clients = tokio::task::JoinSet::new();
+    for i in 0..100u64 {
+        let app = Arc::clone(&app);
+        clients.spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50 * i)).await;
+            through_the_alb(&app).await
+        });
+    }
+    let report = checker.await.unwrap();
+    assert_eq!(action(&report, "api"), ("stop".into(), "done".into()), "{report}");
+    while let Some(r) = clients.join_next().await {
+        assert_eq!(r.unwrap(), "app");
+    }
+
+    assert_eq!(cloud(&app).calls("StopInstances"), 1);
+    assert_eq!(cloud(&app).calls("StartInstances"), 2, "woken again after the stop");
+
+    assert_eq!(cloud(&app).instance_state(I1), InstanceState::Running);
+    assert_eq!(cloud(&app).rules(L1).len(), 1);
+    assert!(cloud(&app).violations().is_empty(), "{:?}", cloud(&app).violations());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_browser_during_the_stop_sees_the_stopping_phase_then_the_wake() {
+    let app = awake_app(&ec2_rule_config("5m", "", &[I1]), &[I1]).await;
+    advance(secs(9 * MIN)).await; // idle 5 m + 3 m lag allowance
+    check(&app, false).await;
+    // The instance takes 30 s to stop.
+    let s = status(&app, "api.dev.example.com").await;
+    assert_eq!(s["phase"], "stopping");
+    advance(secs(31)).await;
+    assert_eq!(status(&app, "api.dev.example.com").await["phase"], "starting");
+    assert_eq!(cloud(&app).calls("StartInstances"), 2, "the first wake and this one");
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_concurrent_checkers_stop_once() {
+    let app = Arc::new(awake_app(&ec2_rule_config("5m", "", &[I1]), &[I1]).await);
+    advance(secs(9 * MIN)).await; // idle 5 m + 3 m lag allowance
+    let (a, b) = tokio::join!(check(&app, false), check(&app, false));
+    let outcomes = [action(&a, "api").1, action(&b, "api").1];
+    assert!(outcomes.contains(&"done".to_string()), "{outcomes:?}");
+    assert_eq!(cloud(&app).calls("StopInstances"), 1);
+    assert_eq!(cloud(&app).state_item("api").unwrap().stops, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wake_after_the_decision_wins_and_the_checker_backs_off() {
+    let app = App::new(config(&ec2_rule_config("5m", "", &[I1])), world(&[I1]));
+    let r = api(&app, "GET", "api.dev.example.com", "/").await;
+    assert_eq!(r.status, 307);
+    advance(secs(9 * MIN)).await; // idle 5 m + 3 m lag allowance
+                                  // The idle decision is made on version v; a wake writes v+1 before the claim.
+    let rule = app.config().rule("api").unwrap().clone();
+    let seen = cloud(&app).state_item("api").map(|s| s.version);
+    cloud(&app).set_instance_state(I1, InstanceState::Stopped);
+    let _ = status(&app, "api.dev.example.com").await; // starts it again: records a wake
+    let outcome = autostop::idle::stop_rule(cloud(&app), app.config(), &rule, Some(seen), "test").await.unwrap();
+    assert!(matches!(outcome, autostop::idle::StopOutcome::BackedOff(_)), "{outcome:?}");
+    assert_eq!(cloud(&app).calls("StopInstances"), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_stop_of_one_instance_is_recorded_and_finished_next_run() {
+    let app = awake_app(&ec2_rule_config("5m", "", &[I1, I2]), &[I1, I2]).await;
+    advance(secs(9 * MIN)).await; // idle 5 m + 3 m lag allowance
+    cloud(&app).fail_next("StopInstances", "UnauthorizedOperation", 1);
+    let report = check(&app, false).await;
+    assert_eq!(action(&report, "api"), ("stop".into(), "partial".into()), "{report}");
+    let state = cloud(&app).state_item("api").unwrap();
+    assert_eq!(state.phase, "stopping");
+    assert!(state.last_error.as_deref().unwrap().contains("UnauthorizedOperation"), "{state:?}");
+    let states = [cloud(&app).instance_state(I1), cloud(&app).instance_state(I2)];
+    assert!(states.contains(&InstanceState::Running) && states.contains(&InstanceState::Stopping), "{states:?}");
+
+    advance(secs(2 * MIN)).await;
+    let report = check(&app, false).await;
+    assert_eq!(action(&report, "api"), ("stop".into(), "done".into()), "{report}");
+    advance(secs(31)).await;
+    assert_eq!(cloud(&app).instance_state(I1), InstanceState::Stopped);
+    assert_eq!(cloud(&app).instance_state(I2), InstanceState::Stopped);
+    let state = cloud(&app).state_item("api").unwrap();
+    assert_eq!((state.phase.as_str(), state.last_error.as_deref()), ("stopped", None));
+}
+
+#[tokio::test(start_paused = true)]
+async fn dry_run_decides_but_calls_nothing_that_changes_anything() {
+    let app = awake_app(&ec2_rule_config("5m", "", &[I1]), &[I1]).await;
+    advance(secs(9 * MIN)).await; // idle 5 m + 3 m lag allowance
+    cloud(&app).reset_calls();
+    let report = check(&app, true).await;
+    assert_eq!(action(&report, "api"), ("stop".into(), "dry_run".into()));
+    for op in MUTATING.iter().filter(|op| **op != "Scan") {
+        assert_eq!(cloud(&app).calls(op), 0, "{op}");
+    }
+    assert_eq!(cloud(&app).instance_state(I1), InstanceState::Running);
+    assert_eq!(cloud(&app).rules(L1).len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn drift_is_repaired_and_foreign_or_orphan_rules_are_left_alone() {
+    let app = awake_app(&ec2_rule_config("5m", "", &[I1]), &[I1]).await;
+    // Someone stopped the instance by hand: our rule now routes to nothing.
+    cloud(&app).set_instance_state(I1, InstanceState::Stopped);
+    cloud(&app).add_foreign_rule(L1, 5, &["intranet.example.com"]);
+    cloud(&app).add_tagged_rule(L1, 6, &["old.dev.example.com"], "removed-rule");
+    let report = check(&app, false).await;
+    assert_eq!(action(&report, "api"), ("remove_stale_routes".into(), "done".into()), "{report}");
+    let left: Vec<u32> = cloud(&app).rules(L1).iter().map(|r| r.priority).collect();
+    assert_eq!(left, vec![5, 6], "foreign and orphan rules untouched");
+    assert_eq!(report["orphans"].as_array().unwrap().len(), 1, "{report}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn resources_started_by_hand_are_stopped_after_the_idle_time() {
+    let app = App::new(config(&ec2_rule_config("5m", "", &[I1])), world(&[I1]));
+    cloud(&app).start_instances(&[I1.to_string()]).await.unwrap();
+    advance(secs(21)).await;
+    assert_eq!(action(&check(&app, false).await, "api").0, "keep", "launched 21 s ago");
+    advance(secs(8 * MIN)).await;
+    assert_eq!(action(&check(&app, false).await, "api"), ("stop".into(), "done".into()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn ecs_stop_remembers_the_count_and_the_wake_restores_it() {
+    let text = format!(
+        r#"
+listener_arns = ["{L1}"]
+hold = "3m"
+[[rules]]
+name = "web"
+hosts = ["web.dev.example.com"]
+target_group_arn = "{TG_WEB}"
+idle = "10m"
+ecs = {{ cluster = "dev", service = "web" }}
+"#
+    );
+    let world = FakeCloud::new();
+    world.add_service("dev", "web", 3, secs(5));
+    world.add_target_group(TG_WEB, secs(5));
+    world.attach_service(TG_WEB, "dev", "web");
+    world.add_listener(L1);
+    let app = App::new(config(&text), world);
+    advance(secs(14 * MIN)).await;
+    let report = check(&app, false).await;
+    assert_eq!(action(&report, "web"), ("stop".into(), "done".into()), "{report}");
+    assert_eq!(cloud(&app).service_desired("dev", "web"), 0);
+    assert_eq!(cloud(&app).service_tag("dev", "web", DESIRED_COUNT_TAG).as_deref(), Some("3"));
+
+    let r = api(&app, "GET", "web.dev.example.com", "/").await;
+    assert_eq!(r.status, 307, "{}", r.body);
+    assert_eq!(cloud(&app).service_desired("dev", "web"), 3);
+    assert_eq!(cloud(&app).rules(L1).len(), 1);
+    assert!(cloud(&app).violations().is_empty(), "{:?}", cloud(&app).violations());
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_a_state_table_waking_and_stopping_still_work() {
+    let w = world(&[I1]);
+    w.drop_state_table();
+    let app = App::new(config(&ec2_rule_config("5m", "", &[I1])), w);
+    assert_eq!(api(&app, "GET", "api.dev.example.com", "/").await.status, 307);
+    advance(secs(9 * MIN)).await; // idle 5 m + 3 m lag allowance
+    let report = check(&app, false).await;
+    // No record of the wake: LaunchTime says when it started.
+    assert_eq!(action(&report, "api"), ("stop".into(), "done".into()), "{report}");
+    assert!(cloud(&app).rules(L1).is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_stop_command_stops_one_rule_now_in_order() {
+    let app = awake_app(&ec2_rule_config("30m", "", &[I1]), &[I1]).await;
+    let v = app.handle(json!({"autostop": "stop", "rule": "api"}), None).await.unwrap();
+    assert_eq!(v["result"], "stopped");
+    assert!(cloud(&app).rules(L1).is_empty());
+    assert_eq!(cloud(&app).instance_state(I1), InstanceState::Stopping);
+    assert!(cloud(&app).violations().is_empty());
+    let e = app.handle(json!({"autostop": "stop", "rule": "nope"}), None).await.unwrap_err();
+    assert!(e.0.contains("no rule named `nope`"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_schedule_event_runs_the_idle_check() {
+    let app = awake_app(&ec2_rule_config("5m", "", &[I1]), &[I1]).await;
+    advance(secs(9 * MIN)).await; // idle 5 m + 3 m lag allowance
+    let event: Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{}/tests/fixtures/scheduled-event.json", env!("CARGO_MANIFEST_DIR")))
+            .unwrap(),
+    )
+    .unwrap();
+    let report = app.handle(event, None).await.unwrap();
+    assert_eq!(report["dry_run"], false);
+    assert_eq!(action(&report, "api"), ("stop".into(), "done".into()));
+}
