@@ -112,6 +112,34 @@ fn calls_per_wake(n: usize) -> (Vec<(String, usize)>, f64) {
     })
 }
 
+/// One idle check over `n` awake rules (one instance each, with a `busy_when` signal, so two
+/// metric queries per rule), on a zero-latency fake: AWS calls by operation and wall time.
+fn idle_check_cost(n: usize, dry_run: bool) -> (Vec<(String, usize)>, f64) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+    rt.block_on(async {
+        let mut text = format!("listener_arns = [\"{L1}\"]\nidle = \"5m\"\n");
+        let cloud = FakeCloud::with_latency(Duration::ZERO);
+        cloud.add_listener(L1);
+        for i in 0..n {
+            let id = format!("i-{i:017x}");
+            let tg = format!("arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/t{i}/{i:016x}");
+            text.push_str(&format!(
+                "[[rules]]\nname = \"env{i}\"\nhosts = [\"env{i}.dev.example.com\"]\ntarget_group_arn = \"{tg}\"\nec2 = {{ instance_ids = [\"{id}\"] }}\nbusy_when = {{ network_packets_in = 500 }}\n"
+            ));
+            cloud.add_instance(&id, InstanceState::Running, Duration::ZERO);
+            cloud.add_target_group(&tg, Duration::ZERO);
+            cloud.register_instance(&tg, &id);
+        }
+        tokio::time::advance(Duration::from_secs(3600)).await;
+        let app = App::new(Config::from_toml(&text).unwrap(), cloud);
+        let start = Instant::now();
+        let report = app.handle(json!({"autostop": "idle-check", "dry_run": dry_run}), None).await.unwrap();
+        let wall = start.elapsed().as_secs_f64() * 1e3;
+        assert_eq!(report["rules"].as_array().unwrap().len(), n);
+        (app.waker().cloud().call_counts(), wall)
+    })
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo test --benches` asks for a listing; there are no tests here.
@@ -125,5 +153,16 @@ fn main() {
         let detail: Vec<String> = counts.iter().map(|(op, c)| format!("{op}={c}")).collect();
         println!("  {n:>3} concurrent: {total:>3} calls  [{}]", detail.join(" "));
         println!("       target healthy -> listener rule inserted: {delay:.2} s");
+    }
+    println!();
+    println!("one idle check (rules awake 1 h without traffic; 2 metric queries per rule):");
+    for n in [10usize, 100, 1000] {
+        for dry_run in [true, false] {
+            let (counts, wall) = idle_check_cost(n, dry_run);
+            let total: usize = counts.iter().map(|(_, c)| c).sum();
+            let detail: Vec<String> = counts.iter().map(|(op, c)| format!("{op}={c}")).collect();
+            let mode = if dry_run { "decide only" } else { "and stop all" };
+            println!("  {n:>4} rules, {mode:<12}: {total:>5} calls, {wall:>7.1} ms  [{}]", detail.join(" "));
+        }
     }
 }

@@ -62,7 +62,7 @@ impl<C: Cloud> App<C> {
             Event::Command(Command::IdleCheck { dry_run }) => self.idle_check(dry_run).await,
             Event::Command(Command::Stop { rule }) => {
                 let rule = self.named_rule(&rule)?;
-                let outcome = idle::stop_rule(self.waker.cloud(), self.config(), rule, None, "operator stop")
+                let outcome = idle::stop_now(self.waker.cloud(), self.config(), rule)
                     .await
                     .map_err(|e| EventError(format!("stop of `{}` failed: {e}", rule.name)))?;
                 let (result, detail) = match outcome {

@@ -302,6 +302,7 @@ pub async fn idle_check<C: Cloud>(cloud: &C, config: &Config, dry_run: bool) -> 
     let series_by_id: HashMap<&str, &MetricSeries> = series.iter().map(|s| (s.id.as_str(), s)).collect();
 
     let mut reports = Vec::with_capacity(config.rules.len());
+    let mut stopped: Vec<&Rule> = Vec::new();
     for (rule, rq) in config.rules.iter().zip(&per_rule) {
         let rule_instances: Vec<&Instance> =
             rule.ec2.iter().flat_map(|e| e.instance_ids.iter()).filter_map(|id| instances.get(id)).collect();
@@ -339,10 +340,25 @@ pub async fn idle_check<C: Cloud>(cloud: &C, config: &Config, dry_run: bool) -> 
         } else if action.mutates() {
             let result = match action {
                 Action::Stop => {
-                    let seen = facts.state.map(|s| s.version);
-                    stop_rule(cloud, config, rule, Some(seen), &report.reason).await
+                    let plan = StopPlan {
+                        routes: routes.get(&rule.name).cloned().unwrap_or_default(),
+                        running: rule_instances
+                            .iter()
+                            .filter(|i| is_awake(&[*i], None))
+                            .map(|i| i.id.clone())
+                            .collect(),
+                        service: service.cloned(),
+                    };
+                    let outcome = stop_rule(cloud, config, rule, facts.state, &plan, &report.reason).await;
+                    if matches!(outcome, Ok(StopOutcome::Stopped | StopOutcome::Partial(_))) {
+                        stopped.push(rule);
+                    }
+                    outcome
                 }
-                Action::RemoveStaleRoutes => remove_routes(cloud, config, rule).await.map(|_| StopOutcome::Stopped),
+                Action::RemoveStaleRoutes => {
+                    let arns = routes.get(&rule.name).cloned().unwrap_or_default();
+                    remove_listed_routes(cloud, rule, &arns).await.map(|_| StopOutcome::Stopped)
+                }
                 Action::FinishStop => {
                     record_stopped(cloud, config, rule, facts.state.cloned()).await.map(|_| StopOutcome::Stopped)
                 }
@@ -372,22 +388,18 @@ pub async fn idle_check<C: Cloud>(cloud: &C, config: &Config, dry_run: bool) -> 
         );
         reports.push(report);
     }
+    if let Err(e) = sweep_routes(cloud, config, &stopped).await {
+        tracing::warn!(code = %e.code, "post-stop sweep failed; the next run repeats it");
+    }
     Ok(IdleReport { dry_run, now, rules: reports, orphans })
 }
 
-/// Deletes every listener rule tagged `autostop:rule=<rule>` on every listener; touches no other.
-pub async fn remove_routes<C: Cloud>(cloud: &C, config: &Config, rule: &Rule) -> Result<usize, CloudError> {
-    let mut removed = 0;
-    for listener in &config.listener_arns {
-        for r in cloud.listener_rules(listener).await? {
-            if r.owner.as_deref() == Some(&rule.name) {
-                cloud.delete_rule(&r.arn).await?;
-                tracing::info!(rule = %rule.name, listener = %listener, rule_arn = %r.arn, "listener rule removed");
-                removed += 1;
-            }
-        }
+/// Deletes the given listener rules of `rule` (found tagged `autostop:rule=<rule>`).
+async fn remove_listed_routes<C: Cloud>(cloud: &C, rule: &Rule, arns: &[String]) -> Result<usize, CloudError> {
+    for arn in arns {
+        delete_route(cloud, rule, arn).await?;
     }
-    Ok(removed)
+    Ok(arns.len())
 }
 
 /// Reads the state; a missing table is `None` (waking and stopping go on without history).
@@ -429,43 +441,67 @@ async fn record_stopped<C: Cloud>(
     write_state(cloud, config, prev.as_ref(), &mut next).await
 }
 
-/// The ordered stop. `seen_version`: the state version the idle decision was made on (`None`
-/// for an operator's stop, which does not defer to a racing decision). See the module docs.
+/// What one rule's stop touches, from an observation: our listener rules (by ARN), the
+/// instances that run or start, and the service. The idle check builds it from its batched
+/// observation; an operator's stop observes first ([`plan_stop`]).
+#[derive(Debug, Clone, Default)]
+pub struct StopPlan {
+    pub routes: Vec<String>,
+    pub running: Vec<String>,
+    pub service: Option<Service>,
+}
+
+/// Observes one rule and plans its stop (for the operator's `stop` command).
+pub async fn plan_stop<C: Cloud>(cloud: &C, config: &Config, rule: &Rule) -> Result<StopPlan, CloudError> {
+    let mut plan = StopPlan::default();
+    for listener in &config.listener_arns {
+        let ours = cloud.listener_rules(listener).await?.into_iter().filter(|r| r.owner.as_deref() == Some(&rule.name));
+        plan.routes.extend(ours.map(|r| r.arn));
+    }
+    if let Some(ec2) = &rule.ec2 {
+        let running = cloud.instances(&ec2.instance_ids).await?.into_iter().filter(|i| is_awake(&[i], None));
+        plan.running = running.map(|i| i.id).collect();
+    }
+    if let Some(ecs) = &rule.ecs {
+        plan.service = Some(cloud.service(&ecs.cluster, &ecs.service).await?);
+    }
+    Ok(plan)
+}
+
+/// The ordered stop (see the module docs). `current` is the state the decision was made on: the
+/// claim is a write conditional on its version, so a wake recorded since then wins and this
+/// backs off, and of two checkers only one claims. The caller sweeps the listeners afterwards
+/// ([`sweep_routes`]) in case a wake that read the state just before the claim re-inserted a rule.
 pub async fn stop_rule<C: Cloud>(
     cloud: &C,
     config: &Config,
     rule: &Rule,
-    seen_version: Option<Option<u64>>,
+    current: Option<&RuleState>,
+    plan: &StopPlan,
     reason: &str,
 ) -> Result<StopOutcome, CloudError> {
-    let now = cloud.now();
-    // 1. Claim the stop. A wake after the decision changed the version: it wins, we back off.
-    let current = read_state(cloud, config, &rule.name).await?;
-    if let Some(seen) = seen_version {
-        if current.as_ref().map(|s| s.version) != seen {
-            return Ok(StopOutcome::BackedOff(
-                "the state changed since the idle decision (a wake or another checker)".into(),
-            ));
-        }
-    }
-    let mut claimed = current.clone().unwrap_or_else(|| RuleState::new(&rule.name));
+    // 1. Claim the stop.
+    let mut claimed = current.cloned().unwrap_or_else(|| RuleState::new(&rule.name));
     claimed.phase = "stopping".into();
-    claimed.stopping_since = Some(now);
-    match write_state(cloud, config, current.as_ref(), &mut claimed).await {
+    claimed.stopping_since = Some(cloud.now());
+    match write_state(cloud, config, current, &mut claimed).await {
         Err(e) if e.kind == ErrorKind::Conflict => {
-            return Ok(StopOutcome::BackedOff("another invocation changed the state first".into()))
+            return Ok(StopOutcome::BackedOff(
+                "the state changed since the decision (a wake or another checker)".into(),
+            ))
         }
         other => other?,
     }
     tracing::info!(rule = %rule.name, reason, "stopping");
 
     // 2. Take traffic away first, so no request is routed to a target that is going away.
-    remove_routes(cloud, config, rule).await?;
+    for arn in &plan.routes {
+        delete_route(cloud, rule, arn).await?;
+    }
 
     // 3. Stop the resources; each instance on its own so one failure does not hold the others.
     let mut failures = Vec::new();
-    if let Some(ecs) = &rule.ecs {
-        let svc = cloud.service(&ecs.cluster, &ecs.service).await?;
+    if let (Some(ecs), Some(svc)) = (&rule.ecs, &plan.service) {
         if svc.is_active() && svc.desired > 0 {
             // Remember the count before it is gone, so the wake restores it.
             cloud.tag_service(&svc.arn, DESIRED_COUNT_TAG, &svc.desired.to_string()).await?;
@@ -477,22 +513,15 @@ pub async fn stop_rule<C: Cloud>(
             }
         }
     }
-    if let Some(ec2) = &rule.ec2 {
-        for i in cloud.instances(&ec2.instance_ids).await? {
-            if !matches!(i.state, InstanceState::Running | InstanceState::Pending) {
-                continue;
-            }
-            match cloud.stop_instances(std::slice::from_ref(&i.id)).await {
-                Ok(()) => tracing::info!(rule = %rule.name, instance = %i.id, "instance stopping"),
-                Err(e) => {
-                    tracing::warn!(rule = %rule.name, instance = %i.id, code = %e.code, "StopInstances failed");
-                    failures.push(format!("{}: {}", i.id, e.code));
-                }
+    for id in &plan.running {
+        match cloud.stop_instances(std::slice::from_ref(id)).await {
+            Ok(()) => tracing::info!(rule = %rule.name, instance = %id, "instance stopping"),
+            Err(e) => {
+                tracing::warn!(rule = %rule.name, instance = %id, code = %e.code, "StopInstances failed");
+                failures.push(format!("{id}: {}", e.code));
             }
         }
     }
-    // A wake that read the state just before our claim may have re-inserted a rule meanwhile.
-    remove_routes(cloud, config, rule).await?;
 
     // 4. Record the outcome.
     let prev = claimed.clone();
@@ -510,6 +539,48 @@ pub async fn stop_rule<C: Cloud>(
         write_state(cloud, config, Some(&prev), &mut next).await?;
         Ok(StopOutcome::Partial(why))
     }
+}
+
+/// A missing rule is already what we want.
+async fn delete_route<C: Cloud>(cloud: &C, rule: &Rule, arn: &str) -> Result<(), CloudError> {
+    match cloud.delete_rule(arn).await {
+        Ok(()) => {
+            tracing::info!(rule = %rule.name, rule_arn = %arn, "listener rule removed");
+            Ok(())
+        }
+        Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// After stops: one listing per listener, deleting any rule of ours for the stopped rules that a
+/// racing wake may have put back.
+pub async fn sweep_routes<C: Cloud>(cloud: &C, config: &Config, stopped: &[&Rule]) -> Result<usize, CloudError> {
+    if stopped.is_empty() {
+        return Ok(0);
+    }
+    let mut removed = 0;
+    for listener in &config.listener_arns {
+        for r in cloud.listener_rules(listener).await? {
+            if let Some(rule) = stopped.iter().find(|s| r.owner.as_deref() == Some(s.name.as_str())) {
+                tracing::warn!(rule = %rule.name, rule_arn = %r.arn, "listener rule reappeared during the stop; removing");
+                delete_route(cloud, rule, &r.arn).await?;
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
+}
+
+/// The operator's `stop`: observe, stop now regardless of activity, sweep.
+pub async fn stop_now<C: Cloud>(cloud: &C, config: &Config, rule: &Rule) -> Result<StopOutcome, CloudError> {
+    let current = read_state(cloud, config, &rule.name).await?;
+    let plan = plan_stop(cloud, config, rule).await?;
+    let outcome = stop_rule(cloud, config, rule, current.as_ref(), &plan, "operator stop").await?;
+    if !matches!(outcome, StopOutcome::BackedOff(_)) {
+        sweep_routes(cloud, config, &[rule]).await?;
+    }
+    Ok(outcome)
 }
 
 #[cfg(test)]

@@ -255,10 +255,13 @@ async fn a_wake_after_the_decision_wins_and_the_checker_backs_off() {
     advance(secs(9 * MIN)).await; // idle 5 m + 3 m lag allowance
                                   // The idle decision is made on version v; a wake writes v+1 before the claim.
     let rule = app.config().rule("api").unwrap().clone();
-    let seen = cloud(&app).state_item("api").map(|s| s.version);
+    let seen = cloud(&app).state_item("api");
+    let plan = autostop::idle::plan_stop(cloud(&app), app.config(), &rule).await.unwrap();
     cloud(&app).set_instance_state(I1, InstanceState::Stopped);
     let _ = status(&app, "api.dev.example.com").await; // starts it again: records a wake
-    let outcome = autostop::idle::stop_rule(cloud(&app), app.config(), &rule, Some(seen), "test").await.unwrap();
+    let outcome =
+        autostop::idle::stop_rule(cloud(&app), app.config(), &rule, seen.as_ref(), &plan, "test").await.unwrap();
+
     assert!(matches!(outcome, autostop::idle::StopOutcome::BackedOff(_)), "{outcome:?}");
     assert_eq!(cloud(&app).calls("StopInstances"), 0);
 }

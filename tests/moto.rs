@@ -119,6 +119,23 @@ impl World {
         id
     }
 
+    /// A cluster with one service of `desired` tasks.
+    async fn ecs_service(&self, cluster: &str, service: &str, desired: i32) {
+        self.ecs.create_cluster().cluster_name(cluster).send().await.unwrap();
+        let container =
+            aws_sdk_ecs::types::ContainerDefinition::builder().name(service).image("nginx").memory(128).build();
+        self.ecs.register_task_definition().family(service).container_definitions(container).send().await.unwrap();
+        self.ecs
+            .create_service()
+            .cluster(cluster)
+            .service_name(service)
+            .task_definition(service)
+            .desired_count(desired)
+            .send()
+            .await
+            .unwrap();
+    }
+
     async fn instance_state(&self, id: &str) -> InstanceStateName {
         let out = self.ec2.describe_instances().instance_ids(id).send().await.unwrap();
         out.reservations()[0].instances()[0].state().unwrap().name().unwrap().clone()
@@ -149,9 +166,60 @@ impl World {
     }
 
     fn app(&self, rules: &str) -> App<AwsCloud> {
+        self.app_at(rules, "autostop-state", 0)
+    }
+
+    /// An app whose clock runs `skew` seconds ahead, with its own state table.
+    fn app_at(&self, rules: &str, table: &str, skew: i64) -> App<AwsCloud> {
         let listeners: Vec<String> = self.listeners.iter().map(|l| format!("\"{l}\"")).collect();
-        let text = format!("listener_arns = [{}]\nhold = \"20s\"\nsettle = \"1s\"\n{rules}", listeners.join(", "));
-        App::new(config(&text), AwsCloud::new(&self.sdk))
+        let text = format!(
+            "listener_arns = [{}]\nstate_table = \"{table}\"\nhold = \"20s\"\nsettle = \"1s\"\n{rules}",
+            listeners.join(", ")
+        );
+        App::new(config(&text), AwsCloud::new(&self.sdk).with_clock_skew(skew))
+    }
+
+    async fn state_table(&self, name: &str) {
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        };
+        aws_sdk_dynamodb::Client::new(&self.sdk)
+            .create_table()
+            .table_name(name)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("rule")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .unwrap(),
+            )
+            .key_schema(KeySchemaElement::builder().attribute_name("rule").key_type(KeyType::Hash).build().unwrap())
+            .send()
+            .await
+            .unwrap();
+    }
+
+    async fn item(&self, table: &str, rule: &str) -> std::collections::HashMap<String, String> {
+        let out = aws_sdk_dynamodb::Client::new(&self.sdk)
+            .get_item()
+            .table_name(table)
+            .key("rule", aws_sdk_dynamodb::types::AttributeValue::S(rule.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap();
+        out.item()
+            .map(|i| i.iter().filter_map(|(k, v)| v.as_s().or(v.as_n()).ok().map(|s| (k.clone(), s.clone()))).collect())
+            .unwrap_or_default()
+    }
+
+    async fn desired(&self, cluster: &str, service: &str) -> (i32, Option<String>) {
+        let out = self.ecs.describe_services().cluster(cluster).services(service).send().await.unwrap();
+        let svc = &out.services()[0];
+        let tags = self.ecs.list_tags_for_resource().resource_arn(svc.service_arn().unwrap()).send().await.unwrap();
+        let tag = tags.tags().iter().find(|t| t.key() == Some("autostop:desired-count")).and_then(|t| t.value());
+        (svc.desired_count(), tag.map(str::to_string))
     }
 }
 
@@ -203,25 +271,7 @@ async fn an_ec2_rule_wakes_through_the_real_handler() {
 async fn an_ecs_rule_scales_up_and_routes_once_a_target_registers() {
     let w = world("it-ecs").await;
     let tg = w.target_group("it-ecs-web", TargetTypeEnum::Ip).await;
-    w.ecs.create_cluster().cluster_name("it-dev").send().await.unwrap();
-    w.ecs
-        .register_task_definition()
-        .family("web")
-        .container_definitions(
-            aws_sdk_ecs::types::ContainerDefinition::builder().name("web").image("nginx").memory(128).build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    w.ecs
-        .create_service()
-        .cluster("it-dev")
-        .service_name("web")
-        .task_definition("web")
-        .desired_count(0)
-        .send()
-        .await
-        .unwrap();
+    w.ecs_service("it-dev", "web", 0).await;
     let app = w.app(&format!(
         "[[rules]]\nname = \"web\"\nhosts = [\"web.dev.example.com\"]\ntarget_group_arn = \"{tg}\"\necs = {{ cluster = \"it-dev\", service = \"web\", desired_count = 2 }}\n"
     ));
@@ -260,4 +310,89 @@ async fn an_ecs_rule_scales_up_and_routes_once_a_target_registers() {
         assert_eq!(rules[0].2, vec![tg.clone()]);
         assert_eq!(rules[0].3.as_deref(), Some("web"));
     }
+}
+
+/// The whole loop: wake, traffic for one rule only, idle check "later", wake again.
+#[tokio::test]
+#[ignore = "needs moto: run `make test`"]
+async fn idle_check_stops_the_idle_rule_in_order_and_leaves_the_busy_one() {
+    let w = world("it-loop").await;
+    w.state_table("it-loop-state").await;
+    let api_tg = w.target_group("it-loop-api", TargetTypeEnum::Instance).await;
+    let id = w.stopped_instance(&api_tg).await;
+    let web_tg = w.target_group("it-loop-web", TargetTypeEnum::Ip).await;
+    // Someone left the web service running (2 tasks) with no listener rule.
+    w.ecs_service("it-loop", "web", 2).await;
+    let task_ip = TargetDescription::builder().id("10.0.2.10").port(80).build();
+    w.elb.register_targets().target_group_arn(&web_tg).targets(task_ip.clone()).send().await.unwrap();
+    let rules = format!(
+        "idle = \"5m\"\n\
+         [[rules]]\nname = \"api\"\nhosts = [\"api.loop.example.com\"]\ntarget_group_arn = \"{api_tg}\"\nec2 = {{ instance_ids = [\"{id}\"] }}\n\
+         [[rules]]\nname = \"web\"\nhosts = [\"web.loop.example.com\"]\ntarget_group_arn = \"{web_tg}\"\necs = {{ cluster = \"it-loop\", service = \"web\" }}\n"
+    );
+    let now_app = w.app_at(&rules, "it-loop-state", 0);
+    assert_eq!(api(&now_app, "GET", "api.loop.example.com", "/").await.status, 307);
+    assert_eq!(w.item("it-loop-state", "api").await.get("phase").map(String::as_str), Some("ready"));
+
+    // Twenty minutes later the api has traffic (the ALB wrote RequestCount), the web has none.
+    let later = 20 * 60;
+    let cw = aws_sdk_cloudwatch::Client::new(&w.sdk);
+    let lb = autostop::idle::load_balancer_dimension(&w.listeners[0]);
+    let when = std::time::SystemTime::now() + Duration::from_secs(later as u64 - 4 * 60);
+    cw.put_metric_data()
+        .namespace("AWS/ApplicationELB")
+        .metric_data(
+            aws_sdk_cloudwatch::types::MetricDatum::builder()
+                .metric_name("RequestCount")
+                .dimensions(
+                    aws_sdk_cloudwatch::types::Dimension::builder()
+                        .name("TargetGroup")
+                        .value(autostop::idle::target_group_dimension(&api_tg))
+                        .build(),
+                )
+                .dimensions(aws_sdk_cloudwatch::types::Dimension::builder().name("LoadBalancer").value(lb).build())
+                .timestamp(aws_sdk_cloudwatch::primitives::DateTime::from(when))
+                .value(42.0)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let later_app = w.app_at(&rules, "it-loop-state", later);
+    let event = serde_json::json!({"version": "0", "id": "x", "detail-type": "Scheduled Event", "source": "aws.events", "detail": {}});
+    let report = later_app.handle(event, None).await.unwrap();
+    let decision = |rule: &str| {
+        let r = report["rules"].as_array().unwrap().iter().find(|r| r["rule"] == rule).unwrap().clone();
+        (r["action"].as_str().unwrap().to_string(), r["outcome"].as_str().unwrap().to_string())
+    };
+    assert_eq!(decision("api"), ("keep".to_string(), "nothing".to_string()), "{report}");
+    assert_eq!(decision("web"), ("stop".to_string(), "done".to_string()), "{report}");
+
+    // The busy rule is untouched; the idle one lost only its rule, and its service sleeps at 0
+    // remembering 2.
+    assert_eq!(w.instance_state(&id).await, InstanceStateName::Running);
+    for listener in &w.listeners {
+        let rules = w.rules(listener).await;
+        assert_eq!(rules.len(), 1, "{rules:?}");
+        assert_eq!(rules[0].3.as_deref(), Some("api"));
+    }
+    assert_eq!(w.desired("it-loop", "web").await, (0, Some("2".to_string())));
+    let item = w.item("it-loop-state", "web").await;
+    assert_eq!((item["phase"].as_str(), item["stops"].as_str()), ("stopped", "1"), "{item:?}");
+
+    // ECS took the task out of the target group; a visitor wakes it again.
+    w.elb.deregister_targets().target_group_arn(&web_tg).targets(task_ip.clone()).send().await.unwrap();
+    let s = status(&later_app, "web.loop.example.com").await;
+    assert_eq!(s["phase"], "starting", "{s}");
+    assert_eq!(w.desired("it-loop", "web").await.0, 2, "the remembered count is restored");
+    w.elb.register_targets().target_group_arn(&web_tg).targets(task_ip).send().await.unwrap();
+    assert_eq!(api(&later_app, "GET", "web.loop.example.com", "/").await.status, 307);
+    for listener in &w.listeners {
+        let owners: Vec<Option<String>> = w.rules(listener).await.into_iter().map(|r| r.3).collect();
+        assert_eq!(owners.len(), 2, "{owners:?}");
+        assert!(owners.contains(&Some("web".into())) && owners.contains(&Some("api".into())));
+    }
+    let item = w.item("it-loop-state", "web").await;
+    assert_eq!((item["phase"].as_str(), item["wakes"].as_str()), ("ready", "1"), "{item:?}");
+    assert!(item["version"].parse::<u64>().unwrap() >= 4, "stopping, stopped, starting, ready: {item:?}");
 }

@@ -454,7 +454,10 @@ impl Cloud for FakeCloud {
     }
 
     async fn instances(&self, ids: &[String]) -> CloudResult<Vec<Instance>> {
-        self.enter("DescribeInstances").await?;
+        // Counted as the real adapter calls: 200 ids per call.
+        for _ in ids.chunks(200) {
+            self.enter("DescribeInstances").await?;
+        }
         let s = self.lock();
         Ok(ids
             .iter()
@@ -576,8 +579,16 @@ impl Cloud for FakeCloud {
     }
 
     async fn listener_rules(&self, listener_arn: &str) -> CloudResult<Vec<ListenerRule>> {
-        self.enter("DescribeRules").await?;
+        // Counted as the real adapter calls: pages of 50 rules, tags for 20 rules per call.
+        let n = self.lock().listeners.get(listener_arn).map(Vec::len).unwrap_or(0);
+        for _ in 0..n.div_ceil(50).max(1) {
+            self.enter("DescribeRules").await?;
+        }
+        for _ in 0..n.div_ceil(20) {
+            self.enter("DescribeTags").await?;
+        }
         let s = self.lock();
+
         s.listeners
             .get(listener_arn)
             .cloned()
