@@ -49,12 +49,34 @@ fn err(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
     ConfigError { key: key.into(), reason: reason.into() }
 }
 
+/// Values the deployment provides through the environment, for keys the file leaves out: the
+/// CloudFormation template knows the listeners and table only once it has created them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Deployment {
+    /// `AUTOSTOP_LISTENER_ARNS`, comma-separated (or resolved from `AUTOSTOP_LOAD_BALANCER_ARN`).
+    pub listener_arns: Vec<String>,
+    /// `AUTOSTOP_STATE_TABLE`.
+    pub state_table: Option<String>,
+}
+
+impl Deployment {
+    pub fn from_env() -> Deployment {
+        let var = |k: &str| std::env::var(k).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        Deployment {
+            listener_arns: var("AUTOSTOP_LISTENER_ARNS")
+                .map(|v| v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+                .unwrap_or_default(),
+            state_table: var("AUTOSTOP_STATE_TABLE"),
+        }
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
+    #[serde(default)]
     listener_arns: Vec<String>,
-    #[serde(default = "default_state_table")]
-    state_table: String,
+    state_table: Option<String>,
     #[serde(default = "default_idle")]
     idle: String,
     #[serde(default = "default_hold")]
@@ -65,9 +87,6 @@ struct RawConfig {
     rules: Vec<RawRule>,
 }
 
-fn default_state_table() -> String {
-    "autostop-state".into()
-}
 fn default_idle() -> String {
     "30m".into()
 }
@@ -125,18 +144,29 @@ pub fn default_path() -> PathBuf {
 
 impl Config {
     /// Reads and validates the file at `path`.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    /// `deployment` fills keys the file leaves out.
+    pub fn load(path: &Path, deployment: &Deployment) -> Result<Config, ConfigError> {
         let text =
             std::fs::read_to_string(path).map_err(|e| err("", format!("cannot read {}: {e}", path.display())))?;
-        Config::from_toml(&text)
+        Config::from_toml_with(&text, deployment)
     }
 
     /// Parses and validates config text.
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        Config::from_toml_with(text, &Deployment::default())
+    }
+
+    pub fn from_toml_with(text: &str, deployment: &Deployment) -> Result<Config, ConfigError> {
+        let mut raw: RawConfig = toml::from_str(text).map_err(|e| {
             // toml's message names the unknown/missing key and the line; keep it whole.
             err("", e.to_string().trim_end().to_string())
         })?;
+        if raw.listener_arns.is_empty() {
+            raw.listener_arns = deployment.listener_arns.clone();
+        }
+        if raw.state_table.is_none() {
+            raw.state_table = deployment.state_table.clone();
+        }
         raw.validate()
     }
 
@@ -157,8 +187,13 @@ impl Config {
 impl RawConfig {
     fn validate(self) -> Result<Config, ConfigError> {
         if self.listener_arns.is_empty() {
-            return Err(err("listener_arns", "must name at least one listener"));
+            return Err(err(
+                "listener_arns",
+                "must name at least one listener (in the file, or from the deployment: AUTOSTOP_LISTENER_ARNS or \
+                 AUTOSTOP_LOAD_BALANCER_ARN)",
+            ));
         }
+        let state_table = self.state_table.unwrap_or_else(|| "autostop-state".into());
         let mut seen_listeners = HashSet::new();
         for (i, arn) in self.listener_arns.iter().enumerate() {
             let key = format!("listener_arns[{i}]");
@@ -167,7 +202,7 @@ impl RawConfig {
                 return Err(err(key, format!("listener {arn} is listed twice")));
             }
         }
-        if self.state_table.trim().is_empty() {
+        if state_table.trim().is_empty() {
             return Err(err("state_table", "must not be empty"));
         }
         let idle = parse_duration(&self.idle).map_err(|r| err("idle", r))?;
@@ -196,15 +231,7 @@ impl RawConfig {
             rules.push(rule);
         }
         check_priority_ranges(&rules)?;
-        Ok(Config {
-            listener_arns: self.listener_arns,
-            state_table: self.state_table,
-            idle,
-            hold,
-            settle,
-            rules,
-            hosts,
-        })
+        Ok(Config { listener_arns: self.listener_arns, state_table, idle, hold, settle, rules, hosts })
     }
 }
 
@@ -589,6 +616,23 @@ ecs = {{ cluster = "dev", service = "web", desired_count = 2 }}
         let e = load_err(&with("desired_count = 2 }", "desired_count = 2 }\npriority = 1200"));
         assert_eq!(e.key, "rules[1] (web).priority");
         assert!(e.reason.contains("overlaps"), "{e}");
+    }
+
+    #[test]
+    fn the_deployment_fills_what_the_file_leaves_out() {
+        let file = with(&format!("listener_arns = [\"{LISTENER}\"]\nstate_table = \"autostop-state\""), "");
+        let deployed = Deployment { listener_arns: vec![LISTENER.into()], state_table: Some("stack-state".into()) };
+        let c = Config::from_toml_with(&file, &deployed).unwrap();
+        assert_eq!(
+            (c.listener_arns.as_slice(), c.state_table.as_str()),
+            ([LISTENER.to_string()].as_slice(), "stack-state")
+        );
+        // The file wins where it speaks.
+        let c = Config::from_toml_with(&spec_example(), &deployed).unwrap();
+        assert_eq!(c.state_table, "autostop-state");
+        // Deployment values are validated like the file's.
+        let bad = Deployment { listener_arns: vec!["nope".into()], state_table: None };
+        assert_eq!(Config::from_toml_with(&file, &bad).unwrap_err().key, "listener_arns[0]");
     }
 
     #[test]

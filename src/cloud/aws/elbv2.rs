@@ -138,6 +138,27 @@ pub async fn create_forward_rule(client: &Client, rule: &NewForwardRule) -> Clou
     Ok(out.rules().first().and_then(|r| r.rule_arn()).unwrap_or_default().to_string())
 }
 
+/// ARNs of every listener of a load balancer (paged).
+pub async fn listeners_of(client: &Client, load_balancer_arn: &str) -> CloudResult<Vec<String>> {
+    let mut arns = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let out = client
+            .describe_listeners()
+            .load_balancer_arn(load_balancer_arn)
+            .set_marker(marker.take())
+            .send()
+            .await
+            .map_err(|e| cloud_error("DescribeListeners", e))?;
+        arns.extend(out.listeners().iter().filter_map(|l| l.listener_arn().map(str::to_string)));
+        match out.next_marker() {
+            Some(m) if !m.is_empty() => marker = Some(m.to_string()),
+            _ => break,
+        }
+    }
+    Ok(arns)
+}
+
 pub async fn delete_rule(client: &Client, rule_arn: &str) -> CloudResult<()> {
     client.delete_rule().rule_arn(rule_arn).send().await.map_err(|e| cloud_error("DeleteRule", e))?;
     Ok(())

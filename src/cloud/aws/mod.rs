@@ -50,6 +50,11 @@ impl AwsCloud {
         self
     }
 
+    /// Listener ARNs of a load balancer (for deployments that name the ALB, not its listeners).
+    pub async fn listeners_of(&self, load_balancer_arn: &str) -> CloudResult<Vec<String>> {
+        elbv2::listeners_of(&self.elb, load_balancer_arn).await
+    }
+
     /// Loads the SDK config from the environment (the normal credential chain).
     pub async fn from_env() -> AwsCloud {
         let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
