@@ -9,10 +9,14 @@ ARCH  ?= $(shell uname -m | sed -e 's/aarch64/arm64/' -e 's/x86_64/x86-64/')
 
 .PHONY: test unit lint bench build venv clean
 
-## make test: everything CI runs: unit, flow and adapter tests, and integration tests on moto.
+## make test: everything CI runs: unit, flow and adapter tests, integration tests on moto, and
+## the CloudFormation template (cfn-lint, then a deploy into moto's CloudFormation).
 test: $(VENV)/.installed
+	$(VENV)/bin/cfn-lint infra/autostop.yaml
 	$(CARGO) build --tests --quiet
 	bash tests/with-moto.sh $(CARGO) test -- --include-ignored
+	bash tests/with-moto.sh $(PY) tests/infra_test.py
+
 
 ## make unit: the tests that need no moto.
 unit:

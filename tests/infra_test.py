@@ -1,0 +1,156 @@
+"""Deploys infra/autostop.yaml into moto's CloudFormation and checks what it created.
+
+Run by `make test` inside tests/with-moto.sh (AWS_ENDPOINT_URL points at moto). Prints one line
+per check and a closing 'N passed, N failed' line; exits non-zero on any failure.
+"""
+import ast
+import io
+
+import json
+import os
+import sys
+import zipfile
+
+import boto3
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+results = []
+
+
+def check(name, ok, detail=""):
+    results.append(ok)
+    print(("ok   " if ok else "FAIL ") + name + ("" if ok else f": {detail}"))
+
+
+def policy(doc):
+    """A policy document as boto3 gives it: a dict, JSON text, or (moto, from CloudFormation) a
+    Python literal."""
+    if not isinstance(doc, str):
+        return doc
+    try:
+        return json.loads(doc)
+    except ValueError:
+        return ast.literal_eval(doc)
+
+
+def main():
+    assert os.environ.get("AWS_ENDPOINT_URL", "").startswith("http://127.0.0.1"), "run through tests/with-moto.sh"
+    s3, cf, ec2 = boto3.client("s3"), boto3.client("cloudformation"), boto3.client("ec2")
+    lam, elb, ddb, events, iam = (boto3.client(n) for n in ("lambda", "elbv2", "dynamodb", "events", "iam"))
+
+    # The package as `make build` makes it: bootstrap plus the config.
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("bootstrap", "#!/bin/sh\n")
+        z.writestr("autostop.toml", "[[rules]]\nname = \"api\"\n")
+    s3.create_bucket(Bucket="autostop-artifacts")
+    s3.put_object(Bucket="autostop-artifacts", Key="autostop/bootstrap.zip", Body=buf.getvalue())
+
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    subnets = [s["SubnetId"] for s in ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"]][:2]
+    template = open(os.path.join(ROOT, "infra", "autostop.yaml")).read()
+
+    # 1. A new ALB.
+    cf.create_stack(
+        StackName="autostop",
+        TemplateBody=template,
+        Capabilities=["CAPABILITY_IAM"],
+        Parameters=[
+            {"ParameterKey": "CodeS3Bucket", "ParameterValue": "autostop-artifacts"},
+            {"ParameterKey": "VpcId", "ParameterValue": vpc},
+            {"ParameterKey": "SubnetIds", "ParameterValue": ",".join(subnets)},
+            {"ParameterKey": "Architecture", "ParameterValue": "x86_64"},
+            {"ParameterKey": "WildcardDomain", "ParameterValue": "dev.example.com"},
+        ],
+    )
+    stack = cf.describe_stacks(StackName="autostop")["Stacks"][0]
+    check("stack CREATE_COMPLETE", stack["StackStatus"] == "CREATE_COMPLETE", stack.get("StackStatusReason"))
+    raw = cf.describe_stack_resources(StackName="autostop")["StackResources"]
+    # moto 5.2.1 lists one extra entry with neither logical id nor type; it is not ours.
+    resources = {r["LogicalResourceId"]: r for r in raw if "LogicalResourceId" in r}
+    expected = ["StateTable", "LogGroup", "Role", "ListenerPolicy", "Function", "ElbInvokePermission",
+                "LambdaTargetGroup", "AlbSecurityGroup", "Alb", "HttpListener", "IdleCheckSchedule",
+                "EventsInvokePermission"]
+    for logical in expected:
+        status = resources.get(logical, {}).get("ResourceStatus")
+        check(f"{logical} created", status == "CREATE_COMPLETE", status)
+    check("no HTTPS listener without a certificate", "HttpsListener" not in resources, list(resources))
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+
+    table = ddb.describe_table(TableName="autostop-state")["Table"]
+    check("state table on demand, key `rule`",
+          table.get("BillingModeSummary", {}).get("BillingMode") == "PAY_PER_REQUEST"
+          and table["KeySchema"] == [{"AttributeName": "rule", "KeyType": "HASH"}], table)
+
+    fn = lam.get_function(FunctionName=resources["Function"]["PhysicalResourceId"])["Configuration"]
+    env = fn.get("Environment", {}).get("Variables", {})
+    check("function runtime and architecture",
+          fn["Runtime"] == "provided.al2023" and fn.get("Architectures") == ["x86_64"] and fn["Handler"] == "bootstrap", fn)
+    check("function timeout above hold", int(fn["Timeout"]) >= 30, fn["Timeout"])
+    alb_arn = resources["Alb"]["PhysicalResourceId"]
+    check("function told its ALB and table",
+          env.get("AUTOSTOP_LOAD_BALANCER_ARN") == alb_arn and env.get("AUTOSTOP_STATE_TABLE") == "autostop-state", env)
+
+    tg_arn = resources["LambdaTargetGroup"]["PhysicalResourceId"]
+    tg = elb.describe_target_groups(TargetGroupArns=[tg_arn])["TargetGroups"][0]
+    check("lambda target group", tg["TargetType"] == "lambda", tg)
+    listener = elb.describe_listeners(LoadBalancerArn=alb_arn)["Listeners"][0]
+    action = listener["DefaultActions"][0]
+    check("listener default action forwards to the Lambda",
+          action["Type"] == "forward" and action.get("TargetGroupArn") == tg_arn, action)
+
+    rule = events.describe_rule(Name=resources["IdleCheckSchedule"]["PhysicalResourceId"])
+    targets = events.list_targets_by_rule(Rule=rule["Name"])["Targets"]
+    check("idle check every 2 minutes", rule["ScheduleExpression"] == "rate(2 minutes)", rule)
+    check("schedule targets the function", [t["Arn"] for t in targets] == [fn["FunctionArn"]], targets)
+
+    role = resources["Role"]["PhysicalResourceId"]
+    doc = policy(iam.get_role_policy(RoleName=role, PolicyName="autostop")["PolicyDocument"])
+    by_sid = {s["Sid"]: s for s in doc["Statement"]}
+    check("start/stop scoped by the autostop tag",
+          by_sid["StartStopTaggedInstances"]["Condition"]["StringEquals"] == {"aws:ResourceTag/autostop": "enabled"},
+          by_sid.get("StartStopTaggedInstances"))
+    check("only rules tagged autostop:rule can be deleted",
+          by_sid["DeleteOnlyOurRules"]["Condition"] == {"Null": {"aws:ResourceTag/autostop:rule": "false"}},
+          by_sid.get("DeleteOnlyOurRules"))
+    check("never grants TerminateInstances",
+          not any("TerminateInstances" in json.dumps(s) for s in doc["Statement"]), doc)
+    listener_doc = policy(iam.get_role_policy(RoleName=role, PolicyName="autostop-listeners")["PolicyDocument"])
+    check("CreateRule only on the stack's listener",
+          listener_doc["Statement"][0]["Resource"] in ([listener["ListenerArn"]], listener["ListenerArn"]), listener_doc)
+    check("outputs: ALB DNS name and wildcard record",
+          outputs.get("WildcardDnsRecord", "").startswith("*.dev.example.com CNAME ") and "AlbDnsName" in outputs, outputs)
+
+    # 2. Existing listeners: no ALB is created, the function is told the listeners.
+    cf.create_stack(
+        StackName="autostop-existing",
+        TemplateBody=template,
+        Capabilities=["CAPABILITY_IAM"],
+        Parameters=[
+            {"ParameterKey": "CodeS3Bucket", "ParameterValue": "autostop-artifacts"},
+            {"ParameterKey": "ExistingListenerArns", "ParameterValue": listener["ListenerArn"]},
+            {"ParameterKey": "StateTableName", "ParameterValue": "autostop-existing-state"},
+        ],
+    )
+    stack2 = cf.describe_stacks(StackName="autostop-existing")["Stacks"][0]
+    check("existing-listener stack CREATE_COMPLETE", stack2["StackStatus"] == "CREATE_COMPLETE", stack2.get("StackStatusReason"))
+    raw2 = [r for r in cf.describe_stack_resources(StackName="autostop-existing")["StackResources"]
+            if "LogicalResourceId" in r]
+    res2 = {r["LogicalResourceId"] for r in raw2}
+    check("no ALB of its own", not res2 & {"Alb", "HttpListener", "AlbSecurityGroup"}, res2)
+    fn2 = [r for r in raw2 if r["LogicalResourceId"] == "Function"][0]["PhysicalResourceId"]
+
+    env2 = lam.get_function(FunctionName=fn2)["Configuration"].get("Environment", {}).get("Variables", {})
+    check("function told the existing listeners", env2.get("AUTOSTOP_LISTENER_ARNS") == listener["ListenerArn"], env2)
+    outputs2 = {o["OutputKey"]: o["OutputValue"] for o in stack2.get("Outputs", [])}
+    check("modify-listener command in the outputs", "modify-listener" in outputs2.get("ModifyListenerCommand", ""), outputs2)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Exception as e:  # a crash is a failure with its reason, never a silent pass
+        check("infra test ran to the end", False, repr(e))
+    passed, failed = results.count(True), results.count(False)
+    print(f"{passed} passed, {failed} failed")
+    sys.exit(1 if failed or not passed else 0)
