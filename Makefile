@@ -7,7 +7,8 @@ CARGO ?= cargo
 # Lambda architecture: the host's by default (no cross target needed); ARCH=arm64 for Graviton.
 ARCH  ?= $(shell uname -m | sed -e 's/aarch64/arm64/' -e 's/x86_64/x86-64/')
 
-.PHONY: test unit lint bench build venv clean
+.PHONY: test unit lint bench build demo deploy browser-tools venv clean
+
 
 ## make test: everything CI runs: unit, flow and adapter tests, integration tests on moto, and
 ## the CloudFormation template (cfn-lint, then a deploy into moto's CloudFormation).
@@ -16,6 +17,23 @@ test: $(VENV)/.installed
 	$(CARGO) build --tests --quiet
 	bash tests/with-moto.sh $(CARGO) test -- --include-ignored
 	bash tests/with-moto.sh $(PY) tests/infra_test.py
+	$(MAKE) --no-print-directory browser-tools
+	bash tests/with-moto.sh $(PY) tests/browser_test.py
+
+## make demo: the whole product on this machine, moto standing in for AWS (Ctrl-C stops it).
+demo: $(VENV)/.installed
+	$(CARGO) build --quiet
+	bash tests/with-moto.sh $(PY) tests/demo/demo.py
+
+## make deploy BUCKET=my-bucket [STACK=autostop] [ARCH=arm64] [PARAMS="VpcId=... SubnetIds=a,b"]
+deploy: $(VENV)/.installed
+	ARCH=$(ARCH) $(PY) infra/deploy.py
+
+## Debian's Chromium and its driver, for the browser test (installed once, as root or via sudo).
+browser-tools:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver; }
 
 
 ## make unit: the tests that need no moto.

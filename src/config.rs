@@ -22,6 +22,8 @@ pub struct Config {
     pub idle: Duration,
     pub hold: Duration,
     pub settle: Duration,
+    /// How late CloudWatch shows activity; idle time is counted up to `now - metrics_lag`.
+    pub metrics_lag: Duration,
     pub rules: Vec<Rule>,
     hosts: HostIndex,
 }
@@ -83,6 +85,8 @@ struct RawConfig {
     hold: String,
     #[serde(default = "default_settle")]
     settle: String,
+    #[serde(default = "default_metrics_lag")]
+    metrics_lag: String,
     #[serde(default)]
     rules: Vec<RawRule>,
 }
@@ -95,6 +99,9 @@ fn default_hold() -> String {
 }
 fn default_settle() -> String {
     "2s".into()
+}
+fn default_metrics_lag() -> String {
+    "3m".into()
 }
 
 #[derive(Deserialize)]
@@ -208,6 +215,12 @@ impl RawConfig {
         let idle = parse_duration(&self.idle).map_err(|r| err("idle", r))?;
         let hold = parse_duration(&self.hold).map_err(|r| err("hold", r))?;
         let settle = parse_duration(&self.settle).map_err(|r| err("settle", r))?;
+        // "0s" is allowed here: a CloudWatch stand-in without lag (the demo).
+        let metrics_lag = match self.metrics_lag.trim() {
+            "0" | "0s" => Duration::ZERO,
+            other => parse_duration(other).map_err(|r| err("metrics_lag", r))?,
+        };
+
         if hold > Duration::from_secs(900) {
             return Err(err("hold", "must be at most 15m (the Lambda time limit)"));
         }
@@ -231,7 +244,7 @@ impl RawConfig {
             rules.push(rule);
         }
         check_priority_ranges(&rules)?;
-        Ok(Config { listener_arns: self.listener_arns, state_table, idle, hold, settle, rules, hosts })
+        Ok(Config { listener_arns: self.listener_arns, state_table, idle, hold, settle, metrics_lag, rules, hosts })
     }
 }
 
@@ -609,6 +622,15 @@ ecs = {{ cluster = "dev", service = "web", desired_count = 2 }}
             "rules[0] (api).busy_when"
         );
         assert!(load_err(&with("listener_arns = [", "listener_arns = [], x = [")).to_string().contains("x"));
+    }
+
+    #[test]
+    fn metrics_lag_defaults_to_three_minutes_and_may_be_zero() {
+        assert_eq!(Config::from_toml(&spec_example()).unwrap().metrics_lag, Duration::from_secs(180));
+        let c = Config::from_toml(&with("settle = \"2s\"", "settle = \"2s\"\nmetrics_lag = \"0s\"")).unwrap();
+        assert_eq!(c.metrics_lag, Duration::ZERO);
+        let e = load_err(&with("settle = \"2s\"", "settle = \"2s\"\nmetrics_lag = \"soon\""));
+        assert_eq!(e.key, "metrics_lag");
     }
 
     #[test]

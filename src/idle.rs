@@ -25,11 +25,11 @@ use crate::rules::{BusySignal, Rule};
 
 /// How far beyond the longest idle time activity is read, for CloudWatch's lag.
 pub const LAG_MARGIN: Duration = Duration::from_secs(10 * 60);
-/// CloudWatch publishes ALB metrics 1-3 minutes late, and a minute without requests has no
-/// datapoint at all, so "no data yet" looks like "no traffic". Idle time is therefore counted up
-/// to this long ago, the newest moment CloudWatch can vouch for: a rule stops up to this much
-/// after its idle time, and never under users whose requests CloudWatch has not shown yet.
-pub const LAG_ALLOWANCE: Duration = Duration::from_secs(3 * 60);
+// CloudWatch publishes ALB metrics 1-3 minutes late, and a minute without requests has no
+// datapoint at all, so "no data yet" looks like "no traffic". Idle time is therefore counted up
+// to `metrics_lag` ago (config, default 3m), the newest moment CloudWatch can vouch for: a rule
+// stops up to that much after its idle time, and never under users whose requests CloudWatch has
+// not shown yet.
 
 /// `targetgroup/api/73e2d6bc24d8a067` from a target group ARN (the CloudWatch dimension).
 pub fn target_group_dimension(arn: &str) -> String {
@@ -160,6 +160,8 @@ pub struct Facts<'a> {
     pub idle: Duration,
     /// How far back activity was read.
     pub window: Duration,
+    /// How late CloudWatch shows activity (`metrics_lag`).
+    pub lag: Duration,
     pub last_activity: Option<i64>,
     pub state: Option<&'a RuleState>,
     /// Any instance running or pending, or the service's desired count above 0.
@@ -192,8 +194,9 @@ pub fn decide(f: &Facts) -> (Action, String, Option<i64>) {
     let idle = f.idle.as_secs() as i64;
     let (idle_for, why) = match reference {
         Some(r) => {
-            let idle_for = (f.now - LAG_ALLOWANCE.as_secs() as i64 - r).max(0);
-            (idle_for, format!("no activity for {idle_for}s up to what CloudWatch shows (3 minutes ago)"))
+            let lag = f.lag.as_secs() as i64;
+            let idle_for = (f.now - lag - r).max(0);
+            (idle_for, format!("no activity for {idle_for}s up to what CloudWatch shows ({lag}s ago)"))
         }
         // Nothing in the whole window, and no record of a wake or start.
         None => (
@@ -318,6 +321,7 @@ pub async fn idle_check<C: Cloud>(cloud: &C, config: &Config, dry_run: bool) -> 
             now,
             idle: rule.idle,
             window,
+            lag: config.metrics_lag,
             last_activity: last_activity(rule, rq, &series_by_id),
             state: states.get(&rule.name),
             awake: is_awake(&rule_instances, service),
@@ -592,7 +596,9 @@ mod tests {
             now: 10_000,
             idle: Duration::from_secs(300),
             window: Duration::from_secs(900),
+            lag: Duration::from_secs(180),
             last_activity: None,
+
             state: None,
             awake,
             started_at: None,

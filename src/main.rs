@@ -28,6 +28,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         e
     })?;
     let app = Arc::new(App::new(config, cloud));
+    if std::env::args().nth(1).as_deref() == Some("events") {
+        return events(app).await;
+    }
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let app = Arc::clone(&app);
         async move {
@@ -36,6 +39,35 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         }
     }))
     .await
+}
+
+/// `autostop events`: one warm "Lambda instance" outside Lambda, for the local demo. Reads
+/// `{"id": N, "event": {...}}` lines on stdin, handles them concurrently, and writes
+/// `{"id": N, "response": {...}}` or `{"id": N, "error": "..."}` lines on stdout.
+async fn events(app: Arc<App<AwsCloud>>) -> Result<(), lambda_runtime::Error> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let out = Arc::new(tokio::sync::Mutex::new(tokio::io::stdout()));
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    while let Some(line) = lines.next_line().await? {
+        let (app, out) = (Arc::clone(&app), Arc::clone(&out));
+        tokio::spawn(async move {
+            let reply = match serde_json::from_str::<Value>(&line) {
+                Ok(msg) => {
+                    let id = msg.get("id").cloned().unwrap_or(Value::Null);
+                    let event = msg.get("event").cloned().unwrap_or(Value::Null);
+                    match app.handle(event, Some(Duration::from_secs(60))).await {
+                        Ok(response) => serde_json::json!({ "id": id, "response": response }),
+                        Err(e) => serde_json::json!({ "id": id, "error": e.to_string() }),
+                    }
+                }
+                Err(e) => serde_json::json!({ "id": null, "error": format!("not a JSON line: {e}") }),
+            };
+            let mut out = out.lock().await;
+            let _ = out.write_all(format!("{reply}\n").as_bytes()).await;
+            let _ = out.flush().await;
+        });
+    }
+    Ok(())
 }
 
 /// What remains of the invocation, from its deadline in epoch milliseconds.

@@ -11,5 +11,8 @@ pub fn init() {
         .with_current_span(false)
         .with_target(false)
         .without_time()
+        // stderr: Lambda ships both streams to CloudWatch, and `autostop events` keeps stdout
+        // for its responses.
+        .with_writer(std::io::stderr)
         .try_init();
 }

@@ -1,0 +1,67 @@
+"""`make deploy`: upload the Lambda zip and create or update the CloudFormation stack.
+
+Uses the normal AWS credential chain (and AWS_ENDPOINT_URL, so it also deploys into moto).
+Parameters come from the environment (see the Makefile's deploy target and the README):
+  BUCKET (required)  S3 bucket for the zip
+  STACK              stack name (default autostop)
+  PARAMS             extra template parameters, "Key=Value Key=Value" (e.g. VpcId=vpc-1
+                     SubnetIds=subnet-a,subnet-b, or ExistingListenerArns=arn1,arn2)
+  ARCH               arm64 | x86-64, as built
+"""
+import hashlib
+import os
+import sys
+
+import boto3
+from botocore.exceptions import ClientError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def main():
+    bucket = os.environ.get("BUCKET") or sys.exit("deploy: set BUCKET=<an S3 bucket for the Lambda zip>")
+    stack = os.environ.get("STACK") or "autostop"
+    arch = {"x86-64": "x86_64", "x86_64": "x86_64", "arm64": "arm64"}.get(os.environ.get("ARCH", "arm64"))
+    if arch is None:
+        sys.exit("deploy: ARCH must be arm64 or x86-64")
+    zip_path = os.path.join(ROOT, "target", "lambda", "autostop", "bootstrap.zip")
+    if not os.path.exists(zip_path):
+        sys.exit(f"deploy: {zip_path} missing; run `make build` first")
+    data = open(zip_path, "rb").read()
+    key = f"autostop/bootstrap-{hashlib.sha256(data).hexdigest()[:16]}.zip"  # new key = new code
+    boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=data)
+    print(f"deploy: uploaded s3://{bucket}/{key} ({len(data)} bytes)")
+
+    params = {"CodeS3Bucket": bucket, "CodeS3Key": key, "Architecture": arch}
+    for pair in os.environ.get("PARAMS", "").split():
+        k, _, v = pair.partition("=")
+        if not v:
+            sys.exit(f"deploy: PARAMS entry `{pair}` is not Key=Value")
+        params[k] = v
+    cf = boto3.client("cloudformation")
+    template = open(os.path.join(ROOT, "infra", "autostop.yaml")).read()
+    args = dict(StackName=stack, TemplateBody=template, Capabilities=["CAPABILITY_IAM"],
+                Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()])
+    try:
+        cf.describe_stacks(StackName=stack)
+        exists = True
+    except ClientError:
+        exists = False
+    try:
+        if exists:
+            cf.update_stack(**args)
+            cf.get_waiter("stack_update_complete").wait(StackName=stack)
+        else:
+            cf.create_stack(**args)
+            cf.get_waiter("stack_create_complete").wait(StackName=stack)
+    except ClientError as e:
+        if "No updates are to be performed" not in str(e):
+            raise
+    out = cf.describe_stacks(StackName=stack)["Stacks"][0]
+    print(f"deploy: stack {stack} {out['StackStatus']}")
+    for o in out.get("Outputs", []):
+        print(f"  {o['OutputKey']}: {o['OutputValue']}")
+
+
+if __name__ == "__main__":
+    main()

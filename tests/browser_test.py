@@ -1,0 +1,120 @@
+"""Browser test: headless Chromium against `make demo`'s front end.
+
+Run by `make test` inside tests/with-moto.sh. Starts the demo on a free port, then:
+1. with JavaScript: opens a sleeping host, sees the progress page move through its phases, and
+   lands on the backend's page with no reload by the test (the page's own poll does it);
+2. without JavaScript: the <meta refresh> fallback gets there too.
+Screenshots go to target/screenshots/. Prints a closing 'N passed, N failed' line.
+"""
+import os
+import socket
+import subprocess
+import sys
+import time
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.support.ui import WebDriverWait
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHOTS = os.path.join(ROOT, "target", "screenshots")
+results = []
+
+
+def check(name, ok, detail=""):
+    results.append(bool(ok))
+    print(("ok   " if ok else "FAIL ") + name + ("" if ok else f": {detail}"), flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def browser(javascript):
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = "/usr/bin/chromium"
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", "--window-size=1100,900"):
+        opts.add_argument(flag)
+    if not javascript:
+        opts.add_experimental_option("prefs", {"profile.managed_default_content_settings.javascript": 2})
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+
+
+def visit(port, host, javascript, expect):
+    """Opens a sleeping host once and waits, recording the phases the page shows, until the app's
+    page is there. Returns (phases seen, final title, page source)."""
+    driver = browser(javascript)
+    phases, shot = [], False
+    try:
+        driver.get(f"http://{host}:{port}/")
+
+        def arrived(d):
+            nonlocal shot
+            try:
+                src = d.page_source
+                if "Waking" in d.title:
+                    current = src.split('class="current" data-phase="', 1)
+                    if len(current) == 2:
+                        phase = current[1].split('"', 1)[0]
+                        if not phases or phases[-1] != phase:
+                            phases.append(phase)
+                    if not shot:
+                        os.makedirs(SHOTS, exist_ok=True)
+                        d.save_screenshot(os.path.join(SHOTS, f"progress-{host.split('.')[0]}-{'js' if javascript else 'nojs'}.png"))
+                        shot = True
+                return expect in src
+            except Exception:
+                return False  # the page is mid-reload
+
+        WebDriverWait(driver, 90, poll_frequency=0.2).until(arrived)
+        driver.save_screenshot(os.path.join(SHOTS, f"app-{host.split('.')[0]}-{'js' if javascript else 'nojs'}.png"))
+        return phases, driver.title, driver.page_source
+    finally:
+        driver.quit()
+
+
+def main():
+    port = free_port()
+    env = dict(os.environ, DEMO_PORT=str(port), DEMO_IDLE_CHECK_SECONDS="3600")
+    demo = subprocess.Popen([sys.executable, os.path.join(ROOT, "tests", "demo", "demo.py")],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        deadline = time.time() + 60
+        for line in demo.stdout:
+            if "autostop demo ready" in line:
+                break
+            if time.time() > deadline:
+                raise RuntimeError("demo did not start")
+        else:
+            raise RuntimeError("demo exited before it was ready")
+
+        phases, title, src = visit(port, "api.localhost", True, "Hello from api")
+        check("JS: the progress page showed while waking", phases, phases)
+        check("JS: it showed the boot and the health checks",
+              "starting" in phases and "waiting_for_health" in phases, phases)
+        check("JS: landed on the app with no manual reload", title == "api is awake" and "Hello from api" in src, title)
+
+        phases, title, src = visit(port, "web.localhost", False, "Hello from web")
+        check("no JS: the progress page showed while waking", phases, phases)
+        check("no JS: the meta refresh reached the app", title == "web is awake" and "Hello from web" in src, title)
+        check("screenshots saved", os.path.exists(os.path.join(SHOTS, "progress-api-js.png")), os.listdir(SHOTS))
+    finally:
+        demo.terminate()
+        try:
+            demo.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            demo.kill()
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Exception as e:
+        check("browser test ran to the end", False, repr(e))
+    passed, failed = results.count(True), results.count(False)
+    print(f"{passed} passed, {failed} failed")
+    sys.exit(1 if failed or not passed else 0)

@@ -1,0 +1,397 @@
+"""`make demo`: the whole product on one machine, with moto standing in for AWS.
+
+Runs inside tests/with-moto.sh (AWS_ENDPOINT_URL points at moto). It creates an ALB with a
+listener whose default action is the autostop Lambda's target group, a stopped EC2 instance
+behind the `api` target group and an ECS service at 0 behind the `web` target group, writes a
+config, and starts the real autostop binary (`autostop events`: one warm Lambda instance).
+
+Then it plays the ALB on 127.0.0.1:PORT:
+- a host with a forward rule in moto goes to that target group's local backend (and is counted
+  as `RequestCount` in moto's CloudWatch, as the ALB would);
+- any other request goes to autostop as an ALB event.
+
+Backends stand in for the instance and the ECS tasks: each boots a few seconds after moto says
+its resource runs and is registered in the target group only once it answers HTTP (as ALB
+health checks and ECS registration would). The idle check runs every 20 s, so an environment
+left alone goes back to sleep after its idle time (1 minute here).
+"""
+import base64
+import http.client
+import http.server
+import itertools
+import json
+import os
+import queue
+import signal
+import socket
+import socketserver
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+import boto3
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+OUT = os.path.join(ROOT, "target", "demo")
+BOOT_SECONDS = float(os.environ.get("DEMO_BOOT_SECONDS", "4"))
+IDLE_CHECK_EVERY = float(os.environ.get("DEMO_IDLE_CHECK_SECONDS", "20"))
+
+
+def log(msg):
+    print(f"[demo {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class World:
+    """The AWS side, in moto."""
+
+    def __init__(self):
+        self.ec2, self.elb, self.ecs = boto3.client("ec2"), boto3.client("elbv2"), boto3.client("ecs")
+        self.cw, self.ddb = boto3.client("cloudwatch"), boto3.client("dynamodb")
+        vpc = self.ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+        subnets = [s["SubnetId"] for s in self.ec2.describe_subnets(
+            Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"]][:2]
+        self.lb = self.elb.create_load_balancer(Name="demo", Subnets=subnets)["LoadBalancers"][0]["LoadBalancerArn"]
+        lambda_tg = self.elb.create_target_group(Name="demo-autostop", TargetType="lambda")["TargetGroups"][0]
+        self.listener = self.elb.create_listener(
+            LoadBalancerArn=self.lb, Protocol="HTTP", Port=80,
+            DefaultActions=[{"Type": "forward", "TargetGroupArn": lambda_tg["TargetGroupArn"]}],
+        )["Listeners"][0]["ListenerArn"]
+        tg = lambda name, kind: self.elb.create_target_group(
+            Name=name, Protocol="HTTP", Port=80, VpcId=vpc, TargetType=kind)["TargetGroups"][0]["TargetGroupArn"]
+        self.api_tg, self.web_tg = tg("demo-api", "instance"), tg("demo-web", "ip")
+        self.instance = self.ec2.run_instances(
+            ImageId="ami-12c6146b", InstanceType="t3.micro", MinCount=1, MaxCount=1,
+            TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "autostop", "Value": "enabled"}]}],
+        )["Instances"][0]["InstanceId"]
+        self.ec2.stop_instances(InstanceIds=[self.instance])
+        self.ecs.create_cluster(clusterName="demo")
+        self.ecs.register_task_definition(
+            family="web", containerDefinitions=[{"name": "web", "image": "nginx", "memory": 128}])
+        self.ecs.create_service(cluster="demo", serviceName="web", taskDefinition="web", desiredCount=0,
+                                tags=[{"key": "autostop:desired-count", "value": "2"}])
+        self.ddb.create_table(
+            TableName="autostop-demo-state", BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": "rule", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "rule", "KeyType": "HASH"}])
+
+    def config(self):
+        return f"""# Written by `make demo`.
+listener_arns = ["{self.listener}"]
+state_table = "autostop-demo-state"
+idle = "1m"
+hold = "20s"
+settle = "2s"
+metrics_lag = "0s"   # moto's CloudWatch shows datapoints at once
+
+[[rules]]
+name = "api"
+hosts = ["api.localhost"]
+target_group_arn = "{self.api_tg}"
+ec2 = {{ instance_ids = ["{self.instance}"] }}
+
+[[rules]]
+name = "web"
+hosts = ["web.localhost", "*.web.localhost"]
+target_group_arn = "{self.web_tg}"
+ecs = {{ cluster = "demo", service = "web" }}
+"""
+
+    def forward_rules(self):
+        """(hosts, target group) of every forward rule on the listener."""
+        rules = []
+        for r in self.elb.describe_rules(ListenerArn=self.listener)["Rules"]:
+            if r.get("IsDefault"):
+                continue
+            hosts = [v for c in r["Conditions"] if c["Field"] == "host-header"
+                     for v in c.get("HostHeaderConfig", {}).get("Values", c.get("Values", []))]
+            tgs = [a["TargetGroupArn"] for a in r["Actions"] if a["Type"] == "forward" and "TargetGroupArn" in a]
+            rules.append((hosts, tgs[0] if tgs else None))
+        return rules
+
+
+class Backend:
+    """A stand-in for one instance or task: an HTTP server that starts answering after a boot."""
+
+    def __init__(self, name, detail):
+        self.name, self.detail, self.port = name, detail, free_port()
+        self.server = None
+        self.timer = threading.Timer(BOOT_SECONDS, self._start)
+        self.timer.start()
+
+    def _start(self):
+        name, detail = self.name, self.detail
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                if self.path.startswith("/__autostop/"):
+                    self.send_error(404, "not found")  # the app answers now: no x-autostop header
+                    return
+                body = (f"<!doctype html><html><head><title>{name} is awake</title></head><body>"
+                        f"<h1>Hello from {name}</h1><p>{detail}</p></body></html>").encode()
+                self.send_response(200)
+                self.send_header("content-type", "text/html; charset=utf-8")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_POST = do_PUT = do_DELETE = do_GET
+
+            def log_message(self, *args):
+                pass
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", self.port), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def answers(self):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{self.port}/", timeout=0.5)
+            return True
+        except Exception:
+            return False
+
+    def stop(self):
+        self.timer.cancel()
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+
+
+class Supervisor:
+    """Boots and stops backends as moto's resources change, and (de)registers them."""
+
+    def __init__(self, world):
+        self.world = world
+        self.backends = {}      # (target group, target id) -> Backend
+        self.registered = set()
+        self.lock = threading.Lock()
+
+    def port_for(self, tg):
+        with self.lock:
+            ports = [b.port for (t, tid), b in self.backends.items() if t == tg and (t, tid) in self.registered]
+        return ports[0] if ports else None
+
+    def tick(self):
+        w = self.world
+        inst = w.ec2.describe_instances(InstanceIds=[w.instance])["Reservations"][0]["Instances"][0]
+        wanted = {}
+        if inst["State"]["Name"] == "running":
+            wanted[(w.api_tg, w.instance)] = ("api", f"served by EC2 instance {w.instance}")
+        svc = w.ecs.describe_services(cluster="demo", services=["web"])["services"][0]
+        for i in range(svc["desiredCount"]):
+            wanted[(w.web_tg, f"10.0.0.{10 + i}")] = ("web", f"served by ECS task {i + 1} of {svc['desiredCount']}")
+        with self.lock:
+            for key, (name, detail) in wanted.items():
+                if key not in self.backends:
+                    log(f"{name}: {key[1]} is running; its backend boots in {BOOT_SECONDS:.0f}s")
+                    self.backends[key] = Backend(name, detail)
+            for key in list(self.backends):
+                if key not in wanted:
+                    if key in self.registered:
+                        w.elb.deregister_targets(TargetGroupArn=key[0], Targets=[{"Id": key[1], "Port": 80}])
+                        self.registered.discard(key)
+                    self.backends.pop(key).stop()
+                    log(f"{key[1]} stopped; backend gone")
+            pending = [(k, b) for k, b in self.backends.items() if k not in self.registered]
+        for key, backend in pending:
+            if backend.answers():
+                w.elb.register_targets(TargetGroupArn=key[0], Targets=[{"Id": key[1], "Port": 80}])
+                with self.lock:
+                    self.registered.add(key)
+                log(f"{backend.name}: {key[1]} answers HTTP on 127.0.0.1:{backend.port}; registered in its target group")
+
+
+class Autostop:
+    """The real binary, as one warm Lambda instance (`autostop events`)."""
+
+    def __init__(self, binary, config_path):
+        env = dict(os.environ, AUTOSTOP_CONFIG=config_path, RUST_LOG=os.environ.get("RUST_LOG", "info"))
+        self.log = open(os.path.join(OUT, "autostop.log"), "w")
+        self.proc = subprocess.Popen([binary, "events"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self.log, env=env, text=True, bufsize=1)
+        self.ids = itertools.count(1)
+        self.waiting = {}
+        self.lock = threading.Lock()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            msg = json.loads(line)
+            with self.lock:
+                q = self.waiting.pop(msg.get("id"), None)
+            if q:
+                q.put(msg)
+
+    def call(self, event, timeout=90):
+        q, i = queue.Queue(), next(self.ids)
+        with self.lock:
+            self.waiting[i] = q
+            self.proc.stdin.write(json.dumps({"id": i, "event": event}) + "\n")
+            self.proc.stdin.flush()
+        msg = q.get(timeout=timeout)
+        if "error" in msg:
+            raise RuntimeError(msg["error"])
+        return msg["response"]
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+def host_matches(pattern, host):
+    return host == pattern or (pattern.startswith("*.") and host.endswith(pattern[1:]))
+
+
+class Metrics:
+    """RequestCount per target group, flushed to moto's CloudWatch every few seconds."""
+
+    def __init__(self, world):
+        self.world, self.counts, self.lock = world, {}, threading.Lock()
+        self.lb_dim = world.listener.split(":listener/")[1].rsplit("/", 1)[0]
+
+    def count(self, tg):
+        with self.lock:
+            self.counts[tg] = self.counts.get(tg, 0) + 1
+
+    def flush(self):
+        with self.lock:
+            counts, self.counts = self.counts, {}
+        for tg, n in counts.items():
+            self.world.cw.put_metric_data(Namespace="AWS/ApplicationELB", MetricData=[{
+                "MetricName": "RequestCount", "Value": n, "Unit": "Count",
+                "Dimensions": [{"Name": "TargetGroup", "Value": tg.split(":", 5)[5]},
+                               {"Name": "LoadBalancer", "Value": self.lb_dim}]}])
+
+
+def front_end(port, world, supervisor, autostop, metrics):
+    """The ALB stand-in on 127.0.0.1:port."""
+    cache = {"at": 0, "rules": []}
+    cache_lock = threading.Lock()
+
+    def forward_rules():
+        with cache_lock:
+            if time.time() - cache["at"] > 1:
+                cache["rules"], cache["at"] = world.forward_rules(), time.time()
+            return cache["rules"]
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def handle_any(self):
+            length = int(self.headers.get("content-length") or 0)
+            body = self.rfile.read(length) if length else b""
+            host = (self.headers.get("host") or "").split(":")[0].lower()
+            tg = next((t for hosts, t in forward_rules() if any(host_matches(h, host) for h in hosts)), None)
+            if tg:
+                backend = supervisor.port_for(tg)
+                if backend is None:
+                    return self.reply(502, {"content-type": "text/plain"}, b"502 Bad Gateway (no healthy target)")
+                metrics.count(tg)
+                conn = http.client.HTTPConnection("127.0.0.1", backend, timeout=30)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "keep-alive")}
+                conn.request(self.command, self.path, body=body, headers=headers)
+                r = conn.getresponse()
+                data = r.read()
+                return self.reply(r.status, {k: v for k, v in r.getheaders()
+                                             if k.lower() not in ("connection", "transfer-encoding", "content-length")},
+                                  data)
+            path, _, query = self.path.partition("?")
+            params = dict(p.split("=", 1) if "=" in p else (p, "") for p in query.split("&") if p)
+            event = {
+                "requestContext": {"elb": {"targetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/demo-autostop/1"}},
+                "httpMethod": self.command, "path": path, "queryStringParameters": params,
+                "headers": {k.lower(): v for k, v in self.headers.items()},
+                "body": base64.b64encode(body).decode() if body else "", "isBase64Encoded": bool(body),
+            }
+            try:
+                resp = autostop.call(event)
+            except Exception as e:  # the ALB answers 502 when the Lambda fails
+                return self.reply(502, {"content-type": "text/plain"}, f"502 Bad Gateway ({e})".encode())
+            data = resp.get("body") or ""
+            data = base64.b64decode(data) if resp.get("isBase64Encoded") else data.encode()
+            headers = resp.get("headers") or {k: v[0] for k, v in (resp.get("multiValueHeaders") or {}).items()}
+            self.reply(resp["statusCode"], headers, data)
+
+        def reply(self, status, headers, data):
+            self.send_response(status)
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = handle_any
+
+        def log_message(self, fmt, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server.daemon_threads = True
+    return server
+
+
+def every(seconds, fn, name):
+    def loop():
+        while True:
+            time.sleep(seconds)
+            try:
+                fn()
+            except Exception as e:
+                log(f"{name} failed: {e}")
+    threading.Thread(target=loop, daemon=True).start()
+
+
+def main():
+    port = int(os.environ.get("DEMO_PORT", "8080"))
+    binary = os.environ.get("AUTOSTOP_BIN", os.path.join(ROOT, "target", "debug", "autostop"))
+    os.makedirs(OUT, exist_ok=True)
+    world = World()
+    config_path = os.path.join(OUT, "autostop.toml")
+    with open(config_path, "w") as f:
+        f.write(world.config())
+    autostop = Autostop(binary, config_path)
+    supervisor, metrics = Supervisor(world), Metrics(world)
+
+    def idle_check():
+        report = autostop.call({"version": "0", "id": "demo", "detail-type": "Scheduled Event",
+                                "source": "aws.events", "detail": {}})
+        for r in report["rules"]:
+            if r["action"] != "asleep":
+                log(f"idle check: {r['rule']}: {r['action']} ({r['outcome']}) - {r['reason']}")
+
+    every(1, supervisor.tick, "supervisor")
+    every(5, metrics.flush, "metrics")
+    every(IDLE_CHECK_EVERY, idle_check, "idle check")
+    server = front_end(port, world, supervisor, autostop, metrics)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    log(f"config: {config_path}; autostop log: {os.path.join(OUT, 'autostop.log')}")
+    log("open these; each is asleep until you do (curl works too: curl -i http://api.localhost:%d/):" % port)
+    log(f"  http://api.localhost:{port}/   EC2 instance {world.instance}")
+    log(f"  http://web.localhost:{port}/   ECS service demo/web (remembers 2 tasks)")
+    log("left alone for about a minute, each goes back to sleep. Ctrl-C stops the demo.")
+    print("autostop demo ready", flush=True)
+    try:
+        while not stop.is_set():
+            stop.wait(0.5)
+    except KeyboardInterrupt:
+        pass
+    log("stopping")
+    server.shutdown()
+    autostop.stop()
+    for b in list(supervisor.backends.values()):
+        b.stop()
+
+
+if __name__ == "__main__":
+    main()
