@@ -373,7 +373,10 @@ def main():
     every(IDLE_CHECK_EVERY, idle_check, "idle check")
     server = front_end(port, world, supervisor, autostop, metrics)
     stop = threading.Event()
+    # Explicit handlers: a shell that started us in the background may have left SIGINT ignored.
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+
     threading.Thread(target=server.serve_forever, daemon=True).start()
     log(f"config: {config_path}; autostop log: {os.path.join(OUT, 'autostop.log')}")
     log("open these; each is asleep until you do (curl works too: curl -i http://api.localhost:%d/):" % port)
