@@ -20,7 +20,8 @@ struct ProgressPage<'a> {
     message: &'a str,
     resources: &'a [ResourceState],
     elapsed: u64,
-    eta: Option<u64>,
+    /// "ready in about 30 s", or "first start, no estimate yet" (the same words as the page's JS).
+    estimate: String,
     healthy: u32,
     total: u32,
     rendered_ready: bool,
@@ -76,13 +77,22 @@ pub fn progress(host: &str, status: &Status) -> String {
         message: shown,
         resources: &status.resources,
         elapsed: status.elapsed_seconds.unwrap_or(0),
-        eta: status.eta_seconds,
+        estimate: estimate(status.eta_seconds),
         healthy: status.targets.healthy,
         total: status.targets.total,
         rendered_ready: status.phase == Phase::Ready,
     }
     .render()
     .unwrap_or_else(|e| format!("template error: {e}"))
+}
+
+/// The ETA in words; keep in step with `estimate()` in templates/progress.html.
+pub fn estimate(eta: Option<u64>) -> String {
+    match eta {
+        None => "first start, no estimate yet".into(),
+        Some(0) => "ready any moment now".into(),
+        Some(s) => format!("ready in about {s} s"),
+    }
 }
 
 pub fn message(

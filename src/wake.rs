@@ -419,6 +419,7 @@ impl<C: Cloud> Waker<C> {
                 error: None,
             });
         }
+        let warmups = state.as_ref().map(|s| s.warmups.clone()).unwrap_or_default();
         let status = |phase: Phase, message: String, resources: Vec<ResourceState>, memo: &Memo| Status {
             rule: rule.name.clone(),
             phase,
@@ -426,7 +427,10 @@ impl<C: Cloud> Waker<C> {
             resources,
             targets: TargetHealth::default(),
             elapsed_seconds: elapsed(memo),
-            eta_seconds: None,
+            eta_seconds: match phase {
+                Phase::Starting | Phase::WaitingForHealth | Phase::Routing => eta(&warmups, elapsed(memo)),
+                _ => None,
+            },
             error: None,
         };
         let plan = plan_resources(rule, &obs, &memo.started);
@@ -677,6 +681,22 @@ fn is_ours_for(r: &ListenerRule, rule: &Rule, chunk: &[String]) -> bool {
         && r.target_groups == [rule.target_group_arn.clone()]
 }
 
+/// The typical warm-up: the median of the recorded ones (seconds from wake to ready).
+pub fn typical_warmup(warmups: &[u64]) -> Option<u64> {
+    if warmups.is_empty() {
+        return None;
+    }
+    let mut sorted = warmups.to_vec();
+    sorted.sort_unstable();
+    let mid = sorted.len() / 2;
+    Some(if sorted.len() % 2 == 1 { sorted[mid] } else { (sorted[mid - 1] + sorted[mid]).div_ceil(2) })
+}
+
+/// Seconds left until ready if this wake takes the typical time; `None` before the first wake.
+pub fn eta(warmups: &[u64], elapsed: Option<u64>) -> Option<u64> {
+    typical_warmup(warmups).map(|t| t.saturating_sub(elapsed.unwrap_or(0)))
+}
+
 fn elapsed(memo: &Memo) -> Option<u64> {
     memo.wake_started.map(|t| Instant::now().duration_since(t).as_secs())
 }
@@ -780,6 +800,16 @@ mod tests {
         }
         let gone = Some(Service::missing("dev", "web"));
         assert!(matches!(plan(&[("i-1", Running), ("i-2", Running)], gone), ResourcePlan::Broken(_)));
+    }
+
+    #[test]
+    fn eta_is_the_median_warmup_minus_elapsed() {
+        assert_eq!(typical_warmup(&[]), None);
+        assert_eq!(typical_warmup(&[40, 300, 50]), Some(50), "a slow outlier does not drag it");
+        assert_eq!(typical_warmup(&[40, 50, 60, 70]), Some(55));
+        assert_eq!(eta(&[40, 300, 50], Some(20)), Some(30));
+        assert_eq!(eta(&[40, 300, 50], Some(80)), Some(0), "late: any moment now");
+        assert_eq!(eta(&[], Some(20)), None, "first start: no estimate");
     }
 
     #[test]

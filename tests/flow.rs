@@ -367,3 +367,19 @@ async fn hold_is_cut_by_the_lambda_time_left() {
     let held = start.elapsed();
     assert!(held >= SECS(7) && held < SECS(8), "held {held:?}: 10 s left minus the 3 s margin");
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_eta_comes_from_the_median_of_recent_warmups() {
+    let app = ec2_app(40, 20);
+    let page = browser(&app, "api.dev.example.com").await;
+    assert!(page.body.contains("first start, no estimate yet"), "no history yet");
+    assert_eq!(status(&app, "api.dev.example.com").await["eta_seconds"], serde_json::Value::Null);
+
+    let app = ec2_app(40, 20);
+    let history = autostop::cloud::RuleState { warmups: vec![40, 300, 70], ..autostop::cloud::RuleState::new("api") };
+    cloud(&app).seed_state(history);
+    assert_eq!(status(&app, "api.dev.example.com").await["eta_seconds"], 70, "median, not mean");
+    advance(SECS(30)).await;
+    assert_eq!(status(&app, "api.dev.example.com").await["eta_seconds"], 40);
+    assert!(browser(&app, "api.dev.example.com").await.body.contains("ready in about 40 s"));
+}

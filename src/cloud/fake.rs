@@ -284,6 +284,11 @@ impl FakeCloud {
         s.states.clear();
     }
 
+    /// Puts an item in the state table as if earlier wakes had written it.
+    pub fn seed_state(&self, state: RuleState) {
+        self.lock().states.insert(state.rule.clone(), state);
+    }
+
     pub fn state_item(&self, rule: &str) -> Option<RuleState> {
         self.lock().states.get(rule).cloned()
     }
