@@ -21,6 +21,8 @@ use crate::cloud::{
     DESIRED_COUNT_TAG,
 };
 use crate::config::Config;
+use crate::metrics;
+
 use crate::rules::{BusySignal, Rule};
 
 /// How far beyond the longest idle time activity is read, for CloudWatch's lag.
@@ -353,7 +355,7 @@ pub async fn idle_check<C: Cloud>(cloud: &C, config: &Config, dry_run: bool) -> 
                             .collect(),
                         service: service.cloned(),
                     };
-                    let outcome = stop_rule(cloud, config, rule, facts.state, &plan, &report.reason).await;
+                    let outcome = stop_rule(cloud, config, rule, facts.state, &plan, &report.reason, "idle").await;
                     if matches!(outcome, Ok(StopOutcome::Stopped | StopOutcome::Partial(_))) {
                         stopped.push(rule);
                     }
@@ -483,6 +485,7 @@ pub async fn stop_rule<C: Cloud>(
     current: Option<&RuleState>,
     plan: &StopPlan,
     reason: &str,
+    cause: &'static str,
 ) -> Result<StopOutcome, CloudError> {
     // 1. Claim the stop.
     let mut claimed = current.cloned().unwrap_or_else(|| RuleState::new(&rule.name));
@@ -536,6 +539,13 @@ pub async fn stop_rule<C: Cloud>(
         next.stops += 1;
         next.last_error = None;
         write_state(cloud, config, Some(&prev), &mut next).await?;
+        let now = cloud.now();
+        let awake_since = current.and_then(|s| s.ready_at.or(s.wake_started_at).or(s.last_wake_at));
+        let mut values = vec![metrics::count("Stops")];
+        if let Some(since) = awake_since {
+            values.push(metrics::seconds("SecondsAwake", (now - since).max(0) as u64));
+        }
+        cloud.emit_metrics(metrics::line(now * 1000, &[("Rule", rule.name.as_str()), ("Reason", cause)], &values));
         Ok(StopOutcome::Stopped)
     } else {
         let why = format!("could not stop: {}", failures.join(", "));
@@ -580,7 +590,7 @@ pub async fn sweep_routes<C: Cloud>(cloud: &C, config: &Config, stopped: &[&Rule
 pub async fn stop_now<C: Cloud>(cloud: &C, config: &Config, rule: &Rule) -> Result<StopOutcome, CloudError> {
     let current = read_state(cloud, config, &rule.name).await?;
     let plan = plan_stop(cloud, config, rule).await?;
-    let outcome = stop_rule(cloud, config, rule, current.as_ref(), &plan, "operator stop").await?;
+    let outcome = stop_rule(cloud, config, rule, current.as_ref(), &plan, "operator stop", "operator").await?;
     if !matches!(outcome, StopOutcome::BackedOff(_)) {
         sweep_routes(cloud, config, &[rule]).await?;
     }

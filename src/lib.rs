@@ -13,6 +13,7 @@ pub mod config;
 pub mod event;
 pub mod http;
 pub mod idle;
+pub mod metrics;
 pub mod pages;
 pub mod priority;
 pub mod rules;

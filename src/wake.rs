@@ -28,6 +28,8 @@ use crate::cloud::{
 };
 use crate::cloud::{RuleState, WARMUPS_KEPT};
 use crate::config::Config;
+use crate::metrics;
+
 use crate::priority;
 use crate::rules::Rule;
 
@@ -223,6 +225,8 @@ struct Memo {
     /// When this instance first saw all the rule's ALB rules in place.
     routed_at: Option<Instant>,
     last_phase: Option<Phase>,
+    /// Each phase this wake went through and when it began (for the time-per-phase metrics).
+    phase_log: Vec<(Phase, Instant)>,
 }
 
 /// The wake engine, shared by every request of this Lambda instance.
@@ -289,6 +293,15 @@ impl<C: Cloud> Waker<C> {
         };
         if mode == Mode::Wake {
             if status.phase != memo.last_phase.unwrap_or(Phase::Stopped) {
+                memo.phase_log.push((status.phase, Instant::now()));
+                if status.phase == Phase::Ready {
+                    self.emit_ready(rule, memo);
+                }
+                if let Some(err) = &status.error {
+                    let (code, op) = (err.code.as_str(), err.operation.as_str());
+                    let dims = [("Rule", rule.name.as_str()), ("Code", code), ("Operation", op)];
+                    self.cloud.emit_metrics(metrics::line(self.cloud.now() * 1000, &dims, &[metrics::count("Errors")]));
+                }
                 tracing::info!(
                     rule = %rule.name, phase = status.phase.as_str(), elapsed_seconds = status.elapsed_seconds,
                     message = %status.message, "phase"
@@ -297,6 +310,33 @@ impl<C: Cloud> Waker<C> {
             memo.last_phase = Some(status.phase);
         }
         status
+    }
+
+    /// A wake reached ready: `Wakes`, `TimeToReady` and the time spent in each phase.
+    fn emit_ready(&self, rule: &Rule, memo: &mut Memo) {
+        let log = std::mem::take(&mut memo.phase_log);
+        let (Some(started), true) = (memo.wake_started, log.iter().any(|(p, _)| *p == Phase::Starting)) else {
+            return; // found ready without waking anything: not a wake
+        };
+        let ready_at = log.last().map(|(_, t)| *t).unwrap_or_else(Instant::now);
+        let mut per_phase: Vec<(&'static str, u64)> = Vec::new();
+        for pair in log.windows(2) {
+            let name = match pair[0].0 {
+                Phase::Starting | Phase::Stopping => "TimeStarting",
+                Phase::WaitingForHealth => "TimeWaitingForHealth",
+                Phase::Routing => "TimeRouting",
+                _ => continue,
+            };
+            let secs = pair[1].1.duration_since(pair[0].1).as_secs();
+            match per_phase.iter_mut().find(|(n, _)| *n == name) {
+                Some(entry) => entry.1 += secs,
+                None => per_phase.push((name, secs)),
+            }
+        }
+        let mut values =
+            vec![metrics::count("Wakes"), metrics::seconds("TimeToReady", ready_at.duration_since(started).as_secs())];
+        values.extend(per_phase.iter().map(|(n, s)| metrics::seconds(n, *s)));
+        self.cloud.emit_metrics(metrics::line(self.cloud.now() * 1000, &[("Rule", rule.name.as_str())], &values));
     }
 
     /// An AWS call failed. Throttling, network faults and state races are retried quietly (the
@@ -454,8 +494,15 @@ impl<C: Cloud> Waker<C> {
                 {
                     memo.wake_started = Some(now);
                     memo.started.clear();
+                    memo.phase_log.clear();
+                    if let Some(asleep) = state.as_ref().and_then(|s| s.stopped_at).map(|t| (wall - t).max(0) as u64) {
+                        let dims = [("Rule", rule.name.as_str())];
+                        let line = metrics::line(wall * 1000, &dims, &[metrics::seconds("SecondsAsleep", asleep)]);
+                        self.cloud.emit_metrics(line);
+                    }
                 }
                 let mut did = Vec::new();
+
                 if !instances.is_empty() {
                     tracing::info!(rule = %rule.name, instances = ?instances, "starting instances");
                     self.cloud.start_instances(&instances).await.map_err(|e| (e, resources.clone()))?;

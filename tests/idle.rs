@@ -259,8 +259,9 @@ async fn a_wake_after_the_decision_wins_and_the_checker_backs_off() {
     let plan = autostop::idle::plan_stop(cloud(&app), app.config(), &rule).await.unwrap();
     cloud(&app).set_instance_state(I1, InstanceState::Stopped);
     let _ = status(&app, "api.dev.example.com").await; // starts it again: records a wake
-    let outcome =
-        autostop::idle::stop_rule(cloud(&app), app.config(), &rule, seen.as_ref(), &plan, "test").await.unwrap();
+    let outcome = autostop::idle::stop_rule(cloud(&app), app.config(), &rule, seen.as_ref(), &plan, "test", "idle")
+        .await
+        .unwrap();
 
     assert!(matches!(outcome, autostop::idle::StopOutcome::BackedOff(_)), "{outcome:?}");
     assert_eq!(cloud(&app).calls("StopInstances"), 0);
@@ -397,4 +398,70 @@ async fn the_schedule_event_runs_the_idle_check() {
     let report = app.handle(event, None).await.unwrap();
     assert_eq!(report["dry_run"], false);
     assert_eq!(action(&report, "api"), ("stop".into(), "done".into()));
+}
+
+/// The EMF lines with metric `name`, parsed, with their metric definitions checked.
+fn emf(app: &App<FakeCloud>, name: &str) -> Vec<Value> {
+    cloud(app)
+        .metric_lines()
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).expect("EMF is one JSON object per line"))
+        .filter(|v| v.get(name).is_some())
+        .inspect(|v| {
+            let def = &v["_aws"]["CloudWatchMetrics"][0];
+            assert_eq!(def["Namespace"], "autostop");
+            assert!(v["_aws"]["Timestamp"].as_i64().unwrap() > 1_700_000_000_000, "milliseconds");
+            for m in def["Metrics"].as_array().unwrap() {
+                assert!(v.get(m["Name"].as_str().unwrap()).is_some(), "every declared metric has a value");
+                assert!(["Count", "Seconds"].contains(&m["Unit"].as_str().unwrap()));
+            }
+            for d in def["Dimensions"][0].as_array().unwrap() {
+                assert!(v[d.as_str().unwrap()].is_string(), "every dimension has a value");
+            }
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn wakes_stops_and_errors_are_published_as_emf_metrics() {
+    let app = App::new(config(&ec2_rule_config("5m", "", &[I1])), world(&[I1]));
+    cloud(&app).fail_next("StartInstances", "InsufficientInstanceCapacity", 1);
+    assert_eq!(api(&app, "GET", "api.dev.example.com", "/").await.status, 503);
+    let errors = emf(&app, "Errors");
+    assert_eq!(errors.len(), 1);
+    assert_eq!(
+        (errors[0]["Code"].as_str(), errors[0]["Rule"].as_str()),
+        (Some("InsufficientInstanceCapacity"), Some("api"))
+    );
+
+    advance(secs(2)).await;
+    assert_eq!(api(&app, "GET", "api.dev.example.com", "/").await.status, 307);
+    let wakes = emf(&app, "Wakes");
+    assert_eq!(wakes.len(), 1);
+    let w = &wakes[0];
+    // Boot 20 s, health 10 s later, routing for the 2 s settle (to the poll).
+    let (starting, waiting, routing) = (
+        w["TimeStarting"].as_f64().unwrap(),
+        w["TimeWaitingForHealth"].as_f64().unwrap(),
+        w["TimeRouting"].as_f64().unwrap(),
+    );
+    assert!((19.0..=22.0).contains(&starting), "{w}");
+    assert!((9.0..=12.0).contains(&waiting), "{w}");
+    assert!((2.0..=4.0).contains(&routing), "{w}");
+    // From the first (failed) attempt: it includes the 2 s spent in `error`.
+    assert_eq!(w["TimeToReady"].as_f64().unwrap(), starting + waiting + routing + 2.0, "{w}");
+
+    advance(secs(9 * MIN)).await;
+    check(&app, false).await;
+    let stops = emf(&app, "Stops");
+    assert_eq!(stops.len(), 1);
+    assert_eq!(stops[0]["Reason"], "idle");
+    assert!(stops[0]["SecondsAwake"].as_f64().unwrap() >= 9.0 * 60.0, "{}", stops[0]);
+
+    // The next wake reports how long the rule slept.
+    advance(secs(31 + 10 * MIN)).await;
+    assert_eq!(status(&app, "api.dev.example.com").await["phase"], "starting");
+    let asleep = emf(&app, "SecondsAsleep");
+    assert_eq!(asleep.len(), 1);
+    assert!(asleep[0]["SecondsAsleep"].as_f64().unwrap() >= 10.0 * 60.0, "{}", asleep[0]);
 }

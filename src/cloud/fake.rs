@@ -63,6 +63,7 @@ struct State {
     /// Datapoints by (namespace, metric, dimensions): (minute start, value).
     metrics: HashMap<String, Vec<(i64, f64)>>,
     states: HashMap<String, RuleState>,
+    emf: Vec<String>,
     state_table_missing: bool,
     born: Option<Instant>,
     /// Moments a forward rule of ours pointed at a target that was stopping or stopped.
@@ -284,6 +285,11 @@ impl FakeCloud {
         s.states.clear();
     }
 
+    /// The EMF lines emitted so far.
+    pub fn metric_lines(&self) -> Vec<String> {
+        self.lock().emf.clone()
+    }
+
     /// Puts an item in the state table as if earlier wakes had written it.
     pub fn seed_state(&self, state: RuleState) {
         self.lock().states.insert(state.rule.clone(), state);
@@ -456,6 +462,10 @@ fn metric_key<'a>(namespace: &str, metric: &str, dims: impl Iterator<Item = (&'a
 impl Cloud for FakeCloud {
     fn now(&self) -> i64 {
         FAKE_EPOCH + Instant::now().duration_since(self.born).as_secs() as i64
+    }
+
+    fn emit_metrics(&self, line: String) {
+        self.lock().emf.push(line);
     }
 
     async fn instances(&self, ids: &[String]) -> CloudResult<Vec<Instance>> {

@@ -328,6 +328,12 @@ impl RuleState {
 pub trait Cloud: Send + Sync + 'static {
     /// Wall-clock time, epoch seconds (the fake derives it from the tokio clock).
     fn now(&self) -> i64;
+    /// Publishes one CloudWatch Embedded Metric Format line (see [`crate::metrics`]). In Lambda
+    /// a log line is how EMF reaches CloudWatch: stderr goes to the function's log group.
+    fn emit_metrics(&self, line: String) {
+        eprintln!("{line}");
+    }
+
     /// States of the given instances, in the given order; ids AWS does not know are `Missing`.
     fn instances(&self, ids: &[String]) -> impl Future<Output = CloudResult<Vec<Instance>>> + Send;
     fn start_instances(&self, ids: &[String]) -> impl Future<Output = CloudResult<()>> + Send;
