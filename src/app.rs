@@ -14,6 +14,8 @@ use crate::http::{prefers_json, Reply, Request, STATUS_PATH};
 use crate::idle::{self, StopOutcome};
 use crate::pages;
 use crate::rules::{normalize_host, Rule};
+use crate::savings;
+
 use crate::wake::{Phase, Status, Waker, STATUS_TTL};
 
 /// Time kept back from the Lambda deadline when holding a request, so we always answer.
@@ -47,13 +49,8 @@ impl<C: Cloud> App<C> {
                 let resp = self.alb(&req, time_left).await;
                 serde_json::to_value(resp).map_err(|e| EventError(format!("response not serialisable: {e}")))
             }
-            Event::Command(Command::Status) => {
-                let mut rules = Vec::with_capacity(self.config().rules.len());
-                for rule in &self.config().rules {
-                    rules.push(self.waker.observe(rule).await);
-                }
-                Ok(json!({ "rules": rules }))
-            }
+            Event::Command(Command::Status) => Ok(self.status_report().await),
+
             Event::Command(Command::Wake { rule }) => {
                 let rule = self.named_rule(&rule)?;
                 Ok(to_json(&self.waker.wake(rule).await))
@@ -80,6 +77,47 @@ impl<C: Cloud> App<C> {
             .await
             .map_err(|e| EventError(format!("idle check could not observe AWS, nothing was changed: {e}")))?;
         serde_json::to_value(report).map_err(|e| EventError(format!("report not serialisable: {e}")))
+    }
+
+    /// Every rule: its live status (nothing is woken), listener rules, activity and idle time (a
+    /// dry-run idle decision), history and savings from the state table.
+    pub async fn status_report(&self) -> Value {
+        let cloud = self.waker.cloud();
+        let now = cloud.now();
+        let decisions = match idle::idle_check(cloud, self.config(), true).await {
+            Ok(report) => report.rules,
+            Err(e) => {
+                tracing::warn!(error = %e, "status without activity: AWS could not be observed");
+                Vec::new()
+            }
+        };
+        let states = cloud.load_states(&self.config().state_table).await.unwrap_or_default();
+        let mut rules = Vec::with_capacity(self.config().rules.len());
+        for rule in &self.config().rules {
+            let status = self.waker.observe(rule).await;
+            let decision = decisions.iter().find(|d| d.rule == rule.name);
+            let state = states.iter().find(|s| s.rule == rule.name);
+            let asleep = state.map(|s| savings::asleep_this_month(s, now)).unwrap_or(0);
+            let hours = asleep as f64 / 3600.0;
+            rules.push(json!({
+                "rule": rule.name,
+                "hosts": rule.hosts,
+                "phase": status.phase,
+                "message": status.message,
+                "resources": status.resources,
+                "listener_rules": decision.map(|d| d.listener_rules),
+                "last_activity": decision.and_then(|d| d.last_activity),
+                "idle_for_seconds": decision.and_then(|d| d.idle_for_seconds),
+                "idle_seconds": rule.idle.as_secs(),
+                "wakes": state.map(|s| s.wakes).unwrap_or(0),
+                "stops": state.map(|s| s.stops).unwrap_or(0),
+                "month": savings::month_label(now),
+                "hours_asleep_this_month": (hours * 100.0).round() / 100.0,
+                "hourly_cost": rule.hourly_cost,
+                "saved_this_month": rule.hourly_cost.map(|c| (c * hours * 100.0).round() / 100.0),
+            }));
+        }
+        json!({ "now": now, "rules": rules })
     }
 
     fn named_rule(&self, name: &str) -> Result<&Rule, EventError> {

@@ -115,6 +115,7 @@ struct RawRule {
     ec2: Option<RawEc2>,
     ecs: Option<RawEcs>,
     busy_when: Option<RawBusyWhen>,
+    hourly_cost: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -341,8 +342,14 @@ impl RawRule {
                 return Err(err(key("busy_when"), "give exactly one of `network_packets_in` or `cpu_percent`"));
             }
         };
+        let hourly_cost = match self.hourly_cost {
+            Some(c) if c.is_finite() && c > 0.0 => Some(c),
+            Some(c) => return Err(err(key("hourly_cost"), format!("{c} must be a positive number"))),
+            None => None,
+        };
         Ok(Rule {
             name: self.name,
+
             hosts,
             target_group_arn: self.target_group_arn,
             idle,
@@ -350,6 +357,7 @@ impl RawRule {
             ec2,
             ecs,
             busy_when,
+            hourly_cost,
         })
     }
 }

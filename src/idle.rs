@@ -228,6 +228,8 @@ pub struct RuleReport {
     pub last_activity: Option<i64>,
     pub idle_for_seconds: Option<i64>,
     pub idle_seconds: u64,
+    /// Listener rules of ours for this rule, over all listeners, when the check began.
+    pub listener_rules: usize,
     /// What happened: `done`, `dry_run`, `backed_off`, `partial`, `failed`, `nothing`.
     pub outcome: String,
     pub error: Option<String>,
@@ -338,7 +340,9 @@ pub async fn idle_check<C: Cloud>(cloud: &C, config: &Config, dry_run: bool) -> 
             last_activity: facts.last_activity,
             idle_for_seconds: idle_for,
             idle_seconds: rule.idle.as_secs(),
+            listener_rules: our_routes,
             outcome: "nothing".into(),
+
             error: None,
         };
         if action.mutates() && dry_run {

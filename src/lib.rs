@@ -17,5 +17,6 @@ pub mod metrics;
 pub mod pages;
 pub mod priority;
 pub mod rules;
+pub mod savings;
 pub mod telemetry;
 pub mod wake;

@@ -20,6 +20,8 @@ pub struct Rule {
     pub ec2: Option<Ec2Resources>,
     pub ecs: Option<EcsService>,
     pub busy_when: Option<BusySignal>,
+    /// What the rule's resources cost per hour while awake (any currency), for the savings report.
+    pub hourly_cost: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -524,9 +524,13 @@ impl<C: Cloud> Waker<C> {
                     did.push(format!("scaling {}/{} to {n}", ecs.cluster, ecs.service));
                 }
                 self.record(rule, state.clone(), |s| {
+                    if matches!(s.phase.as_str(), "stopped" | "stopping") {
+                        crate::savings::close_sleep(s, wall);
+                    }
                     if s.phase != "starting" {
                         s.wake_started_at = Some(wall);
                     }
+
                     s.phase = "starting".into();
                     s.last_wake_at = Some(wall);
                     s.last_error = None;
@@ -785,6 +789,7 @@ mod tests {
             ec2: Some(Ec2Resources { instance_ids: vec!["i-1".into(), "i-2".into()] }),
             ecs: Some(EcsService { cluster: "dev".into(), service: "web".into(), desired_count: None }),
             busy_when: None,
+            hourly_cost: None,
         }
     }
 

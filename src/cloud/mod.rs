@@ -313,6 +313,10 @@ pub struct RuleState {
     pub stops: u64,
     /// Why the last stop did not finish, if it did not.
     pub last_error: Option<String>,
+    /// The UTC month (`2026-11`) `asleep_seconds` counts in.
+    pub asleep_month: Option<String>,
+    /// Seconds of completed sleeps in `asleep_month` (see [`crate::savings`]).
+    pub asleep_seconds: u64,
 }
 
 pub const WARMUPS_KEPT: usize = 20;

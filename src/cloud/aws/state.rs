@@ -83,6 +83,10 @@ pub fn to_item(s: &RuleState) -> Item {
     if let Some(e) = &s.last_error {
         item.insert("last_error".into(), AttributeValue::S(e.clone()));
     }
+    if let Some(m) = &s.asleep_month {
+        item.insert("asleep_month".into(), AttributeValue::S(m.clone()));
+        item.insert("asleep_seconds".into(), n(s.asleep_seconds));
+    }
     item
 }
 
@@ -107,6 +111,8 @@ pub fn from_item(item: &Item) -> Option<RuleState> {
         wakes: num("wakes").unwrap_or(0).max(0) as u64,
         stops: num("stops").unwrap_or(0).max(0) as u64,
         last_error: s("last_error"),
+        asleep_month: s("asleep_month"),
+        asleep_seconds: num("asleep_seconds").unwrap_or(0).max(0) as u64,
     })
 }
 
@@ -132,6 +138,8 @@ mod tests {
             wakes: 3,
             stops: 2,
             last_error: None,
+            asleep_month: Some("2026-11".into()),
+            asleep_seconds: 7_200,
         }
     }
 
