@@ -8,6 +8,7 @@
 //! - [`event`] tells an ALB request from the schedule and from operator commands.
 
 pub mod app;
+pub mod cli;
 pub mod cloud;
 pub mod config;
 pub mod event;
@@ -19,4 +20,5 @@ pub mod priority;
 pub mod rules;
 pub mod savings;
 pub mod telemetry;
+pub mod validate;
 pub mod wake;

@@ -1,36 +1,31 @@
-//! The Lambda entry point: config and AWS clients once, then the runtime loop.
+//! The entry point: in Lambda, the runtime loop (config and AWS clients once); elsewhere, the CLI.
 #![recursion_limit = "256"]
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use autostop::app::App;
+use autostop::cli::{self, Cli, Cmd};
 use autostop::cloud::aws::AwsCloud;
 use autostop::config::{self, Config, Deployment};
+use clap::Parser;
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    autostop::telemetry::init();
-    let cloud = AwsCloud::from_env().await;
-    let mut deployment = Deployment::from_env();
-    if deployment.listener_arns.is_empty() {
-        if let Some(lb) = std::env::var("AUTOSTOP_LOAD_BALANCER_ARN").ok().filter(|v| !v.is_empty()) {
-            deployment.listener_arns = cloud.listeners_of(&lb).await?;
-            tracing::info!(load_balancer = %lb, listeners = ?deployment.listener_arns, "listeners resolved");
+    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_none() {
+        let cli = Cli::parse();
+        // The CLI speaks through its output; its log shows only what went wrong.
+        autostop::telemetry::init(if matches!(cli.command, Cmd::Events) { "info" } else { "warn" });
+        if matches!(cli.command, Cmd::Events) {
+            let app = Arc::new(lambda_app(cli.config.clone()).await?);
+            return events(app).await;
         }
+        std::process::exit(cli::run(cli).await);
     }
-    let path = config::default_path();
-    // A bad config stops the process before it serves anything: never half a config.
-    let config = Config::load(&path, &deployment).map_err(|e| {
-        tracing::error!(path = %path.display(), error = %e, "config rejected");
-        e
-    })?;
-    let app = Arc::new(App::new(config, cloud));
-    if std::env::args().nth(1).as_deref() == Some("events") {
-        return events(app).await;
-    }
+    autostop::telemetry::init("info");
+    let app = Arc::new(lambda_app(None).await?);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let app = Arc::clone(&app);
         async move {
@@ -39,6 +34,25 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         }
     }))
     .await
+}
+
+/// Config and clients as the Lambda loads them. A bad config stops the process before it serves
+/// anything: never half a config.
+async fn lambda_app(path: Option<std::path::PathBuf>) -> Result<App<AwsCloud>, lambda_runtime::Error> {
+    let cloud = AwsCloud::from_env().await;
+    let mut deployment = Deployment::from_env();
+    if deployment.listener_arns.is_empty() {
+        if let Some(lb) = std::env::var("AUTOSTOP_LOAD_BALANCER_ARN").ok().filter(|v| !v.is_empty()) {
+            deployment.listener_arns = cloud.listeners_of(&lb).await?;
+            tracing::info!(load_balancer = %lb, listeners = ?deployment.listener_arns, "listeners resolved");
+        }
+    }
+    let path = path.unwrap_or_else(config::default_path);
+    let config = Config::load(&path, &deployment).map_err(|e| {
+        tracing::error!(path = %path.display(), error = %e, "config rejected");
+        e
+    })?;
+    Ok(App::new(config, cloud))
 }
 
 /// `autostop events`: one warm "Lambda instance" outside Lambda, for the local demo. Reads

@@ -2,9 +2,10 @@
 
 use tracing_subscriber::EnvFilter;
 
-/// JSON logs at `info` unless `RUST_LOG` says otherwise.
-pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// JSON logs at `level` unless `RUST_LOG` says otherwise.
+pub fn init(level: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+
     let _ = tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)

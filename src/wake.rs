@@ -588,7 +588,11 @@ impl<C: Cloud> Waker<C> {
                 } else {
                     let since = *memo.routed_at.get_or_insert(now);
                     let settle = self.config.settle;
-                    if now.duration_since(since) >= settle {
+                    // Another invocation may have inserted the rule long ago: the state says so.
+                    let settled_elsewhere = state.as_ref().is_some_and(|s| {
+                        s.phase == "ready" && s.ready_at.is_some_and(|t| wall - t >= settle.as_secs() as i64)
+                    });
+                    if now.duration_since(since) >= settle || settled_elsewhere || mode == Mode::Observe {
                         memo.started.clear();
                         if mode == Mode::Wake && state.as_ref().is_none_or(|s| s.phase != "ready") {
                             self.record(rule, state.clone(), |s| {

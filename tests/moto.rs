@@ -396,3 +396,108 @@ async fn idle_check_stops_the_idle_rule_in_order_and_leaves_the_busy_one() {
     assert_eq!((item["phase"].as_str(), item["wakes"].as_str()), ("ready", "1"), "{item:?}");
     assert!(item["version"].parse::<u64>().unwrap() >= 4, "stopping, stopped, starting, ready: {item:?}");
 }
+
+/// Runs the real binary as a CLI (outside Lambda) against moto.
+fn cli(args: &[&str], config: &std::path::Path) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_autostop"))
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .env_remove("AWS_LAMBDA_RUNTIME_API")
+        .output()
+        .expect("the binary runs");
+    let text = |b: Vec<u8>| String::from_utf8_lossy(&b).to_string();
+    (out.status.code().unwrap_or(-1), text(out.stdout), text(out.stderr))
+}
+
+#[tokio::test]
+#[ignore = "needs moto: run `make test`"]
+async fn the_cli_validates_wakes_reports_and_stops() {
+    let w = world("it-cli").await;
+    w.state_table("it-cli-state").await;
+    let tg = w.target_group("it-cli-api", TargetTypeEnum::Instance).await;
+    let id = w.stopped_instance(&tg).await;
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("it-cli");
+    std::fs::create_dir_all(&dir).unwrap();
+    let listeners: Vec<String> = w.listeners.iter().map(|l| format!("\"{l}\"")).collect();
+    let base = format!("listener_arns = [{}]\nstate_table = \"it-cli-state\"\nsettle = \"1s\"\n", listeners.join(", "));
+    let api_rule = format!(
+        "[[rules]]\nname = \"api\"\nhosts = [\"api.cli.example.com\"]\ntarget_group_arn = \"{tg}\"\nhourly_cost = 0.5\nec2 = {{ instance_ids = [\"{id}\"] }}\n"
+    );
+    let good = dir.join("good.toml");
+    std::fs::write(&good, format!("{base}{api_rule}")).unwrap();
+
+    let (code, out, _) = cli(&["validate"], &good);
+    assert_eq!((code, out.trim()), (0, "config ok: 1 rules, 1 hosts, 2 listeners"));
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, format!("{base}{}", api_rule.replace("hourly_cost", "hourly_costs"))).unwrap();
+    let (code, _, err) = cli(&["validate"], &bad);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("hourly_costs"), "{err}");
+    let (code, out, err) = cli(&["validate", "--aws"], &good);
+    assert_eq!(code, 0, "{out}{err}");
+
+    let (code, out, err) = cli(&["wake", "api"], &good);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("api: ready after"), "{out}");
+    assert!(err.contains("starting") && err.contains("routing"), "progress on the way: {err}");
+    assert_eq!(w.instance_state(&id).await, InstanceStateName::Running);
+
+    let (code, out, _) = cli(&["status", "--json"], &good);
+    assert_eq!(code, 0);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let api = &report["rules"][0];
+    assert_eq!(
+        (api["phase"].as_str(), api["listener_rules"].as_u64(), api["wakes"].as_u64()),
+        (Some("ready"), Some(2), Some(1)),
+        "{api}"
+    );
+    assert_eq!(api["hosts"], serde_json::json!(["api.cli.example.com"]));
+    let (_, table, _) = cli(&["status"], &good);
+    let row = table.lines().find(|l| l.starts_with("api ")).unwrap_or_else(|| panic!("{table}"));
+    assert!(row.contains("ready") && row.contains(&id) && row.contains("1/0"), "{table}");
+
+    let (code, out, err) = cli(&["stop", "api"], &good);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(w.instance_state(&id).await, InstanceStateName::Stopped);
+    for l in &w.listeners {
+        assert!(w.rules(l).await.is_empty());
+    }
+    let (_, out, _) = cli(&["status", "--json"], &good);
+    let api: serde_json::Value = serde_json::from_str::<serde_json::Value>(&out).unwrap()["rules"][0].clone();
+    assert_eq!((api["phase"].as_str(), api["stops"].as_u64()), (Some("stopped"), Some(1)), "{api}");
+    assert!(api["saved_this_month"].as_f64().is_some(), "hourly_cost gives a saving: {api}");
+    let (code, out, _) = cli(&["idle-check", "--dry-run"], &good);
+    assert_eq!(code, 0);
+    assert!(out.contains("api") && out.contains("asleep"), "{out}");
+    let (code, _, err) = cli(&["wake", "nope"], &good);
+    assert_eq!(code, 2, "{err}");
+
+    // validate --aws catches a missing target group and a foreign rule on a configured host.
+    w.elb
+        .create_rule()
+        .listener_arn(&w.listeners[0])
+        .priority(7)
+        .conditions(
+            aws_sdk_elasticloadbalancingv2::types::RuleCondition::builder()
+                .field("host-header")
+                .host_header_config(
+                    aws_sdk_elasticloadbalancingv2::types::HostHeaderConditionConfig::builder()
+                        .values("api.cli.example.com")
+                        .build(),
+                )
+                .build(),
+        )
+        .actions(Action::builder().r#type(ActionTypeEnum::Forward).target_group_arn(&tg).build())
+        .send()
+        .await
+        .unwrap();
+    let missing = dir.join("missing.toml");
+    let ghost = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/ghost/0123456789abcdef";
+    std::fs::write(&missing, format!("{base}{api_rule}{}", api_rule.replace("\"api", "\"ghost").replace(&tg, ghost)))
+        .unwrap();
+    let (code, out, err) = cli(&["validate", "--aws"], &missing);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("target group") && out.contains("ghost") && out.contains("does not exist"), "{out}");
+    assert!(out.contains("already claims host api.cli.example.com"), "{out}");
+}

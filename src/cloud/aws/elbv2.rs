@@ -138,6 +138,46 @@ pub async fn create_forward_rule(client: &Client, rule: &NewForwardRule) -> Clou
     Ok(out.rules().first().and_then(|r| r.rule_arn()).unwrap_or_default().to_string())
 }
 
+/// A target group's type (`instance`, `ip`, `lambda`), or `None` when it does not exist.
+pub async fn target_group_type(client: &Client, arn: &str) -> CloudResult<Option<String>> {
+    match client.describe_target_groups().target_group_arns(arn).send().await {
+        Ok(out) => Ok(out.target_groups().first().and_then(|t| t.target_type()).map(|t| t.as_str().to_string())),
+        Err(e) => {
+            let e = cloud_error("DescribeTargetGroups", e);
+            if e.kind == crate::cloud::ErrorKind::NotFound {
+                Ok(None)
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
+/// The target groups a listener's default action forwards to, or `None` when it does not exist.
+pub async fn listener_default_targets(client: &Client, arn: &str) -> CloudResult<Option<Vec<String>>> {
+    match client.describe_listeners().listener_arns(arn).send().await {
+        Ok(out) => Ok(out.listeners().first().map(|l| {
+            let mut tgs = Vec::new();
+            for a in l.default_actions().iter().filter(|a| a.r#type() == Some(&ActionTypeEnum::Forward)) {
+                tgs.extend(a.target_group_arn().map(str::to_string));
+                if let Some(fc) = a.forward_config() {
+                    tgs.extend(fc.target_groups().iter().filter_map(|t| t.target_group_arn().map(str::to_string)));
+                }
+            }
+            tgs.dedup();
+            tgs
+        })),
+        Err(e) => {
+            let e = cloud_error("DescribeListeners", e);
+            if e.kind == crate::cloud::ErrorKind::NotFound {
+                Ok(None)
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
 /// ARNs of every listener of a load balancer (paged).
 pub async fn listeners_of(client: &Client, load_balancer_arn: &str) -> CloudResult<Vec<String>> {
     let mut arns = Vec::new();

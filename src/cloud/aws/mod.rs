@@ -50,6 +50,16 @@ impl AwsCloud {
         self
     }
 
+    /// A target group's type, `None` if it does not exist (for `autostop validate --aws`).
+    pub async fn target_group_type(&self, arn: &str) -> CloudResult<Option<String>> {
+        elbv2::target_group_type(&self.elb, arn).await
+    }
+
+    /// The target groups a listener's default action forwards to, `None` if it does not exist.
+    pub async fn listener_default_targets(&self, arn: &str) -> CloudResult<Option<Vec<String>>> {
+        elbv2::listener_default_targets(&self.elb, arn).await
+    }
+
     /// Listener ARNs of a load balancer (for deployments that name the ALB, not its listeners).
     pub async fn listeners_of(&self, load_balancer_arn: &str) -> CloudResult<Vec<String>> {
         elbv2::listeners_of(&self.elb, load_balancer_arn).await

@@ -1,0 +1,287 @@
+//! The same binary outside Lambda: the `autostop` CLI for operators.
+//!
+//! Uses the config the Lambda uses and the normal AWS credential chain (`AWS_ENDPOINT_URL`
+//! honoured, so it works against moto). Exit codes: 0 success; 1 the operation failed or found
+//! problems; 2 bad usage or an invalid config.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use serde_json::{json, Value};
+
+use crate::app::App;
+use crate::cloud::aws::AwsCloud;
+use crate::config::{self, parse_duration, Config, Deployment};
+use crate::idle::{self, StopOutcome};
+use crate::wake::{Phase, STATUS_TTL};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "autostop",
+    version,
+    about = "Wake sleeping AWS dev environments on request; put them to sleep when idle"
+)]
+pub struct Cli {
+    /// Config file [default: $AUTOSTOP_CONFIG, else autostop.toml beside the binary]
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Every rule: phase, resources, listener rules, last activity, idle time, wakes/stops, savings
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Wake a rule and follow it until ready
+    Wake {
+        rule: String,
+        /// Start it and return at once
+        #[arg(long)]
+        no_wait: bool,
+        /// Give up after this long
+        #[arg(long, default_value = "10m")]
+        timeout: String,
+    },
+    /// Stop a rule now, in order (listener rules first, then the resources)
+    Stop { rule: String },
+    /// Run the idle check now
+    IdleCheck {
+        /// Decide and report, change nothing
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the config; with --aws also that what it names exists and is wired for autostop
+    Validate {
+        #[arg(long)]
+        aws: bool,
+    },
+    /// ALB events as JSON lines on stdin, responses on stdout (used by `make demo`)
+    #[command(hide = true)]
+    Events,
+}
+
+pub const OK: i32 = 0;
+pub const FAILED: i32 = 1;
+pub const USAGE: i32 = 2;
+
+/// Loads the config the way the Lambda does (the file, then the deployment's environment).
+async fn load(cli: &Cli, cloud: &AwsCloud) -> Result<Config, String> {
+    let mut deployment = Deployment::from_env();
+    if deployment.listener_arns.is_empty() {
+        if let Some(lb) = std::env::var("AUTOSTOP_LOAD_BALANCER_ARN").ok().filter(|v| !v.is_empty()) {
+            deployment.listener_arns = cloud.listeners_of(&lb).await.map_err(|e| e.to_string())?;
+        }
+    }
+    let path = cli.config.clone().unwrap_or_else(config::default_path);
+    Config::load(&path, &deployment).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+pub async fn run(cli: Cli) -> i32 {
+    let cloud = AwsCloud::from_env().await;
+    let config = match load(&cli, &cloud).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("autostop: {e}");
+            return USAGE;
+        }
+    };
+    if let Cmd::Validate { aws: false } = cli.command {
+        let hosts: usize = config.rules.iter().map(|r| r.hosts.len()).sum();
+        println!("config ok: {} rules, {hosts} hosts, {} listeners", config.rules.len(), config.listener_arns.len());
+        return OK;
+    }
+    if let Cmd::Validate { aws: true } = cli.command {
+        return match crate::validate::check_aws(&cloud, &config).await {
+            Ok(problems) if problems.is_empty() => {
+                println!("config ok, and everything it names exists in AWS and is wired for autostop");
+                OK
+            }
+            Ok(problems) => {
+                for p in &problems {
+                    println!("problem: {p}");
+                }
+                println!("{} problem(s)", problems.len());
+                FAILED
+            }
+            Err(e) => {
+                eprintln!("autostop: could not check AWS: {e}");
+                FAILED
+            }
+        };
+    }
+    let app = Arc::new(App::new(config, cloud));
+    match cli.command {
+        Cmd::Status { json } => {
+            let report = app.status_report().await;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+            } else {
+                print!("{}", status_table(&report));
+            }
+            OK
+        }
+        Cmd::Wake { rule, no_wait, timeout } => wake(&app, &rule, no_wait, &timeout).await,
+        Cmd::Stop { rule } => {
+            let Some(rule) = app.config().rule(&rule).cloned() else {
+                eprintln!("autostop: no rule named `{rule}`; configured: {}", app.config().rule_names().join(", "));
+                return USAGE;
+            };
+            match idle::stop_now(app.waker().cloud(), app.config(), &rule).await {
+                Ok(StopOutcome::Stopped) => {
+                    println!("{}: stopped (listener rules removed, resources stopping)", rule.name);
+                    OK
+                }
+                Ok(StopOutcome::BackedOff(why)) | Ok(StopOutcome::Partial(why)) => {
+                    eprintln!("{}: not fully stopped: {why}", rule.name);
+                    FAILED
+                }
+                Err(e) => {
+                    eprintln!("{}: stop failed: {e}", rule.name);
+                    FAILED
+                }
+            }
+        }
+        Cmd::IdleCheck { dry_run, json } => {
+            match app.handle(json!({"autostop": "idle-check", "dry_run": dry_run}), None).await {
+                Ok(report) if json => println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default()),
+                Ok(report) => {
+                    for r in report["rules"].as_array().into_iter().flatten() {
+                        println!(
+                            "{:<20} {:<20} {:<10} {}",
+                            r["rule"].as_str().unwrap_or(""),
+                            r["action"].as_str().unwrap_or(""),
+                            r["outcome"].as_str().unwrap_or(""),
+                            r["reason"].as_str().unwrap_or("")
+                        );
+                    }
+                }
+                Err(e) => {
+                    eprintln!("autostop: {e}");
+                    return FAILED;
+                }
+            }
+            OK
+        }
+        Cmd::Validate { .. } | Cmd::Events => unreachable!("handled above / in main"),
+    }
+}
+
+/// Steps the wake once a second, printing each phase change, until ready, an error or `timeout`.
+async fn wake(app: &App<AwsCloud>, name: &str, no_wait: bool, timeout: &str) -> i32 {
+    let Some(rule) = app.config().rule(name).cloned() else {
+        eprintln!("autostop: no rule named `{name}`; configured: {}", app.config().rule_names().join(", "));
+        return USAGE;
+    };
+    let timeout = match parse_duration(timeout) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("autostop: --timeout: {e}");
+            return USAGE;
+        }
+    };
+    let start = tokio::time::Instant::now();
+    let mut last: Option<Phase> = None;
+    loop {
+        let s = app.waker().wake(&rule).await;
+        if last != Some(s.phase) {
+            eprintln!("[{:>4}s] {}: {}", start.elapsed().as_secs(), s.phase.as_str(), s.message);
+            last = Some(s.phase);
+        }
+        match s.phase {
+            Phase::Ready => {
+                println!("{name}: ready after {}s", start.elapsed().as_secs());
+                return OK;
+            }
+            Phase::Error => {
+                let action = s.error.map(|e| format!("{} ({}): {}", e.code, e.operation, e.action)).unwrap_or_default();
+                eprintln!("{name}: could not wake: {action}");
+                return FAILED;
+            }
+            _ if no_wait => {
+                println!("{name}: {} (not waiting)", s.phase.as_str());
+                return OK;
+            }
+            _ if start.elapsed() >= timeout => {
+                eprintln!("{name}: not ready after {}s (phase {})", start.elapsed().as_secs(), s.phase.as_str());
+                return FAILED;
+            }
+            _ => tokio::time::sleep(STATUS_TTL.max(Duration::from_millis(500))).await,
+        }
+    }
+}
+
+fn ago(now: i64, t: Option<i64>) -> String {
+    match t {
+        Some(t) => human((now - t).max(0)) + " ago",
+        None => "-".into(),
+    }
+}
+
+fn human(secs: i64) -> String {
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+/// The `status` table.
+pub fn status_table(report: &Value) -> String {
+    let now = report["now"].as_i64().unwrap_or(0);
+    let header = [
+        "RULE",
+        "PHASE",
+        "RESOURCES",
+        "LB RULES",
+        "LAST ACTIVITY",
+        "IDLE FOR / IDLE",
+        "WAKES/STOPS",
+        "ASLEEP (MONTH)",
+        "SAVED",
+    ];
+    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
+    for r in report["rules"].as_array().into_iter().flatten() {
+        let resources: Vec<String> = r["resources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|x| format!("{} {}", x["id"].as_str().unwrap_or(""), x["state"].as_str().unwrap_or("")))
+            .collect();
+        rows.push(vec![
+            r["rule"].as_str().unwrap_or("").to_string(),
+            r["phase"].as_str().unwrap_or("").to_string(),
+            resources.join(", "),
+            r["listener_rules"].as_u64().map(|n| n.to_string()).unwrap_or_else(|| "?".into()),
+            ago(now, r["last_activity"].as_i64()),
+            format!(
+                "{} / {}",
+                r["idle_for_seconds"].as_i64().map(human).unwrap_or_else(|| "-".into()),
+                human(r["idle_seconds"].as_i64().unwrap_or(0))
+            ),
+            format!("{}/{}", r["wakes"], r["stops"]),
+            format!("{:.1}h", r["hours_asleep_this_month"].as_f64().unwrap_or(0.0)),
+            r["saved_this_month"].as_f64().map(|s| format!("{s:.2}")).unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    let widths: Vec<usize> =
+        (0..header.len()).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for row in &rows {
+        let cells: Vec<String> = row.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    for r in report["rules"].as_array().into_iter().flatten() {
+        let hosts: Vec<&str> = r["hosts"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        out.push_str(&format!("{}: {}\n", r["rule"].as_str().unwrap_or(""), hosts.join(", ")));
+    }
+    out
+}
