@@ -114,7 +114,7 @@ impl<C: Cloud> App<C> {
                 "month": savings::month_label(now),
                 "hours_asleep_this_month": (hours * 100.0).round() / 100.0,
                 "hourly_cost": rule.hourly_cost,
-                "saved_this_month": rule.hourly_cost.map(|c| (c * hours * 100.0).round() / 100.0),
+                "saved_this_month": rule.hourly_cost.map(|c| savings::saved(c, asleep)),
             }));
         }
         json!({ "now": now, "rules": rules })

@@ -38,8 +38,9 @@ pub fn month_label(epoch: i64) -> String {
     format!("{y:04}-{m:02}")
 }
 
-/// Adds the sleep that ends at `now` (it began at `s.stopped_at`) to this month's total.
-pub fn close_sleep(s: &mut RuleState, now: i64) {
+/// Adds the sleep that ends at `now` (it began at `s.stopped_at`) to this month's total, and
+/// prices the month at `hourly_cost`.
+pub fn close_sleep(s: &mut RuleState, now: i64, hourly_cost: Option<f64>) {
     let label = month_label(now);
     if s.asleep_month.as_deref() != Some(label.as_str()) {
         s.asleep_month = Some(label);
@@ -48,6 +49,12 @@ pub fn close_sleep(s: &mut RuleState, now: i64) {
     if let Some(stopped) = s.stopped_at {
         s.asleep_seconds += (now - stopped.max(month_start(now))).max(0) as u64;
     }
+    s.saved_this_month = hourly_cost.map(|c| saved(c, s.asleep_seconds));
+}
+
+/// Money saved by `seconds` asleep at `hourly_cost`, to the cent.
+pub fn saved(hourly_cost: f64, seconds: u64) -> f64 {
+    (hourly_cost * seconds as f64 / 3600.0 * 100.0).round() / 100.0
 }
 
 /// Seconds asleep this month, including a sleep in progress.
@@ -81,7 +88,8 @@ mod tests {
         let mut s = RuleState { phase: "stopped".into(), stopped_at: Some(nov1 - 3_600), ..RuleState::new("api") };
         // Asleep since an hour before the month began: only this month's part counts.
         assert_eq!(asleep_this_month(&s, nov1 + 7_200), 7_200);
-        close_sleep(&mut s, nov1 + 7_200);
+        close_sleep(&mut s, nov1 + 7_200, Some(0.5));
+        assert_eq!(s.saved_this_month, Some(1.0), "2 h at 0.50");
         s.phase = "ready".into();
         assert_eq!(asleep_this_month(&s, nov1 + 9_000), 7_200, "awake: nothing in progress");
         s.phase = "stopped".into();

@@ -525,7 +525,7 @@ impl<C: Cloud> Waker<C> {
                 }
                 self.record(rule, state.clone(), |s| {
                     if matches!(s.phase.as_str(), "stopped" | "stopping") {
-                        crate::savings::close_sleep(s, wall);
+                        crate::savings::close_sleep(s, wall, rule.hourly_cost);
                     }
                     if s.phase != "starting" {
                         s.wake_started_at = Some(wall);

@@ -472,6 +472,12 @@ async fn the_cli_validates_wakes_reports_and_stops() {
     assert!(out.contains("api") && out.contains("asleep"), "{out}");
     let (code, _, err) = cli(&["wake", "nope"], &good);
     assert_eq!(code, 2, "{err}");
+    // Waking again closes the sleep into the month's total, priced at hourly_cost.
+    let (code, out, err) = cli(&["wake", "api"], &good);
+    assert_eq!(code, 0, "{out}{err}");
+    let item = w.item("it-cli-state", "api").await;
+    assert_eq!(item.get("asleep_month").map(|m| m.len()), Some(7), "{item:?}");
+    assert!(item.contains_key("asleep_seconds") && item.contains_key("saved_this_month"), "{item:?}");
 
     // validate --aws catches a missing target group and a foreign rule on a configured host.
     w.elb

@@ -296,7 +296,7 @@ pub const METRIC_QUERIES_PER_CALL: usize = 500;
 
 /// A rule's item in the state table. Times are epoch seconds. AWS is the truth about what runs;
 /// this item coordinates (every write is conditional on `version`) and keeps history.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct RuleState {
     pub rule: String,
     /// A [`crate::wake::Phase`] name.
@@ -317,6 +317,8 @@ pub struct RuleState {
     pub asleep_month: Option<String>,
     /// Seconds of completed sleeps in `asleep_month` (see [`crate::savings`]).
     pub asleep_seconds: u64,
+    /// `asleep_seconds` priced at the rule's `hourly_cost`, when it has one.
+    pub saved_this_month: Option<f64>,
 }
 
 pub const WARMUPS_KEPT: usize = 20;

@@ -87,6 +87,9 @@ pub fn to_item(s: &RuleState) -> Item {
         item.insert("asleep_month".into(), AttributeValue::S(m.clone()));
         item.insert("asleep_seconds".into(), n(s.asleep_seconds));
     }
+    if let Some(saved) = s.saved_this_month {
+        item.insert("saved_this_month".into(), n(saved));
+    }
     item
 }
 
@@ -113,6 +116,7 @@ pub fn from_item(item: &Item) -> Option<RuleState> {
         last_error: s("last_error"),
         asleep_month: s("asleep_month"),
         asleep_seconds: num("asleep_seconds").unwrap_or(0).max(0) as u64,
+        saved_this_month: item.get("saved_this_month").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()),
     })
 }
 
@@ -140,6 +144,7 @@ mod tests {
             last_error: None,
             asleep_month: Some("2026-11".into()),
             asleep_seconds: 7_200,
+            saved_this_month: Some(1.25),
         }
     }
 
