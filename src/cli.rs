@@ -72,21 +72,24 @@ pub const OK: i32 = 0;
 pub const FAILED: i32 = 1;
 pub const USAGE: i32 = 2;
 
-/// Loads the config the way the Lambda does (the file, then the deployment's environment).
-async fn load(cli: &Cli, cloud: &AwsCloud) -> Result<Config, String> {
+/// Loads the config as the Lambda and the CLI both do: the file (`path`, else the default), with
+/// keys it leaves out filled from the deployment's environment; `AUTOSTOP_LOAD_BALANCER_ARN` is
+/// resolved into its listeners with one DescribeListeners.
+pub async fn load_config(path: Option<PathBuf>, cloud: &AwsCloud) -> Result<Config, String> {
     let mut deployment = Deployment::from_env();
     if deployment.listener_arns.is_empty() {
         if let Some(lb) = std::env::var("AUTOSTOP_LOAD_BALANCER_ARN").ok().filter(|v| !v.is_empty()) {
             deployment.listener_arns = cloud.listeners_of(&lb).await.map_err(|e| e.to_string())?;
+            tracing::info!(load_balancer = %lb, listeners = ?deployment.listener_arns, "listeners resolved");
         }
     }
-    let path = cli.config.clone().unwrap_or_else(config::default_path);
+    let path = path.unwrap_or_else(config::default_path);
     Config::load(&path, &deployment).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 pub async fn run(cli: Cli) -> i32 {
     let cloud = AwsCloud::from_env().await;
-    let config = match load(&cli, &cloud).await {
+    let config = match load_config(cli.config.clone(), &cloud).await {
         Ok(c) => c,
         Err(e) => {
             eprintln!("autostop: {e}");

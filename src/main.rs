@@ -7,7 +7,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use autostop::app::App;
 use autostop::cli::{self, Cli, Cmd};
 use autostop::cloud::aws::AwsCloud;
-use autostop::config::{self, Config, Deployment};
 use clap::Parser;
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
@@ -40,16 +39,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 /// anything: never half a config.
 async fn lambda_app(path: Option<std::path::PathBuf>) -> Result<App<AwsCloud>, lambda_runtime::Error> {
     let cloud = AwsCloud::from_env().await;
-    let mut deployment = Deployment::from_env();
-    if deployment.listener_arns.is_empty() {
-        if let Some(lb) = std::env::var("AUTOSTOP_LOAD_BALANCER_ARN").ok().filter(|v| !v.is_empty()) {
-            deployment.listener_arns = cloud.listeners_of(&lb).await?;
-            tracing::info!(load_balancer = %lb, listeners = ?deployment.listener_arns, "listeners resolved");
-        }
-    }
-    let path = path.unwrap_or_else(config::default_path);
-    let config = Config::load(&path, &deployment).map_err(|e| {
-        tracing::error!(path = %path.display(), error = %e, "config rejected");
+    let config = cli::load_config(path, &cloud).await.map_err(|e| {
+        tracing::error!(error = %e, "config rejected");
         e
     })?;
     Ok(App::new(config, cloud))
