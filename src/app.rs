@@ -30,7 +30,12 @@ pub struct App<C> {
 
 impl<C: Cloud> App<C> {
     pub fn new(config: Config, cloud: C) -> App<C> {
-        App { waker: Waker::new(Arc::new(cloud), Arc::new(config)) }
+        App::with_cloud(config, Arc::new(cloud))
+    }
+
+    /// An app over a cloud other apps share: several Lambda instances, one AWS.
+    pub fn with_cloud(config: Config, cloud: Arc<C>) -> App<C> {
+        App { waker: Waker::new(cloud, Arc::new(config)) }
     }
 
     pub fn config(&self) -> &Config {

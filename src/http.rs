@@ -139,10 +139,6 @@ impl Reply {
         self
     }
 
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
-    }
-
     /// The ALB response, with headers in the mode the request came in (an ALB with multi-value
     /// headers on ignores `headers` and vice versa).
     pub fn into_alb(self, multi_value: bool) -> AlbTargetGroupResponse {

@@ -460,6 +460,10 @@ impl<C: Cloud> Waker<C> {
             });
         }
         let warmups = state.as_ref().map(|s| s.warmups.clone()).unwrap_or_default();
+        // Successive polls of one page may reach different Lambda instances: while a wake is
+        // recorded, every instance counts from its recorded start, not from when it first saw it.
+        let recorded_start = state.as_ref().filter(|s| s.phase == "starting").and_then(|s| s.wake_started_at);
+        let elapsed = |memo: &Memo| recorded_start.map(|t| (wall - t).max(0) as u64).or_else(|| elapsed(memo));
         let status = |phase: Phase, message: String, resources: Vec<ResourceState>, memo: &Memo| Status {
             rule: rule.name.clone(),
             phase,
@@ -634,8 +638,8 @@ impl<C: Cloud> Waker<C> {
     /// Makes sure each host chunk of the rule has exactly one forward rule of ours on every
     /// listener, then removes our rules for this rule that no longer match the config (changed
     /// hosts or target group). New rules go in before stale ones go out, so no request falls
-    /// through to the Lambda in between. Returns how many rules it created.
-    pub async fn ensure_routes(&self, rule: &Rule) -> Result<usize, CloudError> {
+    /// through to the Lambda in between.
+    pub async fn ensure_routes(&self, rule: &Rule) -> Result<(), CloudError> {
         let chunks = priority::host_chunks(&rule.hosts);
         let mut created = 0;
         for listener in &self.config.listener_arns {
@@ -669,7 +673,7 @@ impl<C: Cloud> Waker<C> {
                 self.cloud.delete_rule(&arn).await?;
             }
         }
-        Ok(created)
+        Ok(())
     }
 
     /// Creates chunk `k`'s rule at its preferred priority, probing on past foreign rules.

@@ -383,3 +383,17 @@ async fn the_eta_comes_from_the_median_of_recent_warmups() {
     assert_eq!(status(&app, "api.dev.example.com").await["eta_seconds"], 40);
     assert!(browser(&app, "api.dev.example.com").await.body.contains("ready in about 40 s"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn another_lambda_instance_reports_the_same_elapsed_time_and_eta() {
+    let text = ec2_config(&[L1], "");
+    let cloud = Arc::new(ec2_world(40, 20, &[L1]));
+    cloud.seed_state(autostop::cloud::RuleState { warmups: vec![60], ..autostop::cloud::RuleState::new("api") });
+    let first = App::with_cloud(config(&text), Arc::clone(&cloud));
+    assert_eq!(status(&first, "api.dev.example.com").await["phase"], "starting");
+    advance(SECS(20)).await;
+    // The page's next poll lands on a fresh execution environment.
+    let second = App::with_cloud(config(&text), Arc::clone(&cloud));
+    let s = status(&second, "api.dev.example.com").await;
+    assert_eq!((s["elapsed_seconds"].as_u64(), s["eta_seconds"].as_u64()), (Some(20), Some(40)), "{s}");
+}

@@ -1,8 +1,6 @@
 //! Helpers shared by the flow tests (in-memory cloud) and the moto tests.
 #![allow(dead_code)]
 
-use std::sync::Arc;
-
 use autostop::app::App;
 use autostop::cloud::Cloud;
 use autostop::config::Config;
@@ -102,8 +100,4 @@ pub async fn status<C: Cloud>(app: &App<C>, host: &str) -> Value {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.header("x-autostop").as_deref(), Some("status"));
     r.json()
-}
-
-pub fn shared<C>(app: App<C>) -> Arc<App<C>> {
-    Arc::new(app)
 }
