@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::priority::{self, MAX_PRIORITY};
+use crate::priority::{self, Chunk, RuleHosts, MAX_PRIORITY};
 use crate::rules::{BusySignal, Ec2Resources, EcsService, HostIndex, Rule};
 
 /// Validated configuration.
@@ -25,6 +25,10 @@ pub struct Config {
     /// How late CloudWatch shows activity; idle time is counted up to `now - metrics_lag`.
     pub metrics_lag: Duration,
     pub rules: Vec<Rule>,
+    /// The standing ALB rules the config needs on every listener, in evaluation order, with the
+    /// priorities they get on a listener that holds no rules of others ([`crate::priority`]).
+    pub standing: Vec<Chunk>,
+    pub standing_priorities: Vec<u32>,
     hosts: HostIndex,
 }
 
@@ -244,8 +248,19 @@ impl RawConfig {
             }
             rules.push(rule);
         }
-        check_priority_ranges(&rules)?;
-        Ok(Config { listener_arns: self.listener_arns, state_table, idle, hold, settle, metrics_lag, rules, hosts })
+        let (standing, standing_priorities) = plan_standing(&rules)?;
+        Ok(Config {
+            listener_arns: self.listener_arns,
+            state_table,
+            idle,
+            hold,
+            settle,
+            metrics_lag,
+            rules,
+            standing,
+            standing_priorities,
+            hosts,
+        })
     }
 }
 
@@ -362,28 +377,37 @@ impl RawRule {
     }
 }
 
-/// Rules with configured priorities occupy `priority .. priority + chunks`; those ranges must not
-/// overlap, or two rules would fight over one ALB priority forever.
-fn check_priority_ranges(rules: &[Rule]) -> Result<(), ConfigError> {
+/// The standing ALB rules and their priorities. Configured priorities must not overlap one
+/// another (two rules would fight over one ALB priority forever) and must keep ALB's first match
+/// in agreement with autostop's host matching.
+fn plan_standing(rules: &[Rule]) -> Result<(Vec<Chunk>, Vec<u32>), ConfigError> {
+    let hosts: Vec<RuleHosts> =
+        rules.iter().map(|r| RuleHosts { name: &r.name, hosts: &r.hosts, priority: r.priority }).collect();
+    let chunks = priority::chunks(&hosts);
+    let key = |name: &str| {
+        let i = rules.iter().position(|r| r.name == name).unwrap_or(0);
+        format!("rules[{i}] ({name}).priority")
+    };
     let mut ranges: Vec<(u32, u32, &str)> = Vec::new();
-    for (i, rule) in rules.iter().enumerate() {
+    for rule in rules {
         let Some(p) = rule.priority else { continue };
-        let last = p + priority::chunk_count(rule.hosts.len()) as u32 - 1;
+        let n = chunks.iter().filter(|c| c.owner == rule.name).count() as u32;
+        let last = p + n - 1;
         if last > MAX_PRIORITY {
-            return Err(err(
-                format!("rules[{i}] ({}).priority", rule.name),
-                format!("{p} leaves no room for its {} ALB rules (max {MAX_PRIORITY})", last - p + 1),
-            ));
+            return Err(err(key(&rule.name), format!("{p} leaves no room for its {n} ALB rules (max {MAX_PRIORITY})")));
         }
         if let Some((_, _, other)) = ranges.iter().find(|(a, b, _)| p <= *b && *a <= last) {
-            return Err(err(
-                format!("rules[{i}] ({}).priority", rule.name),
-                format!("{p} overlaps the priorities of rule `{other}`"),
-            ));
+            return Err(err(key(&rule.name), format!("{p} overlaps the priorities of rule `{other}`")));
         }
         ranges.push((p, last, &rule.name));
     }
-    Ok(())
+    let priorities = priority::assign(&chunks, &Default::default())
+        .ok_or_else(|| err("rules", "more standing ALB rules than ALB has priorities"))?;
+    priority::check_order(&chunks, &priorities).map_err(|c| {
+        let pinned = rules.iter().find(|r| r.name == c.first.0 && r.priority.is_some()).map(|r| &r.name);
+        err(key(pinned.unwrap_or(&c.second.0)), c.to_string())
+    })?;
+    Ok((chunks, priorities))
 }
 
 /// Parses "90s", "15m", "2h", "1h30m". Must be positive.

@@ -7,21 +7,28 @@
 //! request in the last N minutes": CloudWatch lags 1-3 minutes, so the window reaches back
 //! [`LAG_MARGIN`] beyond the longest idle time.
 //!
+//! Every run also repairs drift through the one reconciler ([`crate::routes`]): missing standing
+//! rules are created, wrong hosts, priorities or actions corrected, a standing rule that forwards
+//! to the app of a stopped rule is switched back, and our rules for rules that left the config
+//! are removed.
+//!
 //! The stop ([`stop_rule`]) is ordered so no request is ever routed to a target that is going
-//! away: claim `stopping` (a conditional write; a wake that moved the version wins) -> delete only
-//! our listener rules -> tag and scale ECS to 0 / StopInstances -> record `stopped`.
+//! away: claim `stopping` (a conditional write; a wake that moved the version wins) -> switch the
+//! rule's standing rules back to the Lambda -> tag and scale ECS to 0 / StopInstances -> record
+//! `stopped`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::cloud::{
-    Cloud, CloudError, ErrorKind, Instance, InstanceState, MetricQuery, MetricSeries, RuleState, Service,
+    Cloud, CloudError, ErrorKind, Instance, InstanceState, ListenerRule, MetricQuery, MetricSeries, RuleState, Service,
     DESIRED_COUNT_TAG,
 };
 use crate::config::Config;
 use crate::metrics;
+use crate::routes::{self, ListenerView, Route, Want};
 
 use crate::rules::{BusySignal, Rule};
 
@@ -141,9 +148,10 @@ pub enum Action {
     Keep,
     /// Awake and idle: stop it.
     Stop,
-    /// Asleep, but a listener rule of ours still routes to it: remove the rule.
-    RemoveStaleRoutes,
-    /// Asleep, and the state says a stop did not finish recording: record `stopped`.
+    /// Asleep, but a standing rule still forwards to the app: switch it back to the Lambda.
+    SwitchBack,
+    /// Asleep, and the state says otherwise (a stop that did not finish recording, resources
+    /// stopped by hand): record `stopped`.
     FinishStop,
     /// Asleep, nothing to do.
     Asleep,
@@ -170,20 +178,21 @@ pub struct Facts<'a> {
     pub awake: bool,
     /// When the running resources were last started (EC2 LaunchTime, ECS deployment time).
     pub started_at: Option<i64>,
-    pub our_routes: usize,
+    /// Standing rules of this rule that forward to the app, over all listeners.
+    pub app_routes: usize,
 }
 
 /// The decision, its reason, and for how long the rule has been idle (seconds), if known.
 pub fn decide(f: &Facts) -> (Action, String, Option<i64>) {
     if !f.awake {
-        if f.our_routes > 0 {
+        if f.app_routes > 0 {
             return (
-                Action::RemoveStaleRoutes,
-                format!("resources are stopped but {} listener rule(s) of ours still route to them", f.our_routes),
+                Action::SwitchBack,
+                format!("resources are stopped but {} standing rule(s) still forward to the app", f.app_routes),
                 None,
             );
         }
-        if f.state.is_some_and(|s| s.phase == "stopping") {
+        if f.state.is_some_and(|s| matches!(s.phase.as_str(), "stopping" | "ready")) {
             return (Action::FinishStop, "resources are stopped; recording the stop".into(), None);
         }
         return (Action::Asleep, "resources are stopped".into(), None);
@@ -228,7 +237,7 @@ pub struct RuleReport {
     pub last_activity: Option<i64>,
     pub idle_for_seconds: Option<i64>,
     pub idle_seconds: u64,
-    /// Listener rules of ours for this rule, over all listeners, when the check began.
+    /// Standing rules of this rule over all listeners when the check began.
     pub listener_rules: usize,
     /// What happened: `done`, `dry_run`, `backed_off`, `partial`, `failed`, `nothing`.
     pub outcome: String,
@@ -240,9 +249,10 @@ pub struct IdleReport {
     pub dry_run: bool,
     pub now: i64,
     pub rules: Vec<RuleReport>,
-    /// Listener rules tagged by autostop whose rule is no longer in the config: reported,
-    /// never touched.
-    pub orphans: Vec<String>,
+    /// Drift repair of the standing rules, per listener (planned only, in a dry run).
+    pub standing_rules: Vec<routes::Report>,
+    /// Why the standing rules could not be repaired, if they could not.
+    pub standing_rules_error: Option<String>,
 }
 
 /// How an ordered stop ended.
@@ -259,6 +269,96 @@ pub enum StopOutcome {
 /// was changed.
 pub async fn idle_check<C: Cloud>(cloud: &C, config: &Config, dry_run: bool) -> Result<IdleReport, CloudError> {
     let now = cloud.now();
+    let mut seen = observe(cloud, config, now).await?;
+    let decisions: Vec<Decision> =
+        config.rules.iter().enumerate().map(|(i, rule)| seen.decide(config, i, rule, now)).collect();
+
+    // Drift repair first: standing rules created or corrected, and those of sleeping rules
+    // forwarding to the Lambda. Rules about to be stopped are switched by their ordered stop.
+    let asleep: HashSet<&str> = decisions.iter().filter(|d| !d.awake).map(|d| d.report.rule.as_str()).collect();
+    let want = |name: &str| if asleep.contains(name) { Want::Route(Route::Lambda) } else { Want::Keep };
+    let (standing_rules, standing_rules_error) = match routes::reconcile(cloud, config, &mut seen.views, &want, dry_run)
+        .await
+    {
+        Ok(r) => (r, None),
+        Err(e) => {
+            tracing::warn!(code = %e.code, message = %e.message, "standing rules not repaired; the next run retries");
+            (Vec::new(), Some(e.to_string()))
+        }
+    };
+
+    let mut reports = Vec::with_capacity(decisions.len());
+    let mut stopped: Vec<&Rule> = Vec::new();
+    for (rule, d) in config.rules.iter().zip(decisions) {
+        let mut report = d.report;
+        if report.action.mutates() && dry_run {
+            report.outcome = "dry_run".into();
+        } else if report.action.mutates() {
+            let result = match report.action {
+                Action::Stop => {
+                    let outcome = stop_rule(
+                        cloud,
+                        config,
+                        rule,
+                        d.state.as_ref(),
+                        &d.plan,
+                        &mut seen.views,
+                        &report.reason,
+                        "idle",
+                    )
+                    .await;
+                    if matches!(outcome, Ok(StopOutcome::Stopped | StopOutcome::Partial(_))) {
+                        stopped.push(rule);
+                    }
+                    outcome
+                }
+                // The reconcile above switched the rule back; record what AWS shows.
+                Action::SwitchBack | Action::FinishStop => match &standing_rules_error {
+                    Some(e) => Err(CloudError::new("ModifyRule", "StandingRulesNotRepaired", e.clone())),
+                    None => record_stopped(cloud, config, rule, d.state).await.map(|_| StopOutcome::Stopped),
+                },
+                Action::Keep | Action::Asleep => unreachable!("does not mutate"),
+            };
+            settle_report(&mut report, result);
+        }
+        tracing::info!(
+            rule = %report.rule, action = ?report.action, reason = %report.reason,
+            last_activity = report.last_activity, idle_for_seconds = report.idle_for_seconds,
+            idle_seconds = report.idle_seconds, outcome = %report.outcome, error = report.error.as_deref(),
+            dry_run, "idle decision"
+        );
+        reports.push(report);
+    }
+    if let Err(e) = sweep_routes(cloud, config, &stopped).await {
+        tracing::warn!(code = %e.code, "post-stop sweep failed; the next run repeats it");
+    }
+    Ok(IdleReport { dry_run, now, rules: reports, standing_rules, standing_rules_error })
+}
+
+fn settle_report(report: &mut RuleReport, result: Result<StopOutcome, CloudError>) {
+    let (outcome, error) = match result {
+        Ok(StopOutcome::Stopped) => ("done", None),
+        Ok(StopOutcome::BackedOff(why)) => ("backed_off", Some(why)),
+        Ok(StopOutcome::Partial(why)) => ("partial", Some(why)),
+        Err(e) => ("failed", Some(e.to_string())),
+    };
+    report.outcome = outcome.into();
+    report.error = error;
+}
+
+/// Everything one idle check reads, in batches: the state items, instances, services, the
+/// listeners and their rules, and the metrics.
+struct Seen {
+    states: HashMap<String, RuleState>,
+    instances: HashMap<String, Instance>,
+    services: HashMap<(String, String), Service>,
+    views: Vec<ListenerView>,
+    series: Vec<MetricSeries>,
+    per_rule: Vec<RuleQueries>,
+    window: Duration,
+}
+
+async fn observe<C: Cloud>(cloud: &C, config: &Config, now: i64) -> Result<Seen, CloudError> {
     let states: HashMap<String, RuleState> = match cloud.load_states(&config.state_table).await {
         Ok(v) => v.into_iter().map(|s| (s.rule.clone(), s)).collect(),
         Err(e) => {
@@ -266,8 +366,6 @@ pub async fn idle_check<C: Cloud>(cloud: &C, config: &Config, dry_run: bool) -> 
             HashMap::new()
         }
     };
-
-    // Observe everything in batches.
     let mut ids: Vec<String> =
         config.rules.iter().filter_map(|r| r.ec2.as_ref()).flat_map(|e| e.instance_ids.clone()).collect();
     ids.sort();
@@ -287,129 +385,72 @@ pub async fn idle_check<C: Cloud>(cloud: &C, config: &Config, dry_run: bool) -> 
             services.insert((cluster.to_string(), s.name.clone()), s);
         }
     }
-    let mut routes: HashMap<String, Vec<String>> = HashMap::new();
-    let mut orphans = Vec::new();
-    for listener in &config.listener_arns {
-        for r in cloud.listener_rules(listener).await? {
-            let Some(owner) = r.owner else { continue };
-            if config.rule(&owner).is_some() {
-                routes.entry(owner).or_default().push(r.arn);
-            } else {
-                tracing::warn!(owner = %owner, rule_arn = %r.arn, listener = %listener, "listener rule tagged by autostop for a rule no longer in the config; left alone");
-                orphans.push(r.arn);
-            }
-        }
-    }
+    let views = routes::views(cloud, config).await?;
     let longest = config.rules.iter().map(|r| r.idle).max().unwrap_or(config.idle);
     let window = longest + LAG_MARGIN;
     let start = now - window.as_secs() as i64;
     let start = start - start.rem_euclid(60);
     let (queries, per_rule) = build_queries(config);
     let series = if queries.is_empty() { Vec::new() } else { cloud.metric_data(&queries, start, now).await? };
-    let series_by_id: HashMap<&str, &MetricSeries> = series.iter().map(|s| (s.id.as_str(), s)).collect();
+    Ok(Seen { states, instances, services, views, series, per_rule, window })
+}
 
-    let mut reports = Vec::with_capacity(config.rules.len());
-    let mut stopped: Vec<&Rule> = Vec::new();
-    for (rule, rq) in config.rules.iter().zip(&per_rule) {
+/// One rule's decision and what acting on it needs.
+struct Decision {
+    report: RuleReport,
+    awake: bool,
+    state: Option<RuleState>,
+    plan: StopPlan,
+}
+
+impl Seen {
+    fn decide(&self, config: &Config, i: usize, rule: &Rule, now: i64) -> Decision {
+        let series_by_id: HashMap<&str, &MetricSeries> = self.series.iter().map(|s| (s.id.as_str(), s)).collect();
         let rule_instances: Vec<&Instance> =
-            rule.ec2.iter().flat_map(|e| e.instance_ids.iter()).filter_map(|id| instances.get(id)).collect();
-        let service = rule.ecs.as_ref().and_then(|e| services.get(&(e.cluster.clone(), e.service.clone())));
+            rule.ec2.iter().flat_map(|e| e.instance_ids.iter()).filter_map(|id| self.instances.get(id)).collect();
+        let service = rule.ecs.as_ref().and_then(|e| self.services.get(&(e.cluster.clone(), e.service.clone())));
         let started_at = rule_instances
             .iter()
             .filter(|i| matches!(i.state, InstanceState::Running | InstanceState::Pending))
             .filter_map(|i| i.launched_at)
             .chain(service.filter(|s| s.desired > 0).and_then(|s| s.changed_at))
             .max();
-        let our_routes = routes.get(&rule.name).map(Vec::len).unwrap_or(0);
+        let ours: Vec<&ListenerRule> = self
+            .views
+            .iter()
+            .flat_map(|v| v.rules.iter())
+            .filter(|r| r.owner.as_deref() == Some(rule.name.as_str()))
+            .collect();
+        let app_routes = ours.iter().filter(|r| routes::route_of(r, &rule.target_group_arn) == Route::App).count();
         let facts = Facts {
             now,
             idle: rule.idle,
-            window,
+            window: self.window,
             lag: config.metrics_lag,
-            last_activity: last_activity(rule, rq, &series_by_id),
-            state: states.get(&rule.name),
+            last_activity: last_activity(rule, &self.per_rule[i], &series_by_id),
+            state: self.states.get(&rule.name),
             awake: is_awake(&rule_instances, service),
             started_at,
-            our_routes,
+            app_routes,
         };
         let (action, reason, idle_for) = decide(&facts);
-        let mut report = RuleReport {
+        let report = RuleReport {
             rule: rule.name.clone(),
             action,
             reason,
             last_activity: facts.last_activity,
             idle_for_seconds: idle_for,
             idle_seconds: rule.idle.as_secs(),
-            listener_rules: our_routes,
+            listener_rules: ours.len(),
             outcome: "nothing".into(),
-
             error: None,
         };
-        if action.mutates() && dry_run {
-            report.outcome = "dry_run".into();
-        } else if action.mutates() {
-            let result = match action {
-                Action::Stop => {
-                    let plan = StopPlan {
-                        routes: routes.get(&rule.name).cloned().unwrap_or_default(),
-                        running: rule_instances
-                            .iter()
-                            .filter(|i| is_awake(&[*i], None))
-                            .map(|i| i.id.clone())
-                            .collect(),
-                        service: service.cloned(),
-                    };
-                    let outcome = stop_rule(cloud, config, rule, facts.state, &plan, &report.reason, "idle").await;
-                    if matches!(outcome, Ok(StopOutcome::Stopped | StopOutcome::Partial(_))) {
-                        stopped.push(rule);
-                    }
-                    outcome
-                }
-                Action::RemoveStaleRoutes => {
-                    let arns = routes.get(&rule.name).cloned().unwrap_or_default();
-                    remove_listed_routes(cloud, rule, &arns).await.map(|_| StopOutcome::Stopped)
-                }
-                Action::FinishStop => {
-                    record_stopped(cloud, config, rule, facts.state.cloned()).await.map(|_| StopOutcome::Stopped)
-                }
-                Action::Keep | Action::Asleep => unreachable!("does not mutate"),
-            };
-            match result {
-                Ok(StopOutcome::Stopped) => report.outcome = "done".into(),
-                Ok(StopOutcome::BackedOff(why)) => {
-                    report.outcome = "backed_off".into();
-                    report.error = Some(why);
-                }
-                Ok(StopOutcome::Partial(why)) => {
-                    report.outcome = "partial".into();
-                    report.error = Some(why);
-                }
-                Err(e) => {
-                    report.outcome = "failed".into();
-                    report.error = Some(e.to_string());
-                }
-            }
-        }
-        tracing::info!(
-            rule = %report.rule, action = ?report.action, reason = %report.reason,
-            last_activity = report.last_activity, idle_for_seconds = report.idle_for_seconds,
-            idle_seconds = report.idle_seconds, outcome = %report.outcome, error = report.error.as_deref(),
-            dry_run, "idle decision"
-        );
-        reports.push(report);
+        let plan = StopPlan {
+            running: rule_instances.iter().filter(|i| is_awake(&[*i], None)).map(|i| i.id.clone()).collect(),
+            service: service.cloned(),
+        };
+        Decision { report, awake: facts.awake, state: facts.state.cloned(), plan }
     }
-    if let Err(e) = sweep_routes(cloud, config, &stopped).await {
-        tracing::warn!(code = %e.code, "post-stop sweep failed; the next run repeats it");
-    }
-    Ok(IdleReport { dry_run, now, rules: reports, orphans })
-}
-
-/// Deletes the given listener rules of `rule` (found tagged `autostop:rule=<rule>`).
-async fn remove_listed_routes<C: Cloud>(cloud: &C, rule: &Rule, arns: &[String]) -> Result<usize, CloudError> {
-    for arn in arns {
-        delete_route(cloud, rule, arn).await?;
-    }
-    Ok(arns.len())
 }
 
 /// Reads the state; a missing table is `None` (waking and stopping go on without history).
@@ -451,23 +492,18 @@ async fn record_stopped<C: Cloud>(
     write_state(cloud, config, prev.as_ref(), &mut next).await
 }
 
-/// What one rule's stop touches, from an observation: our listener rules (by ARN), the
-/// instances that run or start, and the service. The idle check builds it from its batched
-/// observation; an operator's stop observes first ([`plan_stop`]).
+/// What one rule's stop touches, from an observation: the instances that run or start, and the
+/// service. The idle check builds it from its batched observation; an operator's stop observes
+/// first ([`plan_stop`]).
 #[derive(Debug, Clone, Default)]
 pub struct StopPlan {
-    pub routes: Vec<String>,
     pub running: Vec<String>,
     pub service: Option<Service>,
 }
 
 /// Observes one rule and plans its stop (for the operator's `stop` command).
-pub async fn plan_stop<C: Cloud>(cloud: &C, config: &Config, rule: &Rule) -> Result<StopPlan, CloudError> {
+pub async fn plan_stop<C: Cloud>(cloud: &C, rule: &Rule) -> Result<StopPlan, CloudError> {
     let mut plan = StopPlan::default();
-    for listener in &config.listener_arns {
-        let ours = cloud.listener_rules(listener).await?.into_iter().filter(|r| r.owner.as_deref() == Some(&rule.name));
-        plan.routes.extend(ours.map(|r| r.arn));
-    }
     if let Some(ec2) = &rule.ec2 {
         let running = cloud.instances(&ec2.instance_ids).await?.into_iter().filter(|i| is_awake(&[i], None));
         plan.running = running.map(|i| i.id).collect();
@@ -480,14 +516,17 @@ pub async fn plan_stop<C: Cloud>(cloud: &C, config: &Config, rule: &Rule) -> Res
 
 /// The ordered stop (see the module docs). `current` is the state the decision was made on: the
 /// claim is a write conditional on its version, so a wake recorded since then wins and this
-/// backs off, and of two checkers only one claims. The caller sweeps the listeners afterwards
-/// ([`sweep_routes`]) in case a wake that read the state just before the claim re-inserted a rule.
+/// backs off, and of two checkers only one claims. `views` are the listeners as last listed. The
+/// caller sweeps the listeners afterwards ([`sweep_routes`]) in case a wake that read the state
+/// just before the claim switched the rule to the app again.
+#[allow(clippy::too_many_arguments)]
 pub async fn stop_rule<C: Cloud>(
     cloud: &C,
     config: &Config,
     rule: &Rule,
     current: Option<&RuleState>,
     plan: &StopPlan,
+    views: &mut [ListenerView],
     reason: &str,
     cause: &'static str,
 ) -> Result<StopOutcome, CloudError> {
@@ -506,8 +545,8 @@ pub async fn stop_rule<C: Cloud>(
     tracing::info!(rule = %rule.name, reason, "stopping");
 
     // 2. Take traffic away first, so no request is routed to a target that is going away.
-    for arn in &plan.routes {
-        delete_route(cloud, rule, arn).await?;
+    for view in views.iter_mut() {
+        routes::switch_on(cloud, config, view, rule, Route::Lambda).await?;
     }
 
     // 3. Stop the resources; each instance on its own so one failure does not hold the others.
@@ -559,42 +598,32 @@ pub async fn stop_rule<C: Cloud>(
     }
 }
 
-/// A missing rule is already what we want.
-async fn delete_route<C: Cloud>(cloud: &C, rule: &Rule, arn: &str) -> Result<(), CloudError> {
-    match cloud.delete_rule(arn).await {
-        Ok(()) => {
-            tracing::info!(rule = %rule.name, rule_arn = %arn, "listener rule removed");
-            Ok(())
-        }
-        Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
-/// After stops: one listing per listener, deleting any rule of ours for the stopped rules that a
-/// racing wake may have put back.
+/// After stops: one listing per listener, switching back any standing rule of the stopped rules
+/// that a racing wake switched to the app.
 pub async fn sweep_routes<C: Cloud>(cloud: &C, config: &Config, stopped: &[&Rule]) -> Result<usize, CloudError> {
     if stopped.is_empty() {
         return Ok(0);
     }
-    let mut removed = 0;
-    for listener in &config.listener_arns {
-        for r in cloud.listener_rules(listener).await? {
-            if let Some(rule) = stopped.iter().find(|s| r.owner.as_deref() == Some(s.name.as_str())) {
-                tracing::warn!(rule = %rule.name, rule_arn = %r.arn, "listener rule reappeared during the stop; removing");
-                delete_route(cloud, rule, &r.arn).await?;
-                removed += 1;
+    let mut switched = 0;
+    for mut view in routes::views(cloud, config).await? {
+        for rule in stopped {
+            let n = routes::switch_on(cloud, config, &mut view, rule, Route::Lambda).await?;
+            if n > 0 {
+                tracing::warn!(rule = %rule.name, listener = %view.listener, "standing rule forwarded to the app again during the stop; switched back");
             }
+            switched += n;
         }
     }
-    Ok(removed)
+    Ok(switched)
 }
 
 /// The operator's `stop`: observe, stop now regardless of activity, sweep.
 pub async fn stop_now<C: Cloud>(cloud: &C, config: &Config, rule: &Rule) -> Result<StopOutcome, CloudError> {
     let current = read_state(cloud, config, &rule.name).await?;
-    let plan = plan_stop(cloud, config, rule).await?;
-    let outcome = stop_rule(cloud, config, rule, current.as_ref(), &plan, "operator stop", "operator").await?;
+    let plan = plan_stop(cloud, rule).await?;
+    let mut views = routes::views(cloud, config).await?;
+    let outcome =
+        stop_rule(cloud, config, rule, current.as_ref(), &plan, &mut views, "operator stop", "operator").await?;
     if !matches!(outcome, StopOutcome::BackedOff(_)) {
         sweep_routes(cloud, config, &[rule]).await?;
     }
@@ -616,7 +645,7 @@ mod tests {
             state: None,
             awake,
             started_at: None,
-            our_routes: 0,
+            app_routes: 0,
         }
     }
 
@@ -664,9 +693,9 @@ mod tests {
     fn asleep_rules_get_drift_repair_only() {
         let mut f = facts(false);
         assert_eq!(decide(&f).0, Action::Asleep);
-        f.our_routes = 2;
-        assert_eq!(decide(&f).0, Action::RemoveStaleRoutes);
-        f.our_routes = 0;
+        f.app_routes = 2;
+        assert_eq!(decide(&f).0, Action::SwitchBack);
+        f.app_routes = 0;
         let stopping = RuleState { phase: "stopping".into(), ..RuleState::new("api") };
         f.state = Some(Box::leak(Box::new(stopping)));
         assert_eq!(decide(&f).0, Action::FinishStop);

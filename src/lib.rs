@@ -17,6 +17,7 @@ pub mod idle;
 pub mod metrics;
 pub mod pages;
 pub mod priority;
+pub mod routes;
 pub mod rules;
 pub mod savings;
 pub mod telemetry;

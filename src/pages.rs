@@ -116,7 +116,7 @@ mod tests {
             phase,
             message: "booting".into(),
             resources: vec![ResourceState { kind: "ec2", id: "i-1".into(), state: "pending".into() }],
-            targets: TargetHealth { healthy: 0, total: 1 },
+            targets: TargetHealth::counts(0, 1),
             elapsed_seconds: Some(12),
             eta_seconds: None,
             error: None,

@@ -6,14 +6,15 @@
 //!
 //! 1. observes the rule's instances and service;
 //! 2. decides with [`plan_resources`] (pure): error, wait for a stop, start, booting, or up;
-//! 3. acts: StartInstances / UpdateService, or once up, reads target health and, with at least one
-//!    healthy target, makes sure a host-header forward rule exists on every listener
-//!    ([`Waker::ensure_routes`]). The rule is `ready` once those ALB rules have been in place for
-//!    `settle`, because ALB applies a new rule within seconds, not at once.
+//! 3. acts: makes sure the rule's standing ALB rules exist (so the ALB health-checks the app's
+//!    target group), StartInstances / UpdateService; once up, reads target health and, with at
+//!    least one healthy target, switches the standing rules to the app with one ModifyRule per
+//!    listener ([`crate::routes`]) and records the wake as finished. The rule is `ready` once the
+//!    switch has been in place for `settle`, because ALB applies a change within seconds.
 //!
 //! Every step is safe to repeat and safe to run in several Lambda instances at once: starting a
-//! pending instance is a no-op, and ALB priorities are chosen the same way by everyone so a racing
-//! insert ends in `PriorityInUse` by our own rule, which counts as done.
+//! pending instance is a no-op, and switching a rule that already forwards to the app changes
+//! nothing.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -23,14 +24,12 @@ use serde::Serialize;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use crate::cloud::{
-    Cloud, CloudError, ErrorKind, Instance, InstanceState, ListenerRule, NewForwardRule, Service, TargetHealth,
-};
+use crate::cloud::{Cloud, CloudError, ErrorKind, Instance, InstanceState, Service, TargetHealth};
 use crate::cloud::{RuleState, WARMUPS_KEPT};
 use crate::config::Config;
 use crate::metrics;
 
-use crate::priority;
+use crate::routes::{self, Route, Want};
 use crate::rules::Rule;
 
 /// How long one observation serves every caller of a rule (the "about a second" of SPEC).
@@ -440,43 +439,16 @@ impl<C: Cloud> Waker<C> {
     ) -> Result<Status, (CloudError, Vec<ResourceState>)> {
         let (obs, state) = tokio::join!(self.observe_resources(rule), self.read_state(rule));
         let obs = obs.map_err(|e| (e, Vec::new()))?;
-        let mut resources = resource_states(rule, &obs);
-        let now = Instant::now();
-        let wall = self.cloud.now();
-        if self.stop_in_progress(state.as_ref()) {
-            // The idle checker has taken traffic away and is stopping the resources: inserting a
-            // rule now would route to targets that are going away. Wait, then wake.
+        let cx = Step::new(rule, state, self.cloud.now());
+        let resources = resource_states(rule, &obs);
+        if self.stop_in_progress(cx.state.as_ref()) {
+            // The idle checker has taken traffic away and is stopping the resources: routing to
+            // the app now would send requests to targets that are going away. Wait, then wake.
             memo.routed_at = None;
-            memo.wake_started.get_or_insert(now);
-            return Ok(Status {
-                rule: rule.name.clone(),
-                phase: Phase::Stopping,
-                message: "an idle stop is in progress; waking as soon as it finishes".into(),
-                resources,
-                targets: TargetHealth::default(),
-                elapsed_seconds: elapsed(memo),
-                eta_seconds: None,
-                error: None,
-            });
+            memo.wake_started.get_or_insert(Instant::now());
+            let message = "an idle stop is in progress; waking as soon as it finishes";
+            return Ok(cx.status(Phase::Stopping, message, resources, memo));
         }
-        let warmups = state.as_ref().map(|s| s.warmups.clone()).unwrap_or_default();
-        // Successive polls of one page may reach different Lambda instances: while a wake is
-        // recorded, every instance counts from its recorded start, not from when it first saw it.
-        let recorded_start = state.as_ref().filter(|s| s.phase == "starting").and_then(|s| s.wake_started_at);
-        let elapsed = |memo: &Memo| recorded_start.map(|t| (wall - t).max(0) as u64).or_else(|| elapsed(memo));
-        let status = |phase: Phase, message: String, resources: Vec<ResourceState>, memo: &Memo| Status {
-            rule: rule.name.clone(),
-            phase,
-            message,
-            resources,
-            targets: TargetHealth::default(),
-            elapsed_seconds: elapsed(memo),
-            eta_seconds: match phase {
-                Phase::Starting | Phase::WaitingForHealth | Phase::Routing => eta(&warmups, elapsed(memo)),
-                _ => None,
-            },
-            error: None,
-        };
         let plan = plan_resources(rule, &obs, &memo.started);
         if plan != ResourcePlan::Up {
             memo.routed_at = None;
@@ -484,260 +456,253 @@ impl<C: Cloud> Waker<C> {
         match plan {
             ResourcePlan::Broken(err) => {
                 memo.started.clear();
-                let message = format!("{}: {}", err.detail, err.action);
-                let mut s = status(Phase::Error, message, resources, memo);
+                let mut s = cx.status(Phase::Error, &format!("{}: {}", err.detail, err.action), resources, memo);
                 s.error = Some(err);
                 Ok(s)
             }
             ResourcePlan::Start { .. } if mode == Mode::Observe => {
-                Ok(status(Phase::Stopped, "asleep: the next request wakes it".into(), resources, memo))
+                Ok(cx.status(Phase::Stopped, "asleep: the next request wakes it", resources, memo))
             }
             ResourcePlan::Start { instances, scale_to } => {
-                if matches!(memo.last_phase, None | Some(Phase::Ready) | Some(Phase::Stopped))
-                    || memo.wake_started.is_none()
-                {
-                    memo.wake_started = Some(now);
-                    memo.started.clear();
-                    memo.phase_log.clear();
-                    if let Some(asleep) = state.as_ref().and_then(|s| s.stopped_at).map(|t| (wall - t).max(0) as u64) {
-                        let dims = [("Rule", rule.name.as_str())];
-                        let line = metrics::line(wall * 1000, &dims, &[metrics::seconds("SecondsAsleep", asleep)]);
-                        self.cloud.emit_metrics(line);
-                    }
-                }
-                let mut did = Vec::new();
-
-                if !instances.is_empty() {
-                    tracing::info!(rule = %rule.name, instances = ?instances, "starting instances");
-                    self.cloud.start_instances(&instances).await.map_err(|e| (e, resources.clone()))?;
-                    memo.started.extend(instances.iter().cloned());
-                    for r in resources.iter_mut().filter(|r| instances.contains(&r.id)) {
-                        r.state = "pending".into();
-                    }
-                    did.push(format!("starting {}", instances.join(", ")));
-                }
-                if let (Some(n), Some(ecs)) = (scale_to, &rule.ecs) {
-                    tracing::info!(rule = %rule.name, cluster = %ecs.cluster, service = %ecs.service, desired = n, "scaling service up");
-                    self.cloud
-                        .scale_service(&ecs.cluster, &ecs.service, n)
-                        .await
-                        .map_err(|e| (e, resources.clone()))?;
-                    for r in resources.iter_mut().filter(|r| r.kind == "ecs") {
-                        r.state = format!("starting (0/{n})");
-                    }
-                    did.push(format!("scaling {}/{} to {n}", ecs.cluster, ecs.service));
-                }
-                self.record(rule, state.clone(), |s| {
-                    if matches!(s.phase.as_str(), "stopped" | "stopping") {
-                        crate::savings::close_sleep(s, wall, rule.hourly_cost);
-                    }
-                    if s.phase != "starting" {
-                        s.wake_started_at = Some(wall);
-                    }
-
-                    s.phase = "starting".into();
-                    s.last_wake_at = Some(wall);
-                    s.last_error = None;
-                })
-                .await;
-                let waiting = if obs.instances.iter().any(|i| i.state == InstanceState::Stopping) {
-                    "; waiting for a stopping instance to finish"
-                } else {
-                    ""
-                };
-                Ok(status(Phase::Starting, format!("{}{waiting}", did.join("; ")), resources, memo))
+                self.start(&cx, memo, &obs, resources, &instances, scale_to).await
             }
             ResourcePlan::WaitForStop => {
-                memo.wake_started.get_or_insert(now);
-                Ok(status(
-                    Phase::Stopping,
-                    "waiting for the previous stop to finish, then starting".into(),
-                    resources,
-                    memo,
-                ))
+                memo.wake_started.get_or_insert(Instant::now());
+                let message = "waiting for the previous stop to finish, then starting";
+                Ok(cx.status(Phase::Stopping, message, resources, memo))
             }
             ResourcePlan::Booting => {
-                memo.wake_started.get_or_insert(now);
-                Ok(status(Phase::Starting, "booting".into(), resources, memo))
+                memo.wake_started.get_or_insert(Instant::now());
+                Ok(cx.status(Phase::Starting, "booting", resources, memo))
             }
-            ResourcePlan::Up => {
-                let health =
-                    self.cloud.target_health(&rule.target_group_arn).await.map_err(|e| (e, resources.clone()))?;
-                if health.healthy == 0 {
-                    memo.routed_at = None;
-                    if mode == Mode::Wake {
-                        memo.wake_started.get_or_insert(now);
-                    }
-                    let mut s = status(
-                        Phase::WaitingForHealth,
-                        format!(
-                            "running; waiting for the load balancer's health checks ({}/{} healthy)",
-                            health.healthy, health.total
-                        ),
-                        resources,
-                        memo,
-                    );
-                    s.targets = health;
-                    return Ok(s);
-                }
-                let present = match mode {
-                    Mode::Wake => {
-                        self.ensure_routes(rule).await.map_err(|e| (e, resources.clone()))?;
-                        true
-                    }
-                    Mode::Observe => self.routes_present(rule).await.map_err(|e| (e, resources.clone()))?,
-                };
-                let (phase, message) = if !present {
-                    (Phase::Routing, "healthy; the next request inserts the listener rule".to_string())
-                } else {
-                    let since = *memo.routed_at.get_or_insert(now);
-                    let settle = self.config.settle;
-                    // Another invocation may have inserted the rule long ago: the state says so.
-                    let settled_elsewhere = state.as_ref().is_some_and(|s| {
-                        s.phase == "ready" && s.ready_at.is_some_and(|t| wall - t >= settle.as_secs() as i64)
-                    });
-                    if now.duration_since(since) >= settle || settled_elsewhere || mode == Mode::Observe {
-                        memo.started.clear();
-                        if mode == Mode::Wake && state.as_ref().is_none_or(|s| s.phase != "ready") {
-                            self.record(rule, state.clone(), |s| {
-                                if let (Some(started), "starting") = (s.wake_started_at, s.phase.as_str()) {
-                                    s.warmups.push((wall - started).max(0) as u64);
-                                    let extra = s.warmups.len().saturating_sub(WARMUPS_KEPT);
-                                    s.warmups.drain(..extra);
-                                    s.wakes += 1;
-                                }
-                                s.phase = "ready".into();
-                                s.ready_at = Some(wall);
-                            })
-                            .await;
-                        }
-                        (Phase::Ready, "ready: the load balancer forwards this host to the app".to_string())
-                    } else {
-                        (Phase::Routing, format!("listener rule in place; letting it settle for {}s", settle.as_secs()))
-                    }
-                };
-                let mut s = status(phase, message, resources, memo);
-                s.targets = health;
-                Ok(s)
-            }
+            ResourcePlan::Up => self.up(&cx, memo, mode, resources).await,
         }
     }
 
-    /// Whether every host chunk of the rule has its ALB rule on every listener.
-    async fn routes_present(&self, rule: &Rule) -> Result<bool, CloudError> {
-        let chunks = priority::host_chunks(&rule.hosts);
-        for listener in &self.config.listener_arns {
-            let existing = self.cloud.listener_rules(listener).await?;
-            if !chunks.iter().all(|c| existing.iter().any(|r| is_ours_for(r, rule, c))) {
-                return Ok(false);
-            }
+    /// Starts what is asleep, and makes sure the rule's standing ALB rules exist first: a target
+    /// group no rule references is never health-checked, so the wake could never finish.
+    async fn start(
+        &self,
+        cx: &Step<'_>,
+        memo: &mut Memo,
+        obs: &Observed,
+        mut resources: Vec<ResourceState>,
+        instances: &[String],
+        scale_to: Option<u32>,
+    ) -> Result<Status, (CloudError, Vec<ResourceState>)> {
+        let rule = cx.rule;
+        if matches!(memo.last_phase, None | Some(Phase::Ready) | Some(Phase::Stopped)) || memo.wake_started.is_none() {
+            self.begin_wake(cx, memo);
         }
-        Ok(true)
+        self.ensure_standing(rule).await.map_err(|e| (e, resources.clone()))?;
+        let mut did = Vec::new();
+        if !instances.is_empty() {
+            tracing::info!(rule = %rule.name, instances = ?instances, "starting instances");
+            self.cloud.start_instances(instances).await.map_err(|e| (e, resources.clone()))?;
+            memo.started.extend(instances.iter().cloned());
+            for r in resources.iter_mut().filter(|r| instances.contains(&r.id)) {
+                r.state = "pending".into();
+            }
+            did.push(format!("starting {}", instances.join(", ")));
+        }
+        if let (Some(n), Some(ecs)) = (scale_to, &rule.ecs) {
+            tracing::info!(rule = %rule.name, cluster = %ecs.cluster, service = %ecs.service, desired = n, "scaling service up");
+            self.cloud.scale_service(&ecs.cluster, &ecs.service, n).await.map_err(|e| (e, resources.clone()))?;
+            for r in resources.iter_mut().filter(|r| r.kind == "ecs") {
+                r.state = format!("starting (0/{n})");
+            }
+            did.push(format!("scaling {}/{} to {n}", ecs.cluster, ecs.service));
+        }
+        self.record_starting(cx).await;
+        let waiting = if obs.instances.iter().any(|i| i.state == InstanceState::Stopping) {
+            "; waiting for a stopping instance to finish"
+        } else {
+            ""
+        };
+        Ok(cx.status(Phase::Starting, &format!("{}{waiting}", did.join("; ")), resources, memo))
     }
 
-    /// Makes sure each host chunk of the rule has exactly one forward rule of ours on every
-    /// listener, then removes our rules for this rule that no longer match the config (changed
-    /// hosts or target group). New rules go in before stale ones go out, so no request falls
-    /// through to the Lambda in between.
-    pub async fn ensure_routes(&self, rule: &Rule) -> Result<(), CloudError> {
-        let chunks = priority::host_chunks(&rule.hosts);
-        let mut created = 0;
+    async fn record_starting(&self, cx: &Step<'_>) {
+        let (wall, cost) = (cx.wall, cx.rule.hourly_cost);
+        self.record(cx.rule, cx.state.clone(), |s| {
+            if matches!(s.phase.as_str(), "stopped" | "stopping") {
+                crate::savings::close_sleep(s, wall, cost);
+            }
+            if s.phase != "starting" {
+                s.wake_started_at = Some(wall);
+            }
+            s.phase = "starting".into();
+            s.last_wake_at = Some(wall);
+            s.last_error = None;
+        })
+        .await;
+    }
+
+    /// A new wake: its own clock, and `SecondsAsleep` for the sleep it ends.
+    fn begin_wake(&self, cx: &Step<'_>, memo: &mut Memo) {
+        memo.wake_started = Some(Instant::now());
+        memo.started.clear();
+        memo.phase_log.clear();
+        if let Some(asleep) = cx.state.as_ref().and_then(|s| s.stopped_at).map(|t| (cx.wall - t).max(0) as u64) {
+            let dims = [("Rule", cx.rule.name.as_str())];
+            let line = metrics::line(cx.wall * 1000, &dims, &[metrics::seconds("SecondsAsleep", asleep)]);
+            self.cloud.emit_metrics(line);
+        }
+    }
+
+    /// Creates the rule's missing standing rules (forwarding to the Lambda) with one reconcile of
+    /// each listener that lacks one; only lists the listeners otherwise.
+    async fn ensure_standing(&self, rule: &Rule) -> Result<(), CloudError> {
         for listener in &self.config.listener_arns {
-            let mut existing = self.cloud.listener_rules(listener).await?;
-            for (k, chunk) in chunks.iter().enumerate() {
-                if existing.iter().any(|r| is_ours_for(r, rule, chunk)) {
-                    continue;
-                }
-                if created == 0 && self.stop_in_progress(self.read_state(rule).await.as_ref()) {
-                    // An idle stop claimed the rule since this step observed it.
-                    return Err(CloudError::new("CreateRule", "IncorrectState", "an idle stop began; not routing"));
-                }
-                if self.create_route(listener, rule, k, chunk, &mut existing).await? {
-                    created += 1;
-                }
+            let rules = self.cloud.listener_rules(listener).await?;
+            if routes::complete(&self.config, &rules, rule) {
+                continue;
             }
-            // Ours for this rule but matching no chunk, or a second copy of a chunk: remove.
-            let mut kept: Vec<&Vec<String>> = Vec::new();
-            let mut stale = Vec::new();
-            let mut ours: Vec<&ListenerRule> =
-                existing.iter().filter(|r| r.owner.as_deref() == Some(&rule.name)).collect();
-            ours.sort_by_key(|r| r.priority);
-            for r in ours {
-                match chunks.iter().find(|c| is_ours_for(r, rule, c)) {
-                    Some(c) if !kept.contains(&c) => kept.push(c),
-                    _ => stale.push(r.arn.clone()),
-                }
-            }
-            for arn in stale {
-                tracing::info!(rule = %rule.name, listener = %listener, rule_arn = %arn, "removing stale listener rule of ours");
-                self.cloud.delete_rule(&arn).await?;
-            }
+            tracing::info!(rule = %rule.name, listener = %listener, "standing rule missing: reconciling the listener");
+            let mut views = vec![routes::view(self.cloud.as_ref(), listener).await?];
+            routes::reconcile(self.cloud.as_ref(), &self.config, &mut views, &|_| Want::Keep, false).await?;
         }
         Ok(())
     }
 
-    /// Creates chunk `k`'s rule at its preferred priority, probing on past foreign rules.
-    /// Returns false when another instance of us inserted the same rule first.
-    async fn create_route(
+    /// Everything runs: health decides. With a healthy target the standing rules are switched to
+    /// the app (one ModifyRule per listener) and the wake is recorded as finished; it is `ready`
+    /// once the switch has been in place for `settle` (ALB applies a change within seconds).
+    async fn up(
         &self,
-        listener: &str,
-        rule: &Rule,
-        k: usize,
-        chunk: &[String],
-        existing: &mut Vec<ListenerRule>,
-    ) -> Result<bool, CloudError> {
-        let mut want = priority::preferred(&rule.name, rule.priority, k);
-        let mut raced: Vec<u32> = Vec::new();
-        for _attempt in 0..8 {
-            let taken: Vec<u32> = existing.iter().map(|r| r.priority).chain(raced.iter().copied()).collect();
-            let Some(p) = priority::next_free(want, &taken) else {
-                return Err(CloudError::new("CreateRule", "TooManyRules", "no free priority left on the listener"));
-            };
-            if p != want {
-                tracing::info!(rule = %rule.name, listener, wanted = want, priority = p, "preferred priority taken by a foreign rule; using the next free one");
-            }
-            let new = NewForwardRule {
-                listener_arn: listener.to_string(),
-                priority: p,
-                hosts: chunk.to_vec(),
-                target_group_arn: rule.target_group_arn.clone(),
-                owner: rule.name.clone(),
-            };
-            match self.cloud.create_forward_rule(&new).await {
-                Ok(arn) => {
-                    tracing::info!(rule = %rule.name, listener, priority = p, hosts = ?chunk, rule_arn = %arn, "listener rule inserted");
-                    existing.push(ListenerRule {
-                        arn,
-                        priority: p,
-                        hosts: new.hosts,
-                        target_groups: vec![new.target_group_arn],
-                        owner: Some(new.owner),
-                    });
-                    return Ok(true);
+        cx: &Step<'_>,
+        memo: &mut Memo,
+        mode: Mode,
+        resources: Vec<ResourceState>,
+    ) -> Result<Status, (CloudError, Vec<ResourceState>)> {
+        let rule = cx.rule;
+        let fail = |e: CloudError| (e, resources.clone());
+        let health = self.cloud.target_health(&rule.target_group_arn).await.map_err(fail)?;
+        if health.healthy == 0 {
+            memo.routed_at = None;
+            if mode == Mode::Wake {
+                memo.wake_started.get_or_insert(Instant::now());
+                if health.not_in_use > 0 {
+                    // No rule references the app's group (deleted by hand, or a first wake that
+                    // found no standing rule): without one the ALB never health-checks it.
+                    self.ensure_standing(rule).await.map_err(fail)?;
                 }
-                Err(e) if e.kind == ErrorKind::PriorityInUse => {
-                    // Someone took p since we listed: maybe another instance of us with this very
-                    // rule (then we are done), maybe a person. Look again.
-                    *existing = self.cloud.listener_rules(listener).await?;
-                    if existing.iter().any(|r| is_ours_for(r, rule, chunk)) {
-                        tracing::info!(rule = %rule.name, listener, priority = p, "listener rule was inserted concurrently by another invocation");
-                        return Ok(false);
-                    }
-                    raced.push(p);
-                    want = p;
-                }
-                Err(e) => return Err(e),
             }
+            let mut s = cx.status(Phase::WaitingForHealth, &waiting_message(&health), resources, memo);
+            s.targets = health;
+            return Ok(s);
         }
-        Err(CloudError::new("CreateRule", "PriorityInUse", "gave up after 8 priorities were taken concurrently"))
+        let routed = match mode {
+            Mode::Wake => self.route_to_app(cx).await.map(|_| true),
+            Mode::Observe => routes::routed_everywhere(self.cloud.as_ref(), &self.config, rule).await,
+        }
+        .map_err(fail)?;
+        let (phase, message) = if !routed {
+            (Phase::Routing, "healthy; the next request switches the listener rule to the app".to_string())
+        } else {
+            let first = *memo.routed_at.get_or_insert(Instant::now());
+            let since = cx.ready_at().unwrap_or(cx.wall - Instant::now().duration_since(first).as_secs() as i64);
+            let settle = self.config.settle.as_secs() as i64;
+            if cx.wall - since >= settle || mode == Mode::Observe {
+                memo.started.clear();
+                (Phase::Ready, "ready: the load balancer forwards this host to the app".to_string())
+            } else {
+                (Phase::Routing, format!("listener rule switched to the app; letting it settle for {settle}s"))
+            }
+        };
+        let mut s = cx.status(phase, &message, resources, memo);
+        s.targets = health;
+        Ok(s)
+    }
+
+    /// Switches the standing rules to the app, unless an idle stop claimed the rule since this
+    /// step observed it, then records the wake as finished (whoever asks afterwards).
+    async fn route_to_app(&self, cx: &Step<'_>) -> Result<(), CloudError> {
+        let rule = cx.rule;
+        let recorded = cx.state.as_ref().is_some_and(|s| s.phase == "ready");
+        if !recorded && self.stop_in_progress(self.read_state(rule).await.as_ref()) {
+            return Err(CloudError::new("ModifyRule", "IncorrectState", "an idle stop began; not routing"));
+        }
+        let changed = routes::switch(self.cloud.as_ref(), &self.config, rule, Route::App).await?;
+        if changed > 0 {
+            tracing::info!(rule = %rule.name, changed, "standing rules switched to the app");
+        }
+        if recorded {
+            return Ok(());
+        }
+        let wall = cx.wall;
+        self.record(rule, cx.state.clone(), |s| {
+            if let (Some(started), "starting") = (s.wake_started_at, s.phase.as_str()) {
+                s.warmups.push((wall - started).max(0) as u64);
+                let extra = s.warmups.len().saturating_sub(WARMUPS_KEPT);
+                s.warmups.drain(..extra);
+                s.wakes += 1;
+            }
+            s.phase = "ready".into();
+            s.ready_at = Some(wall);
+        })
+        .await;
+        Ok(())
     }
 }
 
-/// Ours, for this rule, for exactly this host set, forwarding to this rule's target group.
-fn is_ours_for(r: &ListenerRule, rule: &Rule, chunk: &[String]) -> bool {
-    r.owner.as_deref() == Some(&rule.name)
-        && priority::same_hosts(&r.hosts, chunk)
-        && r.target_groups == [rule.target_group_arn.clone()]
+/// What a step knows before it acts: the rule, its state item, the wall clock, the ETA history.
+struct Step<'a> {
+    rule: &'a Rule,
+    state: Option<RuleState>,
+    wall: i64,
+    warmups: Vec<u64>,
+    /// While a wake is recorded, every Lambda environment counts from its recorded start.
+    recorded_start: Option<i64>,
+}
+
+impl<'a> Step<'a> {
+    fn new(rule: &'a Rule, state: Option<RuleState>, wall: i64) -> Step<'a> {
+        let warmups = state.as_ref().map(|s| s.warmups.clone()).unwrap_or_default();
+        let recorded_start = state.as_ref().filter(|s| s.phase == "starting").and_then(|s| s.wake_started_at);
+        Step { rule, state, wall, warmups, recorded_start }
+    }
+
+    /// When the wake was recorded as finished (the standing rules switched to the app).
+    fn ready_at(&self) -> Option<i64> {
+        self.state.as_ref().filter(|s| s.phase == "ready").and_then(|s| s.ready_at)
+    }
+
+    fn status(&self, phase: Phase, message: &str, resources: Vec<ResourceState>, memo: &Memo) -> Status {
+        let elapsed = self.recorded_start.map(|t| (self.wall - t).max(0) as u64).or_else(|| elapsed(memo));
+        Status {
+            rule: self.rule.name.clone(),
+            phase,
+            message: message.to_string(),
+            resources,
+            targets: TargetHealth::default(),
+            elapsed_seconds: elapsed,
+            eta_seconds: match phase {
+                Phase::Starting | Phase::WaitingForHealth | Phase::Routing => eta(&self.warmups, elapsed),
+                _ => None,
+            },
+            error: None,
+        }
+    }
+}
+
+/// Why no target is healthy yet, in words a user can act on.
+pub fn waiting_message(h: &TargetHealth) -> String {
+    if h.not_in_use > 0 {
+        return "running; attaching the target group to the load balancer so it health-checks the targets".into();
+    }
+    if h.total == 0 {
+        return "running; no target registered in the target group yet".into();
+    }
+    if h.unhealthy > 0 && h.initial == 0 {
+        let reason = h.unhealthy_reason.as_deref().unwrap_or("Target.FailedHealthChecks");
+        return format!(
+            "running, but {} of {} target(s) fail the load balancer's health checks ({reason}): check the target \
+             group's health check path and port, and the app's logs",
+            h.unhealthy, h.total
+        );
+    }
+    format!("running; {} target(s) registered, in the load balancer's first health checks", h.total)
 }
 
 /// The typical warm-up: the median of the recorded ones (seconds from wake to ready).

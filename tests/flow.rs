@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use autostop::app::App;
-use autostop::cloud::fake::FakeCloud;
-use autostop::cloud::{InstanceState, DESIRED_COUNT_TAG};
-use autostop::priority;
+use autostop::cloud::fake::{FakeCloud, LAMBDA_TG};
+use autostop::cloud::{InstanceState, Weighted, DESIRED_COUNT_TAG};
+use autostop::priority::DERIVED_BASE;
 use common::*;
 use tokio::time::advance;
 
@@ -67,6 +67,12 @@ async fn pending_40s_then_healthy_20s_later_walks_every_phase_then_forwards() {
     assert_eq!(page.current_step().as_deref(), Some("starting"), "{}", page.body);
     assert_eq!(cloud(&app).calls("StartInstances"), 1);
     assert_eq!(cloud(&app).instance_state(I1), InstanceState::Pending);
+    // The standing rule exists from the first request: the Lambda answers, and the app's group,
+    // attached at weight 0, is health-checked by the ALB.
+    let rules = cloud(&app).rules(L1);
+    assert_eq!(rules.len(), 1);
+    assert_eq!(rules[0].forward, vec![Weighted::new(LAMBDA_TG, 1), Weighted::new(TG_API, 0)]);
+    assert_eq!(cloud(&app).routes_to(L1, "api.dev.example.com"), LAMBDA_TG);
 
     advance(SECS(20)).await;
     let s = status(&app, "pr-7.api.dev.example.com").await;
@@ -79,17 +85,19 @@ async fn pending_40s_then_healthy_20s_later_walks_every_phase_then_forwards() {
     assert_eq!(s["phase"], "waiting_for_health");
     assert_eq!(s["targets"], serde_json::json!({"healthy": 0, "total": 1}));
     assert_eq!(browser(&app, "api.dev.example.com").await.current_step().as_deref(), Some("waiting_for_health"));
-    assert!(cloud(&app).rules(L1).is_empty(), "no rule before a healthy target");
+    assert_eq!(cloud(&app).routes_to(L1, "x.api.dev.example.com"), LAMBDA_TG, "not before a healthy target");
 
-    advance(SECS(16)).await; // t = 61: healthy -> the rule goes in on this very step
+    advance(SECS(16)).await; // t = 61: healthy -> the rule is switched on this very step
     let s = status(&app, "api.dev.example.com").await;
     assert_eq!(s["phase"], "routing");
     let rules = cloud(&app).rules(L1);
     assert_eq!(rules.len(), 1);
     assert_eq!(rules[0].owner.as_deref(), Some("api"));
     assert_eq!(rules[0].hosts, vec!["api.dev.example.com", "*.api.dev.example.com"]);
-    assert_eq!(rules[0].target_groups, vec![TG_API]);
-    assert_eq!(rules[0].priority, priority::preferred("api", None, 0));
+    assert_eq!(rules[0].priority, DERIVED_BASE);
+    for host in ["api.dev.example.com", "pr-1.api.dev.example.com"] {
+        assert_eq!(cloud(&app).routes_to(L1, host), TG_API, "{host}");
+    }
 
     // A held API request gets its 307 once the rule has settled.
     let r = api(&app, "POST", "api.dev.example.com", "/v1/items").await;
@@ -97,6 +105,7 @@ async fn pending_40s_then_healthy_20s_later_walks_every_phase_then_forwards() {
     assert_eq!(r.header("location").as_deref(), Some("/v1/items"));
     assert_eq!(cloud(&app).calls("StartInstances"), 1);
     assert_eq!(cloud(&app).calls("CreateRule"), 1);
+    assert_eq!(cloud(&app).calls("ModifyRule"), 1, "one switch");
 }
 
 #[tokio::test(start_paused = true)]
@@ -169,43 +178,56 @@ async fn throttling_is_retried_within_the_hold() {
 #[tokio::test(start_paused = true)]
 async fn a_foreign_rule_on_our_priority_moves_us_to_the_next() {
     let world = ec2_world(0, 0, &[L1]);
-    let p = priority::preferred("api", None, 0);
-    world.add_foreign_rule(L1, p, &["other.example.com"]);
+    world.add_foreign_rule(L1, DERIVED_BASE, &["other.example.com"]);
     let app = App::new(config(&ec2_config(&[L1], "")), world);
 
     assert_eq!(api(&app, "GET", "api.dev.example.com", "/").await.status, 307);
     let rules = cloud(&app).rules(L1);
     assert_eq!(rules.len(), 2, "{rules:?}");
-    assert_eq!(rules[0].owner, None, "the foreign rule is untouched");
-    assert_eq!((rules[1].owner.as_deref(), rules[1].priority), (Some("api"), p + 1));
+    assert_eq!((rules[0].owner.as_deref(), rules[0].priority), (None, DERIVED_BASE), "the foreign rule is untouched");
+    assert_eq!((rules[1].owner.as_deref(), rules[1].priority), (Some("api"), DERIVED_BASE + 1));
+    assert_eq!(cloud(&app).routes_to(L1, "other.example.com"), "arn:foreign-tg");
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_foreign_rule_inserted_concurrently_is_probed_past() {
+async fn a_foreign_rule_inserted_concurrently_is_stepped_past() {
     let world = ec2_world(0, 0, &[L1]);
-    let p = priority::preferred("api", None, 0);
-    world.race_before_next_create(L1, p, &["other.example.com"], "arn:foreign", None);
+    world.race_before_next_create(
+        L1,
+        DERIVED_BASE,
+        &["other.example.com"],
+        vec![Weighted::new("arn:foreign", 1)],
+        None,
+    );
     let app = App::new(config(&ec2_config(&[L1], "")), world);
 
     assert_eq!(api(&app, "GET", "api.dev.example.com", "/").await.status, 307);
-    assert_eq!(cloud(&app).calls("CreateRule"), 2, "PriorityInUse, then the next priority");
+    assert_eq!(cloud(&app).calls("CreateRule"), 2, "PriorityInUse, then listed again and placed after it");
     let ours: Vec<_> = cloud(&app).rules(L1).into_iter().filter(|r| r.owner.is_some()).collect();
     assert_eq!(ours.len(), 1);
-    assert_eq!(ours[0].priority, p + 1);
+    assert_eq!(ours[0].priority, DERIVED_BASE + 1);
 }
 
 #[tokio::test(start_paused = true)]
 async fn our_own_rule_inserted_concurrently_is_not_duplicated() {
     let world = ec2_world(0, 0, &[L1]);
-    let p = priority::preferred("api", None, 0);
-    world.race_before_next_create(L1, p, &["*.api.dev.example.com", "api.dev.example.com"], TG_API, Some("api"));
+    let asleep = vec![Weighted::new(LAMBDA_TG, 1), Weighted::new(TG_API, 0)];
+    world.race_before_next_create(
+        L1,
+        DERIVED_BASE,
+        &["*.api.dev.example.com", "api.dev.example.com"],
+        asleep,
+        Some("api"),
+    );
     let app = App::new(config(&ec2_config(&[L1], "")), world);
 
-    assert_eq!(api(&app, "GET", "api.dev.example.com", "/").await.status, 307);
+    let r = api(&app, "GET", "api.dev.example.com", "/").await;
+    assert_eq!(r.status, 307, "{}", r.body);
     assert_eq!(cloud(&app).calls("CreateRule"), 1, "the PriorityInUse by our own rule counts as done");
     let rules = cloud(&app).rules(L1);
     assert_eq!(rules.len(), 1, "{rules:?}");
-    assert_eq!(rules[0].priority, p);
+    assert_eq!(rules[0].priority, DERIVED_BASE);
+    assert_eq!(cloud(&app).routes_to(L1, "api.dev.example.com"), TG_API);
 }
 
 #[tokio::test(start_paused = true)]
@@ -240,8 +262,8 @@ ecs = {{ cluster = "dev", service = "web" }}
     let r = api(&app, "DELETE", "web.dev.example.com", "/v1/x").await;
     assert_eq!(r.status, 307);
     assert_eq!(cloud(&app).calls("UpdateService"), 1);
-    let rules = cloud(&app).rules(L1);
-    assert_eq!((rules.len(), rules[0].target_groups[0].as_str()), (1, TG_WEB));
+    assert_eq!(cloud(&app).rules(L1).len(), 1);
+    assert_eq!(cloud(&app).routes_to(L1, "web.dev.example.com"), TG_WEB);
 }
 
 #[tokio::test(start_paused = true)]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use autostop::app::App;
-use autostop::cloud::fake::FakeCloud;
+use autostop::cloud::fake::{FakeCloud, LAMBDA_TG};
 use autostop::cloud::{Cloud, InstanceState, DESIRED_COUNT_TAG};
 use common::*;
 use serde_json::{json, Value};
@@ -141,7 +141,7 @@ async fn the_same_rule_without_packets_is_stopped() {
         stopped |= action(&check(&app, false).await, "api") == ("stop".into(), "done".into());
     }
     assert!(stopped);
-    assert!(cloud(&app).rules(L1).is_empty());
+    assert_eq!(cloud(&app).routes_to(L1, "api.dev.example.com"), LAMBDA_TG);
 }
 
 #[tokio::test(start_paused = true)]
@@ -165,7 +165,8 @@ async fn the_stop_is_ordered_and_recorded() {
     advance(secs(9 * MIN)).await; // idle 5 m + 3 m lag allowance
     let report = check(&app, false).await;
     assert_eq!(action(&report, "api"), ("stop".into(), "done".into()), "{report}");
-    assert!(cloud(&app).rules(L1).is_empty(), "our listener rule is gone");
+    assert_eq!(cloud(&app).routes_to(L1, "api.dev.example.com"), LAMBDA_TG, "traffic is back on the Lambda");
+    assert_eq!(cloud(&app).rules(L1).len(), 1, "the standing rule stays, so the group stays health-checked");
     assert_eq!(cloud(&app).instance_state(I1), InstanceState::Stopping);
     assert!(cloud(&app).violations().is_empty(), "{:?}", cloud(&app).violations());
     let after = cloud(&app).state_item("api").unwrap();
@@ -174,11 +175,11 @@ async fn the_stop_is_ordered_and_recorded() {
     assert!(after.stopped_at.is_some());
 }
 
-/// A client behind the ALB: served by the app while our rule exists, else by the Lambda; it
-/// follows 307s back to the ALB, as HTTP clients do.
+/// A client behind the ALB: served by the app when the ALB routes the host there, else by the
+/// Lambda; it follows 307s back to the ALB, as HTTP clients do.
 async fn through_the_alb(app: &App<FakeCloud>) -> &'static str {
     for _ in 0..20 {
-        if cloud(app).rules(L1).iter().any(|r| r.owner.as_deref() == Some("api")) {
+        if cloud(app).routes_to(L1, "api.dev.example.com") == TG_API {
             return "app";
         }
         let r = api(app, "GET", "api.dev.example.com", "/during-stop").await;
@@ -193,8 +194,8 @@ async fn through_the_alb(app: &App<FakeCloud>) -> &'static str {
 async fn a_request_during_the_stop_ends_with_the_rule_running_and_one_listener_rule() {
     let app = Arc::new(awake_app(&ec2_rule_config("5m", "", &[I1]), &[I1]).await);
     advance(secs(9 * MIN)).await; // idle 5 m + 3 m lag allowance
-                                  // The SDK spends 3 s retrying a throttled StopInstances: the routes are gone, the instance
-                                  // still runs and is healthy. A wake must not put a rule back in front of it.
+                                  // The SDK spends 3 s retrying a throttled StopInstances: traffic is back on the Lambda, the
+                                  // instance still runs and is healthy. A wake must not route to it again.
     cloud(&app).slow_down("StopInstances", secs(3));
     let checker = {
         let app = Arc::clone(&app);
@@ -256,12 +257,14 @@ async fn a_wake_after_the_decision_wins_and_the_checker_backs_off() {
                                   // The idle decision is made on version v; a wake writes v+1 before the claim.
     let rule = app.config().rule("api").unwrap().clone();
     let seen = cloud(&app).state_item("api");
-    let plan = autostop::idle::plan_stop(cloud(&app), app.config(), &rule).await.unwrap();
+    let plan = autostop::idle::plan_stop(cloud(&app), &rule).await.unwrap();
+    let mut views = autostop::routes::views(cloud(&app), app.config()).await.unwrap();
     cloud(&app).set_instance_state(I1, InstanceState::Stopped);
     let _ = status(&app, "api.dev.example.com").await; // starts it again: records a wake
-    let outcome = autostop::idle::stop_rule(cloud(&app), app.config(), &rule, seen.as_ref(), &plan, "test", "idle")
-        .await
-        .unwrap();
+    let outcome =
+        autostop::idle::stop_rule(cloud(&app), app.config(), &rule, seen.as_ref(), &plan, &mut views, "test", "idle")
+            .await
+            .unwrap();
 
     assert!(matches!(outcome, autostop::idle::StopOutcome::BackedOff(_)), "{outcome:?}");
     assert_eq!(cloud(&app).calls("StopInstances"), 0);
@@ -305,17 +308,20 @@ async fn dry_run_decides_but_calls_nothing_that_changes_anything() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn drift_is_repaired_and_foreign_or_orphan_rules_are_left_alone() {
+async fn drift_is_repaired_orphans_are_removed_and_foreign_rules_left_alone() {
     let app = awake_app(&ec2_rule_config("5m", "", &[I1]), &[I1]).await;
-    // Someone stopped the instance by hand: our rule now routes to nothing.
+    // Someone stopped the instance by hand: the standing rule forwards to a stopped target.
     cloud(&app).set_instance_state(I1, InstanceState::Stopped);
     cloud(&app).add_foreign_rule(L1, 5, &["intranet.example.com"]);
-    cloud(&app).add_tagged_rule(L1, 6, &["old.dev.example.com"], "removed-rule");
+    cloud(&app).add_tagged_rule(L1, 6, &["old.dev.example.com"], TG_WEB, "removed-rule");
     let report = check(&app, false).await;
-    assert_eq!(action(&report, "api"), ("remove_stale_routes".into(), "done".into()), "{report}");
-    let left: Vec<u32> = cloud(&app).rules(L1).iter().map(|r| r.priority).collect();
-    assert_eq!(left, vec![5, 6], "foreign and orphan rules untouched");
-    assert_eq!(report["orphans"].as_array().unwrap().len(), 1, "{report}");
+    assert_eq!(action(&report, "api"), ("switch_back".into(), "done".into()), "{report}");
+    assert_eq!(cloud(&app).routes_to(L1, "api.dev.example.com"), LAMBDA_TG);
+    assert_eq!(cloud(&app).state_item("api").unwrap().phase, "stopped", "the stop by hand is recorded");
+    let left: Vec<(u32, Option<String>)> = cloud(&app).rules(L1).into_iter().map(|r| (r.priority, r.owner)).collect();
+    assert_eq!(left, vec![(5, None), (10_000, Some("api".into()))], "foreign kept, orphan of ours removed");
+    assert_eq!(report["standing_rules"][0]["deleted"], 1, "{report}");
+    assert_eq!(cloud(&app).routes_to(L1, "intranet.example.com"), "arn:foreign-tg");
 }
 
 #[tokio::test(start_paused = true)]
@@ -371,7 +377,7 @@ async fn without_a_state_table_waking_and_stopping_still_work() {
     let report = check(&app, false).await;
     // No record of the wake: LaunchTime says when it started.
     assert_eq!(action(&report, "api"), ("stop".into(), "done".into()), "{report}");
-    assert!(cloud(&app).rules(L1).is_empty());
+    assert_eq!(cloud(&app).routes_to(L1, "api.dev.example.com"), LAMBDA_TG);
 }
 
 #[tokio::test(start_paused = true)]
@@ -379,7 +385,7 @@ async fn the_stop_command_stops_one_rule_now_in_order() {
     let app = awake_app(&ec2_rule_config("30m", "", &[I1]), &[I1]).await;
     let v = app.handle(json!({"autostop": "stop", "rule": "api"}), None).await.unwrap();
     assert_eq!(v["result"], "stopped");
-    assert!(cloud(&app).rules(L1).is_empty());
+    assert_eq!(cloud(&app).routes_to(L1, "api.dev.example.com"), LAMBDA_TG);
     assert_eq!(cloud(&app).instance_state(I1), InstanceState::Stopping);
     assert!(cloud(&app).violations().is_empty());
     let e = app.handle(json!({"autostop": "stop", "rule": "nope"}), None).await.unwrap_err();

@@ -18,6 +18,8 @@ struct World {
     ecs: aws_sdk_ecs::Client,
     elb: aws_sdk_elasticloadbalancingv2::Client,
     listeners: Vec<String>,
+    /// The default action's target group: autostop's Lambda.
+    lambda_tg: String,
     vpc: String,
 }
 
@@ -70,7 +72,7 @@ async fn world(name: &str) -> World {
             .unwrap();
         listeners.push(l.listeners()[0].listener_arn().unwrap().to_string());
     }
-    World { sdk, ec2, ecs, elb, listeners, vpc }
+    World { sdk, ec2, ecs, elb, listeners, lambda_tg, vpc }
 }
 
 impl World {
@@ -141,11 +143,14 @@ impl World {
         out.reservations()[0].instances()[0].state().unwrap().name().unwrap().clone()
     }
 
-    /// Non-default rules of a listener as (priority, hosts, target groups, autostop:rule tag).
+    /// Non-default rules of a listener as (priority, hosts, target groups it sends traffic to,
+    /// autostop:rule tag), in priority order.
     async fn rules(&self, listener: &str) -> Vec<(String, Vec<String>, Vec<String>, Option<String>)> {
         let out = self.elb.describe_rules().listener_arn(listener).send().await.unwrap();
         let mut rules = Vec::new();
-        for r in out.rules().iter().filter(|r| r.is_default() != Some(true)) {
+        let mut sorted: Vec<_> = out.rules().iter().filter(|r| r.is_default() != Some(true)).collect();
+        sorted.sort_by_key(|r| r.priority().unwrap().parse::<u32>().unwrap());
+        for r in sorted {
             let arn = r.rule_arn().unwrap();
             let tags = self.elb.describe_tags().resource_arns(arn).send().await.unwrap();
             let owner = tags.tag_descriptions()[0]
@@ -159,7 +164,20 @@ impl World {
                 .filter(|c| c.field() == Some("host-header"))
                 .flat_map(|c| c.host_header_config().map(|h| h.values().to_vec()).unwrap_or_default())
                 .collect();
-            let tgs = r.actions().iter().filter_map(|a| a.target_group_arn().map(str::to_string)).collect();
+            // Where the rule sends traffic: forward members with a weight above 0.
+            let tgs = r
+                .actions()
+                .iter()
+                .flat_map(|a| match a.forward_config() {
+                    Some(fc) if !fc.target_groups().is_empty() => fc
+                        .target_groups()
+                        .iter()
+                        .filter(|t| t.weight().unwrap_or(1) > 0)
+                        .filter_map(|t| t.target_group_arn().map(str::to_string))
+                        .collect::<Vec<_>>(),
+                    _ => a.target_group_arn().map(str::to_string).into_iter().collect(),
+                })
+                .collect();
             rules.push((r.priority().unwrap().to_string(), hosts, tgs, owner));
         }
         rules
@@ -290,7 +308,9 @@ async fn an_ecs_rule_scales_up_and_routes_once_a_target_registers() {
     let r = Resp::from_value(v);
     assert_eq!((r.status, r.json()["phase"].as_str()), (503, Some("waiting_for_health")), "{}", r.body);
     for listener in &w.listeners {
-        assert!(w.rules(listener).await.is_empty(), "no rule before a healthy target");
+        let rules = w.rules(listener).await;
+        assert_eq!(rules.len(), 1, "the standing rule exists from the first request: {rules:?}");
+        assert_eq!(rules[0].2, vec![w.lambda_tg.clone()], "but sends traffic to the Lambda until a target is healthy");
     }
 
     // ECS would register the task's IP now.
@@ -368,13 +388,14 @@ async fn idle_check_stops_the_idle_rule_in_order_and_leaves_the_busy_one() {
     assert_eq!(decision("api"), ("keep".to_string(), "nothing".to_string()), "{report}");
     assert_eq!(decision("web"), ("stop".to_string(), "done".to_string()), "{report}");
 
-    // The busy rule is untouched; the idle one lost only its rule, and its service sleeps at 0
-    // remembering 2.
+    // The busy rule is untouched; the idle one's standing rule sends traffic to the Lambda again,
+    // and its service sleeps at 0 remembering 2.
     assert_eq!(w.instance_state(&id).await, InstanceStateName::Running);
     for listener in &w.listeners {
         let rules = w.rules(listener).await;
-        assert_eq!(rules.len(), 1, "{rules:?}");
-        assert_eq!(rules[0].3.as_deref(), Some("api"));
+        assert_eq!(rules.len(), 2, "one standing rule per rule: {rules:?}");
+        let to = |owner: &str| rules.iter().find(|r| r.3.as_deref() == Some(owner)).unwrap().2.clone();
+        assert_eq!((to("api"), to("web")), (vec![api_tg.clone()], vec![w.lambda_tg.clone()]));
     }
     assert_eq!(w.desired("it-loop", "web").await, (0, Some("2".to_string())));
     let item = w.item("it-loop-state", "web").await;
@@ -388,9 +409,10 @@ async fn idle_check_stops_the_idle_rule_in_order_and_leaves_the_busy_one() {
     w.elb.register_targets().target_group_arn(&web_tg).targets(task_ip).send().await.unwrap();
     assert_eq!(api(&later_app, "GET", "web.loop.example.com", "/").await.status, 307);
     for listener in &w.listeners {
-        let owners: Vec<Option<String>> = w.rules(listener).await.into_iter().map(|r| r.3).collect();
-        assert_eq!(owners.len(), 2, "{owners:?}");
-        assert!(owners.contains(&Some("web".into())) && owners.contains(&Some("api".into())));
+        let rules = w.rules(listener).await;
+        assert_eq!(rules.len(), 2, "{rules:?}");
+        let to = |owner: &str| rules.iter().find(|r| r.3.as_deref() == Some(owner)).unwrap().2.clone();
+        assert_eq!((to("api"), to("web")), (vec![api_tg.clone()], vec![web_tg.clone()]));
     }
     let item = w.item("it-loop-state", "web").await;
     assert_eq!((item["phase"].as_str(), item["wakes"].as_str()), ("ready", "1"), "{item:?}");
@@ -461,7 +483,9 @@ async fn the_cli_validates_wakes_reports_and_stops() {
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(w.instance_state(&id).await, InstanceStateName::Stopped);
     for l in &w.listeners {
-        assert!(w.rules(l).await.is_empty());
+        let rules = w.rules(l).await;
+        assert_eq!(rules.len(), 1, "the standing rule stays: {rules:?}");
+        assert_eq!(rules[0].2, vec![w.lambda_tg.clone()], "and sends traffic to the Lambda");
     }
     let (_, out, _) = cli(&["status", "--json"], &good);
     let api: serde_json::Value = serde_json::from_str::<serde_json::Value>(&out).unwrap()["rules"][0].clone();

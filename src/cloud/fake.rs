@@ -1,9 +1,27 @@
-//! An in-memory cloud for flow tests and benchmarks.
+//! An in-memory cloud for flow tests and benchmarks that behaves as AWS documents, not as moto.
 //!
 //! It keeps time with `tokio::time::Instant`, so under a paused clock an instance can be `pending`
 //! for 40 s and healthy 20 s later while the test runs in milliseconds. It logs every call (counts
 //! per operation), can fail the next calls of an operation with any AWS error code, and can play
 //! "another Lambda instance" by inserting a rule just before the next CreateRule.
+//!
+//! What it enforces, each with its source (moto models none of these; see SPEC):
+//! - **Target health** (ELBv2 API reference, TargetHealth): a target of a group that no listener
+//!   rule or default action references is `unused` / `Target.NotInUse`; a stopped instance is
+//!   `unused` / `Target.InvalidState`; a running target of a referenced group is `initial` /
+//!   `Elb.InitialHealthChecking` for HealthyThresholdCount x interval (at least 2 x 5 s, ALB guide,
+//!   "Health checks for your target groups") from when both hold, then `healthy`.
+//! - **Routing** ([`FakeCloud::route`]; ALB guide, "Listener rules" and "Host conditions"): rules
+//!   in priority order, lowest first, the first match wins, else the default action; host values
+//!   match case-insensitively, `*` matching any run of characters (dots too) and `?` exactly one;
+//!   a forward action sends traffic only to members with a weight above 0 (ELBv2 API reference,
+//!   TargetGroupTuple: weights 0-999).
+//! - **Quotas** (ALB guide, "Quotas for your Application Load Balancers"): 5 condition values
+//!   per rule, 5 target groups per forward action, 100 rules per load balancer (`TooManyRules`;
+//!   [`FakeCloud::set_rule_quota`]), priorities 1-50000, one rule per priority (`PriorityInUse`).
+//! - **State errors**: StartInstances on a `stopping` instance is `IncorrectInstanceState` (EC2 API
+//!   reference, StartInstances); ModifyRule, SetRulePriorities and DescribeTags of a rule deleted
+//!   meanwhile are `RuleNotFound` (ELBv2 API reference, errors of each operation).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -12,9 +30,17 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{
-    Cloud, CloudError, CloudResult, Instance, InstanceState, ListenerRule, MetricQuery, MetricSeries, NewForwardRule,
-    RuleState, Service, TargetHealth, DESIRED_COUNT_TAG,
+    Cloud, CloudError, CloudResult, Instance, InstanceState, ListenerRule, MetricQuery, MetricSeries, NewRule,
+    RuleChange, RuleState, Service, TargetHealth, Weighted, DESIRED_COUNT_TAG,
 };
+
+/// The Lambda target group every fake listener's default action forwards to, unless a test
+/// names another ([`FakeCloud::add_listener_with_default`]).
+pub const LAMBDA_TG: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/autostop/0123456789abcdef";
+/// ALB's minimum time to a first `healthy`: HealthyThresholdCount 2 x HealthCheckIntervalSeconds 5.
+pub const MIN_HEALTHY_AFTER: Duration = Duration::from_secs(10);
+/// ALB's default quota of rules per load balancer (adjustable).
+pub const DEFAULT_RULE_QUOTA: usize = 100;
 
 /// Wall-clock time of the fake at its creation: 2026-11-24T10:00:00Z.
 pub const FAKE_EPOCH: i64 = 1_795_514_400;
@@ -47,7 +73,12 @@ struct FakeService {
 struct FakeTargetGroup {
     instances: Vec<String>,
     service: Option<(String, String)>,
+    /// HealthyThresholdCount x interval: how long a target stays `initial`.
     health_delay: Duration,
+    /// Since when a listener rule or default action references the group (`None`: not at all).
+    attached_since: Option<Instant>,
+    /// Every running target fails its health checks with this reason.
+    failing: Option<String>,
 }
 
 #[derive(Default)]
@@ -56,6 +87,11 @@ struct State {
     services: HashMap<(String, String), FakeService>,
     target_groups: HashMap<String, FakeTargetGroup>,
     listeners: HashMap<String, Vec<ListenerRule>>,
+    /// The target group each listener's default action forwards to.
+    defaults: HashMap<String, Option<String>>,
+    rule_quota: usize,
+    /// Rules deleted by "another party" between a DescribeRules and its DescribeTags.
+    delete_during_listing: VecDeque<String>,
     calls: Vec<(String, Instant)>,
     failures: HashMap<String, VecDeque<CloudError>>,
     race_before_create: VecDeque<(String, ListenerRule)>,
@@ -96,7 +132,7 @@ impl FakeCloud {
 
     pub fn with_latency(latency: Duration) -> FakeCloud {
         FakeCloud {
-            state: Mutex::new(State { born: Some(Instant::now()), ..State::default() }),
+            state: Mutex::new(State { born: Some(Instant::now()), rule_quota: DEFAULT_RULE_QUOTA, ..State::default() }),
             latency,
             born: Instant::now(),
             metric_lag: Mutex::new(Duration::ZERO),
@@ -170,9 +206,13 @@ impl FakeCloud {
         svc.tags.insert(key.to_string(), value.to_string());
     }
 
-    /// A target group whose targets turn healthy `health_delay` after they run.
+    /// A target group whose targets turn healthy `health_delay` after they run in a group a
+    /// listener references (never sooner than ALB's minimum, [`MIN_HEALTHY_AFTER`]).
     pub fn add_target_group(&self, arn: &str, health_delay: Duration) {
-        self.lock().target_groups.insert(arn.to_string(), FakeTargetGroup { health_delay, ..Default::default() });
+        let mut s = self.lock();
+        let health_delay = health_delay.max(MIN_HEALTHY_AFTER);
+        s.target_groups.insert(arn.to_string(), FakeTargetGroup { health_delay, ..Default::default() });
+        s.refresh_attachments(Instant::now());
     }
 
     pub fn register_instance(&self, tg: &str, id: &str) {
@@ -185,29 +225,54 @@ impl FakeCloud {
             Some((cluster.to_string(), service.to_string()));
     }
 
-    pub fn add_listener(&self, arn: &str) {
-        self.lock().listeners.entry(arn.to_string()).or_default();
+    /// From now on every running target of `tg` fails its health checks with `reason`
+    /// (`Target.Timeout`, `Target.ResponseCodeMismatch`, ...); `None` heals them.
+    pub fn fail_health_checks(&self, tg: &str, reason: Option<&str>) {
+        self.lock().target_groups.get_mut(tg).expect("unknown fake target group").failing = reason.map(str::to_string);
     }
 
-    /// A rule autostop did not create (no owner tag) at `priority`.
+    /// A listener whose default action forwards to [`LAMBDA_TG`].
+    pub fn add_listener(&self, arn: &str) {
+        self.add_listener_with_default(arn, Some(LAMBDA_TG));
+    }
+
+    /// A listener whose default action forwards to `default` (`None`: a fixed response).
+    pub fn add_listener_with_default(&self, arn: &str, default: Option<&str>) {
+        let mut s = self.lock();
+        s.listeners.entry(arn.to_string()).or_default();
+        s.defaults.insert(arn.to_string(), default.map(str::to_string));
+        s.refresh_attachments(Instant::now());
+    }
+
+    /// The load balancer's quota of rules (ALB's default is 100, adjustable).
+    pub fn set_rule_quota(&self, n: usize) {
+        self.lock().rule_quota = n;
+    }
+
+    /// A rule autostop did not create (no owner tag) at `priority`, forwarding to a group of
+    /// its own.
     pub fn add_foreign_rule(&self, listener: &str, priority: u32, hosts: &[&str]) {
+        self.insert_rule(listener, priority, hosts, vec![Weighted::new("arn:foreign-tg", 1)], None);
+    }
+
+    /// A rule tagged `autostop:rule=<owner>` forwarding to `target_group` only: what the
+    /// previous version of autostop inserted while a rule was awake, or one left behind by a
+    /// rule since removed from the config.
+    pub fn add_tagged_rule(&self, listener: &str, priority: u32, hosts: &[&str], target_group: &str, owner: &str) {
+        self.insert_rule(listener, priority, hosts, vec![Weighted::new(target_group, 1)], Some(owner));
+    }
+
+    fn insert_rule(&self, listener: &str, priority: u32, hosts: &[&str], forward: Vec<Weighted>, owner: Option<&str>) {
         let mut s = self.lock();
         let arn = s.new_rule_arn();
         s.listeners.get_mut(listener).expect("unknown fake listener").push(ListenerRule {
             arn,
             priority,
             hosts: hosts.iter().map(|h| h.to_string()).collect(),
-            target_groups: vec!["arn:foreign-tg".into()],
-            owner: None,
+            forward,
+            owner: owner.map(str::to_string),
         });
-    }
-
-    /// A rule tagged `autostop:rule=<owner>`, e.g. left behind by a rule since removed from the config.
-    pub fn add_tagged_rule(&self, listener: &str, priority: u32, hosts: &[&str], owner: &str) {
-        self.add_foreign_rule(listener, priority, hosts);
-        let mut s = self.lock();
-        let rule = s.listeners.get_mut(listener).and_then(|r| r.last_mut()).expect("just added");
-        rule.owner = Some(owner.to_string());
+        s.refresh_attachments(Instant::now());
     }
 
     /// Just before the next CreateRule runs, another Lambda instance (`owner` = a rule name) or
@@ -217,7 +282,7 @@ impl FakeCloud {
         listener: &str,
         priority: u32,
         hosts: &[&str],
-        target_group: &str,
+        forward: Vec<Weighted>,
         owner: Option<&str>,
     ) {
         let mut s = self.lock();
@@ -228,10 +293,25 @@ impl FakeCloud {
                 arn,
                 priority,
                 hosts: hosts.iter().map(|h| h.to_string()).collect(),
-                target_groups: vec![target_group.to_string()],
+                forward,
                 owner: owner.map(str::to_string),
             },
         ));
+    }
+
+    /// The next listing of any listener sees `rule_arn` in DescribeRules, and then the rule is
+    /// deleted (by a person, or another invocation) before DescribeTags asks for its tags.
+    pub fn delete_during_next_listing(&self, rule_arn: &str) {
+        self.lock().delete_during_listing.push_back(rule_arn.to_string());
+    }
+
+    /// Deletes a rule now, as a person in the console would.
+    pub fn delete_rule_by_hand(&self, rule_arn: &str) {
+        let mut s = self.lock();
+        for rules in s.listeners.values_mut() {
+            rules.retain(|r| r.arn != rule_arn);
+        }
+        s.refresh_attachments(Instant::now());
     }
 
     /// The next `times` calls of `op` (e.g. "StartInstances") fail with `code`.
@@ -351,7 +431,22 @@ impl FakeCloud {
     }
 
     pub fn rules(&self, listener: &str) -> Vec<ListenerRule> {
-        self.lock().listeners.get(listener).cloned().unwrap_or_default()
+        let mut v = self.lock().listeners.get(listener).cloned().unwrap_or_default();
+        v.sort_by_key(|r| r.priority);
+        v
+    }
+
+    /// Where the ALB would send a request for `host` on `listener`: the target groups of the first
+    /// matching rule by priority that have a weight above 0, else the default action's group.
+    pub fn route(&self, listener: &str, host: &str) -> Vec<String> {
+        self.lock().route(listener, host)
+    }
+
+    /// The one target group `host` reaches on `listener`; panics when traffic would be split.
+    pub fn routes_to(&self, listener: &str, host: &str) -> String {
+        let to = self.route(listener, host);
+        assert_eq!(to.len(), 1, "{host} on {listener} is split between {to:?}");
+        to[0].clone()
     }
 
     // ---- the call path ----
@@ -380,13 +475,13 @@ impl State {
         format!("arn:aws:elasticloadbalancing:us-east-1:123456789012:listener-rule/app/dev/1/2/{}", self.next_rule_id)
     }
 
-    /// No forward rule of ours may point at a target group whose instances are stopping or
-    /// stopped, or whose service is scaled to 0.
+    /// No listener may send traffic (weight above 0) to a target group whose instances are
+    /// stopping or stopped, or whose service is scaled to 0.
     fn check_invariants(&mut self) {
         let mut found = Vec::new();
         for (listener, rules) in &self.listeners {
-            for r in rules.iter().filter(|r| r.owner.is_some()) {
-                for tg in r.target_groups.iter().filter_map(|t| self.target_groups.get(t)) {
+            for r in rules {
+                for tg in r.routes_to().into_iter().filter_map(|t| self.target_groups.get(t)) {
                     for id in &tg.instances {
                         let state = self.instances.get(id).map(|i| i.state);
                         if matches!(state, Some(InstanceState::Stopping | InstanceState::Stopped)) {
@@ -402,6 +497,105 @@ impl State {
             }
         }
         self.violations.extend(found);
+    }
+
+    /// A group is health-checked only while a listener rule or default action references it
+    /// (ELBv2 API reference, TargetHealth: `Target.NotInUse`). Records since when.
+    fn refresh_attachments(&mut self, now: Instant) {
+        let mut referenced: Vec<String> = self.defaults.values().flatten().cloned().collect();
+        for rules in self.listeners.values() {
+            referenced.extend(rules.iter().flat_map(|r| r.forward.iter().map(|w| w.target_group.clone())));
+        }
+        for (arn, tg) in self.target_groups.iter_mut() {
+            if !referenced.contains(arn) {
+                tg.attached_since = None;
+            } else if tg.attached_since.is_none() {
+                tg.attached_since = Some(now);
+            }
+        }
+    }
+
+    fn route(&self, listener: &str, host: &str) -> Vec<String> {
+        let mut rules: Vec<&ListenerRule> =
+            self.listeners.get(listener).map(|r| r.iter().collect()).unwrap_or_default();
+        rules.sort_by_key(|r| r.priority);
+        match rules.into_iter().find(|r| r.hosts.iter().any(|p| alb_host_match(p, host))) {
+            Some(r) => r.routes_to().into_iter().map(str::to_string).collect(),
+            None => self.defaults.get(listener).cloned().flatten().into_iter().collect(),
+        }
+    }
+
+    /// Health as DescribeTargetHealth reports it (see the module docs for the sources).
+    fn health(&self, tg: &FakeTargetGroup, now: Instant) -> TargetHealth {
+        let mut h = TargetHealth::default();
+        let mut count = |since: Instant, n: u32| {
+            let Some(attached) = tg.attached_since else {
+                h.not_in_use += n; // unused / Target.NotInUse: not counted as registered-and-checked
+                return;
+            };
+            h.total += n;
+            let checked_from = since.max(attached);
+            if checked_from + tg.health_delay > now {
+                h.initial += n;
+            } else if let Some(reason) = &tg.failing {
+                h.unhealthy += n;
+                h.unhealthy_reason.get_or_insert_with(|| reason.clone());
+            } else {
+                h.healthy += n;
+            }
+        };
+        for id in &tg.instances {
+            // A stopped or pending instance is unused / Target.InvalidState: not counted.
+            if let Some(since) = self.instances.get(id).and_then(|i| i.running_since) {
+                count(since, 1);
+            }
+        }
+        if let Some(svc) = tg.service.as_ref().and_then(|k| self.services.get(k)) {
+            // ECS registers a task's IP once the task runs.
+            if svc.desired > 0 && svc.scaled_at + svc.boot <= now {
+                count(svc.scaled_at + svc.boot, svc.desired);
+            }
+        }
+        h
+    }
+
+    /// Rules of all listeners of the load balancer `listener` belongs to.
+    fn rules_on_load_balancer(&self, listener: &str) -> usize {
+        let lb = crate::idle::load_balancer_dimension(listener);
+        self.listeners.iter().filter(|(l, _)| crate::idle::load_balancer_dimension(l) == lb).map(|(_, r)| r.len()).sum()
+    }
+
+    fn find_rule_mut(&mut self, arn: &str) -> Option<&mut ListenerRule> {
+        self.listeners.values_mut().flat_map(|r| r.iter_mut()).find(|r| r.arn == arn)
+    }
+
+    /// ALB's checks on a rule's host values and forward action (module docs: quotas).
+    fn validate_rule(&self, op: &'static str, hosts: &[String], forward: &[Weighted]) -> CloudResult<()> {
+        if hosts.is_empty() || hosts.len() > 5 {
+            // AWS documents the quota ("condition values per rule: 5") but not the code of the
+            // error; ValidationError is what its query API answers for a constraint.
+            return Err(CloudError::new(op, "ValidationError", "A rule can only have '5' condition values"));
+        }
+        if let Some(h) = hosts.iter().find(|h| h.len() > 128) {
+            return Err(CloudError::new(op, "ValidationError", format!("host-header value too long: {h}")));
+        }
+        if forward.is_empty() || forward.len() > 5 {
+            return Err(CloudError::new(op, "ValidationError", "a forward action takes 1 to 5 target groups"));
+        }
+        if let Some(w) = forward.iter().find(|w| w.weight > 999) {
+            return Err(CloudError::new(op, "ValidationError", format!("weight {} outside 0-999", w.weight)));
+        }
+        if let Some(w) = forward
+            .iter()
+            .find(|w| !w.target_group.starts_with("arn:foreign") && !self.target_group_known(&w.target_group))
+        {
+            return Err(CloudError::new(op, "TargetGroupNotFound", w.target_group.clone()));
+        }
+        Ok(())
+    }
+
+    fn target_group_known(&self, arn: &str) -> bool {
+        self.target_groups.contains_key(arn) || self.defaults.values().flatten().any(|d| d == arn)
     }
 
     /// Applies the transitions whose time has come.
@@ -431,27 +625,21 @@ impl State {
             }
         }
     }
+}
 
-    fn health(&self, tg: &FakeTargetGroup, now: Instant) -> TargetHealth {
-        let mut h = TargetHealth::default();
-        for id in &tg.instances {
-            if let Some(since) = self.instances.get(id).and_then(|i| i.running_since) {
-                h.total += 1;
-                if since + tg.health_delay <= now {
-                    h.healthy += 1;
-                }
-            }
+/// ALB's host-header matching: case-insensitive; `*` matches any run of characters (dots
+/// included, possibly none), `?` exactly one (ALB guide, "Host conditions").
+pub fn alb_host_match(pattern: &str, host: &str) -> bool {
+    fn go(p: &[u8], h: &[u8]) -> bool {
+        match (p.first(), h.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => go(&p[1..], h) || (!h.is_empty() && go(p, &h[1..])),
+            (Some(b'?'), Some(_)) => go(&p[1..], &h[1..]),
+            (Some(a), Some(b)) if a.eq_ignore_ascii_case(b) => go(&p[1..], &h[1..]),
+            _ => false,
         }
-        if let Some(svc) = tg.service.as_ref().and_then(|k| self.services.get(k)) {
-            if svc.desired > 0 && svc.scaled_at + svc.boot <= now {
-                h.total += svc.desired;
-                if svc.scaled_at + svc.boot + tg.health_delay <= now {
-                    h.healthy += svc.desired;
-                }
-            }
-        }
-        h
     }
+    go(pattern.as_bytes(), host.as_bytes())
 }
 
 fn metric_key<'a>(namespace: &str, metric: &str, dims: impl Iterator<Item = (&'a str, &'a str)>) -> String {
@@ -594,57 +782,150 @@ impl Cloud for FakeCloud {
     }
 
     async fn listener_rules(&self, listener_arn: &str) -> CloudResult<Vec<ListenerRule>> {
-        // Counted as the real adapter calls: pages of 50 rules, tags for 20 rules per call.
-        let n = self.lock().listeners.get(listener_arn).map(Vec::len).unwrap_or(0);
-        for _ in 0..n.div_ceil(50).max(1) {
-            self.enter("DescribeRules").await?;
+        // Counted as the real adapter calls: pages of 50 rules, tags for 20 rules per call. A rule
+        // deleted between the two makes DescribeTags fail with RuleNotFound, and the adapter lists
+        // again (tested against the SDK in the adapter's tests).
+        loop {
+            let n = self.lock().listeners.get(listener_arn).map(Vec::len).unwrap_or(0);
+            for _ in 0..n.div_ceil(50).max(1) {
+                self.enter("DescribeRules").await?;
+            }
+            let raced = {
+                let mut s = self.lock();
+                let gone = s.delete_during_listing.pop_front();
+                if let Some(arn) = &gone {
+                    for rules in s.listeners.values_mut() {
+                        rules.retain(|r| &r.arn != arn);
+                    }
+                    s.refresh_attachments(Instant::now());
+                }
+                gone.is_some()
+            };
+            for k in 0..n.div_ceil(20) {
+                self.enter("DescribeTags").await?;
+                if raced && k == 0 {
+                    break;
+                }
+            }
+            if raced {
+                continue; // DescribeTags said RuleNotFound: list again
+            }
+            let s = self.lock();
+            return s
+                .listeners
+                .get(listener_arn)
+                .cloned()
+                .ok_or_else(|| CloudError::new("DescribeRules", "ListenerNotFound", listener_arn));
         }
-        for _ in 0..n.div_ceil(20) {
-            self.enter("DescribeTags").await?;
-        }
-        let s = self.lock();
-
-        s.listeners
-            .get(listener_arn)
-            .cloned()
-            .ok_or_else(|| CloudError::new("DescribeRules", "ListenerNotFound", listener_arn))
     }
 
-    async fn create_forward_rule(&self, rule: &NewForwardRule) -> CloudResult<String> {
+    async fn default_target_group(&self, listener_arn: &str) -> CloudResult<Option<String>> {
+        self.enter("DescribeListeners").await?;
+        let s = self.lock();
+        s.defaults
+            .get(listener_arn)
+            .cloned()
+            .ok_or_else(|| CloudError::new("DescribeListeners", "ListenerNotFound", listener_arn))
+    }
+
+    async fn create_rule(&self, rule: &NewRule) -> CloudResult<String> {
         self.enter("CreateRule").await?;
         let mut s = self.lock();
         if let Some((listener, raced)) = s.race_before_create.pop_front() {
             s.listeners.get_mut(&listener).expect("unknown fake listener").push(raced);
+            s.refresh_attachments(Instant::now());
         }
-        let arn = s.new_rule_arn();
-        let rules = s
-            .listeners
-            .get_mut(&rule.listener_arn)
-            .ok_or_else(|| CloudError::new("CreateRule", "ListenerNotFound", rule.listener_arn.clone()))?;
-        if rules.iter().any(|r| r.priority == rule.priority) {
+        if !s.listeners.contains_key(&rule.listener_arn) {
+            return Err(CloudError::new("CreateRule", "ListenerNotFound", rule.listener_arn.clone()));
+        }
+        if !(1..=crate::priority::MAX_PRIORITY).contains(&rule.priority) {
+            return Err(CloudError::new("CreateRule", "ValidationError", format!("priority {}", rule.priority)));
+        }
+        s.validate_rule("CreateRule", &rule.hosts, &rule.forward)?;
+        if s.listeners[&rule.listener_arn].iter().any(|r| r.priority == rule.priority) {
             return Err(CloudError::new(
                 "CreateRule",
                 "PriorityInUse",
                 format!("Priority '{}' is in use", rule.priority),
             ));
         }
-        rules.push(ListenerRule {
+        if s.rules_on_load_balancer(&rule.listener_arn) >= s.rule_quota {
+            return Err(CloudError::new(
+                "CreateRule",
+                "TooManyRules",
+                "You've reached the limit on the number of rules per load balancer",
+            ));
+        }
+        let arn = s.new_rule_arn();
+        s.listeners.get_mut(&rule.listener_arn).expect("checked").push(ListenerRule {
             arn: arn.clone(),
             priority: rule.priority,
             hosts: rule.hosts.clone(),
-            target_groups: vec![rule.target_group_arn.clone()],
+            forward: rule.forward.clone(),
             owner: Some(rule.owner.clone()),
         });
+        s.refresh_attachments(Instant::now());
         s.check_invariants();
         Ok(arn)
+    }
+
+    async fn modify_rule(&self, rule_arn: &str, change: &RuleChange) -> CloudResult<()> {
+        self.enter("ModifyRule").await?;
+        let mut s = self.lock();
+        let Some(current) = s.find_rule_mut(rule_arn).map(|r| r.clone()) else {
+            return Err(CloudError::new("ModifyRule", "RuleNotFound", rule_arn));
+        };
+        let hosts = change.hosts.clone().unwrap_or(current.hosts);
+        let forward = change.forward.clone().unwrap_or(current.forward);
+        s.validate_rule("ModifyRule", &hosts, &forward)?;
+        let r = s.find_rule_mut(rule_arn).expect("found above");
+        r.hosts = hosts;
+        r.forward = forward;
+        s.refresh_attachments(Instant::now());
+        s.check_invariants();
+        Ok(())
+    }
+
+    async fn set_rule_priorities(&self, priorities: &[(String, u32)]) -> CloudResult<()> {
+        self.enter("SetRulePriorities").await?;
+        let mut s = self.lock();
+        let mut listener_of: Vec<(String, String)> = Vec::new();
+        for (arn, _) in priorities {
+            let Some(l) = s.listeners.iter().find(|(_, rules)| rules.iter().any(|r| &r.arn == arn)).map(|(l, _)| l)
+            else {
+                return Err(CloudError::new("SetRulePriorities", "RuleNotFound", arn.clone()));
+            };
+            listener_of.push((arn.clone(), l.clone()));
+        }
+        // "You can reorder the rules as long as there are no priority conflicts in the new order"
+        // (ELBv2 API reference, SetRulePriorities): check the order after the change.
+        for (listener, _) in &listener_of {
+            let mut after: Vec<u32> = s.listeners[listener]
+                .iter()
+                .map(|r| priorities.iter().find(|(a, _)| a == &r.arn).map(|(_, p)| *p).unwrap_or(r.priority))
+                .collect();
+            after.sort_unstable();
+            if after.windows(2).any(|w| w[0] == w[1]) {
+                return Err(CloudError::new("SetRulePriorities", "PriorityInUse", "The specified priority is in use."));
+            }
+        }
+        for (arn, p) in priorities {
+            s.find_rule_mut(arn).expect("found above").priority = *p;
+        }
+        Ok(())
     }
 
     async fn delete_rule(&self, rule_arn: &str) -> CloudResult<()> {
         self.enter("DeleteRule").await?;
         let mut s = self.lock();
+        if s.find_rule_mut(rule_arn).is_none() {
+            // AWS: RuleNotFound (moto succeeds instead).
+            return Err(CloudError::new("DeleteRule", "RuleNotFound", rule_arn));
+        }
         for rules in s.listeners.values_mut() {
             rules.retain(|r| r.arn != rule_arn);
         }
+        s.refresh_attachments(Instant::now());
         Ok(())
     }
 

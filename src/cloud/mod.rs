@@ -100,11 +100,46 @@ impl Service {
     }
 }
 
-/// Registered targets of a target group and how many are `healthy`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+/// Registered targets of a target group, counted by what ALB's health checks say of them.
+///
+/// `total` counts the targets the load balancer considers (not `unused`, not `draining`); the
+/// status JSON shows `healthy` and `total` only, the rest explains a wait in words.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct TargetHealth {
     pub healthy: u32,
     pub total: u32,
+    /// `initial`: registered, still in the first health checks (`Elb.InitialHealthChecking`).
+    #[serde(skip)]
+    pub initial: u32,
+    /// `unhealthy`, with the reason code of the first one (`Target.Timeout`, ...).
+    #[serde(skip)]
+    pub unhealthy: u32,
+    #[serde(skip)]
+    pub unhealthy_reason: Option<String>,
+    /// `unused` with `Target.NotInUse`: no listener rule or default action references the group,
+    /// so the ALB does not health-check it at all.
+    #[serde(skip)]
+    pub not_in_use: u32,
+}
+
+impl TargetHealth {
+    pub fn counts(healthy: u32, total: u32) -> TargetHealth {
+        TargetHealth { healthy, total, ..TargetHealth::default() }
+    }
+}
+
+/// One member of a forward action: a target group and its weight (0-999; traffic goes only to
+/// members with a weight above 0).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Weighted {
+    pub target_group: String,
+    pub weight: u32,
+}
+
+impl Weighted {
+    pub fn new(target_group: &str, weight: u32) -> Weighted {
+        Weighted { target_group: target_group.to_string(), weight }
+    }
 }
 
 /// A non-default rule of a listener.
@@ -114,21 +149,41 @@ pub struct ListenerRule {
     pub priority: u32,
     /// Values of its host-header condition(s).
     pub hosts: Vec<String>,
-    /// Target groups it forwards to.
-    pub target_groups: Vec<String>,
+    /// Its forward action's target groups with their weights (empty for other actions).
+    pub forward: Vec<Weighted>,
     /// Value of its `autostop:rule` tag: `Some` only for rules autostop created.
     pub owner: Option<String>,
 }
 
-/// A host-header forward rule to create.
+impl ListenerRule {
+    /// The target groups this rule sends traffic to (weight above 0).
+    pub fn routes_to(&self) -> Vec<&str> {
+        self.forward.iter().filter(|w| w.weight > 0).map(|w| w.target_group.as_str()).collect()
+    }
+
+    /// Every target group the rule references, whatever its weight (what keeps a group
+    /// attached to the load balancer, and so health-checked).
+    pub fn references(&self, target_group: &str) -> bool {
+        self.forward.iter().any(|w| w.target_group == target_group)
+    }
+}
+
+/// A host-header forward rule to create, tagged as ours in the same call.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewForwardRule {
+pub struct NewRule {
     pub listener_arn: String,
     pub priority: u32,
     pub hosts: Vec<String>,
-    pub target_group_arn: String,
+    pub forward: Vec<Weighted>,
     /// Written as the `autostop:rule` tag.
     pub owner: String,
+}
+
+/// What a ModifyRule changes: the host condition, the forward action, or both.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuleChange {
+    pub hosts: Option<Vec<String>>,
+    pub forward: Option<Vec<Weighted>>,
 }
 
 /// The tag that marks ALB rules as ours; only rules carrying it are ever deleted.
@@ -357,10 +412,20 @@ pub trait Cloud: Send + Sync + 'static {
     fn scale_service(&self, cluster: &str, service: &str, desired: u32)
         -> impl Future<Output = CloudResult<()>> + Send;
     fn target_health(&self, target_group_arn: &str) -> impl Future<Output = CloudResult<TargetHealth>> + Send;
-    /// All non-default rules of a listener with their `autostop:rule` owner tag.
+    /// All non-default rules of a listener with their `autostop:rule` owner tag. A rule deleted
+    /// between the listing and the tag lookup (`RuleNotFound` from DescribeTags) makes the
+    /// adapter list again, so the answer is one consistent view.
     fn listener_rules(&self, listener_arn: &str) -> impl Future<Output = CloudResult<Vec<ListenerRule>>> + Send;
+    /// The target group the listener's default action forwards to (autostop's Lambda target
+    /// group on a listener set up for autostop); `None` when the default action is no forward.
+    fn default_target_group(&self, listener_arn: &str) -> impl Future<Output = CloudResult<Option<String>>> + Send;
     /// Creates the rule with its tag in one call; returns its ARN.
-    fn create_forward_rule(&self, rule: &NewForwardRule) -> impl Future<Output = CloudResult<String>> + Send;
+    fn create_rule(&self, rule: &NewRule) -> impl Future<Output = CloudResult<String>> + Send;
+    /// Changes a rule's host condition and/or forward action in place (ModifyRule): atomic, and
+    /// idempotent.
+    fn modify_rule(&self, rule_arn: &str, change: &RuleChange) -> impl Future<Output = CloudResult<()>> + Send;
+    /// Sets the priorities of the given rules in one call (SetRulePriorities).
+    fn set_rule_priorities(&self, priorities: &[(String, u32)]) -> impl Future<Output = CloudResult<()>> + Send;
     fn delete_rule(&self, rule_arn: &str) -> impl Future<Output = CloudResult<()>> + Send;
     /// One-minute datapoints of every query in `[start, end)`, batched by
     /// [`METRIC_QUERIES_PER_CALL`]; one series per query, in query order.

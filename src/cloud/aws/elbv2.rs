@@ -1,17 +1,20 @@
-//! ELBv2: target health and the listener rules autostop inserts and removes.
+//! ELBv2: target health, the listener rules autostop manages, and account limits.
 
 use std::collections::HashMap;
 
 use aws_sdk_elasticloadbalancingv2::types::{
-    Action, ActionTypeEnum, HostHeaderConditionConfig, Rule, RuleCondition, Tag, TargetHealthStateEnum,
+    Action, ActionTypeEnum, ForwardActionConfig, HostHeaderConditionConfig, Rule, RuleCondition, RulePriorityPair, Tag,
+    TargetGroupTuple, TargetHealthDescription, TargetHealthStateEnum,
 };
 use aws_sdk_elasticloadbalancingv2::Client;
 
 use super::cloud_error;
-use crate::cloud::{CloudResult, ListenerRule, NewForwardRule, TargetHealth, RULE_TAG};
+use crate::cloud::{CloudResult, ErrorKind, ListenerRule, NewRule, RuleChange, TargetHealth, Weighted, RULE_TAG};
 
 /// DescribeTags takes at most 20 ARNs.
 const TAGS_BATCH: usize = 20;
+/// Listings that lost a rule between DescribeRules and DescribeTags are retried this often.
+const LISTING_ATTEMPTS: usize = 3;
 
 pub async fn target_health(client: &Client, target_group_arn: &str) -> CloudResult<TargetHealth> {
     let out = client
@@ -20,29 +23,64 @@ pub async fn target_health(client: &Client, target_group_arn: &str) -> CloudResu
         .send()
         .await
         .map_err(|e| cloud_error("DescribeTargetHealth", e))?;
-    let states: Vec<Option<&TargetHealthStateEnum>> =
-        out.target_health_descriptions().iter().map(|d| d.target_health().and_then(|h| h.state())).collect();
-    Ok(count_health(&states))
+    Ok(count_health(out.target_health_descriptions()))
 }
 
-/// Healthy targets among the registered ones; `unused` (stopped instance, not registered) and
-/// `draining` targets do not count towards the total.
-fn count_health(states: &[Option<&TargetHealthStateEnum>]) -> TargetHealth {
+/// Counts targets by state. `unused` targets (stopped instance, not registered, or a group no rule
+/// references) and `draining` ones are not in `total`; `Target.NotInUse` is counted apart, since
+/// it means the ALB is not health-checking the group at all.
+fn count_health(descriptions: &[TargetHealthDescription]) -> TargetHealth {
     let mut h = TargetHealth::default();
-    for state in states {
-        match state {
-            Some(TargetHealthStateEnum::Unused) | Some(TargetHealthStateEnum::Draining) => {}
+    for d in descriptions {
+        let Some(health) = d.target_health() else { continue };
+        let reason = health.reason().map(|r| r.as_str().to_string());
+        match health.state() {
+            Some(TargetHealthStateEnum::Unused) => {
+                if reason.as_deref() == Some("Target.NotInUse") {
+                    h.not_in_use += 1;
+                }
+            }
+            Some(TargetHealthStateEnum::Draining) => {}
             Some(TargetHealthStateEnum::Healthy) => {
                 h.healthy += 1;
                 h.total += 1;
             }
-            _ => h.total += 1,
+            Some(TargetHealthStateEnum::Unhealthy) => {
+                h.unhealthy += 1;
+                h.total += 1;
+                if h.unhealthy_reason.is_none() {
+                    h.unhealthy_reason = reason;
+                }
+            }
+            _ => {
+                h.initial += 1;
+                h.total += 1;
+            }
         }
     }
     h
 }
 
+/// Every non-default rule of a listener with its owner tag. A rule deleted between the listing
+/// and the tag lookup makes DescribeTags fail with `RuleNotFound`: list again.
 pub async fn listener_rules(client: &Client, listener_arn: &str) -> CloudResult<Vec<ListenerRule>> {
+    let mut attempt = 1;
+    loop {
+        let mut rules = describe_rules(client, listener_arn).await?;
+        match owner_tags(client, &rules).await {
+            Ok(owners) => {
+                for rule in &mut rules {
+                    rule.owner = owners.get(&rule.arn).cloned();
+                }
+                return Ok(rules);
+            }
+            Err(e) if e.kind == ErrorKind::NotFound && attempt < LISTING_ATTEMPTS => attempt += 1,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn describe_rules(client: &Client, listener_arn: &str) -> CloudResult<Vec<ListenerRule>> {
     let mut rules = Vec::new();
     let mut marker: Option<String> = None;
     loop {
@@ -56,14 +94,9 @@ pub async fn listener_rules(client: &Client, listener_arn: &str) -> CloudResult<
         rules.extend(out.rules().iter().filter_map(to_listener_rule));
         match out.next_marker() {
             Some(m) if !m.is_empty() => marker = Some(m.to_string()),
-            _ => break,
+            _ => return Ok(rules),
         }
     }
-    let owners = owner_tags(client, &rules).await?;
-    for rule in &mut rules {
-        rule.owner = owners.get(&rule.arn).cloned();
-    }
-    Ok(rules)
 }
 
 /// `autostop:rule` tag values by rule ARN, asked for in batches of 20.
@@ -100,42 +133,125 @@ fn to_listener_rule(rule: &Rule) -> Option<ListenerRule> {
             _ => hosts.extend(c.values().iter().cloned()),
         }
     }
-    let mut target_groups = Vec::new();
-    for a in rule.actions().iter().filter(|a| a.r#type() == Some(&ActionTypeEnum::Forward)) {
-        target_groups.extend(a.target_group_arn().map(str::to_string));
-        if let Some(fc) = a.forward_config() {
-            for tg in fc.target_groups() {
-                if let Some(arn) = tg.target_group_arn() {
-                    if !target_groups.iter().any(|t| t == arn) {
-                        target_groups.push(arn.to_string());
-                    }
-                }
-            }
-        }
+    let forward = rule.actions().iter().find(|a| a.r#type() == Some(&ActionTypeEnum::Forward)).map(forward_of);
+    Some(ListenerRule {
+        arn: rule.rule_arn()?.to_string(),
+        priority,
+        hosts,
+        forward: forward.unwrap_or_default(),
+        owner: None,
+    })
+}
+
+/// The weighted members of a forward action. A plain `TargetGroupArn` is one member of weight 1;
+/// a tuple without a weight has the default weight 1 (ELBv2 API reference, TargetGroupTuple).
+fn forward_of(action: &Action) -> Vec<Weighted> {
+    let tuples = action.forward_config().map(|fc| fc.target_groups()).unwrap_or_default();
+    if tuples.is_empty() {
+        return action.target_group_arn().map(|tg| vec![Weighted::new(tg, 1)]).unwrap_or_default();
     }
-    Some(ListenerRule { arn: rule.rule_arn()?.to_string(), priority, hosts, target_groups, owner: None })
+    tuples
+        .iter()
+        .filter_map(|t| Some(Weighted::new(t.target_group_arn()?, t.weight().unwrap_or(1).max(0) as u32)))
+        .collect()
+}
+
+fn forward_action(forward: &[Weighted]) -> Action {
+    let tuples: Vec<TargetGroupTuple> = forward
+        .iter()
+        .map(|w| TargetGroupTuple::builder().target_group_arn(&w.target_group).weight(w.weight as i32).build())
+        .collect();
+    Action::builder()
+        .r#type(ActionTypeEnum::Forward)
+        .forward_config(ForwardActionConfig::builder().set_target_groups(Some(tuples)).build())
+        .order(1)
+        .build()
+}
+
+fn host_condition(hosts: &[String]) -> RuleCondition {
+    RuleCondition::builder()
+        .field("host-header")
+        .host_header_config(HostHeaderConditionConfig::builder().set_values(Some(hosts.to_vec())).build())
+        .build()
 }
 
 /// One call creates the rule and its `autostop:rule` tag, so no untagged rule of ours can exist.
-pub async fn create_forward_rule(client: &Client, rule: &NewForwardRule) -> CloudResult<String> {
+pub async fn create_rule(client: &Client, rule: &NewRule) -> CloudResult<String> {
     let out = client
         .create_rule()
         .listener_arn(&rule.listener_arn)
         .priority(rule.priority as i32)
-        .conditions(
-            RuleCondition::builder()
-                .field("host-header")
-                .host_header_config(HostHeaderConditionConfig::builder().set_values(Some(rule.hosts.clone())).build())
-                .build(),
-        )
-        .actions(
-            Action::builder().r#type(ActionTypeEnum::Forward).target_group_arn(&rule.target_group_arn).order(1).build(),
-        )
+        .conditions(host_condition(&rule.hosts))
+        .actions(forward_action(&rule.forward))
         .tags(Tag::builder().key(RULE_TAG).value(&rule.owner).build())
         .send()
         .await
         .map_err(|e| cloud_error("CreateRule", e))?;
     Ok(out.rules().first().and_then(|r| r.rule_arn()).unwrap_or_default().to_string())
+}
+
+/// ModifyRule with only what changes: conditions, actions, or both.
+pub async fn modify_rule(client: &Client, rule_arn: &str, change: &RuleChange) -> CloudResult<()> {
+    let mut req = client.modify_rule().rule_arn(rule_arn);
+    if let Some(hosts) = &change.hosts {
+        req = req.conditions(host_condition(hosts));
+    }
+    if let Some(forward) = &change.forward {
+        req = req.actions(forward_action(forward));
+    }
+    req.send().await.map_err(|e| cloud_error("ModifyRule", e))?;
+    Ok(())
+}
+
+pub async fn set_rule_priorities(client: &Client, priorities: &[(String, u32)]) -> CloudResult<()> {
+    let pairs: Vec<RulePriorityPair> = priorities
+        .iter()
+        .map(|(arn, p)| RulePriorityPair::builder().rule_arn(arn).priority(*p as i32).build())
+        .collect();
+    client
+        .set_rule_priorities()
+        .set_rule_priorities(Some(pairs))
+        .send()
+        .await
+        .map_err(|e| cloud_error("SetRulePriorities", e))?;
+    Ok(())
+}
+
+/// The account's ELB limits by name (`rules-per-application-load-balancer`, ...), paged.
+pub async fn account_limits(client: &Client) -> CloudResult<HashMap<String, u64>> {
+    let mut limits = HashMap::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let out = client
+            .describe_account_limits()
+            .set_marker(marker.take())
+            .send()
+            .await
+            .map_err(|e| cloud_error("DescribeAccountLimits", e))?;
+        for l in out.limits() {
+            if let (Some(name), Some(max)) = (l.name(), l.max().and_then(|m| m.parse::<f64>().ok())) {
+                limits.insert(name.to_string(), max as u64);
+            }
+        }
+        match out.next_marker() {
+            Some(m) if !m.is_empty() => marker = Some(m.to_string()),
+            _ => return Ok(limits),
+        }
+    }
+}
+
+/// The first target group the listener's default action forwards to.
+pub async fn default_target_group(client: &Client, listener_arn: &str) -> CloudResult<Option<String>> {
+    let out = client
+        .describe_listeners()
+        .listener_arns(listener_arn)
+        .send()
+        .await
+        .map_err(|e| cloud_error("DescribeListeners", e))?;
+    Ok(out.listeners().first().and_then(|l| {
+        let forward = l.default_actions().iter().find(|a| a.r#type() == Some(&ActionTypeEnum::Forward))?;
+        forward_of(forward).into_iter().find(|w| w.weight > 0).map(|w| w.target_group)
+    }))
 }
 
 /// A target group's type (`instance`, `ip`, `lambda`), or `None` when it does not exist.
@@ -207,91 +323,214 @@ pub async fn delete_rule(client: &Client, rule_arn: &str) -> CloudResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_sdk_elasticloadbalancingv2::error::ErrorMetadata;
     use aws_sdk_elasticloadbalancingv2::operation::create_rule::{CreateRuleError, CreateRuleOutput};
+    use aws_sdk_elasticloadbalancingv2::operation::describe_account_limits::DescribeAccountLimitsOutput;
+    use aws_sdk_elasticloadbalancingv2::operation::describe_listeners::DescribeListenersOutput;
     use aws_sdk_elasticloadbalancingv2::operation::describe_rules::DescribeRulesOutput;
-    use aws_sdk_elasticloadbalancingv2::operation::describe_tags::DescribeTagsOutput;
+    use aws_sdk_elasticloadbalancingv2::operation::describe_tags::{DescribeTagsError, DescribeTagsOutput};
     use aws_sdk_elasticloadbalancingv2::operation::describe_target_health::DescribeTargetHealthOutput;
-    use aws_sdk_elasticloadbalancingv2::types::{TagDescription, TargetHealth as SdkHealth, TargetHealthDescription};
+    use aws_sdk_elasticloadbalancingv2::operation::modify_rule::{ModifyRuleError, ModifyRuleOutput};
+    use aws_sdk_elasticloadbalancingv2::operation::set_rule_priorities::{
+        SetRulePrioritiesError, SetRulePrioritiesOutput,
+    };
+    use aws_sdk_elasticloadbalancingv2::types::{
+        Limit, Listener, TagDescription, TargetHealth as SdkHealth, TargetHealthReasonEnum,
+    };
     use aws_smithy_mocks::{mock, mock_client, RuleMode};
 
     use crate::cloud::ErrorKind;
 
     const LISTENER: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/dev/1/2";
     const TG: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/api/3";
+    const LAMBDA: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/autostop/4";
 
-    fn new_rule() -> NewForwardRule {
-        NewForwardRule {
+    fn meta(code: &str) -> ErrorMetadata {
+        ErrorMetadata::builder().code(code).message(format!("{code} from AWS")).build()
+    }
+
+    fn asleep() -> Vec<Weighted> {
+        vec![Weighted::new(LAMBDA, 1), Weighted::new(TG, 0)]
+    }
+
+    fn new_rule() -> NewRule {
+        NewRule {
             listener_arn: LISTENER.into(),
             priority: 1200,
             hosts: vec!["api.dev.example.com".into(), "*.api.dev.example.com".into()],
-            target_group_arn: TG.into(),
+            forward: asleep(),
             owner: "api".into(),
         }
     }
 
+    /// The (target group, weight) pairs of a request's forward action.
+    fn weights(actions: &[Action]) -> Vec<(String, i32)> {
+        let fc = actions[0].forward_config().expect("a forward config");
+        fc.target_groups().iter().map(|t| (t.target_group_arn().unwrap().to_string(), t.weight().unwrap())).collect()
+    }
+
     #[tokio::test]
-    async fn create_rule_has_host_condition_forward_action_priority_and_tag() {
+    async fn create_rule_has_host_condition_weighted_forward_priority_and_tag() {
         let rule = mock!(Client::create_rule)
             .match_requests(|r| {
                 let cond = &r.conditions()[0];
-                let action = &r.actions()[0];
                 let tag = &r.tags()[0];
                 r.listener_arn() == Some(LISTENER)
                     && r.priority() == Some(1200)
                     && cond.field() == Some("host-header")
                     && cond.host_header_config().unwrap().values() == ["api.dev.example.com", "*.api.dev.example.com"]
-                    && action.r#type() == Some(&ActionTypeEnum::Forward)
-                    && action.target_group_arn() == Some(TG)
+                    && r.actions()[0].r#type() == Some(&ActionTypeEnum::Forward)
+                    && weights(r.actions()) == vec![(LAMBDA.to_string(), 1), (TG.to_string(), 0)]
                     && tag.key() == Some("autostop:rule")
                     && tag.value() == Some("api")
             })
             .then_output(|| CreateRuleOutput::builder().rules(Rule::builder().rule_arn("arn:rule/1").build()).build());
         let client = mock_client!(aws_sdk_elasticloadbalancingv2, [&rule]);
-        assert_eq!(create_forward_rule(&client, &new_rule()).await.unwrap(), "arn:rule/1");
+        assert_eq!(create_rule(&client, &new_rule()).await.unwrap(), "arn:rule/1");
         assert_eq!(rule.num_calls(), 1);
     }
 
     #[tokio::test]
-    async fn create_rule_classifies_priority_in_use() {
-        let rule = mock!(Client::create_rule).then_error(|| {
-            CreateRuleError::generic(
-                aws_sdk_elasticloadbalancingv2::error::ErrorMetadata::builder()
-                    .code("PriorityInUse")
-                    .message("Priority '1200' is currently in use")
-                    .build(),
-            )
-        });
-        let client = mock_client!(aws_sdk_elasticloadbalancingv2, [&rule]);
-        let e = create_forward_rule(&client, &new_rule()).await.unwrap_err();
-        assert_eq!((e.op, e.code.as_str(), e.kind), ("CreateRule", "PriorityInUse", ErrorKind::PriorityInUse));
+    async fn create_rule_classifies_priority_in_use_and_too_many_rules() {
+        for (code, kind) in [("PriorityInUse", ErrorKind::PriorityInUse), ("TooManyRules", ErrorKind::Limit)] {
+            let rule = mock!(Client::create_rule).then_error(move || CreateRuleError::generic(meta(code)));
+            let client = mock_client!(aws_sdk_elasticloadbalancingv2, [&rule]);
+            let e = create_rule(&client, &new_rule()).await.unwrap_err();
+            assert_eq!((e.op, e.code.as_str(), e.kind), ("CreateRule", code, kind));
+        }
     }
 
     #[tokio::test]
-    async fn listener_rules_page_skip_default_and_read_owner_tags() {
-        let sdk_rule = |arn: &str, prio: &str, host: &str| {
-            Rule::builder()
-                .rule_arn(arn)
-                .priority(prio)
-                .conditions(
-                    RuleCondition::builder()
-                        .field("host-header")
-                        .host_header_config(HostHeaderConditionConfig::builder().values(host).build())
-                        .build(),
-                )
-                .actions(Action::builder().r#type(ActionTypeEnum::Forward).target_group_arn(TG).build())
+    async fn modify_rule_sends_only_what_changes() {
+        let switch = mock!(Client::modify_rule)
+            .match_requests(|r| {
+                r.rule_arn() == Some("arn:rule/1")
+                    && r.conditions().is_empty()
+                    && weights(r.actions()) == vec![(TG.to_string(), 1), (LAMBDA.to_string(), 0)]
+            })
+            .then_output(|| ModifyRuleOutput::builder().build());
+        let client = mock_client!(aws_sdk_elasticloadbalancingv2, [&switch]);
+        let to_app = RuleChange { hosts: None, forward: Some(vec![Weighted::new(TG, 1), Weighted::new(LAMBDA, 0)]) };
+        modify_rule(&client, "arn:rule/1", &to_app).await.unwrap();
+        assert_eq!(switch.num_calls(), 1);
+
+        let hosts = mock!(Client::modify_rule)
+            .match_requests(|r| {
+                r.actions().is_empty() && r.conditions()[0].host_header_config().unwrap().values() == ["web.x.com"]
+            })
+            .then_output(|| ModifyRuleOutput::builder().build());
+        let client = mock_client!(aws_sdk_elasticloadbalancingv2, [&hosts]);
+        let rehost = RuleChange { hosts: Some(vec!["web.x.com".into()]), forward: None };
+        modify_rule(&client, "arn:rule/1", &rehost).await.unwrap();
+        assert_eq!(hosts.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn modify_rule_of_a_deleted_rule_is_not_found() {
+        let gone = mock!(Client::modify_rule).then_error(|| ModifyRuleError::generic(meta("RuleNotFound")));
+        let client = mock_client!(aws_sdk_elasticloadbalancingv2, [&gone]);
+        let e =
+            modify_rule(&client, "arn:rule/1", &RuleChange { hosts: None, forward: Some(asleep()) }).await.unwrap_err();
+        assert_eq!((e.op, e.code.as_str(), e.kind), ("ModifyRule", "RuleNotFound", ErrorKind::NotFound));
+    }
+
+    #[tokio::test]
+    async fn set_rule_priorities_sends_every_pair_in_one_call() {
+        let set = mock!(Client::set_rule_priorities)
+            .match_requests(|r| {
+                let pairs: Vec<(&str, i32)> =
+                    r.rule_priorities().iter().map(|p| (p.rule_arn().unwrap(), p.priority().unwrap())).collect();
+                pairs == vec![("arn:rule/1", 10_001), ("arn:rule/2", 10_000)]
+            })
+            .then_output(|| SetRulePrioritiesOutput::builder().build());
+        let client = mock_client!(aws_sdk_elasticloadbalancingv2, [&set]);
+        set_rule_priorities(&client, &[("arn:rule/1".into(), 10_001), ("arn:rule/2".into(), 10_000)]).await.unwrap();
+        assert_eq!(set.num_calls(), 1);
+
+        let taken =
+            mock!(Client::set_rule_priorities).then_error(|| SetRulePrioritiesError::generic(meta("PriorityInUse")));
+        let client = mock_client!(aws_sdk_elasticloadbalancingv2, [&taken]);
+        let e = set_rule_priorities(&client, &[("arn:rule/1".into(), 7)]).await.unwrap_err();
+        assert_eq!((e.op, e.kind), ("SetRulePriorities", ErrorKind::PriorityInUse));
+    }
+
+    #[tokio::test]
+    async fn account_limits_are_read_by_name_across_pages() {
+        let page1 = mock!(Client::describe_account_limits).match_requests(|r| r.marker().is_none()).then_output(|| {
+            DescribeAccountLimitsOutput::builder()
+                .limits(Limit::builder().name("rules-per-application-load-balancer").max("100").build())
+                .next_marker("m2")
                 .build()
+        });
+        let page2 =
+            mock!(Client::describe_account_limits).match_requests(|r| r.marker() == Some("m2")).then_output(|| {
+                DescribeAccountLimitsOutput::builder()
+                    .limits(Limit::builder().name("target-groups-per-application-load-balancer").max("100").build())
+                    .limits(Limit::builder().name("condition-values-per-alb-rule").max("5").build())
+                    .build()
+            });
+        let client = mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, [&page1, &page2]);
+        let limits = account_limits(&client).await.unwrap();
+        assert_eq!(limits.get("rules-per-application-load-balancer"), Some(&100));
+        assert_eq!(limits.get("condition-values-per-alb-rule"), Some(&5));
+        assert_eq!(limits.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn default_target_group_is_the_default_forward_action() {
+        let listeners =
+            mock!(Client::describe_listeners).match_requests(|r| r.listener_arns() == [LISTENER]).then_output(|| {
+                DescribeListenersOutput::builder()
+                    .listeners(
+                        Listener::builder()
+                            .listener_arn(LISTENER)
+                            .default_actions(
+                                Action::builder().r#type(ActionTypeEnum::Forward).target_group_arn(LAMBDA).build(),
+                            )
+                            .build(),
+                    )
+                    .build()
+            });
+        let client = mock_client!(aws_sdk_elasticloadbalancingv2, [&listeners]);
+        assert_eq!(default_target_group(&client, LISTENER).await.unwrap().as_deref(), Some(LAMBDA));
+    }
+
+    fn sdk_rule(arn: &str, prio: &str, host: &str, action: Action) -> Rule {
+        Rule::builder()
+            .rule_arn(arn)
+            .priority(prio)
+            .conditions(
+                RuleCondition::builder()
+                    .field("host-header")
+                    .host_header_config(HostHeaderConditionConfig::builder().values(host).build())
+                    .build(),
+            )
+            .actions(action)
+            .build()
+    }
+
+    fn tagged(arn: &str, owner: Option<&str>) -> TagDescription {
+        let tag = match owner {
+            Some(o) => Tag::builder().key(RULE_TAG).value(o).build(),
+            None => Tag::builder().key("team").value("x").build(),
         };
+        TagDescription::builder().resource_arn(arn).tags(tag).build()
+    }
+
+    #[tokio::test]
+    async fn listener_rules_page_skip_default_read_weights_and_owner_tags() {
         let page1 = mock!(Client::describe_rules)
             .match_requests(|r| r.marker().is_none() && r.listener_arn() == Some(LISTENER))
             .then_output(move || {
                 DescribeRulesOutput::builder()
-                    .rules(sdk_rule("arn:r/1", "1200", "api.dev.example.com"))
+                    .rules(sdk_rule("arn:r/1", "1200", "api.dev.example.com", forward_action(&asleep())))
                     .next_marker("m2")
                     .build()
             });
         let page2 = mock!(Client::describe_rules).match_requests(|r| r.marker() == Some("m2")).then_output(move || {
+            let plain = Action::builder().r#type(ActionTypeEnum::Forward).target_group_arn(TG).build();
             DescribeRulesOutput::builder()
-                .rules(sdk_rule("arn:r/2", "7", "other.example.com"))
+                .rules(sdk_rule("arn:r/2", "7", "other.example.com", plain))
                 .rules(Rule::builder().rule_arn("arn:r/default").priority("default").is_default(true).build())
                 .build()
         });
@@ -299,46 +538,78 @@ mod tests {
             .match_requests(|r| r.resource_arns() == ["arn:r/1", "arn:r/2"])
             .then_output(|| {
                 DescribeTagsOutput::builder()
-                    .tag_descriptions(
-                        TagDescription::builder()
-                            .resource_arn("arn:r/1")
-                            .tags(Tag::builder().key(RULE_TAG).value("api").build())
-                            .build(),
-                    )
-                    .tag_descriptions(
-                        TagDescription::builder()
-                            .resource_arn("arn:r/2")
-                            .tags(Tag::builder().key("team").value("x").build())
-                            .build(),
-                    )
+                    .tag_descriptions(tagged("arn:r/1", Some("api")))
+                    .tag_descriptions(tagged("arn:r/2", None))
                     .build()
             });
         let client = mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, [&page1, &page2, &tags]);
         let rules = listener_rules(&client, LISTENER).await.unwrap();
         assert_eq!(rules.len(), 2, "default rule left out");
-        assert_eq!(rules[0].priority, 1200);
-        assert_eq!(rules[0].hosts, vec!["api.dev.example.com"]);
-        assert_eq!(rules[0].target_groups, vec![TG]);
+        assert_eq!((rules[0].priority, rules[0].hosts.clone()), (1200, vec!["api.dev.example.com".to_string()]));
+        assert_eq!(rules[0].forward, asleep());
+        assert_eq!(rules[0].routes_to(), vec![LAMBDA], "weight 0 takes no traffic");
         assert_eq!(rules[0].owner.as_deref(), Some("api"));
+        assert_eq!(rules[1].forward, vec![Weighted::new(TG, 1)], "a plain target group is weight 1");
         assert_eq!(rules[1].owner, None, "foreign rule");
         assert_eq!(tags.num_calls(), 1);
     }
 
     #[tokio::test]
-    async fn target_health_counts_healthy_and_ignores_unused() {
+    async fn a_rule_deleted_between_listing_and_tags_makes_the_listing_start_again() {
+        let first = mock!(Client::describe_rules).then_output(|| {
+            DescribeRulesOutput::builder()
+                .rules(sdk_rule("arn:r/1", "1200", "api.x", forward_action(&asleep())))
+                .rules(sdk_rule("arn:r/gone", "9", "gone.x", forward_action(&asleep())))
+                .build()
+        });
+        let second = mock!(Client::describe_rules).then_output(|| {
+            DescribeRulesOutput::builder()
+                .rules(sdk_rule("arn:r/1", "1200", "api.x", forward_action(&asleep())))
+                .build()
+        });
+        let not_found = mock!(Client::describe_tags).then_error(|| DescribeTagsError::generic(meta("RuleNotFound")));
+        let tags = mock!(Client::describe_tags)
+            .then_output(|| DescribeTagsOutput::builder().tag_descriptions(tagged("arn:r/1", Some("api"))).build());
+        let client =
+            mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::Sequential, [&first, &not_found, &second, &tags]);
+        let rules = listener_rules(&client, LISTENER).await.unwrap();
+        assert_eq!(rules.iter().map(|r| r.arn.as_str()).collect::<Vec<_>>(), vec!["arn:r/1"]);
+        assert_eq!((first.num_calls(), second.num_calls(), not_found.num_calls()), (1, 1, 1));
+    }
+
+    #[tokio::test]
+    async fn target_health_counts_states_and_tells_not_in_use_apart() {
         let rule = mock!(Client::describe_target_health)
             .match_requests(|r| r.target_group_arn() == Some(TG))
             .then_output(|| {
-                let d = |s: TargetHealthStateEnum| {
-                    TargetHealthDescription::builder().target_health(SdkHealth::builder().state(s).build()).build()
+                let d = |s: TargetHealthStateEnum, reason: Option<TargetHealthReasonEnum>| {
+                    TargetHealthDescription::builder()
+                        .target_health(SdkHealth::builder().state(s).set_reason(reason).build())
+                        .build()
                 };
                 DescribeTargetHealthOutput::builder()
-                    .target_health_descriptions(d(TargetHealthStateEnum::Healthy))
-                    .target_health_descriptions(d(TargetHealthStateEnum::Initial))
-                    .target_health_descriptions(d(TargetHealthStateEnum::Unused))
+                    .target_health_descriptions(d(TargetHealthStateEnum::Healthy, None))
+                    .target_health_descriptions(d(
+                        TargetHealthStateEnum::Initial,
+                        Some(TargetHealthReasonEnum::InitialHealthChecking),
+                    ))
+                    .target_health_descriptions(d(
+                        TargetHealthStateEnum::Unhealthy,
+                        Some(TargetHealthReasonEnum::Timeout),
+                    ))
+                    .target_health_descriptions(d(
+                        TargetHealthStateEnum::Unused,
+                        Some(TargetHealthReasonEnum::NotInUse),
+                    ))
+                    .target_health_descriptions(d(
+                        TargetHealthStateEnum::Unused,
+                        Some(TargetHealthReasonEnum::InvalidState),
+                    ))
                     .build()
             });
         let client = mock_client!(aws_sdk_elasticloadbalancingv2, [&rule]);
-        assert_eq!(target_health(&client, TG).await.unwrap(), TargetHealth { healthy: 1, total: 2 });
+        let h = target_health(&client, TG).await.unwrap();
+        assert_eq!((h.healthy, h.total, h.initial, h.unhealthy, h.not_in_use), (1, 3, 1, 1, 1));
+        assert_eq!(h.unhealthy_reason.as_deref(), Some("Target.Timeout"));
     }
 }

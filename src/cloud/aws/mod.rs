@@ -14,7 +14,7 @@ use std::fmt::Debug;
 use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
 use crate::cloud::{
-    Cloud, CloudError, CloudResult, Instance, ListenerRule, MetricQuery, MetricSeries, NewForwardRule, RuleState,
+    Cloud, CloudError, CloudResult, Instance, ListenerRule, MetricQuery, MetricSeries, NewRule, RuleChange, RuleState,
     Service, TargetHealth,
 };
 
@@ -58,6 +58,11 @@ impl AwsCloud {
     /// The target groups a listener's default action forwards to, `None` if it does not exist.
     pub async fn listener_default_targets(&self, arn: &str) -> CloudResult<Option<Vec<String>>> {
         elbv2::listener_default_targets(&self.elb, arn).await
+    }
+
+    /// The account's ELB limits by name (for `autostop validate --aws`).
+    pub async fn account_limits(&self) -> CloudResult<std::collections::HashMap<String, u64>> {
+        elbv2::account_limits(&self.elb).await
     }
 
     /// Listener ARNs of a load balancer (for deployments that name the ALB, not its listeners).
@@ -117,8 +122,17 @@ impl Cloud for AwsCloud {
     async fn listener_rules(&self, listener_arn: &str) -> CloudResult<Vec<ListenerRule>> {
         elbv2::listener_rules(&self.elb, listener_arn).await
     }
-    async fn create_forward_rule(&self, rule: &NewForwardRule) -> CloudResult<String> {
-        elbv2::create_forward_rule(&self.elb, rule).await
+    async fn default_target_group(&self, listener_arn: &str) -> CloudResult<Option<String>> {
+        elbv2::default_target_group(&self.elb, listener_arn).await
+    }
+    async fn create_rule(&self, rule: &NewRule) -> CloudResult<String> {
+        elbv2::create_rule(&self.elb, rule).await
+    }
+    async fn modify_rule(&self, rule_arn: &str, change: &RuleChange) -> CloudResult<()> {
+        elbv2::modify_rule(&self.elb, rule_arn, change).await
+    }
+    async fn set_rule_priorities(&self, priorities: &[(String, u32)]) -> CloudResult<()> {
+        elbv2::set_rule_priorities(&self.elb, priorities).await
     }
     async fn delete_rule(&self, rule_arn: &str) -> CloudResult<()> {
         elbv2::delete_rule(&self.elb, rule_arn).await
