@@ -13,6 +13,7 @@ use crate::event::{classify, Command, Event, EventError};
 use crate::http::{prefers_json, Reply, Request, STATUS_PATH};
 use crate::idle::{self, StopOutcome};
 use crate::pages;
+use crate::routes::{self, Route, Want};
 use crate::rules::{normalize_host, Rule};
 use crate::savings;
 
@@ -61,6 +62,7 @@ impl<C: Cloud> App<C> {
                 Ok(to_json(&self.waker.wake(rule).await))
             }
             Event::Schedule => self.idle_check(false).await,
+            Event::Command(Command::Sync) => self.sync().await,
             Event::Command(Command::IdleCheck { dry_run }) => self.idle_check(dry_run).await,
             Event::Command(Command::Stop { rule }) => {
                 let rule = self.named_rule(&rule)?;
@@ -82,6 +84,28 @@ impl<C: Cloud> App<C> {
             .await
             .map_err(|e| EventError(format!("idle check could not observe AWS, nothing was changed: {e}")))?;
         serde_json::to_value(report).map_err(|e| EventError(format!("report not serialisable: {e}")))
+    }
+
+    /// Creates or repairs every standing rule on every listener. Rules recorded as stopped
+    /// forward to the Lambda; every other rule keeps the direction it has (a new one: the Lambda).
+    pub async fn sync(&self) -> Result<Value, EventError> {
+        let cloud = self.waker.cloud();
+        let config = self.config();
+        let fail =
+            |e: crate::cloud::CloudError| EventError(format!("sync failed, the next sync or idle check retries: {e}"));
+        let states = cloud.load_states(&config.state_table).await.unwrap_or_default();
+        let stopped: Vec<String> = states.into_iter().filter(|s| s.phase == "stopped").map(|s| s.rule).collect();
+        let want = |name: &str| {
+            if stopped.iter().any(|s| s == name) {
+                Want::Route(Route::Lambda)
+            } else {
+                Want::Keep
+            }
+        };
+        let mut views = routes::views(cloud, config).await.map_err(fail)?;
+        let reports = routes::reconcile(cloud, config, &mut views, &want, false).await.map_err(fail)?;
+        tracing::info!(listeners = reports.len(), standing = config.standing.len(), "sync done");
+        Ok(json!({ "standing_rules_per_listener": config.standing.len(), "listeners": reports }))
     }
 
     /// Every rule: its live status (nothing is woken), listener rules, activity and idle time (a

@@ -58,6 +58,8 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Create or repair the standing listener rules of every configured host set now
+    Sync,
     /// Check the config; with --aws also that what it names exists and is wired for autostop
     Validate {
         #[arg(long)]
@@ -173,6 +175,25 @@ pub async fn run(cli: Cli) -> i32 {
             }
             OK
         }
+        Cmd::Sync => match app.sync().await {
+            Ok(report) => {
+                for l in report["listeners"].as_array().into_iter().flatten() {
+                    println!(
+                        "{}: {} created, {} modified, {} moved, {} deleted",
+                        l["listener"].as_str().unwrap_or(""),
+                        l["created"],
+                        l["modified"],
+                        l["moved"],
+                        l["deleted"]
+                    );
+                }
+                OK
+            }
+            Err(e) => {
+                eprintln!("autostop: {e}");
+                FAILED
+            }
+        },
         Cmd::Validate { .. } | Cmd::Events => unreachable!("handled above / in main"),
     }
 }

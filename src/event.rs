@@ -18,9 +18,17 @@ pub enum Event {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     Status,
-    Wake { rule: String },
-    Stop { rule: String },
-    IdleCheck { dry_run: bool },
+    Wake {
+        rule: String,
+    },
+    Stop {
+        rule: String,
+    },
+    IdleCheck {
+        dry_run: bool,
+    },
+    /// Create or repair every standing listener rule now (`make deploy` runs it after an update).
+    Sync,
 }
 
 /// An event autostop cannot handle; the text says what arrived.
@@ -57,7 +65,7 @@ pub fn classify(event: Value) -> Result<Event, EventError> {
     keys.truncate(12);
     Err(EventError(format!(
         "unrecognised event with keys [{}]: autostop handles ALB target group requests, EventBridge \
-         scheduled events, and {{\"autostop\": \"status\" | \"wake\" | \"stop\" | \"idle-check\"}}",
+         scheduled events, and {{\"autostop\": \"status\" | \"wake\" | \"stop\" | \"idle-check\" | \"sync\"}}",
         keys.join(", ")
     )))
 }
@@ -73,6 +81,7 @@ fn command(cmd: &Value, event: &Value) -> Result<Command, EventError> {
     };
     match cmd.as_str() {
         Some("status") => Ok(Command::Status),
+        Some("sync") => Ok(Command::Sync),
         Some("wake") => Ok(Command::Wake { rule: rule()? }),
         Some("stop") => Ok(Command::Stop { rule: rule()? }),
         Some("idle-check") => match event.get("dry_run") {
@@ -81,7 +90,7 @@ fn command(cmd: &Value, event: &Value) -> Result<Command, EventError> {
             Some(other) => Err(EventError(format!("\"dry_run\" must be true or false, got {other}"))),
         },
         _ => Err(EventError(format!(
-            "unknown autostop command {cmd}: expected \"status\", \"wake\", \"stop\" or \"idle-check\""
+            "unknown autostop command {cmd}: expected \"status\", \"wake\", \"stop\", \"idle-check\" or \"sync\""
         ))),
     }
 }
@@ -119,6 +128,7 @@ mod tests {
     fn schedule_and_commands() {
         assert!(matches!(classify(fixture("scheduled-event.json")), Ok(Event::Schedule)));
         assert_eq!(classify(json!({"autostop": "status"})).unwrap_command(), Command::Status);
+        assert_eq!(classify(json!({"autostop": "sync"})).unwrap_command(), Command::Sync);
         assert_eq!(
             classify(json!({"autostop": "wake", "rule": "api"})).unwrap_command(),
             Command::Wake { rule: "api".into() }

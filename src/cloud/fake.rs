@@ -899,7 +899,7 @@ impl Cloud for FakeCloud {
         }
         // "You can reorder the rules as long as there are no priority conflicts in the new order"
         // (ELBv2 API reference, SetRulePriorities): check the order after the change.
-        for (listener, _) in &listener_of {
+        for (_, listener) in &listener_of {
             let mut after: Vec<u32> = s.listeners[listener]
                 .iter()
                 .map(|r| priorities.iter().find(|(a, _)| a == &r.arn).map(|(_, p)| *p).unwrap_or(r.priority))

@@ -6,9 +6,10 @@ behind the `api` target group and an ECS service at 0 behind the `web` target gr
 config, and starts the real autostop binary (`autostop events`: one warm Lambda instance).
 
 Then it plays the ALB on 127.0.0.1:PORT:
-- a host with a forward rule in moto goes to that target group's local backend (and is counted
-  as `RequestCount` in moto's CloudWatch, as the ALB would);
-- any other request goes to autostop as an ALB event.
+- rules are walked by priority, first match wins, as an ALB does; a matching rule forwards to
+  its target group with a weight above 0: the app's local backend (counted as `RequestCount` in
+  moto's CloudWatch, as the ALB would) or autostop's Lambda group;
+- autostop's Lambda group, and the default action, go to autostop as an ALB event.
 
 Backends stand in for the instance and the ECS tasks: each boots a few seconds after moto says
 its resource runs and is registered in the target group only once it answers HTTP (as ALB
@@ -16,6 +17,7 @@ health checks and ECS registration would). The idle check runs every 20 s, so an
 left alone goes back to sleep after its idle time (1 minute here).
 """
 import base64
+import fnmatch
 import http.client
 import http.server
 import itertools
@@ -60,6 +62,7 @@ class World:
             Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"]][:2]
         self.lb = self.elb.create_load_balancer(Name="demo", Subnets=subnets)["LoadBalancers"][0]["LoadBalancerArn"]
         lambda_tg = self.elb.create_target_group(Name="demo-autostop", TargetType="lambda")["TargetGroups"][0]
+        self.lambda_tg = lambda_tg["TargetGroupArn"]
         self.listener = self.elb.create_listener(
             LoadBalancerArn=self.lb, Protocol="HTTP", Port=80,
             DefaultActions=[{"Type": "forward", "TargetGroupArn": lambda_tg["TargetGroupArn"]}],
@@ -105,16 +108,19 @@ ecs = {{ cluster = "demo", service = "web" }}
 """
 
     def forward_rules(self):
-        """(hosts, target group) of every forward rule on the listener."""
+        """(hosts, target group taking the traffic) of every forward rule, in priority order."""
         rules = []
         for r in self.elb.describe_rules(ListenerArn=self.listener)["Rules"]:
             if r.get("IsDefault"):
                 continue
             hosts = [v for c in r["Conditions"] if c["Field"] == "host-header"
                      for v in c.get("HostHeaderConfig", {}).get("Values", c.get("Values", []))]
-            tgs = [a["TargetGroupArn"] for a in r["Actions"] if a["Type"] == "forward" and "TargetGroupArn" in a]
-            rules.append((hosts, tgs[0] if tgs else None))
-        return rules
+            tgs = []
+            for a in (a for a in r["Actions"] if a["Type"] == "forward"):
+                members = a.get("ForwardConfig", {}).get("TargetGroups") or [{"TargetGroupArn": a["TargetGroupArn"]}]
+                tgs += [m["TargetGroupArn"] for m in members if m.get("Weight", 1) > 0]
+            rules.append((int(r["Priority"]), hosts, tgs[0] if tgs else None))
+        return [(hosts, tg) for _, hosts, tg in sorted(rules, key=lambda r: r[0])]
 
 
 class Backend:
@@ -247,7 +253,8 @@ class Autostop:
 
 
 def host_matches(pattern, host):
-    return host == pattern or (pattern.startswith("*.") and host.endswith(pattern[1:]))
+    """ALB host matching: case-insensitive, `*` any run of characters, `?` exactly one."""
+    return fnmatch.fnmatchcase(host.lower(), pattern.lower().replace("[", "[[]"))
 
 
 class Metrics:
@@ -290,7 +297,7 @@ def front_end(port, world, supervisor, autostop, metrics):
             body = self.rfile.read(length) if length else b""
             host = (self.headers.get("host") or "").split(":")[0].lower()
             tg = next((t for hosts, t in forward_rules() if any(host_matches(h, host) for h in hosts)), None)
-            if tg:
+            if tg and tg != world.lambda_tg:
                 backend = supervisor.port_for(tg)
                 if backend is None:
                     return self.reply(502, {"content-type": "text/plain"}, b"502 Bad Gateway (no healthy target)")

@@ -1,0 +1,287 @@
+//! Standing listener rules on the strict fake: after every step, where would the ALB send each
+//! configured host? Not only which calls were made.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use autostop::app::App;
+use autostop::cloud::fake::{FakeCloud, LAMBDA_TG};
+use autostop::cloud::{InstanceState, Weighted};
+use autostop::priority::DERIVED_BASE;
+use common::*;
+use serde_json::json;
+use tokio::time::advance;
+
+const SECS: fn(u64) -> Duration = Duration::from_secs;
+const TG_SPECIAL: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/special/1a2b3c4d5e6f7a8b";
+const I3: &str = "i-0aaaaaaaaaaaaaaa3";
+
+/// `*.dev.example.com` (ECS, TG_WEB) over `api.dev.example.com` (EC2 I1, TG_API), in that
+/// config order: the wildcard comes first in the file, and must still come last on the ALB.
+fn overlapping() -> String {
+    format!(
+        r#"
+listener_arns = ["{L1}", "{L2}"]
+hold = "2m"
+[[rules]]
+name = "wild"
+hosts = ["*.dev.example.com"]
+target_group_arn = "{TG_WEB}"
+ecs = {{ cluster = "dev", service = "web" }}
+[[rules]]
+name = "api"
+hosts = ["api.dev.example.com"]
+target_group_arn = "{TG_API}"
+ec2 = {{ instance_ids = ["{I1}"] }}
+"#
+    )
+}
+
+fn world() -> Arc<FakeCloud> {
+    let w = FakeCloud::new();
+    w.add_instance(I1, InstanceState::Stopped, SECS(20));
+    w.add_target_group(TG_API, SECS(10));
+    w.register_instance(TG_API, I1);
+    w.add_service("dev", "web", 0, SECS(20));
+    w.add_target_group(TG_WEB, SECS(10));
+    w.attach_service(TG_WEB, "dev", "web");
+    w.add_listener(L1);
+    w.add_listener(L2);
+    Arc::new(w)
+}
+
+/// Where each of `hosts` goes, on every listener (they must agree).
+fn routes(w: &FakeCloud, hosts: &[&str]) -> Vec<String> {
+    hosts
+        .iter()
+        .map(|h| {
+            let to = w.routes_to(L1, h);
+            assert_eq!(to, w.routes_to(L2, h), "listeners disagree on {h}");
+            to
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_awake_wildcard_never_captures_a_sleeping_exact_host() {
+    let w = world();
+    let app = App::with_cloud(config(&overlapping()), Arc::clone(&w));
+    let hosts = ["api.dev.example.com", "docs.dev.example.com"];
+
+    // Wake the wildcard only.
+    assert_eq!(api(&app, "GET", "docs.dev.example.com", "/").await.status, 307);
+    assert_eq!(routes(&w, &hosts), vec![LAMBDA_TG, TG_WEB], "api sleeps: its requests reach autostop");
+    assert_eq!(w.instance_state(I1), InstanceState::Stopped, "nothing of api was started");
+
+    // Wake api too.
+    assert_eq!(api(&app, "GET", "api.dev.example.com", "/").await.status, 307);
+    assert_eq!(routes(&w, &hosts), vec![TG_API, TG_WEB]);
+
+    // Stop api: its host goes back to autostop, the wildcard's hosts stay with their app.
+    let v = app.handle(json!({"autostop": "stop", "rule": "api"}), None).await.unwrap();
+    assert_eq!(v["result"], "stopped", "{v}");
+    assert_eq!(routes(&w, &hosts), vec![LAMBDA_TG, TG_WEB]);
+    let prio: Vec<(u32, Option<String>)> = w.rules(L1).into_iter().map(|r| (r.priority, r.owner)).collect();
+    assert_eq!(prio, vec![(DERIVED_BASE, Some("api".into())), (DERIVED_BASE + 1, Some("wild".into()))]);
+    assert!(w.violations().is_empty(), "{:?}", w.violations());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_target_group_no_rule_references_is_attached_again_so_the_wake_can_finish() {
+    let w = world();
+    let app = App::with_cloud(config(&overlapping()), Arc::clone(&w));
+    assert_eq!(status(&app, "api.dev.example.com").await["phase"], "starting");
+    advance(SECS(21)).await;
+    // Someone deletes the standing rules by hand while the instance boots: nothing references
+    // the app's group any more, and the ALB stops health-checking it (Target.NotInUse).
+    for l in [L1, L2] {
+        for r in w.rules(l).into_iter().filter(|r| r.owner.as_deref() == Some("api")) {
+            w.delete_rule_by_hand(&r.arn);
+        }
+    }
+    let s = status(&app, "api.dev.example.com").await;
+    assert_eq!(s["phase"], "waiting_for_health");
+    assert!(s["message"].as_str().unwrap().contains("attaching the target group"), "{s}");
+    assert_eq!(routes(&w, &["api.dev.example.com"]), vec![LAMBDA_TG], "recreated, still to autostop");
+
+    // The group is checked from its re-attachment: initial for 10 s, then healthy, then routed.
+    advance(SECS(5)).await;
+    assert_eq!(status(&app, "api.dev.example.com").await["phase"], "waiting_for_health");
+    advance(SECS(6)).await;
+    assert_eq!(api(&app, "GET", "api.dev.example.com", "/").await.status, 307);
+    assert_eq!(routes(&w, &["api.dev.example.com"]), vec![TG_API]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wake_with_the_old_design_would_wait_forever_at_not_in_use() {
+    // Control for the test above: without any rule referencing the group, a running instance
+    // never becomes healthy in the strict fake, as on AWS.
+    let w = world();
+    w.set_instance_state(I1, InstanceState::Running);
+    advance(SECS(600)).await;
+    let h = autostop::cloud::Cloud::target_health(w.as_ref(), TG_API).await.unwrap();
+    assert_eq!((h.healthy, h.total, h.not_in_use), (0, 0, 1));
+}
+
+fn sync_config(rules: &str) -> String {
+    format!("listener_arns = [\"{L1}\"]\nhold = \"2m\"\n{rules}")
+}
+
+const API: &str = r#"
+[[rules]]
+name = "api"
+hosts = ["api.x.com", "*.api.x.com"]
+target_group_arn = "TG_API"
+ec2 = { instance_ids = ["I1"] }
+"#;
+const WEB: &str = r#"
+[[rules]]
+name = "web"
+hosts = ["web.x.com"]
+target_group_arn = "TG_WEB"
+ecs = { cluster = "dev", service = "web" }
+"#;
+const SPECIAL: &str = r#"
+[[rules]]
+name = "special"
+hosts = ["special.api.x.com"]
+target_group_arn = "TG_SPECIAL"
+ec2 = { instance_ids = ["I3"] }
+"#;
+
+fn rules_text(parts: &[&str]) -> String {
+    parts
+        .concat()
+        .replace("TG_API", TG_API)
+        .replace("TG_WEB", TG_WEB)
+        .replace("TG_SPECIAL", TG_SPECIAL)
+        .replace("I1", I1)
+        .replace("I3", I3)
+}
+
+async fn sync(app: &App<FakeCloud>) -> serde_json::Value {
+    app.handle(json!({"autostop": "sync"}), None).await.expect("sync runs")
+}
+
+fn layout(w: &FakeCloud) -> Vec<(u32, String, Vec<String>)> {
+    w.rules(L1).into_iter().map(|r| (r.priority, r.owner.unwrap_or_default(), r.hosts)).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn sync_creates_standing_rules_and_follows_config_changes() {
+    let w = world();
+    w.add_instance(I3, InstanceState::Stopped, SECS(20));
+    w.add_target_group(TG_SPECIAL, SECS(10));
+    w.register_instance(TG_SPECIAL, I3);
+
+    // 1. Two rules that overlap nothing: one ALB rule each.
+    let app = App::with_cloud(config(&sync_config(&rules_text(&[API, WEB]))), Arc::clone(&w));
+    let v = sync(&app).await;
+    assert_eq!(v["listeners"][0]["created"], 2, "{v}");
+    let h = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        layout(&w),
+        vec![
+            (DERIVED_BASE, "api".into(), h(&["api.x.com", "*.api.x.com"])),
+            (DERIVED_BASE + 1, "web".into(), h(&["web.x.com"]))
+        ]
+    );
+    assert_eq!(
+        sync(&app).await["listeners"][0],
+        json!({"listener": L1, "created": 0, "modified": 0, "moved": 0, "deleted": 0}),
+        "idempotent"
+    );
+    // api wakes and is awake from now on.
+    assert_eq!(api(&app, "GET", "pr-1.api.x.com", "/").await.status, 307);
+
+    // 2. A new rule claims a host under api's wildcard: api is split so the exact host of
+    //    `special` comes before `*.api.x.com`, which would otherwise capture it.
+    let app = App::with_cloud(config(&sync_config(&rules_text(&[API, WEB, SPECIAL]))), Arc::clone(&w));
+    sync(&app).await;
+    assert_eq!(
+        layout(&w),
+        vec![
+            (DERIVED_BASE, "api".into(), h(&["api.x.com"])),
+            (DERIVED_BASE + 1, "web".into(), h(&["web.x.com"])),
+            (DERIVED_BASE + 2, "special".into(), h(&["special.api.x.com"])),
+            (DERIVED_BASE + 3, "api".into(), h(&["*.api.x.com"])),
+        ]
+    );
+    let to = |host: &str| w.routes_to(L1, host);
+    assert_eq!(
+        (to("pr-1.api.x.com"), to("special.api.x.com")),
+        (TG_API.into(), LAMBDA_TG.into()),
+        "api stays awake, special sleeps"
+    );
+
+    // 3. `web` leaves the config and `special` moves first: web's rule is removed, and the new
+    //    order is applied with SetRulePriorities (through free priorities: targets are held).
+    w.reset_calls();
+    let app = App::with_cloud(config(&sync_config(&rules_text(&[SPECIAL, API]))), Arc::clone(&w));
+    let v = sync(&app).await;
+    assert_eq!((v["listeners"][0]["deleted"].as_u64(), v["listeners"][0]["moved"].as_u64()), (Some(1), Some(3)), "{v}");
+    assert_eq!(w.calls("SetRulePriorities"), 2);
+    assert_eq!(w.calls("CreateRule"), 0, "nothing duplicated");
+    assert_eq!(
+        layout(&w),
+        vec![
+            (DERIVED_BASE, "special".into(), h(&["special.api.x.com"])),
+            (DERIVED_BASE + 1, "api".into(), h(&["api.x.com"])),
+            (DERIVED_BASE + 2, "api".into(), h(&["*.api.x.com"])),
+        ]
+    );
+    assert_eq!(
+        (to("pr-1.api.x.com"), to("special.api.x.com"), to("web.x.com")),
+        (TG_API.into(), LAMBDA_TG.into(), LAMBDA_TG.into())
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn rules_of_the_previous_version_are_adopted_not_duplicated() {
+    let w = world();
+    w.set_instance_state(I1, InstanceState::Running);
+    // The previous version inserted a tagged rule forwarding to the app only, at a hashed priority.
+    w.add_tagged_rule(L1, 23_456, &["api.dev.example.com"], TG_API, "api");
+    w.add_tagged_rule(L2, 23_456, &["api.dev.example.com"], TG_API, "api");
+    let app = App::with_cloud(config(&overlapping()), Arc::clone(&w));
+    sync(&app).await;
+    for l in [L1, L2] {
+        let ours: Vec<_> = w.rules(l).into_iter().filter(|r| r.owner.as_deref() == Some("api")).collect();
+        assert_eq!(ours.len(), 1, "{ours:?}");
+        assert_eq!(ours[0].priority, DERIVED_BASE);
+        assert_eq!(
+            ours[0].forward,
+            vec![Weighted::new(TG_API, 1), Weighted::new(LAMBDA_TG, 0)],
+            "canonical, still to the app"
+        );
+    }
+    assert_eq!(routes(&w, &["api.dev.example.com", "x.dev.example.com"]), vec![TG_API, LAMBDA_TG]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn too_many_rules_is_an_error_page_with_the_code_and_what_to_do() {
+    let w = world();
+    w.set_rule_quota(1);
+    w.add_foreign_rule(L1, 5, &["intranet.example.com"]);
+    let app = App::with_cloud(config(&overlapping()), Arc::clone(&w));
+    let page = browser(&app, "api.dev.example.com").await;
+    assert_eq!(page.status, 503, "{}", page.body);
+    assert!(page.body.contains("TooManyRules"), "{}", page.body);
+    assert!(page.body.contains("raise it or remove unused rules"), "{}", page.body);
+    assert!(page.header("retry-after").is_some());
+    assert_eq!(w.calls("StartInstances"), 0, "nothing started that the ALB could not health-check");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_listener_whose_default_action_is_not_a_forward_is_named() {
+    let w = FakeCloud::new();
+    w.add_instance(I1, InstanceState::Stopped, SECS(20));
+    w.add_target_group(TG_API, SECS(10));
+    w.add_listener_with_default(L1, None);
+    let text = format!("listener_arns = [\"{L1}\"]\n[[rules]]\nname = \"api\"\nhosts = [\"api.x.com\"]\ntarget_group_arn = \"{TG_API}\"\nec2 = {{ instance_ids = [\"{I1}\"] }}\n");
+    let app = App::new(config(&text), w);
+    let e = app.handle(json!({"autostop": "sync"}), None).await.unwrap_err();
+    assert!(e.0.contains("DefaultActionNotForward") && e.0.contains(L1), "{e}");
+}
