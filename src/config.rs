@@ -673,6 +673,23 @@ ecs = {{ cluster = "dev", service = "web", desired_count = 2 }}
     }
 
     #[test]
+    fn a_configured_priority_that_puts_a_wildcard_before_a_host_it_captures_names_both_rules() {
+        let text = with("ecs = { cluster = \"dev\", service = \"web\", desired_count = 2 }", "ecs = { cluster = \"dev\", service = \"web\" }\n[[rules]]\nname = \"wild\"\nhosts = [\"*.dev.example.com\"]\ntarget_group_arn = \"arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/wild/0467ef3c8400ae66\"\npriority = 5\necs = { cluster = \"dev\", service = \"wild\" }");
+        let e = load_err(&text);
+        assert_eq!(e.key, "rules[2] (wild).priority");
+        assert!(e.reason.contains("rule `wild` (*.dev.example.com, priority 5)"), "{e}");
+        assert!(e.reason.contains("rule `api` (api.dev.example.com, priority 1200)"), "{e}");
+        // Above the exact hosts it overlaps, the same priority is fine.
+        let c = Config::from_toml(&text.replace("priority = 5", "priority = 20000")).unwrap();
+        let order: Vec<&str> = c.standing.iter().map(|c| c.hosts[0].as_str()).collect();
+        assert_eq!(
+            order,
+            vec!["api.dev.example.com", "web.dev.example.com", "*.api.dev.example.com", "*.dev.example.com"]
+        );
+        assert_eq!(c.standing_priorities, vec![1200, 10_000, 1201, 20_000]);
+    }
+
+    #[test]
     fn the_deployment_fills_what_the_file_leaves_out() {
         let file = with(&format!("listener_arns = [\"{LISTENER}\"]\nstate_table = \"autostop-state\""), "");
         let deployed = Deployment { listener_arns: vec![LISTENER.into()], state_table: Some("stack-state".into()) };
