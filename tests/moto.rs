@@ -531,3 +531,66 @@ async fn the_cli_validates_wakes_reports_and_stops() {
     assert!(out.contains("target group") && out.contains("ghost") && out.contains("does not exist"), "{out}");
     assert!(out.contains("already claims host api.cli.example.com"), "{out}");
 }
+
+/// Standing rules through the real adapters: sync creates them, a wake switches one to the app,
+/// a stop switches it back, a config change re-syncs hosts and order, an orphan is removed.
+#[tokio::test]
+#[ignore = "needs moto: run `make test`"]
+async fn standing_rules_are_created_switched_reordered_and_removed() {
+    let w = world("it-std").await;
+    w.state_table("it-std-state").await;
+    let api_tg = w.target_group("it-std-api", TargetTypeEnum::Instance).await;
+    let id = w.stopped_instance(&api_tg).await;
+    let web_tg = w.target_group("it-std-web", TargetTypeEnum::Ip).await;
+    w.ecs_service("it-std", "web", 0).await;
+    let api_rule = format!(
+        "[[rules]]\nname = \"api\"\nhosts = [\"api.std.example.com\", \"*.api.std.example.com\"]\ntarget_group_arn = \"{api_tg}\"\nec2 = {{ instance_ids = [\"{id}\"] }}\n"
+    );
+    let web_rule = format!(
+        "[[rules]]\nname = \"web\"\nhosts = [\"web.std.example.com\"]\ntarget_group_arn = \"{web_tg}\"\necs = {{ cluster = \"it-std\", service = \"web\" }}\n"
+    );
+    let lambda = vec![w.lambda_tg.clone()];
+
+    // Sync: one standing rule per host set per listener, all to the Lambda.
+    let app = w.app_at(&format!("{api_rule}{web_rule}"), "it-std-state", 0);
+    app.handle(serde_json::json!({"autostop": "sync"}), None).await.unwrap();
+    for l in &w.listeners {
+        let rules = w.rules(l).await;
+        let got: Vec<(&str, Option<&str>, &Vec<String>)> =
+            rules.iter().map(|r| (r.0.as_str(), r.3.as_deref(), &r.2)).collect();
+        assert_eq!(got, vec![("10000", Some("api"), &lambda), ("10001", Some("web"), &lambda)], "{rules:?}");
+    }
+
+    // A wake switches api's rule to the app; a stop switches it back.
+    assert_eq!(api(&app, "GET", "x.api.std.example.com", "/").await.status, 307);
+    for l in &w.listeners {
+        assert_eq!(w.rules(l).await[0].2, vec![api_tg.clone()]);
+    }
+    let v = app.handle(serde_json::json!({"autostop": "stop", "rule": "api"}), None).await.unwrap();
+    assert_eq!(v["result"], "stopped", "{v}");
+    for l in &w.listeners {
+        let rules = w.rules(l).await;
+        assert_eq!((rules.len(), &rules[0].2), (2, &lambda), "{rules:?}");
+    }
+
+    // A new rule claims a host under api's wildcard and comes first in the file; `web` leaves.
+    let special = format!(
+        "[[rules]]\nname = \"special\"\nhosts = [\"special.api.std.example.com\"]\ntarget_group_arn = \"{web_tg}\"\necs = {{ cluster = \"it-std\", service = \"web\" }}\n"
+    );
+    let app = w.app_at(&format!("{special}{api_rule}"), "it-std-state", 0);
+    let v = app.handle(serde_json::json!({"autostop": "sync"}), None).await.unwrap();
+    assert_eq!(v["listeners"][0]["deleted"], 1, "web's rule is removed: {v}");
+    for l in &w.listeners {
+        let got: Vec<(String, Vec<String>, Option<String>)> =
+            w.rules(l).await.into_iter().map(|r| (r.0, r.1, r.3)).collect();
+        let want = |p: &str, h: &str, o: &str| (p.to_string(), vec![h.to_string()], Some(o.to_string()));
+        assert_eq!(
+            got,
+            vec![
+                want("10000", "special.api.std.example.com", "special"),
+                want("10001", "api.std.example.com", "api"),
+                want("10002", "*.api.std.example.com", "api"),
+            ]
+        );
+    }
+}
