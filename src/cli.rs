@@ -105,16 +105,20 @@ pub async fn run(cli: Cli) -> i32 {
     }
     if let Cmd::Validate { aws: true } = cli.command {
         return match crate::validate::check_aws(&cloud, &config).await {
-            Ok(problems) if problems.is_empty() => {
-                println!("config ok, and everything it names exists in AWS and is wired for autostop");
-                OK
-            }
-            Ok(problems) => {
-                for p in &problems {
+            Ok(found) => {
+                for line in &found.budget {
+                    println!("budget: {line}");
+                }
+                for p in &found.problems {
                     println!("problem: {p}");
                 }
-                println!("{} problem(s)", problems.len());
-                FAILED
+                if found.problems.is_empty() {
+                    println!("config ok, and everything it names exists in AWS, is wired for autostop and fits");
+                    OK
+                } else {
+                    println!("{} problem(s)", found.problems.len());
+                    FAILED
+                }
             }
             Err(e) => {
                 eprintln!("autostop: could not check AWS: {e}");

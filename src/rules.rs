@@ -64,6 +64,22 @@ pub fn normalize_host(raw: &str) -> Option<String> {
     (!host.is_empty()).then_some(host)
 }
 
+/// ALB's host-header matching: case-insensitive; `*` matches any run of characters (dots
+/// included, possibly none), `?` exactly one (ALB guide, "Host conditions"). Not ours: ours
+/// ([`HostIndex`]) prefers exact hosts and longer suffixes; ALB takes the first rule by priority.
+pub fn alb_host_match(pattern: &str, host: &str) -> bool {
+    fn go(p: &[u8], h: &[u8]) -> bool {
+        match (p.first(), h.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => go(&p[1..], h) || (!h.is_empty() && go(p, &h[1..])),
+            (Some(b'?'), Some(_)) => go(&p[1..], &h[1..]),
+            (Some(a), Some(b)) if a.eq_ignore_ascii_case(b) => go(&p[1..], &h[1..]),
+            _ => false,
+        }
+    }
+    go(pattern.as_bytes(), host.as_bytes())
+}
+
 /// Host -> rule index lookup, built once from the config.
 #[derive(Debug, Default, Clone)]
 pub struct HostIndex {
@@ -140,6 +156,17 @@ mod tests {
         assert_eq!(idx.lookup("dev.example.com"), None, "*.x does not match x");
         assert_eq!(idx.lookup("example.com"), None);
         assert_eq!(idx.lookup("api.dev.example.org"), None);
+    }
+
+    #[test]
+    fn alb_matching_is_a_glob_over_the_whole_host() {
+        assert!(alb_host_match("*.dev.example.com", "a.b.dev.example.com"), "* spans dots");
+        assert!(alb_host_match("API.dev.example.com", "api.DEV.example.com"), "case-insensitive");
+        assert!(alb_host_match("api-?.x.com", "api-7.x.com"));
+        assert!(!alb_host_match("api-?.x.com", "api-77.x.com"), "? is exactly one");
+        assert!(alb_host_match("*.x.com", ".x.com"), "* may match nothing");
+        assert!(!alb_host_match("*.x.com", "x.com"));
+        assert!(alb_host_match("a*z.x.com", "abcz.x.com"));
     }
 
     #[test]

@@ -1,70 +1,233 @@
-//! `autostop validate --aws`: does what the config names exist in AWS, wired as autostop needs?
+//! `autostop validate --aws`: does what the config names exist in AWS, wired as autostop needs,
+//! and does it fit the account's ALB quotas?
 //!
 //! Checks that every target group, listener, instance and service exists; that each listener's
-//! default action forwards to a Lambda target group (autostop's); and that no foreign ALB rule
-//! already claims a configured host (it would win over ours, or shadow the Lambda).
+//! default action forwards to a Lambda target group (autostop's); that no rule autostop does not
+//! own would be matched before ours for a configured host (ALB takes the first match by
+//! priority); and the budget: standing rules and target groups per load balancer against
+//! `DescribeAccountLimits` ("rules-per-application-load-balancer",
+//! "target-groups-per-application-load-balancer"; ALB guide, quotas).
+
+use std::collections::{BTreeMap, HashSet};
 
 use crate::cloud::aws::AwsCloud;
-use crate::cloud::{Cloud, CloudError, InstanceState};
+use crate::cloud::{Cloud, CloudError, InstanceState, ListenerRule};
 use crate::config::Config;
+use crate::idle::load_balancer_dimension;
+use crate::rules::alb_host_match;
 
-/// Everything wrong, one line each; empty when all is well.
-pub async fn check_aws(cloud: &AwsCloud, config: &Config) -> Result<Vec<String>, CloudError> {
-    let mut problems = Vec::new();
+/// ALB's default quotas, used when the account does not report them.
+const DEFAULT_RULES_PER_LB: u64 = 100;
+const DEFAULT_TARGET_GROUPS_PER_LB: u64 = 100;
+
+/// What `validate --aws` found: problems (exit 1) and the budget lines (always shown).
+#[derive(Debug, Default)]
+pub struct Findings {
+    pub problems: Vec<String>,
+    pub budget: Vec<String>,
+}
+
+/// Everything wrong, one line each, and the budget.
+pub async fn check_aws(cloud: &AwsCloud, config: &Config) -> Result<Findings, CloudError> {
+    let mut f = Findings::default();
+    let mut listed: Vec<(String, Vec<ListenerRule>)> = Vec::new();
     for listener in &config.listener_arns {
         match cloud.listener_default_targets(listener).await? {
-            None => problems.push(format!("listener {listener} does not exist")),
-            Some(tgs) => {
-                let mut lambda = false;
-                for tg in &tgs {
-                    lambda |= cloud.target_group_type(tg).await?.as_deref() == Some("lambda");
-                }
-                if !lambda {
-                    problems.push(format!(
-                        "listener {listener}: its default action does not forward to a Lambda target group; make \
-                         autostop's target group its default action (aws elbv2 modify-listener)"
-                    ));
-                }
-            }
-        }
-        for r in cloud.listener_rules(listener).await? {
-            if r.owner.is_some() {
+            None => {
+                f.problems.push(format!("listener {listener} does not exist"));
                 continue;
             }
-            for rule in &config.rules {
-                for host in rule.hosts.iter().filter(|h| r.hosts.iter().any(|x| x.eq_ignore_ascii_case(h))) {
-                    problems.push(format!(
-                        "listener {listener}: a rule not made by autostop (priority {}) already claims host {host} of \
-                         rule `{}`",
-                        r.priority, rule.name
-                    ));
-                }
-            }
+            Some(tgs) => check_default(cloud, listener, &tgs, &mut f.problems).await?,
         }
+        let rules = cloud.listener_rules(listener).await?;
+        check_foreign(config, listener, &rules, &mut f.problems);
+        listed.push((listener.clone(), rules));
     }
     for rule in &config.rules {
-        if cloud.target_group_type(&rule.target_group_arn).await?.is_none() {
-            problems.push(format!("rule `{}`: target group {} does not exist", rule.name, rule.target_group_arn));
-        }
-        if let Some(ec2) = &rule.ec2 {
-            for i in cloud.instances(&ec2.instance_ids).await? {
-                if matches!(i.state, InstanceState::Missing | InstanceState::Terminated) {
-                    problems.push(format!("rule `{}`: instance {} is {}", rule.name, i.id, i.state.as_str()));
-                }
-            }
-        }
-        if let Some(ecs) = &rule.ecs {
-            let svc = cloud.service(&ecs.cluster, &ecs.service).await?;
-            if !svc.is_active() {
+        check_resources(cloud, rule, &mut f.problems).await?;
+    }
+    let limits = cloud.account_limits().await?;
+    budget(config, &listed, &limits, &mut f);
+    Ok(f)
+}
+
+async fn check_default(
+    cloud: &AwsCloud,
+    listener: &str,
+    tgs: &[String],
+    problems: &mut Vec<String>,
+) -> Result<(), CloudError> {
+    let mut lambda = false;
+    for tg in tgs {
+        lambda |= cloud.target_group_type(tg).await?.as_deref() == Some("lambda");
+    }
+    if !lambda {
+        problems.push(format!(
+            "listener {listener}: its default action does not forward to a Lambda target group; make autostop's \
+             target group its default action (aws elbv2 modify-listener)"
+        ));
+    }
+    Ok(())
+}
+
+/// A rule not made by autostop that matches a configured host at a priority below ours would
+/// take that host's traffic before autostop ever sees it.
+fn check_foreign(config: &Config, listener: &str, rules: &[ListenerRule], problems: &mut Vec<String>) {
+    for (chunk, ours) in config.standing.iter().zip(&config.standing_priorities) {
+        for host in &chunk.hosts {
+            let sample = host.replacen('*', "x", 1);
+            let claim = rules
+                .iter()
+                .filter(|r| r.owner.is_none() && r.priority < *ours)
+                .find(|r| r.hosts.iter().any(|p| p.eq_ignore_ascii_case(host) || alb_host_match(p, &sample)));
+            if let Some(r) = claim {
                 problems.push(format!(
-                    "rule `{}`: ECS service {}/{} is {}",
-                    rule.name,
-                    ecs.cluster,
-                    ecs.service,
-                    svc.status.to_lowercase()
+                    "listener {listener}: a rule not made by autostop (priority {}) already claims host {host} of \
+                     rule `{}`",
+                    r.priority, chunk.owner
                 ));
             }
         }
     }
-    Ok(problems)
+}
+
+async fn check_resources(
+    cloud: &AwsCloud,
+    rule: &crate::rules::Rule,
+    problems: &mut Vec<String>,
+) -> Result<(), CloudError> {
+    if cloud.target_group_type(&rule.target_group_arn).await?.is_none() {
+        problems.push(format!("rule `{}`: target group {} does not exist", rule.name, rule.target_group_arn));
+    }
+    if let Some(ec2) = &rule.ec2 {
+        for i in cloud.instances(&ec2.instance_ids).await? {
+            if matches!(i.state, InstanceState::Missing | InstanceState::Terminated) {
+                problems.push(format!("rule `{}`: instance {} is {}", rule.name, i.id, i.state.as_str()));
+            }
+        }
+    }
+    if let Some(ecs) = &rule.ecs {
+        let svc = cloud.service(&ecs.cluster, &ecs.service).await?;
+        if !svc.is_active() {
+            problems.push(format!(
+                "rule `{}`: ECS service {}/{} is {}",
+                rule.name,
+                ecs.cluster,
+                ecs.service,
+                svc.status.to_lowercase()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Standing rules (host chunks x listeners) plus the rules of others, and the target groups
+/// the rules reference, per load balancer, against the account's quotas.
+fn budget(
+    config: &Config,
+    listed: &[(String, Vec<ListenerRule>)],
+    limits: &std::collections::HashMap<String, u64>,
+    f: &mut Findings,
+) {
+    let max_rules = limits.get("rules-per-application-load-balancer").copied().unwrap_or(DEFAULT_RULES_PER_LB);
+    let max_tgs =
+        limits.get("target-groups-per-application-load-balancer").copied().unwrap_or(DEFAULT_TARGET_GROUPS_PER_LB);
+    let mut per_lb: BTreeMap<String, (usize, usize, HashSet<String>, usize)> = BTreeMap::new();
+    for (listener, rules) in listed {
+        let e = per_lb.entry(load_balancer_dimension(listener)).or_default();
+        e.0 += config.standing.len();
+        e.3 += 1;
+        e.1 += rules.iter().filter(|r| r.owner.is_none()).count();
+        e.2.extend(
+            rules.iter().filter(|r| r.owner.is_none()).flat_map(|r| r.forward.iter().map(|w| w.target_group.clone())),
+        );
+        e.2.extend(config.rules.iter().map(|r| r.target_group_arn.clone()));
+    }
+    for (lb, (ours, others, tgs, listeners)) in per_lb {
+        let total = (ours + others) as u64;
+        // The Lambda's own group is one more on every load balancer.
+        let groups = tgs.len() as u64 + 1;
+        f.budget.push(format!(
+            "load balancer {lb}: {ours} standing rules ({} host chunks x {listeners} listeners) + {others} rules \
+             not ours = {total} of {max_rules} rules; {groups} of {max_tgs} target groups",
+            config.standing.len()
+        ));
+        if total > max_rules {
+            f.problems.push(format!(
+                "load balancer {lb}: the config needs {total} listener rules but the account allows {max_rules}: \
+                 request a higher \"Rules per Application Load Balancer\" quota, use fewer listeners, or group \
+                 hosts under wildcards"
+            ));
+        }
+        if groups > max_tgs {
+            f.problems.push(format!(
+                "load balancer {lb}: {groups} target groups but the account allows {max_tgs} per load balancer"
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloud::Weighted;
+
+    const L1: &str =
+        "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/dev/50dc6c495c0c9188/f2f7dc8efc522ab2";
+    const L2: &str =
+        "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/dev/50dc6c495c0c9188/0a1b2c3d4e5f6a7b";
+
+    fn config() -> Config {
+        let tg =
+            |n: &str| format!("arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/{n}/73e2d6bc24d8a067");
+        Config::from_toml(&format!(
+            "listener_arns = [\"{L1}\", \"{L2}\"]\n\
+             [[rules]]\nname = \"api\"\nhosts = [\"api.x.com\"]\ntarget_group_arn = \"{}\"\necs = {{ cluster = \"c\", service = \"api\" }}\n\
+             [[rules]]\nname = \"web\"\nhosts = [\"web.x.com\"]\ntarget_group_arn = \"{}\"\necs = {{ cluster = \"c\", service = \"web\" }}\n",
+            tg("api"),
+            tg("web")
+        ))
+        .unwrap()
+    }
+
+    fn foreign(priority: u32, host: &str) -> ListenerRule {
+        ListenerRule {
+            arn: format!("arn:rule/{priority}"),
+            priority,
+            hosts: vec![host.into()],
+            forward: vec![Weighted::new("arn:tg/other", 1)],
+            owner: None,
+        }
+    }
+
+    #[test]
+    fn a_config_that_cannot_fit_the_rule_quota_is_a_problem_saying_what_to_do() {
+        let listed = vec![(L1.to_string(), vec![foreign(1, "intranet.x.com")]), (L2.to_string(), vec![])];
+        let mut f = Findings::default();
+        budget(&config(), &listed, &[("rules-per-application-load-balancer".to_string(), 4)].into(), &mut f);
+        assert_eq!(
+            f.budget,
+            vec![
+                "load balancer app/dev/50dc6c495c0c9188: 4 standing rules (2 host chunks x 2 listeners) + 1 rules \
+                  not ours = 5 of 4 rules; 4 of 100 target groups"
+            ]
+        );
+        assert_eq!(f.problems.len(), 1);
+        assert!(f.problems[0].contains("needs 5 listener rules but the account allows 4"), "{:?}", f.problems);
+
+        let mut f = Findings::default();
+        budget(&config(), &listed, &Default::default(), &mut f);
+        assert!(f.problems.is_empty(), "ALB's default of 100 applies when the account says nothing");
+    }
+
+    #[test]
+    fn a_foreign_wildcard_ahead_of_our_rule_claims_our_host() {
+        let mut problems = Vec::new();
+        check_foreign(&config(), L1, &[foreign(5, "*.x.com")], &mut problems);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].contains("priority 5") && problems[0].contains("api.x.com"));
+        let mut problems = Vec::new();
+        check_foreign(&config(), L1, &[foreign(45_000, "*.x.com")], &mut problems);
+        assert!(problems.is_empty(), "after ours, it takes nothing: {problems:?}");
+    }
 }

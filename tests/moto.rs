@@ -458,6 +458,10 @@ async fn the_cli_validates_wakes_reports_and_stops() {
     assert!(err.contains("hourly_costs"), "{err}");
     let (code, out, err) = cli(&["validate", "--aws"], &good);
     assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("2 standing rules (1 host chunks x 2 listeners) + 0 rules not ours = 2 of 100 rules"),
+        "the budget against moto's DescribeAccountLimits: {out}"
+    );
 
     let (code, out, err) = cli(&["wake", "api"], &good);
     assert_eq!(code, 0, "{out}{err}");
@@ -530,6 +534,10 @@ async fn the_cli_validates_wakes_reports_and_stops() {
     assert_eq!(code, 1, "{out}{err}");
     assert!(out.contains("target group") && out.contains("ghost") && out.contains("does not exist"), "{out}");
     assert!(out.contains("already claims host api.cli.example.com"), "{out}");
+    assert!(
+        out.contains("4 standing rules (2 host chunks x 2 listeners) + 1 rules not ours = 5 of 100 rules"),
+        "the foreign rule counts too: {out}"
+    );
 }
 
 /// Standing rules through the real adapters: sync creates them, a wake switches one to the app,

@@ -519,7 +519,7 @@ impl State {
         let mut rules: Vec<&ListenerRule> =
             self.listeners.get(listener).map(|r| r.iter().collect()).unwrap_or_default();
         rules.sort_by_key(|r| r.priority);
-        match rules.into_iter().find(|r| r.hosts.iter().any(|p| alb_host_match(p, host))) {
+        match rules.into_iter().find(|r| r.hosts.iter().any(|p| crate::rules::alb_host_match(p, host))) {
             Some(r) => r.routes_to().into_iter().map(str::to_string).collect(),
             None => self.defaults.get(listener).cloned().flatten().into_iter().collect(),
         }
@@ -625,21 +625,6 @@ impl State {
             }
         }
     }
-}
-
-/// ALB's host-header matching: case-insensitive; `*` matches any run of characters (dots
-/// included, possibly none), `?` exactly one (ALB guide, "Host conditions").
-pub fn alb_host_match(pattern: &str, host: &str) -> bool {
-    fn go(p: &[u8], h: &[u8]) -> bool {
-        match (p.first(), h.first()) {
-            (None, None) => true,
-            (Some(b'*'), _) => go(&p[1..], h) || (!h.is_empty() && go(p, &h[1..])),
-            (Some(b'?'), Some(_)) => go(&p[1..], &h[1..]),
-            (Some(a), Some(b)) if a.eq_ignore_ascii_case(b) => go(&p[1..], &h[1..]),
-            _ => false,
-        }
-    }
-    go(pattern.as_bytes(), host.as_bytes())
 }
 
 fn metric_key<'a>(namespace: &str, metric: &str, dims: impl Iterator<Item = (&'a str, &'a str)>) -> String {
