@@ -7,7 +7,10 @@ Parameters come from the environment (see the Makefile's deploy target and the R
   PARAMS             extra template parameters, "Key=Value Key=Value" (e.g. VpcId=vpc-1
                      SubnetIds=subnet-a,subnet-b, or ExistingListenerArns=arn1,arn2)
   ARCH               arm64 | x86-64, as built
+  SYNC               1 (default): invoke the deployed function with {"autostop": "sync"} so its own
+                     role creates or repairs the standing listener rules now; 0 to skip
 """
+import json
 import hashlib
 import os
 import sys
@@ -61,6 +64,24 @@ def main():
     print(f"deploy: stack {stack} {out['StackStatus']}")
     for o in out.get("Outputs", []):
         print(f"  {o['OutputKey']}: {o['OutputValue']}")
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in out.get("Outputs", [])}
+    if os.environ.get("SYNC", "1") != "0" and "FunctionName" in outputs:
+        sync(outputs["FunctionName"])
+
+
+def sync(function):
+    """The standing listener rules for the config just deployed, made by the function's own role."""
+    payload = json.dumps({"autostop": "sync"}).encode()
+    hint = (f"the next idle check repairs them, or run: aws lambda invoke --function-name {function} "
+            f"--cli-binary-format raw-in-base64-out --payload '{payload.decode()}' /dev/stdout")
+    try:
+        resp = boto3.client("lambda").invoke(FunctionName=function, Payload=payload)
+    except ClientError as e:
+        sys.exit(f"deploy: the stack is deployed, but the sync of listener rules could not run ({e}); {hint}")
+    body = resp["Payload"].read().decode(errors="replace")
+    if resp.get("FunctionError"):
+        sys.exit(f"deploy: the stack is deployed, but the sync of listener rules failed: {body}; {hint}")
+    print(f"deploy: standing listener rules synced: {body}")
 
 
 if __name__ == "__main__":

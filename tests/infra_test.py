@@ -110,9 +110,11 @@ def main():
     check("start/stop scoped by the autostop tag",
           by_sid["StartStopTaggedInstances"]["Condition"]["StringEquals"] == {"aws:ResourceTag/autostop": "enabled"},
           by_sid.get("StartStopTaggedInstances"))
-    check("only rules tagged autostop:rule can be deleted",
-          by_sid["DeleteOnlyOurRules"]["Condition"] == {"Null": {"aws:ResourceTag/autostop:rule": "false"}},
-          by_sid.get("DeleteOnlyOurRules"))
+    ours = by_sid.get("ChangeOnlyOurRules", {})
+    check("only rules tagged autostop:rule can be modified, reordered or deleted",
+          ours.get("Condition") == {"Null": {"aws:ResourceTag/autostop:rule": "false"}}
+          and sorted(ours.get("Action", [])) == ["elasticloadbalancing:DeleteRule", "elasticloadbalancing:ModifyRule",
+                                                 "elasticloadbalancing:SetRulePriorities"], ours)
     check("never grants TerminateInstances",
           not any("TerminateInstances" in json.dumps(s) for s in doc["Statement"]), doc)
     listener_doc = policy(iam.get_role_policy(RoleName=role, PolicyName="autostop-listeners")["PolicyDocument"])
