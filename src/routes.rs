@@ -340,7 +340,7 @@ pub struct Report {
 }
 
 /// Diffs and applies every listener; `dry_run` only plans. Races with other invocations (a rule
-/// gone meanwhile, a priority taken) are met by listing again, up to three times.
+/// gone meanwhile, a priority taken) are met by listing again ([`RACE_ATTEMPTS`]).
 pub async fn reconcile<C: Cloud>(
     cloud: &C,
     config: &Config,
@@ -358,9 +358,8 @@ pub async fn reconcile<C: Cloud>(
             }
             match apply(cloud, view, &plan).await {
                 Ok(()) => break plan,
-                Err(e) if attempt < 2 && matches!(e.kind, ErrorKind::NotFound | ErrorKind::PriorityInUse) => {
-                    tracing::info!(listener = %view.listener, code = %e.code, "listener changed under the reconcile; listing again");
-                    *view = self::view(cloud, &view.listener).await?;
+                Err(e) if raced(&e) && attempt < RACE_ATTEMPTS => {
+                    relist(cloud, view, &e).await?;
                     attempt += 1;
                 }
                 Err(e) => return Err(e),
@@ -386,10 +385,12 @@ pub async fn views<C: Cloud>(cloud: &C, config: &Config) -> Result<Vec<ListenerV
     Ok(out)
 }
 
-/// Whether every standing rule of `rule` exists among a listener's rules (in any direction).
+/// Whether every standing rule of `rule`, and of the rules entangled with it, exists among a
+/// listener's rules (in any direction).
 pub fn complete(config: &Config, rules: &[ListenerRule], rule: &Rule) -> bool {
-    config.standing.iter().filter(|c| c.owner == rule.name).all(|c| {
-        rules.iter().any(|r| r.owner.as_deref() == Some(rule.name.as_str()) && priority::same_hosts(&r.hosts, &c.hosts))
+    let names = entangled(config, rule);
+    config.standing.iter().filter(|c| names.contains(c.owner.as_str())).all(|c| {
+        rules.iter().any(|r| r.owner.as_deref() == Some(c.owner.as_str()) && priority::same_hosts(&r.hosts, &c.hosts))
     })
 }
 
@@ -440,20 +441,87 @@ pub async fn switch_on<C: Cloud>(
     rule: &Rule,
     route: Route,
 ) -> Result<usize, CloudError> {
-    let want = |name: &str| if name == rule.name { Want::Route(route) } else { Want::Keep };
-    let plan = diff(config, view, &want)?;
-    // Only this rule's changes: a switch must not wait on, or fail for, another rule's drift.
-    let mine = Plan {
-        modify: plan.modify.into_iter().filter(|m| m.2 == rule.name).collect(),
-        delete: plan.delete.into_iter().filter(|d| d.1 == rule.name).collect(),
-        priorities: Vec::new(),
-        create: plan.create.into_iter().filter(|c| c.owner == rule.name).collect(),
-    };
-    if mine.is_empty() {
-        return Ok(0);
+    apply_for(cloud, config, view, rule, Want::Route(route)).await
+}
+
+/// Creates `rule`'s missing standing rules (the way its existing ones forward, or to the
+/// Lambda), and those of every rule whose hosts overlap it, on one listed listener.
+pub async fn ensure_on<C: Cloud>(
+    cloud: &C,
+    config: &Config,
+    view: &mut ListenerView,
+    rule: &Rule,
+) -> Result<usize, CloudError> {
+    apply_for(cloud, config, view, rule, Want::Keep).await
+}
+
+/// The rules whose standing rules must exist before `rule`'s may forward to its app: itself and
+/// every rule with an overlapping host (else ALB would hand that rule's hosts to this one, or
+/// the other way round).
+pub fn entangled<'a>(config: &'a Config, rule: &Rule) -> HashSet<&'a str> {
+    let mine: Vec<&String> = config.standing.iter().filter(|c| c.owner == rule.name).flat_map(|c| &c.hosts).collect();
+    config
+        .standing
+        .iter()
+        .filter(|c| c.owner == rule.name || c.hosts.iter().any(|h| mine.iter().any(|m| priority::overlaps(m, h))))
+        .map(|c| c.owner.as_str())
+        .collect()
+}
+
+/// Applies only the part of the listener's plan that concerns `rule` (with `want`) and the rules
+/// entangled with it (created if missing, kept as they are): the wake and stop paths must not
+/// wait on, or fail for, the drift of unrelated rules (the idle check and sync repair that).
+async fn apply_for<C: Cloud>(
+    cloud: &C,
+    config: &Config,
+    view: &mut ListenerView,
+    rule: &Rule,
+    want: Want,
+) -> Result<usize, CloudError> {
+    let names = entangled(config, rule);
+    let wants = |name: &str| if name == rule.name { want } else { Want::Keep };
+    let mut attempt = 0;
+    loop {
+        let plan = diff(config, view, &wants)?;
+        let mine = Plan {
+            modify: plan.modify.into_iter().filter(|m| m.2 == rule.name).collect(),
+            delete: plan.delete.into_iter().filter(|d| d.1 == rule.name).collect(),
+            priorities: Vec::new(),
+            create: plan.create.into_iter().filter(|c| names.contains(c.owner.as_str())).collect(),
+        };
+        if mine.is_empty() {
+            return Ok(0);
+        }
+        // Missing rules first: a more specific rule must stand before ours forwards to the app.
+        let (creates, rest) =
+            (Plan { create: mine.create.clone(), ..Plan::default() }, Plan { create: Vec::new(), ..mine.clone() });
+        let applied = async {
+            apply(cloud, view, &creates).await?;
+            apply(cloud, view, &rest).await
+        };
+        match applied.await {
+            Ok(()) => return Ok(mine.changes()),
+            Err(e) if raced(&e) && attempt < RACE_ATTEMPTS => {
+                relist(cloud, view, &e).await?;
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
     }
-    apply(cloud, view, &mine).await?;
-    Ok(mine.changes())
+}
+
+/// How often a change that lost a race with another invocation (a rule gone, a priority taken
+/// meanwhile) is planned again from a fresh listing.
+const RACE_ATTEMPTS: usize = 2;
+
+fn raced(e: &CloudError) -> bool {
+    matches!(e.kind, ErrorKind::NotFound | ErrorKind::PriorityInUse)
+}
+
+async fn relist<C: Cloud>(cloud: &C, view: &mut ListenerView, e: &CloudError) -> Result<(), CloudError> {
+    tracing::info!(listener = %view.listener, code = %e.code, "listener changed under us; listing again");
+    view.rules = cloud.listener_rules(&view.listener).await?;
+    Ok(())
 }
 
 /// Standing rules needed in all: host chunks times listeners, by load balancer.

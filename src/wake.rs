@@ -29,7 +29,7 @@ use crate::cloud::{RuleState, WARMUPS_KEPT};
 use crate::config::Config;
 use crate::metrics;
 
-use crate::routes::{self, Route, Want};
+use crate::routes::{self, Route};
 use crate::rules::Rule;
 
 /// How long one observation serves every caller of a rule (the "about a second" of SPEC).
@@ -550,17 +550,17 @@ impl<C: Cloud> Waker<C> {
         }
     }
 
-    /// Creates the rule's missing standing rules (forwarding to the Lambda) with one reconcile of
-    /// each listener that lacks one; only lists the listeners otherwise.
+    /// Creates the rule's missing standing rules (forwarding to the Lambda); only lists the
+    /// listeners when they are all there.
     async fn ensure_standing(&self, rule: &Rule) -> Result<(), CloudError> {
         for listener in &self.config.listener_arns {
             let rules = self.cloud.listener_rules(listener).await?;
             if routes::complete(&self.config, &rules, rule) {
                 continue;
             }
-            tracing::info!(rule = %rule.name, listener = %listener, "standing rule missing: reconciling the listener");
-            let mut views = vec![routes::view(self.cloud.as_ref(), listener).await?];
-            routes::reconcile(self.cloud.as_ref(), &self.config, &mut views, &|_| Want::Keep, false).await?;
+            tracing::info!(rule = %rule.name, listener = %listener, "standing rule missing: creating it");
+            let mut view = routes::view(self.cloud.as_ref(), listener).await?;
+            routes::ensure_on(self.cloud.as_ref(), &self.config, &mut view, rule).await?;
         }
         Ok(())
     }
