@@ -1,5 +1,5 @@
 //! `make bench`: handler time per request on the hot paths, AWS calls per wake under
-//! concurrency, and the delay from "target healthy" to "listener rule inserted".
+//! concurrency and per stop, and the delay from "target healthy" to "standing rule switched".
 //! Prints figures; asserts nothing about time (that is what this is for, not the tests).
 
 use std::hint::black_box;
@@ -34,6 +34,8 @@ fn world(latency: Duration, boot: u64, health: u64) -> FakeCloud {
     cloud.add_target_group(TG, Duration::from_secs(health));
     cloud.register_instance(TG, I1);
     cloud.add_listener(L1);
+    // 200 rules need 200 standing rules: a raised "rules per load balancer" quota.
+    cloud.set_rule_quota(1000);
     cloud
 }
 
@@ -91,7 +93,8 @@ fn handler_times() {
 }
 
 /// N held API requests at once for one sleeping rule; boot 30 s, healthy `health_ms` later.
-/// Returns the calls made and the delay from the first healthy moment to the rule's insertion.
+/// Returns the calls made and the delay from the first healthy moment to the standing rule's
+/// switch to the app.
 fn calls_per_wake(n: usize, health_ms: u64) -> (Vec<(String, usize)>, f64) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
     rt.block_on(async {
@@ -113,8 +116,46 @@ fn calls_per_wake(n: usize, health_ms: u64) -> (Vec<(String, usize)>, f64) {
         // StartInstances takes effect when its call returns; then 30 s of boot, then health.
         let started = cloud.first_call_at("StartInstances").expect("started") + latency;
         let healthy_at = started + Duration::from_secs(30) + Duration::from_millis(health_ms);
-        let created = cloud.first_call_at("CreateRule").expect("a rule was created") + latency;
-        (cloud.call_counts(), created.duration_since(healthy_at).as_secs_f64())
+        let switched = cloud.first_call_at("ModifyRule").expect("the rule was switched") + latency;
+        (cloud.call_counts(), switched.duration_since(healthy_at).as_secs_f64())
+    })
+}
+
+/// Twenty rules with an instance and a target group each; wakes one, then stops it by the
+/// operator's command or by an idle check an hour later. Counts only the stop's calls.
+fn calls_per_stop(how: &str) -> (Vec<(String, usize)>, usize) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+    rt.block_on(async {
+        let cloud = FakeCloud::with_latency(Duration::from_millis(20));
+        cloud.add_listener(L1);
+        let mut text = format!("listener_arns = [\"{L1}\"]\nhold = \"2m\"\nidle = \"10m\"\n");
+        for i in 0..20 {
+            let id = format!("i-{i:017x}");
+            let tg = format!("arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/t{i}/{i:016x}");
+            text.push_str(&format!(
+                "[[rules]]\nname = \"env{i}\"\nhosts = [\"env{i}.dev.example.com\"]\ntarget_group_arn = \"{tg}\"\nec2 = {{ instance_ids = [\"{id}\"] }}\n"
+            ));
+            cloud.add_instance(&id, InstanceState::Stopped, Duration::from_secs(30));
+            cloud.add_target_group(&tg, Duration::from_secs(10));
+            cloud.register_instance(&tg, &id);
+        }
+        let app = App::new(Config::from_toml(&text).unwrap(), cloud);
+        app.handle(json!({"autostop": "sync"}), None).await.unwrap();
+        let v = app.handle(event("env3.dev.example.com", "/api", "application/json"), None).await.unwrap();
+        assert_eq!(v["statusCode"], 307);
+        let cloud = app.waker().cloud();
+        cloud.reset_calls();
+        if how == "stop" {
+            app.handle(json!({"autostop": "stop", "rule": "env3"}), None).await.unwrap();
+        } else {
+            tokio::time::advance(Duration::from_secs(3600)).await;
+            let r = app.handle(json!({"autostop": "idle-check", "dry_run": false}), None).await.unwrap();
+            let stopped = r["rules"].as_array().unwrap().iter().filter(|r| r["action"] == "stop").count();
+            assert_eq!(stopped, 1, "{r}");
+        }
+        let counts = cloud.call_counts();
+        let total = counts.iter().map(|(_, c)| c).sum();
+        (counts, total)
     })
 }
 
@@ -126,6 +167,7 @@ fn idle_check_cost(n: usize, dry_run: bool) -> (Vec<(String, usize)>, f64) {
         let mut text = format!("listener_arns = [\"{L1}\"]\nidle = \"5m\"\n");
         let cloud = FakeCloud::with_latency(Duration::ZERO);
         cloud.add_listener(L1);
+        cloud.set_rule_quota(2 * n); // one standing rule per rule: a raised quota past 100
         for i in 0..n {
             let id = format!("i-{i:017x}");
             let tg = format!("arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/t{i}/{i:016x}");
@@ -163,7 +205,14 @@ fn main() {
     let delays: Vec<f64> = (0..10).map(|k| calls_per_wake(1, 10_000 + 100 * k).1).collect();
     let mean = delays.iter().sum::<f64>() / delays.len() as f64;
     let max = delays.iter().cloned().fold(0.0, f64::max);
-    println!("  target healthy -> listener rule in place: mean {mean:.2} s, max {max:.2} s (10 offsets; poll ~1 s, 20 ms calls)");
+    println!("  target healthy -> standing rule switched to the app: mean {mean:.2} s, max {max:.2} s (10 offsets; poll ~1 s, 20 ms calls)");
+    println!();
+    println!("AWS calls per stop of one awake rule (one listener, 20 rules configured, 19 asleep):");
+    for (label, how) in [("operator stop", "stop"), ("idle check, rule idle", "idle")] {
+        let (counts, total) = calls_per_stop(how);
+        let detail: Vec<String> = counts.iter().map(|(op, c)| format!("{op}={c}")).collect();
+        println!("  {label:<22}: {total:>3} calls  [{}]", detail.join(" "));
+    }
 
     println!();
     println!("one idle check (rules awake 1 h without traffic; 2 metric queries per rule):");

@@ -21,7 +21,7 @@ use std::collections::{HashMap, HashSet};
 
 use crate::cloud::{Cloud, CloudError, ErrorKind, ListenerRule, NewRule, RuleChange, Weighted};
 use crate::config::Config;
-use crate::priority::{self, MAX_PRIORITY};
+use crate::priority::{self, Chunk, MAX_PRIORITY};
 use crate::rules::Rule;
 
 /// Where a standing rule sends its hosts' traffic.
@@ -63,14 +63,12 @@ fn same_forward(a: &[Weighted], b: &[Weighted]) -> bool {
     a.len() == b.len() && set(a) == set(b)
 }
 
-/// A standing rule as the config wants it on one listener.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Desired {
-    pub owner: String,
-    pub index: usize,
+/// A standing rule as the config wants it on one listener: a chunk of the config's plan and
+/// the priority it gets there (borrowed: a diff runs on every stop of every rule).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Desired<'a> {
+    pub chunk: &'a Chunk,
     pub priority: u32,
-    pub hosts: Vec<String>,
-    pub app_tg: String,
 }
 
 /// Why a listener's standing rules cannot be laid out.
@@ -85,14 +83,18 @@ impl From<PlanError> for CloudError {
 
 /// The standing rules of the config on a listener where `taken` priorities belong to rules that
 /// are not ours.
-pub fn desired(config: &Config, taken: &HashSet<u32>) -> Result<Vec<Desired>, PlanError> {
+pub fn desired<'a>(config: &'a Config, taken: &HashSet<u32>) -> Result<Vec<Desired<'a>>, PlanError> {
     let priorities = if taken.is_empty() {
         config.standing_priorities.clone()
     } else {
         let p = priority::assign(&config.standing, taken)
             .ok_or_else(|| PlanError("no free ALB rule priority left on the listener".into()))?;
-        priority::check_order(&config.standing, &p)
-            .map_err(|c| PlanError(format!("rules not ours shift ours: {c}")))?;
+        // The config's own order was checked at load; skipping taken priorities keeps it unless a
+        // derived priority jumps past a pinned one.
+        if !same_order(&config.standing_priorities, &p) {
+            priority::check_order(&config.standing, &p)
+                .map_err(|c| PlanError(format!("rules not ours shift ours: {c}")))?;
+        }
         p
     };
     if let Some((c, p)) = config.standing.iter().zip(&priorities).find(|(c, p)| c.pinned.is_some() && taken.contains(p))
@@ -102,18 +104,17 @@ pub fn desired(config: &Config, taken: &HashSet<u32>) -> Result<Vec<Desired>, Pl
             c.owner
         )));
     }
-    Ok(config
-        .standing
-        .iter()
-        .zip(priorities)
-        .map(|(c, priority)| Desired {
-            owner: c.owner.clone(),
-            index: c.index,
-            priority,
-            hosts: c.hosts.clone(),
-            app_tg: config.rules[c.rule].target_group_arn.clone(),
-        })
-        .collect())
+    Ok(config.standing.iter().zip(priorities).map(|(chunk, priority)| Desired { chunk, priority }).collect())
+}
+
+/// Whether two priority assignments order the chunks the same way.
+fn same_order(a: &[u32], b: &[u32]) -> bool {
+    let rank = |v: &[u32]| {
+        let mut idx: Vec<usize> = (0..v.len()).collect();
+        idx.sort_by_key(|&i| v[i]);
+        idx
+    };
+    rank(a) == rank(b)
 }
 
 /// What one listener needs to match the config.
@@ -146,62 +147,93 @@ pub struct ListenerView {
 
 /// Matches the actual rules of one listener against the desired ones (pure).
 pub fn diff(config: &Config, view: &ListenerView, want: &(dyn Fn(&str) -> Want + Sync)) -> Result<Plan, PlanError> {
+    diff_only(config, view, want, None)
+}
+
+/// [`diff`] for the rules named in `only` (all of them, and orphans, when `None`). Desired and
+/// actual rules are grouped by owner first, so a diff costs one pass over each.
+fn diff_only(
+    config: &Config,
+    view: &ListenerView,
+    want: &(dyn Fn(&str) -> Want + Sync),
+    only: Option<&HashSet<&str>>,
+) -> Result<Plan, PlanError> {
     let taken: HashSet<u32> = view.rules.iter().filter(|r| r.owner.is_none()).map(|r| r.priority).collect();
     let desired = desired(config, &taken)?;
-    let mut plan = Plan::default();
-    for rule in &config.rules {
-        let wanted: Vec<&Desired> = desired.iter().filter(|d| d.owner == rule.name).collect();
-        let mut actual: Vec<&ListenerRule> =
-            view.rules.iter().filter(|r| r.owner.as_deref() == Some(rule.name.as_str())).collect();
-        actual.sort_by_key(|r| r.priority);
-        let route = match want(&rule.name) {
-            Want::Route(r) => r,
-            Want::Keep if actual.iter().any(|a| route_of(a, &rule.target_group_arn) == Route::App) => Route::App,
-            Want::Keep => Route::Lambda,
-        };
-        let action = forward(route, &view.lambda_tg, &rule.target_group_arn);
-        for (d, a) in match_rules(&wanted, &mut actual) {
-            match a {
-                Some(a) => {
-                    let change = RuleChange {
-                        hosts: (!priority::same_hosts(&a.hosts, &d.hosts)).then(|| d.hosts.clone()),
-                        forward: (!same_forward(&a.forward, &action)).then(|| action.clone()),
-                    };
-                    if change != RuleChange::default() {
-                        plan.modify.push((a.arn.clone(), change, rule.name.clone()));
-                    }
-                    if a.priority != d.priority {
-                        plan.priorities.push((a.arn.clone(), d.priority));
-                    }
-                }
-                None => plan.create.push(NewRule {
-                    listener_arn: view.listener.clone(),
-                    priority: d.priority,
-                    hosts: d.hosts.clone(),
-                    forward: action.clone(),
-                    owner: rule.name.clone(),
-                }),
-            }
-        }
-        plan.delete.extend(actual.iter().map(|a| (a.arn.clone(), rule.name.clone())));
+    let mut wanted: HashMap<&str, Vec<&Desired>> = HashMap::new();
+    for d in &desired {
+        wanted.entry(d.chunk.owner.as_str()).or_default().push(d);
     }
+    let mut actual: HashMap<&str, Vec<&ListenerRule>> = HashMap::new();
     for r in &view.rules {
-        if let Some(owner) = r.owner.as_deref().filter(|o| config.rule(o).is_none()) {
-            plan.delete.push((r.arn.clone(), owner.to_string()));
+        if let Some(owner) = r.owner.as_deref() {
+            actual.entry(owner).or_default().push(r);
+        }
+    }
+    let mut plan = Plan::default();
+    for rule in config.rules.iter().filter(|r| only.is_none_or(|o| o.contains(r.name.as_str()))) {
+        let mut actual = actual.remove(rule.name.as_str()).unwrap_or_default();
+        actual.sort_by_key(|r| r.priority);
+        let wanted = wanted.remove(rule.name.as_str()).unwrap_or_default();
+        plan_rule(&mut plan, view, rule, want(&rule.name), &wanted, actual);
+    }
+    if only.is_none() {
+        for (owner, rules) in actual.into_iter().filter(|(o, _)| config.rule(o).is_none()) {
+            plan.delete.extend(rules.iter().map(|r| (r.arn.clone(), owner.to_string())));
         }
     }
     Ok(plan)
 }
 
+/// One configured rule's part of the plan.
+fn plan_rule<'a>(
+    plan: &mut Plan,
+    view: &ListenerView,
+    rule: &Rule,
+    want: Want,
+    wanted: &[&'a Desired<'a>],
+    mut actual: Vec<&'a ListenerRule>,
+) {
+    let route = match want {
+        Want::Route(r) => r,
+        Want::Keep if actual.iter().any(|a| route_of(a, &rule.target_group_arn) == Route::App) => Route::App,
+        Want::Keep => Route::Lambda,
+    };
+    let action = forward(route, &view.lambda_tg, &rule.target_group_arn);
+    for (d, a) in match_rules(wanted, &mut actual) {
+        let Some(a) = a else {
+            plan.create.push(NewRule {
+                listener_arn: view.listener.clone(),
+                priority: d.priority,
+                hosts: d.chunk.hosts.clone(),
+                forward: action.clone(),
+                owner: rule.name.clone(),
+            });
+            continue;
+        };
+        let change = RuleChange {
+            hosts: (!priority::same_hosts(&a.hosts, &d.chunk.hosts)).then(|| d.chunk.hosts.clone()),
+            forward: (!same_forward(&a.forward, &action)).then(|| action.clone()),
+        };
+        if change != RuleChange::default() {
+            plan.modify.push((a.arn.clone(), change, rule.name.clone()));
+        }
+        if a.priority != d.priority {
+            plan.priorities.push((a.arn.clone(), d.priority));
+        }
+    }
+    plan.delete.extend(actual.iter().map(|a| (a.arn.clone(), rule.name.clone())));
+}
+
 /// Pairs each desired chunk with an actual rule: the same host set first, then the rest in
 /// priority order. Matched actual rules are removed from `actual`; what is left there is extra.
 fn match_rules<'a>(
-    wanted: &[&'a Desired],
+    wanted: &[&'a Desired<'a>],
     actual: &mut Vec<&'a ListenerRule>,
-) -> Vec<(&'a Desired, Option<&'a ListenerRule>)> {
+) -> Vec<(&'a Desired<'a>, Option<&'a ListenerRule>)> {
     let mut pairs: Vec<(&Desired, Option<&ListenerRule>)> = wanted.iter().map(|d| (*d, None)).collect();
     for pair in pairs.iter_mut() {
-        if let Some(i) = actual.iter().position(|a| priority::same_hosts(&a.hosts, &pair.0.hosts)) {
+        if let Some(i) = actual.iter().position(|a| priority::same_hosts(&a.hosts, &pair.0.chunk.hosts)) {
             pair.1 = Some(actual.remove(i));
         }
     }
@@ -480,14 +512,16 @@ async fn apply_for<C: Cloud>(
 ) -> Result<usize, CloudError> {
     let names = entangled(config, rule);
     let wants = |name: &str| if name == rule.name { want } else { Want::Keep };
+    // Taking traffic away needs nothing created: a rule that does not exist sends nothing to the app.
+    let creates = want != Want::Route(Route::Lambda);
     let mut attempt = 0;
     loop {
-        let plan = diff(config, view, &wants)?;
+        let plan = diff_only(config, view, &wants, Some(&names))?;
         let mine = Plan {
             modify: plan.modify.into_iter().filter(|m| m.2 == rule.name).collect(),
             delete: plan.delete.into_iter().filter(|d| d.1 == rule.name).collect(),
             priorities: Vec::new(),
-            create: plan.create.into_iter().filter(|c| names.contains(c.owner.as_str())).collect(),
+            create: if creates { plan.create } else { Vec::new() },
         };
         if mine.is_empty() {
             return Ok(0);

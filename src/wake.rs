@@ -616,11 +616,14 @@ impl<C: Cloud> Waker<C> {
     }
 
     /// Switches the standing rules to the app, unless an idle stop claimed the rule since this
-    /// step observed it, then records the wake as finished (whoever asks afterwards).
+    /// step observed it, then records the wake as finished (whoever asks afterwards). The state
+    /// is read again even when this step saw `ready`: that is the state an idle stop starts from,
+    /// and switching back to the app after its switch would route to a target going away. (A
+    /// claim after this read is caught by the checker's sweep.)
     async fn route_to_app(&self, cx: &Step<'_>) -> Result<(), CloudError> {
         let rule = cx.rule;
         let recorded = cx.state.as_ref().is_some_and(|s| s.phase == "ready");
-        if !recorded && self.stop_in_progress(self.read_state(rule).await.as_ref()) {
+        if self.stop_in_progress(self.read_state(rule).await.as_ref()) {
             return Err(CloudError::new("ModifyRule", "IncorrectState", "an idle stop began; not routing"));
         }
         let changed = routes::switch(self.cloud.as_ref(), &self.config, rule, Route::App).await?;

@@ -225,6 +225,45 @@ async fn a_request_during_the_stop_ends_with_the_rule_running_and_one_listener_r
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_wake_step_that_read_ready_before_the_claim_never_routes_to_a_stopping_target() {
+    let app = Arc::new(awake_app(&ec2_rule_config("5m", "", &[I1]), &[I1]).await);
+    advance(secs(9 * MIN)).await; // idle 5 m + 3 m lag allowance
+                                  // A request's step reads the state (`ready`) and then waits 2 s on DescribeTargetHealth; in
+                                  // between, the checker claims the stop, switches traffic away and starts a 3 s StopInstances.
+    cloud(&app).slow_down("DescribeTargetHealth", secs(2));
+    cloud(&app).slow_down("StopInstances", secs(3));
+    let step = {
+        let app = Arc::clone(&app);
+        tokio::spawn(async move { status(&app, "api.dev.example.com").await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await; // the step has read the state
+    assert_eq!(action(&check(&app, false).await, "api"), ("stop".into(), "done".into()));
+    step.await.unwrap();
+    assert!(cloud(&app).violations().is_empty(), "{:?}", cloud(&app).violations());
+    assert_eq!(cloud(&app).routes_to(L1, "api.dev.example.com"), LAMBDA_TG);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_switch_to_the_app_landing_after_the_stop_switched_away_is_swept_back() {
+    let app = Arc::new(awake_app(&ec2_rule_config("5m", "", &[I1]), &[I1]).await);
+    advance(secs(9 * MIN)).await; // idle 5 m + 3 m lag allowance
+                                  // DescribeTags takes 2 s. The checker lists (t = 0..2 s), claims and switches to the Lambda at
+                                  // about 2.05 s. A request's step passes its guard at about 1.95 s (still `ready`), lists until
+                                  // about 4 s and then switches the rule back to the app, while StopInstances runs.
+    cloud(&app).slow_down("DescribeTags", secs(2));
+    cloud(&app).slow_down("StopInstances", secs(3));
+    let checker = {
+        let app = Arc::clone(&app);
+        tokio::spawn(async move { check(&app, false).await })
+    };
+    tokio::time::sleep(Duration::from_millis(1900)).await;
+    let _ = status(&app, "api.dev.example.com").await;
+    assert_eq!(action(&checker.await.unwrap(), "api"), ("stop".into(), "done".into()));
+    assert_eq!(cloud(&app).routes_to(L1, "api.dev.example.com"), LAMBDA_TG, "the sweep switched it back");
+    assert_eq!(cloud(&app).calls("ModifyRule"), 3 + 1, "wake, stop, the late switch, the sweep");
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_browser_during_the_stop_sees_the_stopping_phase_then_the_wake() {
     let app = awake_app(&ec2_rule_config("5m", "", &[I1]), &[I1]).await;
     advance(secs(9 * MIN)).await; // idle 5 m + 3 m lag allowance

@@ -418,7 +418,9 @@ impl FakeCloud {
 
     pub fn instance_state(&self, id: &str) -> InstanceState {
         let mut s = self.lock();
-        s.advance(Instant::now());
+        if s.advance(Instant::now()) {
+            s.check_invariants();
+        }
         s.instances.get(id).map(|i| i.state).unwrap_or(InstanceState::Missing)
     }
 
@@ -460,8 +462,9 @@ impl FakeCloud {
         }
 
         let mut s = self.lock();
-        s.advance(Instant::now());
-        s.check_invariants();
+        if s.advance(Instant::now()) {
+            s.check_invariants();
+        }
         match s.failures.get_mut(op).and_then(VecDeque::pop_front) {
             Some(e) => Err(e),
             None => Ok(()),
@@ -476,23 +479,25 @@ impl State {
     }
 
     /// No listener may send traffic (weight above 0) to a target group whose instances are
-    /// stopping or stopped, or whose service is scaled to 0.
+    /// stopping or stopped, or whose service is scaled to 0. Run after every change.
     fn check_invariants(&mut self) {
+        let mut bad: HashMap<&str, String> = HashMap::new();
+        for (arn, tg) in &self.target_groups {
+            for id in &tg.instances {
+                let state = self.instances.get(id).map(|i| i.state);
+                if matches!(state, Some(InstanceState::Stopping | InstanceState::Stopped)) {
+                    bad.insert(arn, format!("{id} {:?}", state.unwrap()));
+                }
+            }
+            if tg.service.as_ref().and_then(|k| self.services.get(k)).is_some_and(|svc| svc.desired == 0) {
+                bad.insert(arn, "service scaled to 0".into());
+            }
+        }
         let mut found = Vec::new();
         for (listener, rules) in &self.listeners {
             for r in rules {
-                for tg in r.routes_to().into_iter().filter_map(|t| self.target_groups.get(t)) {
-                    for id in &tg.instances {
-                        let state = self.instances.get(id).map(|i| i.state);
-                        if matches!(state, Some(InstanceState::Stopping | InstanceState::Stopped)) {
-                            found.push(format!("{listener}: rule {} -> {id} {:?}", r.arn, state.unwrap()));
-                        }
-                    }
-                    if let Some(svc) = tg.service.as_ref().and_then(|k| self.services.get(k)) {
-                        if svc.desired == 0 {
-                            found.push(format!("{listener}: rule {} -> service scaled to 0", r.arn));
-                        }
-                    }
+                for why in r.routes_to().into_iter().filter_map(|t| bad.get(t)) {
+                    found.push(format!("{listener}: rule {} -> {why}", r.arn));
                 }
             }
         }
@@ -598,14 +603,16 @@ impl State {
         self.target_groups.contains_key(arn) || self.defaults.values().flatten().any(|d| d == arn)
     }
 
-    /// Applies the transitions whose time has come.
-    fn advance(&mut self, now: Instant) {
+    /// Applies the transitions whose time has come; true when one did.
+    fn advance(&mut self, now: Instant) -> bool {
         let born = self.born.unwrap_or(now);
+        let mut changed = false;
         for i in self.instances.values_mut() {
             let Some(until) = i.until else { continue };
             if until > now {
                 continue;
             }
+            changed = true;
             i.until = None;
             match i.state {
                 InstanceState::Pending if i.fails_to_boot => {
@@ -624,6 +631,7 @@ impl State {
                 _ => {}
             }
         }
+        changed
     }
 }
 
