@@ -270,8 +270,10 @@ pub enum StopOutcome {
 pub async fn idle_check<C: Cloud>(cloud: &C, config: &Config, dry_run: bool) -> Result<IdleReport, CloudError> {
     let now = cloud.now();
     let mut seen = observe(cloud, config, now).await?;
-    let decisions: Vec<Decision> =
-        config.rules.iter().enumerate().map(|(i, rule)| seen.decide(config, i, rule, now)).collect();
+    let decisions: Vec<Decision> = {
+        let index = seen.index();
+        config.rules.iter().enumerate().map(|(i, rule)| seen.decide(config, &index, i, rule, now)).collect()
+    };
 
     // Drift repair first: standing rules created or corrected, and those of sleeping rules
     // forwarding to the Lambda. Rules about to be stopped are switched by their ordered stop.
@@ -403,9 +405,24 @@ struct Decision {
     plan: StopPlan,
 }
 
+/// Lookups built once per idle check: metric series by id, standing rules by owner.
+struct Index<'a> {
+    series: HashMap<&'a str, &'a MetricSeries>,
+    standing: HashMap<&'a str, Vec<&'a ListenerRule>>,
+}
+
 impl Seen {
-    fn decide(&self, config: &Config, i: usize, rule: &Rule, now: i64) -> Decision {
-        let series_by_id: HashMap<&str, &MetricSeries> = self.series.iter().map(|s| (s.id.as_str(), s)).collect();
+    fn index(&self) -> Index<'_> {
+        let mut standing: HashMap<&str, Vec<&ListenerRule>> = HashMap::new();
+        for r in self.views.iter().flat_map(|v| v.rules.iter()) {
+            if let Some(owner) = r.owner.as_deref() {
+                standing.entry(owner).or_default().push(r);
+            }
+        }
+        Index { series: self.series.iter().map(|s| (s.id.as_str(), s)).collect(), standing }
+    }
+
+    fn decide(&self, config: &Config, index: &Index, i: usize, rule: &Rule, now: i64) -> Decision {
         let rule_instances: Vec<&Instance> =
             rule.ec2.iter().flat_map(|e| e.instance_ids.iter()).filter_map(|id| self.instances.get(id)).collect();
         let service = rule.ecs.as_ref().and_then(|e| self.services.get(&(e.cluster.clone(), e.service.clone())));
@@ -415,19 +432,14 @@ impl Seen {
             .filter_map(|i| i.launched_at)
             .chain(service.filter(|s| s.desired > 0).and_then(|s| s.changed_at))
             .max();
-        let ours: Vec<&ListenerRule> = self
-            .views
-            .iter()
-            .flat_map(|v| v.rules.iter())
-            .filter(|r| r.owner.as_deref() == Some(rule.name.as_str()))
-            .collect();
+        let ours: &[&ListenerRule] = index.standing.get(rule.name.as_str()).map(Vec::as_slice).unwrap_or_default();
         let app_routes = ours.iter().filter(|r| routes::route_of(r, &rule.target_group_arn) == Route::App).count();
         let facts = Facts {
             now,
             idle: rule.idle,
             window: self.window,
             lag: config.metrics_lag,
-            last_activity: last_activity(rule, &self.per_rule[i], &series_by_id),
+            last_activity: last_activity(rule, &self.per_rule[i], &index.series),
             state: self.states.get(&rule.name),
             awake: is_awake(&rule_instances, service),
             started_at,

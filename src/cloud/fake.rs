@@ -507,12 +507,13 @@ impl State {
     /// A group is health-checked only while a listener rule or default action references it
     /// (ELBv2 API reference, TargetHealth: `Target.NotInUse`). Records since when.
     fn refresh_attachments(&mut self, now: Instant) {
-        let mut referenced: Vec<String> = self.defaults.values().flatten().cloned().collect();
+        let mut referenced: std::collections::HashSet<&str> =
+            self.defaults.values().flatten().map(String::as_str).collect();
         for rules in self.listeners.values() {
-            referenced.extend(rules.iter().flat_map(|r| r.forward.iter().map(|w| w.target_group.clone())));
+            referenced.extend(rules.iter().flat_map(|r| r.forward.iter().map(|w| w.target_group.as_str())));
         }
         for (arn, tg) in self.target_groups.iter_mut() {
-            if !referenced.contains(arn) {
+            if !referenced.contains(arn.as_str()) {
                 tg.attached_since = None;
             } else if tg.attached_since.is_none() {
                 tg.attached_since = Some(now);
