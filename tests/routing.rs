@@ -285,3 +285,19 @@ async fn a_listener_whose_default_action_is_not_a_forward_is_named() {
     let e = app.handle(json!({"autostop": "sync"}), None).await.unwrap_err();
     assert!(e.0.contains("DefaultActionNotForward") && e.0.contains(L1), "{e}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_rule_deleted_while_the_listener_is_listed_is_listed_again_and_the_wake_finishes() {
+    let w = world();
+    let app = App::with_cloud(config(&overlapping()), Arc::clone(&w));
+    assert_eq!(status(&app, "api.dev.example.com").await["phase"], "starting");
+    advance(SECS(31)).await;
+    // A person deletes wild's standing rule between a DescribeRules and its DescribeTags.
+    let wild = w.rules(L1).into_iter().find(|r| r.owner.as_deref() == Some("wild")).unwrap();
+    w.delete_during_next_listing(&wild.arn);
+    let before = w.calls("DescribeRules");
+    assert_eq!(api(&app, "GET", "api.dev.example.com", "/").await.status, 307);
+    assert!(w.calls("DescribeRules") > before + 1, "listed again after RuleNotFound");
+    assert_eq!(routes(&w, &["api.dev.example.com"]), vec![TG_API]);
+    assert!(w.rules(L1).iter().any(|r| r.owner.as_deref() == Some("wild")), "entangled rule recreated");
+}
