@@ -138,6 +138,7 @@ impl<C: Cloud> App<C> {
                 "last_activity": decision.and_then(|d| d.last_activity),
                 "idle_for_seconds": decision.and_then(|d| d.idle_for_seconds),
                 "idle_seconds": rule.idle.as_secs(),
+                "last_error": state.and_then(|s| s.last_error.clone()),
                 "wakes": state.map(|s| s.wakes).unwrap_or(0),
                 "stops": state.map(|s| s.stops).unwrap_or(0),
                 "month": savings::month_label(now),

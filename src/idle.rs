@@ -155,11 +155,13 @@ pub enum Action {
     FinishStop,
     /// Asleep, nothing to do.
     Asleep,
+    /// Awake, but the last stop failed in a way retrying cannot fix (see `last_error`).
+    StopFailed,
 }
 
 impl Action {
     pub fn mutates(self) -> bool {
-        !matches!(self, Action::Keep | Action::Asleep)
+        !matches!(self, Action::Keep | Action::Asleep | Action::StopFailed)
     }
 }
 
@@ -180,6 +182,8 @@ pub struct Facts<'a> {
     pub started_at: Option<i64>,
     /// Standing rules of this rule that forward to the app, over all listeners.
     pub app_routes: usize,
+    /// [`fingerprint`] of the rule and its resources now.
+    pub fingerprint: String,
 }
 
 /// The decision, its reason, and for how long the rule has been idle (seconds), if known.
@@ -192,12 +196,20 @@ pub fn decide(f: &Facts) -> (Action, String, Option<i64>) {
                 None,
             );
         }
-        if f.state.is_some_and(|s| matches!(s.phase.as_str(), "stopping" | "ready")) {
+        if f.state.is_some_and(|s| matches!(s.phase.as_str(), "stopping" | "ready" | "error")) {
             return (Action::FinishStop, "resources are stopped; recording the stop".into(), None);
         }
         return (Action::Asleep, "resources are stopped".into(), None);
     }
     let state = f.state;
+    if let Some(s) = state.filter(|s| s.stop_error_fingerprint.as_deref() == Some(f.fingerprint.as_str())) {
+        let why = s.last_error.as_deref().unwrap_or("the last stop failed");
+        return (
+            Action::StopFailed,
+            format!("not stopping again until the config or the resources change: {why}"),
+            None,
+        );
+    }
     let reference = [f.last_activity, state.and_then(|s| s.last_wake_at), state.and_then(|s| s.ready_at), f.started_at]
         .into_iter()
         .flatten()
@@ -319,7 +331,7 @@ pub async fn idle_check<C: Cloud>(cloud: &C, config: &Config, dry_run: bool) -> 
                     Some(e) => Err(CloudError::new("ModifyRule", "StandingRulesNotRepaired", e.clone())),
                     None => record_stopped(cloud, config, rule, d.state).await.map(|_| StopOutcome::Stopped),
                 },
-                Action::Keep | Action::Asleep => unreachable!("does not mutate"),
+                Action::Keep | Action::Asleep | Action::StopFailed => unreachable!("does not mutate"),
             };
             settle_report(&mut report, result);
         }
@@ -444,6 +456,7 @@ impl Seen {
             awake: is_awake(&rule_instances, service),
             started_at,
             app_routes,
+            fingerprint: fingerprint(rule, &rule_instances, service),
         };
         let (action, reason, idle_for) = decide(&facts);
         let report = RuleReport {
@@ -460,6 +473,7 @@ impl Seen {
         let plan = StopPlan {
             running: rule_instances.iter().filter(|i| is_awake(&[*i], None)).map(|i| i.id.clone()).collect(),
             service: service.cloned(),
+            fingerprint: facts.fingerprint.clone(),
         };
         Decision { report, awake: facts.awake, state: facts.state.cloned(), plan }
     }
@@ -501,6 +515,9 @@ async fn record_stopped<C: Cloud>(
     next.phase = "stopped".into();
     next.stopped_at = Some(cloud.now());
     next.last_error = None;
+    next.error_at = None;
+    next.stop_error_fingerprint = None;
+    next.started_instances.clear();
     write_state(cloud, config, prev.as_ref(), &mut next).await
 }
 
@@ -511,18 +528,22 @@ async fn record_stopped<C: Cloud>(
 pub struct StopPlan {
     pub running: Vec<String>,
     pub service: Option<Service>,
+    /// [`fingerprint`] of the rule and its resources as observed.
+    pub fingerprint: String,
 }
 
 /// Observes one rule and plans its stop (for the operator's `stop` command).
 pub async fn plan_stop<C: Cloud>(cloud: &C, rule: &Rule) -> Result<StopPlan, CloudError> {
     let mut plan = StopPlan::default();
+    let mut instances = Vec::new();
     if let Some(ec2) = &rule.ec2 {
-        let running = cloud.instances(&ec2.instance_ids).await?.into_iter().filter(|i| is_awake(&[i], None));
-        plan.running = running.map(|i| i.id).collect();
+        instances = cloud.instances(&ec2.instance_ids).await?;
+        plan.running = instances.iter().filter(|i| is_awake(&[i], None)).map(|i| i.id.clone()).collect();
     }
     if let Some(ecs) = &rule.ecs {
         plan.service = Some(cloud.service(&ecs.cluster, &ecs.service).await?);
     }
+    plan.fingerprint = fingerprint(rule, &instances.iter().collect::<Vec<_>>(), plan.service.as_ref());
     Ok(plan)
 }
 
@@ -531,6 +552,11 @@ pub async fn plan_stop<C: Cloud>(cloud: &C, rule: &Rule) -> Result<StopPlan, Clo
 /// backs off, and of two checkers only one claims. `views` are the listeners as last listed. The
 /// caller sweeps the listeners afterwards ([`sweep_routes`]) in case a wake that read the state
 /// just before the claim switched the rule to the app again.
+///
+/// A stop that fails never locks the rule: a fault retrying can fix (throttling, network) leaves
+/// it `stopping` for the next run, which keeps the first `stopping_since`, so the stop timeout
+/// still frees wakes; any other fault records phase `error` with what to do, and the idle check
+/// leaves the rule alone until its config or its resources change ([`fingerprint`]).
 #[allow(clippy::too_many_arguments)]
 pub async fn stop_rule<C: Cloud>(
     cloud: &C,
@@ -544,8 +570,10 @@ pub async fn stop_rule<C: Cloud>(
 ) -> Result<StopOutcome, CloudError> {
     // 1. Claim the stop.
     let mut claimed = current.cloned().unwrap_or_else(|| RuleState::new(&rule.name));
+    if claimed.phase != "stopping" || claimed.stopping_since.is_none() {
+        claimed.stopping_since = Some(cloud.now());
+    }
     claimed.phase = "stopping".into();
-    claimed.stopping_since = Some(cloud.now());
     match write_state(cloud, config, current, &mut claimed).await {
         Err(e) if e.kind == ErrorKind::Conflict => {
             return Ok(StopOutcome::BackedOff(
@@ -556,22 +584,65 @@ pub async fn stop_rule<C: Cloud>(
     }
     tracing::info!(rule = %rule.name, reason, "stopping");
 
-    // 2. Take traffic away first, so no request is routed to a target that is going away.
+    // 2. Take traffic away first, so no request is routed to a target that is going away. If
+    //    that fails, nothing is stopped: the failure is recorded like a resource's.
+    let mut failures = Vec::new();
     for view in views.iter_mut() {
-        routes::switch_on(cloud, config, view, rule, Route::Lambda).await?;
+        if let Err(e) = routes::switch_on(cloud, config, view, rule, Route::Lambda).await {
+            failures.push((format!("listener {}", view.listener), e));
+        }
     }
 
-    // 3. Stop the resources; each instance on its own so one failure does not hold the others.
+    // 3. Stop the resources; each on its own so one failure does not hold the others.
+    if failures.is_empty() {
+        failures = stop_resources(cloud, rule, plan).await;
+    }
+
+    // 4. Record the outcome.
+    if failures.is_empty() {
+        record_stop(cloud, config, rule, current, claimed, cause).await?;
+        return Ok(StopOutcome::Stopped);
+    }
+    let why = failures.iter().map(|(what, e)| format!("{what}: {} ({})", e.code, e.op)).collect::<Vec<_>>().join(", ");
+    let prev = claimed.clone();
+    let mut next = claimed;
+    next.error_at = Some(cloud.now());
+    if failures.iter().all(|(_, e)| e.kind.is_retryable()) {
+        next.last_error = Some(format!("could not stop: {why}; retrying on the next run"));
+        write_state(cloud, config, Some(&prev), &mut next).await?;
+        return Ok(StopOutcome::Partial(next.last_error.unwrap_or_default()));
+    }
+    let (_, first) = failures.iter().find(|(_, e)| !e.kind.is_retryable()).expect("one is not retryable");
+    let message = format!(
+        "could not stop: {why}. {} Then run `autostop stop {}`; until then the idle check leaves it alone",
+        crate::wake::advice(first),
+        rule.name
+    );
+    tracing::warn!(rule = %rule.name, error = %message, "stop failed; the rule is in phase error");
+    next.phase = "error".into();
+    next.last_error = Some(message.clone());
+    next.stop_error_fingerprint = Some(plan.fingerprint.clone());
+    write_state(cloud, config, Some(&prev), &mut next).await?;
+    Ok(StopOutcome::Partial(message))
+}
+
+/// Tags and scales the service to 0, stops each running instance; returns what failed.
+async fn stop_resources<C: Cloud>(cloud: &C, rule: &Rule, plan: &StopPlan) -> Vec<(String, CloudError)> {
     let mut failures = Vec::new();
     if let (Some(ecs), Some(svc)) = (&rule.ecs, &plan.service) {
         if svc.is_active() && svc.desired > 0 {
-            // Remember the count before it is gone, so the wake restores it.
-            cloud.tag_service(&svc.arn, DESIRED_COUNT_TAG, &svc.desired.to_string()).await?;
-            match cloud.scale_service(&ecs.cluster, &ecs.service, 0).await {
+            let what = format!("{}/{}", ecs.cluster, ecs.service);
+            // Remember the count before it is gone, so the wake restores it; without the tag,
+            // scaling to 0 would lose it: skip the scale.
+            let scaled = match cloud.tag_service(&svc.arn, DESIRED_COUNT_TAG, &svc.desired.to_string()).await {
+                Ok(()) => cloud.scale_service(&ecs.cluster, &ecs.service, 0).await,
+                Err(e) => Err(e),
+            };
+            match scaled {
                 Ok(()) => {
-                    tracing::info!(rule = %rule.name, cluster = %ecs.cluster, service = %ecs.service, remembered = svc.desired, "service scaled to 0")
+                    tracing::info!(rule = %rule.name, service = %what, remembered = svc.desired, "service scaled to 0")
                 }
-                Err(e) => failures.push(format!("{}/{}: {}", ecs.cluster, ecs.service, e.code)),
+                Err(e) => failures.push((what, e)),
             }
         }
     }
@@ -579,35 +650,56 @@ pub async fn stop_rule<C: Cloud>(
         match cloud.stop_instances(std::slice::from_ref(id)).await {
             Ok(()) => tracing::info!(rule = %rule.name, instance = %id, "instance stopping"),
             Err(e) => {
-                tracing::warn!(rule = %rule.name, instance = %id, code = %e.code, "StopInstances failed");
-                failures.push(format!("{id}: {}", e.code));
+                tracing::warn!(rule = %rule.name, instance = %id, code = %e.code, message = %e.message, "StopInstances failed");
+                failures.push((id.clone(), e));
             }
         }
     }
+    failures
+}
 
-    // 4. Record the outcome.
+/// Records a finished stop and publishes `Stops`.
+async fn record_stop<C: Cloud>(
+    cloud: &C,
+    config: &Config,
+    rule: &Rule,
+    current: Option<&RuleState>,
+    claimed: RuleState,
+    cause: &'static str,
+) -> Result<(), CloudError> {
     let prev = claimed.clone();
     let mut next = claimed;
-    if failures.is_empty() {
-        next.phase = "stopped".into();
-        next.stopped_at = Some(cloud.now());
-        next.stops += 1;
-        next.last_error = None;
-        write_state(cloud, config, Some(&prev), &mut next).await?;
-        let now = cloud.now();
-        let awake_since = current.and_then(|s| s.ready_at.or(s.wake_started_at).or(s.last_wake_at));
-        let mut values = vec![metrics::count("Stops")];
-        if let Some(since) = awake_since {
-            values.push(metrics::seconds("SecondsAwake", (now - since).max(0) as u64));
-        }
-        cloud.emit_metrics(metrics::line(now * 1000, &[("Rule", rule.name.as_str()), ("Reason", cause)], &values));
-        Ok(StopOutcome::Stopped)
-    } else {
-        let why = format!("could not stop: {}", failures.join(", "));
-        next.last_error = Some(why.clone());
-        write_state(cloud, config, Some(&prev), &mut next).await?;
-        Ok(StopOutcome::Partial(why))
+    next.phase = "stopped".into();
+    next.stopped_at = Some(cloud.now());
+    next.stops += 1;
+    next.last_error = None;
+    next.error_at = None;
+    next.stop_error_fingerprint = None;
+    next.started_instances.clear();
+    write_state(cloud, config, Some(&prev), &mut next).await?;
+    let now = cloud.now();
+    let awake_since = current.and_then(|s| s.ready_at.or(s.wake_started_at).or(s.last_wake_at));
+    let mut values = vec![metrics::count("Stops")];
+    if let Some(since) = awake_since {
+        values.push(metrics::seconds("SecondsAwake", (now - since).max(0) as u64));
     }
+    cloud.emit_metrics(metrics::line(now * 1000, &[("Rule", rule.name.as_str()), ("Reason", cause)], &values));
+    Ok(())
+}
+
+/// What a rule and its resources look like, in a short stable string: a stop that failed for
+/// good is not tried again until this changes (a config change, an instance restarted or
+/// replaced, a service changed).
+pub fn fingerprint(rule: &Rule, instances: &[&Instance], service: Option<&Service>) -> String {
+    let mut text = format!("{rule:?}");
+    for i in instances {
+        text.push_str(&format!("|{}:{}:{:?}", i.id, i.state.as_str(), i.launched_at));
+    }
+    if let Some(s) = service {
+        text.push_str(&format!("|{}:{}:{}", s.status, s.desired, s.changed_at.unwrap_or(0)));
+    }
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
+    format!("{hash:016x}")
 }
 
 /// After stops: one listing per listener, switching back any standing rule of the stopped rules
@@ -658,6 +750,7 @@ mod tests {
             awake,
             started_at: None,
             app_routes: 0,
+            fingerprint: "f".into(),
         }
     }
 

@@ -36,6 +36,8 @@ use crate::rules::Rule;
 pub const STATUS_TTL: Duration = Duration::from_secs(1);
 /// A stop recorded longer ago than this is taken as crashed: wakes stop waiting for it.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long a recorded broken start (seconds) is shown before a request may try the start again.
+pub const ERROR_PAUSE: i64 = 60;
 
 /// Where a rule is, as the status JSON and the progress page show it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -406,7 +408,9 @@ impl<C: Cloud> Waker<C> {
     }
 
     /// Applies `change` to the rule's state with a conditional write; on a lost race it re-reads
-    /// and tries once more. Failures are logged, never fatal to the wake.
+    /// and tries once more, unless what won the race is a stop claim: that is the checker's, and
+    /// overwriting it would make its final write fail. Failures are logged, never fatal to the
+    /// wake.
     async fn record(&self, rule: &Rule, mut prev: Option<RuleState>, change: impl Fn(&mut RuleState)) {
         for _ in 0..2 {
             let mut next = prev.clone().unwrap_or_else(|| RuleState::new(&rule.name));
@@ -414,7 +418,13 @@ impl<C: Cloud> Waker<C> {
             next.version = prev.as_ref().map(|p| p.version).unwrap_or(0) + 1;
             match self.cloud.save_state(&self.config.state_table, &next, prev.as_ref().map(|p| p.version)).await {
                 Ok(()) => return,
-                Err(e) if e.kind == ErrorKind::Conflict => prev = self.read_state(rule).await,
+                Err(e) if e.kind == ErrorKind::Conflict => {
+                    prev = self.read_state(rule).await;
+                    if self.stop_in_progress(prev.as_ref()) {
+                        tracing::info!(rule = %rule.name, "a stop claimed the rule meanwhile; not recording over it");
+                        return;
+                    }
+                }
                 Err(e) => {
                     tracing::warn!(rule = %rule.name, code = %e.code, "state not recorded");
                     return;
@@ -449,13 +459,16 @@ impl<C: Cloud> Waker<C> {
             let message = "an idle stop is in progress; waking as soon as it finishes";
             return Ok(cx.status(Phase::Stopping, message, resources, memo));
         }
-        let plan = plan_resources(rule, &obs, &memo.started);
+        let plan = plan_resources(rule, &obs, &cx.started(&memo.started));
         if plan != ResourcePlan::Up {
             memo.routed_at = None;
         }
         match plan {
             ResourcePlan::Broken(err) => {
                 memo.started.clear();
+                if mode == Mode::Wake {
+                    self.record_broken(&cx, &err).await;
+                }
                 let mut s = cx.status(Phase::Error, &format!("{}: {}", err.detail, err.action), resources, memo);
                 s.error = Some(err);
                 Ok(s)
@@ -513,7 +526,7 @@ impl<C: Cloud> Waker<C> {
             }
             did.push(format!("scaling {}/{} to {n}", ecs.cluster, ecs.service));
         }
-        self.record_starting(cx).await;
+        self.record_starting(cx, instances).await;
         let waiting = if obs.instances.iter().any(|i| i.state == InstanceState::Stopping) {
             "; waiting for a stopping instance to finish"
         } else {
@@ -522,7 +535,9 @@ impl<C: Cloud> Waker<C> {
         Ok(cx.status(Phase::Starting, &format!("{}{waiting}", did.join("; ")), resources, memo))
     }
 
-    async fn record_starting(&self, cx: &Step<'_>) {
+    /// Records the wake and which instances it started, so that every Lambda environment can
+    /// tell "started, then stopped again" from "asleep".
+    async fn record_starting(&self, cx: &Step<'_>, instances: &[String]) {
         let (wall, cost) = (cx.wall, cx.rule.hourly_cost);
         self.record(cx.rule, cx.state.clone(), |s| {
             if matches!(s.phase.as_str(), "stopped" | "stopping") {
@@ -530,10 +545,36 @@ impl<C: Cloud> Waker<C> {
             }
             if s.phase != "starting" {
                 s.wake_started_at = Some(wall);
+                s.started_instances.clear();
+            }
+            for id in instances {
+                if !s.started_instances.contains(id) {
+                    s.started_instances.push(id.clone());
+                }
             }
             s.phase = "starting".into();
             s.last_wake_at = Some(wall);
-            s.last_error = None;
+            if s.stop_error_fingerprint.is_none() {
+                s.last_error = None;
+                s.error_at = None;
+            }
+        })
+        .await;
+    }
+
+    /// Records a wake that cannot go on (a terminated instance, a start that fell back to
+    /// `stopped`), once: every environment then shows the same error without starting anything
+    /// until [`ERROR_PAUSE`] has passed.
+    async fn record_broken(&self, cx: &Step<'_>, err: &StepError) {
+        let message = format!("{} ({}): {}", err.code, err.operation, err.action);
+        if cx.state.as_ref().is_some_and(|s| s.phase == "error" && s.last_error.as_deref() == Some(&message)) {
+            return;
+        }
+        let wall = cx.wall;
+        self.record(cx.rule, cx.state.clone(), |s| {
+            s.phase = "error".into();
+            s.last_error = Some(message.clone());
+            s.error_at = Some(wall);
         })
         .await;
     }
@@ -643,6 +684,12 @@ impl<C: Cloud> Waker<C> {
             }
             s.phase = "ready".into();
             s.ready_at = Some(wall);
+            s.started_instances.clear();
+            if s.stop_error_fingerprint.is_none() {
+                // A failed stop's error stays: it says why the idle check leaves the rule alone.
+                s.last_error = None;
+                s.error_at = None;
+            }
         })
         .await;
         Ok(())
@@ -664,6 +711,15 @@ impl<'a> Step<'a> {
         let warmups = state.as_ref().map(|s| s.warmups.clone()).unwrap_or_default();
         let recorded_start = state.as_ref().filter(|s| s.phase == "starting").and_then(|s| s.wake_started_at);
         Step { rule, state, wall, warmups, recorded_start }
+    }
+
+    /// Instances the wake in progress started, as any environment knows them: the state item's
+    /// (while `starting`, or within [`ERROR_PAUSE`] of a recorded error), and this process's own.
+    fn started(&self, own: &HashSet<String>) -> HashSet<String> {
+        let recorded = self.state.as_ref().filter(|s| {
+            s.phase == "starting" || (s.phase == "error" && s.error_at.is_some_and(|t| self.wall - t < ERROR_PAUSE))
+        });
+        recorded.iter().flat_map(|s| s.started_instances.iter().cloned()).chain(own.iter().cloned()).collect()
     }
 
     /// When the wake was recorded as finished (the standing rules switched to the app).

@@ -419,3 +419,28 @@ async fn another_lambda_instance_reports_the_same_elapsed_time_and_eta() {
     let s = status(&second, "api.dev.example.com").await;
     assert_eq!((s["elapsed_seconds"].as_u64(), s["eta_seconds"].as_u64()), (Some(20), Some(40)), "{s}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn started_then_stopped_again_is_recognised_by_every_lambda_environment() {
+    let text = ec2_config(&[L1], "");
+    let cloud = Arc::new(ec2_world(5, 0, &[L1]));
+    cloud.fail_to_boot(I1);
+    let first = App::with_cloud(config(&text), Arc::clone(&cloud));
+    assert_eq!(status(&first, "api.dev.example.com").await["phase"], "starting");
+    advance(SECS(6)).await;
+    // The next requests reach other execution environments, which never saw the start.
+    for _ in 0..3 {
+        let other = App::with_cloud(config(&text), Arc::clone(&cloud));
+        let page = browser(&other, "api.dev.example.com").await;
+        assert_eq!(page.status, 503, "{}", page.body);
+        assert!(page.body.contains("kms:CreateGrant"), "{}", page.body);
+        advance(SECS(2)).await;
+    }
+    assert_eq!(cloud.calls("StartInstances"), 1, "no start loop across environments");
+    assert_eq!(cloud.state_item("api").unwrap().phase, "error");
+    // After a pause, a request tries the start again (someone may have fixed the key policy).
+    advance(SECS(60)).await;
+    let other = App::with_cloud(config(&text), Arc::clone(&cloud));
+    assert_eq!(status(&other, "api.dev.example.com").await["phase"], "starting");
+    assert_eq!(cloud.calls("StartInstances"), 2);
+}

@@ -310,26 +310,111 @@ async fn a_wake_after_the_decision_wins_and_the_checker_backs_off() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_failed_stop_of_one_instance_is_recorded_and_finished_next_run() {
+async fn a_throttled_stop_is_retried_next_run_without_renewing_its_claim() {
     let app = awake_app(&ec2_rule_config("5m", "", &[I1, I2]), &[I1, I2]).await;
     advance(secs(9 * MIN)).await; // idle 5 m + 3 m lag allowance
-    cloud(&app).fail_next("StopInstances", "UnauthorizedOperation", 1);
+    cloud(&app).fail_next("StopInstances", "RequestLimitExceeded", 3); // I1 and I2, then I1 again
     let report = check(&app, false).await;
     assert_eq!(action(&report, "api"), ("stop".into(), "partial".into()), "{report}");
-    let state = cloud(&app).state_item("api").unwrap();
-    assert_eq!(state.phase, "stopping");
-    assert!(state.last_error.as_deref().unwrap().contains("UnauthorizedOperation"), "{state:?}");
-    let states = [cloud(&app).instance_state(I1), cloud(&app).instance_state(I2)];
-    assert!(states.contains(&InstanceState::Running) && states.contains(&InstanceState::Stopping), "{states:?}");
+    let first = cloud(&app).state_item("api").unwrap();
+    assert_eq!(first.phase, "stopping", "retryable: the next run finishes the job");
+    assert!(first.last_error.as_deref().unwrap().contains("RequestLimitExceeded"), "{first:?}");
+
+    advance(secs(2 * MIN)).await;
+    check(&app, false).await;
+    let second = cloud(&app).state_item("api").unwrap();
+    assert_eq!(second.stopping_since, first.stopping_since, "the claim keeps its first time, so the stop timeout runs");
 
     advance(secs(2 * MIN)).await;
     let report = check(&app, false).await;
     assert_eq!(action(&report, "api"), ("stop".into(), "done".into()), "{report}");
     advance(secs(31)).await;
-    assert_eq!(cloud(&app).instance_state(I1), InstanceState::Stopped);
-    assert_eq!(cloud(&app).instance_state(I2), InstanceState::Stopped);
+    assert_eq!(
+        (cloud(&app).instance_state(I1), cloud(&app).instance_state(I2)),
+        (InstanceState::Stopped, InstanceState::Stopped)
+    );
     let state = cloud(&app).state_item("api").unwrap();
     assert_eq!((state.phase.as_str(), state.last_error.as_deref()), ("stopped", None));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_that_retrying_cannot_fix_puts_the_rule_in_error_and_never_locks_wakes() {
+    let app = awake_app(&ec2_rule_config("5m", "", &[I1]), &[I1]).await;
+    advance(secs(9 * MIN)).await; // idle 5 m + 3 m lag allowance
+                                  // An instance without the autostop tag: the role may not stop it, however often it tries.
+    cloud(&app).fail_next("StopInstances", "UnauthorizedOperation", 100);
+    let report = check(&app, false).await;
+    assert_eq!(action(&report, "api"), ("stop".into(), "partial".into()), "{report}");
+    let state = cloud(&app).state_item("api").unwrap();
+    assert_eq!(state.phase, "error");
+    let why = state.last_error.clone().unwrap();
+    assert!(why.contains("UnauthorizedOperation") && why.contains("autostop stop api"), "{why}");
+
+    // A request is served as usual: nothing waits for a stop that will never finish.
+    let r = api(&app, "GET", "api.dev.example.com", "/").await;
+    assert_eq!(r.status, 307, "{}", r.body);
+    assert_eq!(cloud(&app).routes_to(L1, "api.dev.example.com"), TG_API);
+
+    // The checker does not decide "stop" again while nothing changed...
+    for _ in 0..3 {
+        advance(secs(10 * MIN)).await;
+        let report = check(&app, false).await;
+        assert_eq!(action(&report, "api").0, "stop_failed", "{report}");
+    }
+    assert_eq!(cloud(&app).calls("StopInstances"), 1);
+    // ...and the status says why and what to do.
+    let st = app.handle(json!({"autostop": "status"}), None).await.unwrap();
+    assert!(st["rules"][0]["last_error"].as_str().unwrap().contains("UnauthorizedOperation"), "{st}");
+
+    // Someone restarts the instance (a changed resource): it is stopped like any idle rule.
+    cloud(&app).set_instance_state(I1, InstanceState::Stopped);
+    cloud(&app).start_instances(&[I1.to_string()]).await.unwrap();
+    advance(secs(20 * MIN)).await;
+    let report = check(&app, false).await;
+    assert_eq!(action(&report, "api").0, "stop", "{report}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_service_that_cannot_be_tagged_is_not_scaled_to_zero_and_keeps_its_count() {
+    let text = format!(
+        "listener_arns = [\"{L1}\"]\n[[rules]]\nname = \"web\"\nhosts = [\"web.dev.example.com\"]\ntarget_group_arn = \"{TG_WEB}\"\nidle = \"10m\"\necs = {{ cluster = \"dev\", service = \"web\" }}\n"
+    );
+    let world = FakeCloud::new();
+    world.add_service("dev", "web", 3, secs(5));
+    world.add_target_group(TG_WEB, secs(5));
+    world.attach_service(TG_WEB, "dev", "web");
+    world.add_listener(L1);
+    let app = App::new(config(&text), world);
+    advance(secs(14 * MIN)).await;
+    cloud(&app).fail_next("TagResource", "AccessDeniedException", 1);
+    let report = check(&app, false).await;
+    assert_eq!(action(&report, "web"), ("stop".into(), "partial".into()), "{report}");
+    assert_eq!(cloud(&app).service_desired("dev", "web"), 3, "not scaled: the count would be lost");
+    assert_eq!(cloud(&app).state_item("web").unwrap().phase, "error");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wake_that_loses_its_write_to_a_stop_claim_does_not_overwrite_it() {
+    // Two instances: I1 awake and idle, I2 stopped. A request starts I2 (StartInstances takes
+    // 1 s) while the checker claims the stop and stops I1 (3 s).
+    let app = Arc::new(awake_app(&ec2_rule_config("5m", "", &[I1, I2]), &[I1, I2]).await);
+    cloud(&app).set_instance_state(I2, InstanceState::Stopped);
+    advance(secs(9 * MIN)).await; // idle 5 m + 3 m lag allowance
+    cloud(&app).slow_down("StartInstances", secs(1));
+    cloud(&app).slow_down("StopInstances", secs(3));
+    let step = {
+        let app = Arc::clone(&app);
+        tokio::spawn(async move { status(&app, "api.dev.example.com").await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await; // the step has read the state
+    let report = check(&app, false).await;
+    step.await.unwrap();
+    assert_eq!(
+        action(&report, "api"),
+        ("stop".into(), "done".into()),
+        "the checker's last write went through: {report}"
+    );
+    assert_eq!(cloud(&app).state_item("api").unwrap().stops, 1);
 }
 
 #[tokio::test(start_paused = true)]

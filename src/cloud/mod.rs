@@ -366,8 +366,16 @@ pub struct RuleState {
     pub warmups: Vec<u64>,
     pub wakes: u64,
     pub stops: u64,
-    /// Why the last stop did not finish, if it did not.
+    /// Why the last stop (or wake) did not finish, if it did not: code, operation, what to do.
     pub last_error: Option<String>,
+    /// When `last_error` was recorded (a wake retries a broken start after a pause).
+    pub error_at: Option<i64>,
+    /// Set when a stop failed in a way retrying cannot fix: what the rule and its resources
+    /// looked like then. The idle check does not decide "stop" again until they change.
+    pub stop_error_fingerprint: Option<String>,
+    /// Instances the wake in progress started: a started instance found `stopped` again with
+    /// `Client.InternalError` is the encrypted-volume case, whichever Lambda environment looks.
+    pub started_instances: Vec<String>,
     /// The UTC month (`2026-11`) `asleep_seconds` counts in.
     pub asleep_month: Option<String>,
     /// Seconds of completed sleeps in `asleep_month` (see [`crate::savings`]).

@@ -80,8 +80,17 @@ pub fn to_item(s: &RuleState) -> Item {
             item.insert(key.into(), n(v));
         }
     }
-    if let Some(e) = &s.last_error {
-        item.insert("last_error".into(), AttributeValue::S(e.clone()));
+    for (key, value) in [("last_error", &s.last_error), ("stop_error_fingerprint", &s.stop_error_fingerprint)] {
+        if let Some(v) = value {
+            item.insert(key.into(), AttributeValue::S(v.clone()));
+        }
+    }
+    if let Some(t) = s.error_at {
+        item.insert("error_at".into(), n(t));
+    }
+    if !s.started_instances.is_empty() {
+        let ids = s.started_instances.iter().map(|i| AttributeValue::S(i.clone())).collect();
+        item.insert("started_instances".into(), AttributeValue::L(ids));
     }
     if let Some(m) = &s.asleep_month {
         item.insert("asleep_month".into(), AttributeValue::S(m.clone()));
@@ -114,6 +123,13 @@ pub fn from_item(item: &Item) -> Option<RuleState> {
         wakes: num("wakes").unwrap_or(0).max(0) as u64,
         stops: num("stops").unwrap_or(0).max(0) as u64,
         last_error: s("last_error"),
+        error_at: num("error_at"),
+        stop_error_fingerprint: s("stop_error_fingerprint"),
+        started_instances: item
+            .get("started_instances")
+            .and_then(|v| v.as_l().ok())
+            .map(|l| l.iter().filter_map(|v| v.as_s().ok().cloned()).collect())
+            .unwrap_or_default(),
         asleep_month: s("asleep_month"),
         asleep_seconds: num("asleep_seconds").unwrap_or(0).max(0) as u64,
         saved_this_month: item.get("saved_this_month").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()),
@@ -141,7 +157,10 @@ mod tests {
             warmups: vec![60, 58, 61],
             wakes: 3,
             stops: 2,
-            last_error: None,
+            last_error: Some("StopInstances failed with UnauthorizedOperation".into()),
+            error_at: Some(90),
+            stop_error_fingerprint: Some("0123abcd".into()),
+            started_instances: vec!["i-0123456789abcdef0".into()],
             asleep_month: Some("2026-11".into()),
             asleep_seconds: 7_200,
             saved_this_month: Some(1.25),
