@@ -206,12 +206,15 @@ pub fn advice(e: &CloudError) -> String {
     }
 }
 
+/// What a user may see of a failed call: code, kind and what to do. AWS's message stays in the
+/// log (with the request id to quote): it can name role ARNs, account ids and carry encoded
+/// authorization messages.
 fn step_error(e: &CloudError) -> StepError {
     StepError {
         operation: e.op.to_string(),
         code: e.code.clone(),
         kind: e.kind.as_str(),
-        detail: e.message.clone(),
+        detail: e.public(),
         action: advice(e),
     }
 }
@@ -344,7 +347,7 @@ impl<C: Cloud> Waker<C> {
     /// phase stays); anything else becomes the `error` phase with the code and what to do.
     fn failed(&self, rule: &Rule, memo: &mut Memo, e: CloudError, resources: Vec<ResourceState>) -> Status {
         let quiet = e.kind.is_retryable() || e.kind == ErrorKind::InvalidState;
-        tracing::warn!(rule = %rule.name, op = e.op, code = %e.code, kind = e.kind.as_str(), retry = quiet, message = %e.message, "aws call failed");
+        tracing::warn!(rule = %rule.name, op = e.op, code = %e.code, kind = e.kind.as_str(), retry = quiet, message = %e.message, request_id = e.request_id.as_deref(), "aws call failed");
         let elapsed = elapsed(memo);
         if quiet {
             let phase = match memo.last_phase {

@@ -444,3 +444,22 @@ async fn started_then_stopped_again_is_recognised_by_every_lambda_environment() 
     assert_eq!(status(&other, "api.dev.example.com").await["phase"], "starting");
     assert_eq!(cloud.calls("StartInstances"), 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn anonymous_clients_see_the_code_and_what_to_do_never_the_aws_message() {
+    let app = ec2_app(10, 5);
+    let secret = "User: arn:aws:sts::123456789012:assumed-role/autostop-role/fn is not authorized. Encoded \
+                  authorization failure message: AbCdEf0123";
+    cloud(&app).fail_next_with("StartInstances", "UnauthorizedOperation", secret, 2);
+    let page = browser(&app, "api.dev.example.com").await;
+    assert_eq!(page.status, 503);
+    assert!(page.body.contains("UnauthorizedOperation") && page.body.contains("add the permission"), "{}", page.body);
+    advance(SECS(2)).await;
+    let r = api(&app, "POST", "api.dev.example.com", "/x").await;
+    assert_eq!(r.json()["error"]["code"], "UnauthorizedOperation");
+    for body in [&page.body, &r.body] {
+        for leak in ["123456789012", "assumed-role", "Encoded", "AbCdEf0123"] {
+            assert!(!body.contains(leak), "{leak} leaked: {body}");
+        }
+    }
+}

@@ -323,6 +323,15 @@ impl FakeCloud {
         }
     }
 
+    /// The next `times` calls of `op` fail with `code` and AWS's `message` text.
+    pub fn fail_next_with(&self, op: &'static str, code: &str, message: &str, times: usize) {
+        let mut s = self.lock();
+        let queue = s.failures.entry(op.to_string()).or_default();
+        for _ in 0..times {
+            queue.push_back(CloudError::new(op, code, message).with_request_id(Some("f0e1d2c3-req")));
+        }
+    }
+
     /// Every call of `op` takes `latency` from now on.
     pub fn slow_down(&self, op: &'static str, latency: Duration) {
         self.slow.lock().unwrap_or_else(|p| p.into_inner()).insert(op, latency);

@@ -296,30 +296,53 @@ impl ErrorKind {
     }
 }
 
-/// A failed cloud call: which operation, the AWS code, its kind, AWS's message.
+/// A failed cloud call: which operation, the AWS code, its kind, AWS's message and the request
+/// id. The message may carry role ARNs, account ids and encoded authorization messages: it goes
+/// to the log, never to a page or a response ([`CloudError::public`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CloudError {
     pub op: &'static str,
     pub code: String,
     pub kind: ErrorKind,
     pub message: String,
+    pub request_id: Option<String>,
 }
 
 impl CloudError {
     pub fn new(op: &'static str, code: impl Into<String>, message: impl Into<String>) -> CloudError {
         let code = code.into();
-        CloudError { op, kind: ErrorKind::from_code(&code), code, message: message.into() }
+        CloudError { op, kind: ErrorKind::from_code(&code), code, message: message.into(), request_id: None }
     }
 
     /// A failure with no AWS code (connection refused, timeout, unparseable response).
     pub fn transient(op: &'static str, message: impl Into<String>) -> CloudError {
-        CloudError { op, code: "NetworkError".into(), kind: ErrorKind::Transient, message: message.into() }
+        CloudError {
+            op,
+            code: "NetworkError".into(),
+            kind: ErrorKind::Transient,
+            message: message.into(),
+            request_id: None,
+        }
+    }
+
+    pub fn with_request_id(mut self, id: Option<&str>) -> CloudError {
+        self.request_id = id.map(str::to_string);
+        self
+    }
+
+    /// What anyone may read: the operation, the code and its kind; no AWS message text.
+    pub fn public(&self) -> String {
+        format!("{} failed with {} ({})", self.op, self.code, self.kind.as_str())
     }
 }
 
 impl fmt::Display for CloudError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} failed: {} ({})", self.op, self.code, self.message)
+        write!(f, "{} failed: {} ({})", self.op, self.code, self.message)?;
+        if let Some(id) = &self.request_id {
+            write!(f, " [request id {id}]")?;
+        }
+        Ok(())
     }
 }
 

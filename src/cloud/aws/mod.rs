@@ -9,9 +9,8 @@ mod ecs;
 mod elbv2;
 mod state;
 
-use std::fmt::Debug;
-
 use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_ec2::operation::RequestId;
 
 use crate::cloud::{
     Cloud, CloudError, CloudResult, Instance, ListenerRule, MetricQuery, MetricSeries, NewRule, RuleChange, RuleState,
@@ -79,18 +78,16 @@ impl AwsCloud {
 
 /// Any SDK error -> [`CloudError`]: the service's error code when there is one, else a transient
 /// failure (network, timeout, unparseable response) described with its full source chain.
-pub(crate) fn cloud_error<E, R>(op: &'static str, err: SdkError<E, R>) -> CloudError
+pub(crate) fn cloud_error<E>(op: &'static str, err: SdkError<E>) -> CloudError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: Debug,
 {
-    match err.code() {
-        Some(code) => {
-            let message = err.message().unwrap_or_default().to_string();
-            CloudError::new(op, code, message)
-        }
+    let request_id = err.request_id().map(str::to_string);
+    let e = match err.code() {
+        Some(code) => CloudError::new(op, code, err.message().unwrap_or_default()),
         None => CloudError::transient(op, DisplayErrorContext(&err).to_string()),
-    }
+    };
+    e.with_request_id(request_id.as_deref())
 }
 
 impl Cloud for AwsCloud {
