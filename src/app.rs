@@ -51,8 +51,8 @@ impl<C: Cloud> App<C> {
     /// `Err` only for events autostop cannot handle; AWS faults become responses.
     pub async fn handle(&self, event: Value, time_left: Option<Duration>) -> Result<Value, EventError> {
         match classify(event)? {
-            Event::Alb(req) => {
-                let resp = self.alb(&req, time_left).await;
+            Event::Alb(req, query) => {
+                let resp = self.alb(&req, query, time_left).await;
                 serde_json::to_value(resp).map_err(|e| EventError(format!("response not serialisable: {e}")))
             }
             Event::Command(Command::Status) => Ok(self.status_report().await),
@@ -156,8 +156,13 @@ impl<C: Cloud> App<C> {
         })
     }
 
-    pub async fn alb(&self, req: &AlbTargetGroupRequest, time_left: Option<Duration>) -> AlbTargetGroupResponse {
-        let request = Request::from_alb(req);
+    pub async fn alb(
+        &self,
+        req: &AlbTargetGroupRequest,
+        query: String,
+        time_left: Option<Duration>,
+    ) -> AlbTargetGroupResponse {
+        let request = Request::from_alb(req, query);
         let reply = self.respond(&request, time_left).await;
         reply.into_alb(request.multi_value)
     }

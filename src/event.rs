@@ -8,7 +8,8 @@ use serde_json::Value;
 
 #[derive(Debug)]
 pub enum Event {
-    Alb(Box<AlbTargetGroupRequest>),
+    /// The request, and its query string as the event lists it (see [`raw_query`]).
+    Alb(Box<AlbTargetGroupRequest>, String),
     /// EventBridge `Scheduled Event`: run the idle check.
     Schedule,
     Command(Command),
@@ -51,8 +52,9 @@ pub fn classify(event: Value) -> Result<Event, EventError> {
         return command(cmd, &event).map(Event::Command);
     }
     if map.get("requestContext").and_then(|c| c.get("elb")).is_some() {
+        let query = raw_query(&event);
         return serde_json::from_value::<AlbTargetGroupRequest>(event)
-            .map(|r| Event::Alb(Box::new(r)))
+            .map(|r| Event::Alb(Box::new(r), query))
             .map_err(|e| EventError(format!("ALB target group request could not be read: {e}")));
     }
     if map.get("source").and_then(Value::as_str) == Some("aws.events")
@@ -68,6 +70,26 @@ pub fn classify(event: Value) -> Result<Event, EventError> {
          scheduled events, and {{\"autostop\": \"status\" | \"wake\" | \"stop\" | \"idle-check\" | \"sync\"}}",
         keys.join(", ")
     )))
+}
+
+/// The query string of an ALB event, rebuilt in the order the event lists keys and values, as
+/// the ALB passed them (not decoded). Multi-value mode lists every value of a repeated key; in
+/// single-value mode the ALB keeps only the last one (ALB guide, Lambda functions as targets), so
+/// multi-value mode is the one to use. A key with an empty list contributes nothing.
+pub fn raw_query(event: &Value) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(Value::Object(multi)) = event.get("multiValueQueryStringParameters") {
+        for (k, values) in multi {
+            for v in values.as_array().into_iter().flatten() {
+                parts.push(format!("{k}={}", v.as_str().unwrap_or_default()));
+            }
+        }
+    } else if let Some(Value::Object(single)) = event.get("queryStringParameters") {
+        for (k, v) in single {
+            parts.push(format!("{k}={}", v.as_str().unwrap_or_default()));
+        }
+    }
+    parts.join("&")
 }
 
 fn command(cmd: &Value, event: &Value) -> Result<Command, EventError> {
@@ -118,7 +140,7 @@ mod tests {
     fn alb_requests_in_both_header_modes() {
         for name in ["alb-single-value.json", "alb-multi-value.json", "alb-post-base64.json"] {
             match classify(fixture(name)) {
-                Ok(Event::Alb(_)) => {}
+                Ok(Event::Alb(..)) => {}
                 other => panic!("{name}: {other:?}"),
             }
         }
@@ -141,6 +163,15 @@ mod tests {
             classify(json!({"autostop": "idle-check", "dry_run": true})).unwrap_command(),
             Command::IdleCheck { dry_run: true }
         );
+    }
+
+    #[test]
+    fn the_query_keeps_the_event_order_repeats_and_encoding() {
+        let multi = json!({"multiValueQueryStringParameters": {"z": ["1", "2"], "a": ["x%20y"], "e": []}});
+        assert_eq!(raw_query(&multi), "z=1&z=2&a=x%20y");
+        let single = json!({"queryStringParameters": {"sig": "ab%2Bc", "expires": "9"}});
+        assert_eq!(raw_query(&single), "sig=ab%2Bc&expires=9");
+        assert_eq!(raw_query(&json!({})), "");
     }
 
     #[test]

@@ -24,14 +24,11 @@ pub struct Request {
 }
 
 impl Request {
-    pub fn from_alb(req: &AlbTargetGroupRequest) -> Request {
+    /// `query` is the event's query string as it lists it ([`crate::event::raw_query`]).
+    pub fn from_alb(req: &AlbTargetGroupRequest, query: String) -> Request {
         let multi_value = !req.multi_value_headers.is_empty();
         let headers = if multi_value { &req.multi_value_headers } else { &req.headers };
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-        let params = if multi_value { &req.multi_value_query_string_parameters } else { &req.query_string_parameters };
-        let mut pairs: Vec<(&str, &str)> = params.iter().collect();
-        pairs.sort();
-        let query = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
         let host = headers.get("host").and_then(|v| v.to_str().ok()).map(str::to_string);
         Request {
             method: req.http_method.clone(),
@@ -54,17 +51,38 @@ impl Request {
         (self.method == Method::GET || self.method == Method::HEAD) && accepts_html(&self.accept)
     }
 
-    /// Where a 307 sends the client: the same path and query on the same host. Relative, so it
-    /// can never point at another host (a path starting `//` would be read as one).
+    /// Where a 307 sends the client: the same path and query on the same host, as a valid URI
+    /// reference. Relative, so it can never point at another host (a path starting `//` would be
+    /// read as one). What a URI may not hold raw (spaces, control characters, non-ASCII, `#`
+    /// inside the query, a stray `%`) is percent-encoded, never dropped; existing escapes stay.
     pub fn same_url(&self) -> String {
-        let path: String = self.path.chars().filter(|c| !c.is_control()).collect();
-        let path = format!("/{}", path.trim_start_matches(['/', '\\']));
+        let path = format!("/{}", self.path.trim_start_matches(['/', '\\']));
+        let path = percent_encode(&path, b"/");
         if self.query.is_empty() {
             path
         } else {
-            format!("{path}?{}", self.query.chars().filter(|c| !c.is_control()).collect::<String>())
+            format!("{path}?{}", percent_encode(&self.query, b"/?"))
         }
     }
+}
+
+/// Percent-encodes every byte a URI path or query may not hold raw: RFC 3986 allows unreserved
+/// characters, sub-delimiters, `:` and `@`, plus `keep` (`/` in a path; `/` and `?` in a query).
+/// A `%` that starts a valid escape is kept as it is.
+fn percent_encode(text: &str, keep: &[u8]) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape =
+            b == b'%' && bytes.len() > i + 2 && bytes[i + 1].is_ascii_hexdigit() && bytes[i + 2].is_ascii_hexdigit();
+        let plain = b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@".contains(&b) || keep.contains(&b);
+        if plain || escape {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// q-value the Accept header gives a media type (exact match or `type/*`; `*/*` is not counted,
@@ -207,7 +225,21 @@ mod tests {
         assert_eq!(req(Method::POST, "/v1/items", "a=1&b=%20x", "").same_url(), "/v1/items?a=1&b=%20x");
         assert_eq!(req(Method::GET, "//evil.example/x", "", "").same_url(), "/evil.example/x");
         assert_eq!(req(Method::GET, "/\\evil.example", "", "").same_url(), "/evil.example");
-        assert_eq!(req(Method::GET, "/a\r\nSet-Cookie: x", "", "").same_url(), "/aSet-Cookie: x");
+    }
+
+    #[test]
+    fn the_location_is_a_valid_uri_reference_nothing_dropped() {
+        let url = |path: &str, query: &str| req(Method::GET, path, query, "").same_url();
+        assert_eq!(url("/", "q=a b"), "/?q=a%20b");
+        assert_eq!(url("/ü", ""), "/%C3%BC");
+        assert_eq!(url("/a\r\nSet-Cookie: x", ""), "/a%0D%0ASet-Cookie:%20x", "CR/LF encoded, never a header");
+        assert_eq!(url("/x", "frag=a#b&c=1"), "/x?frag=a%23b&c=1", "# stays in the query");
+        assert_eq!(url("/50%", "p=100%&q=%41"), "/50%25?p=100%25&q=%41", "stray % encoded, escapes kept");
+        assert_eq!(url("/a\\b", "x=<y>"), "/a%5Cb?x=%3Cy%3E");
+        for location in [url("/ü x", "a=é b#"), url("/\u{7f}", "\u{0}")] {
+            assert!(location.bytes().all(|b| b.is_ascii_graphic()), "{location}");
+            assert!(aws_lambda_events::http::HeaderValue::from_str(&location).is_ok());
+        }
     }
 
     #[test]

@@ -134,3 +134,37 @@ async fn status_commands_and_bad_events() {
     let e = app.handle(json!({"hello": "world"}), None).await.unwrap_err();
     assert!(e.0.contains("[hello]"), "{e}");
 }
+
+/// A multi-value ALB event (as the template's Lambda target group sends them).
+fn multi_value_event(method: &str, path: &str, query: Value) -> Value {
+    json!({
+        "requestContext": { "elb": { "targetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/autostop/1" } },
+        "httpMethod": method,
+        "path": path,
+        "multiValueQueryStringParameters": query,
+        "multiValueHeaders": { "host": ["api.dev.example.com"], "accept": ["application/json"], "user-agent": ["curl/8.5"] },
+        "body": "",
+        "isBase64Encoded": false
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_307_keeps_an_unsorted_repeated_query_as_the_event_lists_it() {
+    let app = app();
+    // The event text lists `z` before `a`; a signed URL's order and encoding must survive.
+    let event: Value = serde_json::from_str(&multi_value_event("GET", "/files/ü x", json!({})).to_string().replace(
+        "\"multiValueQueryStringParameters\":{}",
+        r#""multiValueQueryStringParameters":{"z":["2","1"],"a":["x%2By"],"X-Amz-Signature":["ab#c"]}"#,
+    ))
+    .unwrap();
+    let r = send(&app, event).await;
+    assert_eq!(r.status, 307, "{}", r.body);
+    assert_eq!(r.header("location").as_deref(), Some("/files/%C3%BC%20x?z=2&z=1&a=x%2By&X-Amz-Signature=ab%23c"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_query_key_with_an_empty_value_list_is_answered_not_a_panic() {
+    let r = send(&app(), multi_value_event("GET", "/", json!({"a": [], "b": ["1"]}))).await;
+    assert_eq!(r.status, 307, "{}", r.body);
+    assert_eq!(r.header("location").as_deref(), Some("/?b=1"));
+}
