@@ -444,25 +444,40 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(total))
 }
 
-/// A host pattern as ALB and our matcher accept it: labels of [a-z0-9-_], optionally `*.` first.
+/// A host pattern as an ALB host-header condition and our matcher both accept it, checked at
+/// start so a bad host fails the config, not the rule creation after instances booted. ALB: at
+/// most 128 characters of A-Z, a-z, 0-9, `-`, `.`, `*`, `?`; at least one `.`; only letters after
+/// the final `.` (ALB guide, "Condition types for listener rules": host conditions). Ours: `*`
+/// only as a whole first label (`*.x`), no `?`.
 fn validate_host_pattern(raw: &str) -> Result<String, String> {
     let host = raw.trim().trim_end_matches('.').to_ascii_lowercase();
     if host.contains(':') {
         return Err("hosts are matched without a port; remove it".into());
     }
+    if !host.is_ascii() {
+        return Err("must be ASCII: write an internationalised name in its xn-- (punycode) form".into());
+    }
     let labels = host.strip_prefix("*.").unwrap_or(&host);
     if labels.is_empty() || host.len() > 128 {
-        return Err("must be a host name of at most 128 characters".into());
+        return Err("must be a host name of at most 128 characters (ALB's limit)".into());
     }
+    let shape = "must be a host name like `api.dev.example.com` or `*.api.dev.example.com`: letters, digits and `-` \
+                 in each label, `*` only as the whole first label";
     for label in labels.split('.') {
-        let ok = !label.is_empty()
-            && label.len() <= 63
-            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        let ok =
+            !label.is_empty() && label.len() <= 63 && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
         if !ok {
-            return Err("must be a host name like `api.dev.example.com` or `*.api.dev.example.com` (`*` only as the first label)".into());
+            return Err(shape.into());
         }
     }
-    Ok(host)
+    match labels.rsplit_once('.') {
+        None if !host.starts_with("*.") => Err("must contain at least one `.` (ALB's rule for host conditions)".into()),
+        _ if !labels.rsplit('.').next().unwrap_or("").bytes().all(|b| b.is_ascii_alphabetic()) => {
+            Err("must end in a label of letters only, like `.com` or `.localhost` (ALB's rule for host conditions)"
+                .into())
+        }
+        _ => Ok(host),
+    }
 }
 
 /// `arn:<partition>:elasticloadbalancing:<region>:<12-digit account>:<prefix><n segments>`.
@@ -646,6 +661,20 @@ ecs = {{ cluster = "dev", service = "web", desired_count = 2 }}
         assert_eq!(load_err(&with("name = \"web\"", "name = \"Web App\"")).key, "rules[1].name");
         assert!(load_err(&with("\"web.dev.example.com\"", "\"web.dev.example.com:443\"")).reason.contains("port"));
         assert!(load_err(&with("\"web.dev.example.com\"", "\"web.*.example.com\"")).reason.contains("first label"));
+        for (bad, why) in [
+            ("web_1.dev.example.com", "letters, digits and `-`"),
+            ("web?.dev.example.com", "letters, digits and `-`"),
+            ("bücher.dev.example.com", "punycode"),
+            ("localhost", "at least one `.`"),
+            ("web.dev.example.c0m", "letters only"),
+        ] {
+            let e = load_err(&with("\"web.dev.example.com\"", &format!("\"{bad}\"")));
+            assert_eq!(e.key, "rules[1] (web).hosts", "{bad}");
+            assert!(e.reason.contains(why), "{bad}: {e}");
+        }
+        let long = format!("{}.example.com", ["a".repeat(60), "b".repeat(60)].join("."));
+        assert!(load_err(&with("\"web.dev.example.com\"", &format!("\"{long}\""))).reason.contains("128"));
+        assert!(Config::from_toml(&with("\"web.dev.example.com\"", "\"xn--bcher-kva.dev.example.com\"")).is_ok());
         assert_eq!(load_err(&with("i-0123456789abcdef0", "vm-1")).key, "rules[0] (api).ec2.instance_ids");
         assert_eq!(load_err(&with("priority = 1200", "priority = 0")).key, "rules[0] (api).priority");
         assert_eq!(load_err(&with("desired_count = 2", "desired_count = 0")).key, "rules[1] (web).ecs.desired_count");

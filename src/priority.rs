@@ -6,7 +6,8 @@
 //! host values are more specific must come before every rule whose values also match those hosts:
 //!
 //! - each configured rule's hosts become one or more ALB rules ("chunks") of at most
-//!   [`MAX_HOSTS_PER_ALB_RULE`] values (ALB's limit of condition values per rule);
+//!   [`MAX_HOSTS_PER_ALB_RULE`] values (a rule takes one host-header condition, and a condition
+//!   up to three match evaluations);
 //! - a rule whose patterns overlap another rule's patterns is chunked by specificity class (exact
 //!   hosts; wildcards by the number of labels of their suffix), so no chunk mixes classes that
 //!   must sit on both sides of another rule's chunk; a rule that overlaps nothing keeps its hosts
@@ -23,8 +24,9 @@ use std::collections::HashSet;
 
 /// ALB's highest rule priority.
 pub const MAX_PRIORITY: u32 = 50_000;
-/// ALB's limit of condition values per rule (quota "condition-values-per-alb-rule").
-pub const MAX_HOSTS_PER_ALB_RULE: usize = 5;
+/// Host values per ALB rule: a rule may have one host-header condition, and a condition up to
+/// three match evaluations (ALB guide, "Condition types for listener rules": condition basics).
+pub const MAX_HOSTS_PER_ALB_RULE: usize = 3;
 /// Derived priorities start here, leaving the low ones to people.
 pub const DERIVED_BASE: u32 = 10_000;
 
@@ -246,13 +248,11 @@ mod tests {
     }
 
     #[test]
-    fn more_than_five_hosts_become_several_chunks_with_consecutive_pins() {
+    fn more_than_three_hosts_become_several_chunks_with_consecutive_pins() {
         let hosts: Vec<String> = (0..7).map(|i| format!("h{i}.x.com")).collect();
         let c = plan(&[("many", hosts, Some(300))]);
-        assert_eq!(
-            c.iter().map(|c| (c.hosts.len(), c.pinned)).collect::<Vec<_>>(),
-            vec![(5, Some(300)), (2, Some(301))]
-        );
+        let sizes: Vec<(usize, Option<u32>)> = c.iter().map(|c| (c.hosts.len(), c.pinned)).collect();
+        assert_eq!(sizes, vec![(3, Some(300)), (3, Some(301)), (1, Some(302))]);
     }
 
     #[test]

@@ -16,8 +16,9 @@
 //!   match case-insensitively, `*` matching any run of characters (dots too) and `?` exactly one;
 //!   a forward action sends traffic only to members with a weight above 0 (ELBv2 API reference,
 //!   TargetGroupTuple: weights 0-999).
-//! - **Quotas** (ALB guide, "Quotas for your Application Load Balancers"): 5 condition values
-//!   per rule, 5 target groups per forward action, 100 rules per load balancer (`TooManyRules`;
+//! - **Quotas** (ALB guide, "Quotas for your Application Load Balancers", and "Condition types
+//!   for listener rules"): one host-header condition of at most 3 values per rule, values of at
+//!   most 128 characters, 5 target groups per forward action, 100 rules per load balancer (`TooManyRules`;
 //!   [`FakeCloud::set_rule_quota`]), priorities 1-50000, one rule per priority (`PriorityInUse`).
 //! - **State errors**: StartInstances on a `stopping` instance is `IncorrectInstanceState` (EC2 API
 //!   reference, StartInstances); ModifyRule, SetRulePriorities and DescribeTags of a rule deleted
@@ -586,10 +587,11 @@ impl State {
 
     /// ALB's checks on a rule's host values and forward action (module docs: quotas).
     fn validate_rule(&self, op: &'static str, hosts: &[String], forward: &[Weighted]) -> CloudResult<()> {
-        if hosts.is_empty() || hosts.len() > 5 {
-            // AWS documents the quota ("condition values per rule: 5") but not the code of the
-            // error; ValidationError is what its query API answers for a constraint.
-            return Err(CloudError::new(op, "ValidationError", "A rule can only have '5' condition values"));
+        if hosts.is_empty() || hosts.len() > 3 {
+            // One host-header condition per rule, up to three match evaluations per condition
+            // (ALB guide, "Condition types for listener rules"). AWS does not document the code
+            // of the error; ValidationError is what its query API answers for a constraint.
+            return Err(CloudError::new(op, "ValidationError", "a host-header condition takes at most 3 values"));
         }
         if let Some(h) = hosts.iter().find(|h| h.len() > 128) {
             return Err(CloudError::new(op, "ValidationError", format!("host-header value too long: {h}")));
