@@ -94,6 +94,13 @@ def main():
     tg_arn = resources["LambdaTargetGroup"]["PhysicalResourceId"]
     tg = elb.describe_target_groups(TargetGroupArns=[tg_arn])["TargetGroups"][0]
     check("lambda target group", tg["TargetType"] == "lambda", tg)
+    # moto's CloudFormation does not apply TargetGroupAttributes (it reports "false"); AWS does.
+    # So the declaration is checked in the template itself.
+    tg_block = template.split("  LambdaTargetGroup:")[1].split("\n  Alb")[0]
+    check("multi-value headers declared on the Lambda target group",
+          "Key: lambda.multi_value_headers.enabled" in tg_block and 'Value: "true"' in tg_block, tg_block)
+    concurrency = lam.get_function_concurrency(FunctionName=fn["FunctionName"]).get("ReservedConcurrentExecutions")
+    check("reserved concurrency caps the function", concurrency == 20, concurrency)
     listener = elb.describe_listeners(LoadBalancerArn=alb_arn)["Listeners"][0]
     action = listener["DefaultActions"][0]
     check("listener default action forwards to the Lambda",
@@ -146,6 +153,23 @@ def main():
     check("function told the existing listeners", env2.get("AUTOSTOP_LISTENER_ARNS") == listener["ListenerArn"], env2)
     outputs2 = {o["OutputKey"]: o["OutputValue"] for o in stack2.get("Outputs", [])}
     check("modify-listener command in the outputs", "modify-listener" in outputs2.get("ModifyListenerCommand", ""), outputs2)
+
+    # 3. A long stack name still deploys: names limited to 32 characters are not derived from it.
+    long_name = "autostop-preview-environments-for-the-platform-team-eu-west"
+    cf.create_stack(
+        StackName=long_name,
+        TemplateBody=template,
+        Capabilities=["CAPABILITY_IAM"],
+        Parameters=[
+            {"ParameterKey": "CodeS3Bucket", "ParameterValue": "autostop-artifacts"},
+            {"ParameterKey": "VpcId", "ParameterValue": vpc},
+            {"ParameterKey": "SubnetIds", "ParameterValue": ",".join(subnets)},
+            {"ParameterKey": "StateTableName", "ParameterValue": "autostop-long-state"},
+        ],
+    )
+    stack3 = cf.describe_stacks(StackName=long_name)["Stacks"][0]
+    check(f"a {len(long_name)}-character stack name deploys", stack3["StackStatus"] == "CREATE_COMPLETE",
+          stack3.get("StackStatusReason"))
 
 
 if __name__ == "__main__":
