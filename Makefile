@@ -7,7 +7,7 @@ CARGO ?= cargo
 # Lambda architecture: the host's by default (no cross target needed); ARCH=arm64 for Graviton.
 ARCH  ?= $(shell uname -m | sed -e 's/aarch64/arm64/' -e 's/x86_64/x86-64/')
 
-.PHONY: test unit lint bench build demo deploy browser-tools venv clean
+.PHONY: test unit lint bench build package demo deploy browser-tools venv clean
 
 
 ## make test: everything CI runs: unit, flow and adapter tests, integration tests on moto, and
@@ -17,12 +17,16 @@ test: $(VENV)/.installed
 	$(CARGO) build --tests --quiet
 	bash tests/with-moto.sh $(CARGO) test -- --include-ignored
 	bash tests/with-moto.sh $(PY) tests/infra_test.py
+	@# The deploy path itself: a zip from cargo-lambda, through make deploy, into moto.
+	$(MAKE) --no-print-directory package
+	bash tests/with-moto.sh $(PY) tests/deploy_test.py
 	$(MAKE) --no-print-directory browser-tools
 	bash tests/with-moto.sh $(PY) tests/browser_test.py
 
 ## make demo: the whole product on this machine, moto standing in for AWS (Ctrl-C stops it).
 demo: $(VENV)/.installed
-	$(CARGO) build --quiet
+	@# The same build as make test (dev-dependency features included), so neither rebuilds the SDK.
+	$(CARGO) build --tests --quiet
 	bash tests/with-moto.sh $(PY) tests/demo/demo.py
 
 ## make deploy BUCKET=my-bucket [STACK=autostop] [ARCH=arm64] [PARAMS="VpcId=... SubnetIds=a,b"]
@@ -33,7 +37,8 @@ deploy: $(VENV)/.installed
 browser-tools:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver; }
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
+	    chromium chromium-driver fonts-liberation; }
 
 
 ## make unit: the tests that need no moto.
@@ -47,6 +52,11 @@ lint:
 ## make bench: handler time per request and AWS calls per wake, on the in-memory cloud.
 bench:
 	$(CARGO) bench --bench wake
+
+## make package: the Lambda zip as a debug build with cargo-lambda (what make test deploys).
+package: $(VENV)/.build-tools
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/cargo-lambda lambda build --$(ARCH) --output-format zip \
+	  $(if $(wildcard autostop.toml),--include autostop.toml,)
 
 ## make build: the Lambda zip (bootstrap + autostop.toml if present) in target/lambda/autostop/.
 build: $(VENV)/.build-tools

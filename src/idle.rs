@@ -56,7 +56,8 @@ pub fn load_balancer_dimension(listener_arn: &str) -> String {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RuleQueries {
     pub requests: Vec<String>,
-    pub busy: Vec<String>,
+    /// Busy-signal query ids, with the instance each EC2 query is about.
+    pub busy: Vec<(String, Option<String>)>,
 }
 
 /// Every metric query of every rule, and which ids are whose. One `RequestCount` query per load
@@ -86,7 +87,7 @@ pub fn build_queries(config: &Config) -> (Vec<MetricQuery>, Vec<RuleQueries>) {
             (Some(BusySignal::NetworkPacketsIn(_)), _) => {
                 for (k, id) in instances.iter().enumerate() {
                     queries.push(ec2_query(format!("r{i}_n{k}"), "NetworkPacketsIn", id, "Sum"));
-                    rq.busy.push(format!("r{i}_n{k}"));
+                    rq.busy.push((format!("r{i}_n{k}"), Some(id.clone())));
                 }
             }
             (Some(BusySignal::CpuPercent(_)), Some(ecs)) => {
@@ -97,12 +98,12 @@ pub fn build_queries(config: &Config) -> (Vec<MetricQuery>, Vec<RuleQueries>) {
                     dimensions: vec![("ClusterName", ecs.cluster.clone()), ("ServiceName", ecs.service.clone())],
                     stat: "Average",
                 });
-                rq.busy.push(format!("r{i}_c"));
+                rq.busy.push((format!("r{i}_c"), None));
             }
             (Some(BusySignal::CpuPercent(_)), None) => {
                 for (k, id) in instances.iter().enumerate() {
                     queries.push(ec2_query(format!("r{i}_c{k}"), "CPUUtilization", id, "Average"));
-                    rq.busy.push(format!("r{i}_c{k}"));
+                    rq.busy.push((format!("r{i}_c{k}"), Some(id.clone())));
                 }
             }
             (None, _) => {}
@@ -117,27 +118,46 @@ fn ec2_query(id: String, metric: &'static str, instance: &str, stat: &'static st
 }
 
 /// The end of the newest minute with activity: requests > 0, or the busy signal over its
-/// threshold (`NetworkPacketsIn` summed over the rule's instances per minute).
-pub fn last_activity(rule: &Rule, rq: &RuleQueries, series: &HashMap<&str, &MetricSeries>) -> Option<i64> {
+/// threshold. EC2 metrics under basic monitoring come as one datapoint per 5 minutes
+/// (`period(instance)` says how many seconds a datapoint covers): a packet count is turned into a
+/// per-minute rate before it is compared, and the activity is dated within its period, at the
+/// end of each minute it covers. Packets are summed over the rule's instances per minute.
+pub fn last_activity(
+    rule: &Rule,
+    rq: &RuleQueries,
+    series: &HashMap<&str, &MetricSeries>,
+    period: &dyn Fn(&str) -> i64,
+) -> Option<i64> {
     let points = |ids: &[String]| -> Vec<(i64, f64)> {
         ids.iter().filter_map(|id| series.get(id.as_str())).flat_map(|s| s.points.iter().copied()).collect()
     };
-    let mut newest: Option<i64> = points(&rq.requests).iter().filter(|(_, v)| *v > 0.0).map(|(t, _)| t + 60).max();
-    let busy = match rule.busy_when {
-        Some(BusySignal::NetworkPacketsIn(threshold)) => {
-            let mut per_minute: BTreeMap<i64, f64> = BTreeMap::new();
-            for (t, v) in points(&rq.busy) {
-                *per_minute.entry(t).or_default() += v;
+    let requests = points(&rq.requests).iter().filter(|(_, v)| *v > 0.0).map(|(t, _)| t + 60).max();
+    // Per minute: the signal, spread over the minutes each datapoint covers.
+    let mut per_minute: BTreeMap<i64, f64> = BTreeMap::new();
+    for (id, instance) in &rq.busy {
+        let secs = instance.as_deref().map(period).unwrap_or(60).max(60);
+        let minutes = secs / 60;
+        for (t, v) in series.get(id.as_str()).map(|s| s.points.as_slice()).unwrap_or_default() {
+            for m in 0..minutes {
+                let value = match rule.busy_when {
+                    Some(BusySignal::NetworkPacketsIn(_)) => v / minutes as f64,
+                    _ => *v,
+                };
+                let slot = per_minute.entry(t + 60 * m).or_default();
+                *slot = match rule.busy_when {
+                    Some(BusySignal::NetworkPacketsIn(_)) => *slot + value,
+                    _ => slot.max(value),
+                };
             }
-            per_minute.into_iter().filter(|(_, v)| *v > threshold as f64).map(|(t, _)| t + 60).max()
         }
-        Some(BusySignal::CpuPercent(threshold)) => {
-            points(&rq.busy).iter().filter(|(_, v)| *v > threshold).map(|(t, _)| t + 60).max()
-        }
-        None => None,
+    }
+    let threshold = match rule.busy_when {
+        Some(BusySignal::NetworkPacketsIn(n)) => n as f64,
+        Some(BusySignal::CpuPercent(p)) => p,
+        None => f64::INFINITY,
     };
-    newest = newest.max(busy);
-    newest
+    let busy = per_minute.into_iter().filter(|(_, v)| *v > threshold).map(|(t, _)| t + 60).max();
+    requests.max(busy)
 }
 
 /// What the idle check does with a rule.
@@ -451,7 +471,9 @@ impl Seen {
             idle: rule.idle,
             window: self.window,
             lag: config.metrics_lag,
-            last_activity: last_activity(rule, &self.per_rule[i], &index.series),
+            last_activity: last_activity(rule, &self.per_rule[i], &index.series, &|id| {
+                self.instances.get(id).map(Instance::metric_period).unwrap_or(60)
+            }),
             state: self.states.get(&rule.name),
             awake: is_awake(&rule_instances, service),
             started_at,

@@ -829,7 +829,7 @@ mod tests {
     }
 
     fn inst(id: &str, state: InstanceState) -> Instance {
-        Instance { id: id.into(), state, state_reason: None, launched_at: None }
+        Instance { state, ..Instance::missing(id) }
     }
 
     fn svc(desired: u32, remembered: Option<u32>) -> Option<Service> {
@@ -904,10 +904,9 @@ mod tests {
         let obs = Observed {
             instances: vec![
                 Instance {
-                    id: "i-1".into(),
                     state: Stopped,
                     state_reason: Some("Client.InternalError".into()),
-                    launched_at: None,
+                    ..Instance::missing("i-1")
                 },
                 inst("i-2", Running),
             ],

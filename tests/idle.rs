@@ -595,3 +595,71 @@ async fn wakes_stops_and_errors_are_published_as_emf_metrics() {
     assert_eq!(asleep.len(), 1);
     assert!(asleep[0]["SecondsAsleep"].as_f64().unwrap() >= 10.0 * 60.0, "{}", asleep[0]);
 }
+
+/// A rule with `busy_when = { network_packets_in = 500 }` whose instance has basic monitoring:
+/// one `NetworkPacketsIn` datapoint per 5 minutes, `per_5min` packets each.
+async fn packets_under_basic_monitoring(per_5min: f64) -> (String, String) {
+    let busy = "busy_when = { network_packets_in = 500 }";
+    let app = awake_app(&ec2_rule_config("5m", busy, &[I1]), &[I1]).await;
+    cloud(&app).basic_monitoring(I1);
+    let mut last = (String::new(), String::new());
+    for minute in 1..=15 {
+        advance(secs(MIN)).await;
+        let now = cloud(&app).now();
+        if minute % 5 == 0 {
+            let period_start = now - now.rem_euclid(300) - 300;
+            cloud(&app).put_metric("AWS/EC2", "NetworkPacketsIn", &[("InstanceId", I1)], period_start, per_5min);
+        }
+        last = action(&check(&app, false).await, "api");
+        if last.0 == "stop" {
+            break;
+        }
+    }
+    last
+}
+
+#[tokio::test(start_paused = true)]
+async fn basic_monitoring_packets_are_compared_as_a_per_minute_rate() {
+    // 2,000 packets in 5 minutes is 400 a minute: under 500, so idle (not 2,000 > 500).
+    assert_eq!(packets_under_basic_monitoring(2_000.0).await, ("stop".into(), "done".into()));
+    // 3,000 in 5 minutes is 600 a minute: busy, kept awake all along.
+    assert_eq!(packets_under_basic_monitoring(3_000.0).await.0, "keep");
+}
+
+#[tokio::test(start_paused = true)]
+async fn busy_when_cpu_percent_keeps_an_ecs_service_awake() {
+    let text = format!(
+        "listener_arns = [\"{L1}\"]\n[[rules]]\nname = \"web\"\nhosts = [\"web.dev.example.com\"]\ntarget_group_arn = \"{TG_WEB}\"\nidle = \"5m\"\necs = {{ cluster = \"dev\", service = \"web\" }}\nbusy_when = {{ cpu_percent = 5 }}\n"
+    );
+    let world = FakeCloud::new();
+    world.add_service("dev", "web", 2, secs(5));
+    world.add_target_group(TG_WEB, secs(5));
+    world.attach_service(TG_WEB, "dev", "web");
+    world.add_listener(L1);
+    let app = App::new(config(&text), world);
+    let cpu = |app: &App<FakeCloud>, pct: f64| {
+        let now = cloud(app).now();
+        cloud(app).put_metric(
+            "AWS/ECS",
+            "CPUUtilization",
+            &[("ClusterName", "dev"), ("ServiceName", "web")],
+            now - 60,
+            pct,
+        );
+    };
+    // A notebook crunching numbers: no requests, 40 % CPU.
+    for minute in 1..=20 {
+        advance(secs(MIN)).await;
+        cpu(&app, 40.0);
+        assert_eq!(action(&check(&app, false).await, "web").0, "keep", "minute {minute}");
+    }
+    // Idle at 1 %: stopped once the idle time has passed.
+    let mut stopped = false;
+    for _ in 1..=15 {
+        advance(secs(MIN)).await;
+        cpu(&app, 1.0);
+        stopped |= action(&check(&app, false).await, "web") == ("stop".into(), "done".into());
+    }
+    assert!(stopped);
+    assert_eq!(cloud(&app).service_desired("dev", "web"), 0);
+}

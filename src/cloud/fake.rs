@@ -58,6 +58,7 @@ struct FakeInstance {
     stop: Duration,
     /// Simulates an encrypted volume without `kms:CreateGrant`: boots back to `stopped`.
     fails_to_boot: bool,
+    detailed_monitoring: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -161,6 +162,7 @@ impl FakeCloud {
                 boot,
                 stop: Duration::from_secs(30),
                 fails_to_boot: false,
+                detailed_monitoring: true,
             },
         );
     }
@@ -180,6 +182,12 @@ impl FakeCloud {
         i.state = state;
         i.until = None;
         i.running_since = (state == InstanceState::Running).then_some(Instant::now());
+    }
+
+    /// The instance has basic monitoring: its EC2 metrics come every 5 minutes (as
+    /// [`FakeCloud::put_metric`] is told).
+    pub fn basic_monitoring(&self, id: &str) {
+        self.lock().instances.get_mut(id).expect("unknown fake instance").detailed_monitoring = false;
     }
 
     /// Every start of this instance ends back in `stopped` with `Client.InternalError`.
@@ -675,10 +683,9 @@ impl Cloud for FakeCloud {
                     state: i.state,
                     state_reason: i.state_reason.clone(),
                     launched_at: i.launched_at,
+                    detailed_monitoring: i.detailed_monitoring,
                 },
-                None => {
-                    Instance { id: id.clone(), state: InstanceState::Missing, state_reason: None, launched_at: None }
-                }
+                None => Instance::missing(id),
             })
             .collect())
     }

@@ -6,6 +6,7 @@
 //! and its classification, never a flattened string.
 
 pub mod aws;
+#[cfg(any(test, feature = "fake"))]
 pub mod fake;
 
 use std::fmt;
@@ -60,6 +61,31 @@ pub struct Instance {
     pub state_reason: Option<String>,
     /// EC2's `LaunchTime`: when the instance was last started (epoch seconds).
     pub launched_at: Option<i64>,
+    /// Detailed monitoring: EC2 metrics every minute. Without it (basic monitoring) they come
+    /// every 5 minutes (EC2 user guide, "Instance metrics": monitoring frequency).
+    pub detailed_monitoring: bool,
+}
+
+impl Instance {
+    /// An instance DescribeInstances did not return.
+    pub fn missing(id: &str) -> Instance {
+        Instance {
+            id: id.to_string(),
+            state: InstanceState::Missing,
+            state_reason: None,
+            launched_at: None,
+            detailed_monitoring: false,
+        }
+    }
+
+    /// Seconds one EC2 metric datapoint covers for this instance.
+    pub fn metric_period(&self) -> i64 {
+        if self.detailed_monitoring {
+            60
+        } else {
+            300
+        }
+    }
 }
 
 /// An ECS service as the wake and stop paths see it.

@@ -252,6 +252,16 @@ class Autostop:
         self.proc.wait(timeout=10)
 
 
+class QuietServer(http.server.ThreadingHTTPServer):
+    """A browser that goes away mid-answer (a reload, a closed tab) is no error worth a traceback."""
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return
+        super().handle_error(request, client_address)
+
+
 def host_matches(pattern, host):
     """ALB host matching: case-insensitive, `*` any run of characters, `?` exactly one."""
     return fnmatch.fnmatchcase(host.lower(), pattern.lower().replace("[", "[[]"))
@@ -310,12 +320,19 @@ def front_end(port, world, supervisor, autostop, metrics):
                 return self.reply(r.status, {k: v for k, v in r.getheaders()
                                              if k.lower() not in ("connection", "transfer-encoding", "content-length")},
                                   data)
+            # Multi-value mode, as the template sets it on the Lambda target group: every value of
+            # a repeated header or query parameter, in order, not decoded.
             path, _, query = self.path.partition("?")
-            params = dict(p.split("=", 1) if "=" in p else (p, "") for p in query.split("&") if p)
+            params, headers = {}, {}
+            for p in (p for p in query.split("&") if p):
+                k, _, v = p.partition("=")
+                params.setdefault(k, []).append(v)
+            for k, v in self.headers.items():
+                headers.setdefault(k.lower(), []).append(v)
             event = {
                 "requestContext": {"elb": {"targetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/demo-autostop/1"}},
-                "httpMethod": self.command, "path": path, "queryStringParameters": params,
-                "headers": {k.lower(): v for k, v in self.headers.items()},
+                "httpMethod": self.command, "path": path, "multiValueQueryStringParameters": params,
+                "multiValueHeaders": headers,
                 "body": base64.b64encode(body).decode() if body else "", "isBase64Encoded": bool(body),
             }
             try:
@@ -324,13 +341,14 @@ def front_end(port, world, supervisor, autostop, metrics):
                 return self.reply(502, {"content-type": "text/plain"}, f"502 Bad Gateway ({e})".encode())
             data = resp.get("body") or ""
             data = base64.b64decode(data) if resp.get("isBase64Encoded") else data.encode()
-            headers = resp.get("headers") or {k: v[0] for k, v in (resp.get("multiValueHeaders") or {}).items()}
+            headers = resp.get("multiValueHeaders") or {k: [v] for k, v in (resp.get("headers") or {}).items()}
             self.reply(resp["statusCode"], headers, data)
 
         def reply(self, status, headers, data):
             self.send_response(status)
-            for k, v in headers.items():
-                self.send_header(k, v)
+            for k, values in headers.items():
+                for v in values if isinstance(values, list) else [values]:
+                    self.send_header(k, v)
             self.send_header("content-length", str(len(data)))
             self.end_headers()
             if self.command != "HEAD":
@@ -341,8 +359,7 @@ def front_end(port, world, supervisor, autostop, metrics):
         def log_message(self, fmt, *args):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    server.daemon_threads = True
+    server = QuietServer(("127.0.0.1", port), Handler)
     return server
 
 

@@ -45,6 +45,8 @@ fn to_instance(i: &aws_sdk_ec2::types::Instance) -> Option<Instance> {
             .unwrap_or(InstanceState::Pending),
         state_reason: i.state_reason().and_then(|r| r.code()).map(str::to_string),
         launched_at: i.launch_time().map(|t| t.secs()),
+        detailed_monitoring: i.monitoring().and_then(|m| m.state())
+            == Some(&aws_sdk_ec2::types::MonitoringState::Enabled),
     })
 }
 
@@ -53,7 +55,7 @@ fn in_order(ids: &[String], mut found: Vec<Instance>) -> Vec<Instance> {
     ids.iter()
         .map(|id| match found.iter().position(|i| &i.id == id) {
             Some(pos) => found.swap_remove(pos),
-            None => Instance { id: id.clone(), state: InstanceState::Missing, state_reason: None, launched_at: None },
+            None => Instance::missing(id),
         })
         .collect()
 }

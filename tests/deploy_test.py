@@ -1,0 +1,78 @@
+"""The deploy path as a new user runs it: the zip cargo-lambda built (`make package`) goes through
+`make deploy` (infra/deploy.py) into moto's S3 and CloudFormation.
+
+Run by `make test` inside tests/with-moto.sh. Prints one line per check and a closing
+'N passed, N failed' line; exits non-zero on any failure.
+"""
+import hashlib
+import os
+import subprocess
+import sys
+import zipfile
+
+import boto3
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ZIP = os.path.join(ROOT, "target", "lambda", "autostop", "bootstrap.zip")
+results = []
+
+
+def check(name, ok, detail=""):
+    results.append(ok)
+    print(("ok   " if ok else "FAIL ") + name + ("" if ok else f": {detail}"))
+
+
+def deploy(env):
+    """`make deploy` with these variables; returns (exit code, output)."""
+    run = subprocess.run(["make", "--no-print-directory", "deploy"], cwd=ROOT, env=dict(os.environ, **env),
+                         capture_output=True, text=True, timeout=600)
+    return run.returncode, run.stdout + run.stderr
+
+
+def main():
+    assert os.environ.get("AWS_ENDPOINT_URL", "").startswith("http://127.0.0.1"), "run through tests/with-moto.sh"
+    s3, cf, ec2, lam = (boto3.client(n) for n in ("s3", "cloudformation", "ec2", "lambda"))
+
+    with zipfile.ZipFile(ZIP) as z:
+        names = z.namelist()
+        bootstrap = z.getinfo("bootstrap") if "bootstrap" in names else None
+    check("cargo-lambda built a zip with the bootstrap binary", bootstrap is not None and bootstrap.file_size > 1_000_000,
+          names)
+
+    s3.create_bucket(Bucket="autostop-deploy-test")
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    subnets = [s["SubnetId"] for s in ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"]][:2]
+    env = {"BUCKET": "autostop-deploy-test", "STACK": "autostop-deploy-test", "SYNC": "0",
+           "PARAMS": f"VpcId={vpc} SubnetIds={','.join(subnets)} StateTableName=autostop-deploy-test"}
+    code, out = deploy(env)
+    check("make deploy exits 0", code == 0, out)
+    stack = cf.describe_stacks(StackName="autostop-deploy-test")["Stacks"][0]
+    check("stack CREATE_COMPLETE", stack["StackStatus"] == "CREATE_COMPLETE", stack.get("StackStatusReason"))
+
+    digest = hashlib.sha256(open(ZIP, "rb").read()).hexdigest()[:16]
+    params = {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}
+    check("the stack's code is the zip just built (content-addressed key)",
+          params.get("CodeS3Key") == f"autostop/bootstrap-{digest}.zip", params)
+    uploaded = s3.get_object(Bucket="autostop-deploy-test", Key=params.get("CodeS3Key", "-"))["Body"].read()
+    check("the uploaded object is that zip, byte for byte", uploaded == open(ZIP, "rb").read())
+    fn = [r for r in cf.describe_stack_resources(StackName="autostop-deploy-test")["StackResources"]
+          if r.get("LogicalResourceId") == "Function"][0]["PhysicalResourceId"]
+    config = lam.get_function(FunctionName=fn)["Configuration"]
+    check("the function runs the bootstrap on provided.al2023",
+          config["Runtime"] == "provided.al2023" and config["Handler"] == "bootstrap", config)
+
+    # With the sync (the default), make deploy invokes the function. moto cannot run a function
+    # without Docker, so the invoke fails here: the deploy must say so and what to run.
+    code, out = deploy(dict(env, SYNC="1"))
+    check("a sync that cannot run fails the deploy and says what to run",
+          code != 0 and "sync" in out and "aws lambda invoke" in out and '{"autostop": "sync"}' in out, out)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Exception as e:  # a crash is a failure with its reason, never a silent pass
+        check("deploy test ran to the end", False, repr(e))
+    passed, failed = results.count(True), results.count(False)
+    print(f"{passed} passed, {failed} failed")
+    sys.exit(1 if failed or not passed else 0)
