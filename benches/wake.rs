@@ -85,7 +85,7 @@ fn handler_times() {
         });
         println!("  {label:<28} {median:>8.1} / {p99:>8.1}");
     }
-    let cloud = app.waker().cloud();
+    let cloud = app.cloud();
     println!(
         "  (AWS calls made over all 60,000 requests: {}; status refreshes at most once a second)",
         cloud.total_calls()
@@ -112,7 +112,7 @@ fn calls_per_wake(n: usize, health_ms: u64) -> (Vec<(String, usize)>, f64) {
             });
         }
         while tasks.join_next().await.is_some() {}
-        let cloud = app.waker().cloud();
+        let cloud = app.cloud();
         // StartInstances takes effect when its call returns; then 30 s of boot, then health.
         let started = cloud.first_call_at("StartInstances").expect("started") + latency;
         let healthy_at = started + Duration::from_secs(30) + Duration::from_millis(health_ms);
@@ -143,7 +143,7 @@ fn calls_per_stop(how: &str) -> (Vec<(String, usize)>, usize) {
         app.handle(json!({"autostop": "sync"}), None).await.unwrap();
         let v = app.handle(event("env3.dev.example.com", "/api", "application/json"), None).await.unwrap();
         assert_eq!(v["statusCode"], 307);
-        let cloud = app.waker().cloud();
+        let cloud = app.cloud();
         cloud.reset_calls();
         if how == "stop" {
             app.handle(json!({"autostop": "stop", "rule": "env3"}), None).await.unwrap();
@@ -184,7 +184,7 @@ fn idle_check_cost(n: usize, dry_run: bool) -> (Vec<(String, usize)>, f64) {
         let report = app.handle(json!({"autostop": "idle-check", "dry_run": dry_run}), None).await.unwrap();
         let wall = start.elapsed().as_secs_f64() * 1e3;
         assert_eq!(report["rules"].as_array().unwrap().len(), n);
-        (app.waker().cloud().call_counts(), wall)
+        (app.cloud().call_counts(), wall)
     })
 }
 

@@ -1,6 +1,6 @@
 //! The handler: one entry point for every event, generic over the cloud so tests pass the fake.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use aws_lambda_events::alb::{AlbTargetGroupRequest, AlbTargetGroupResponse};
@@ -25,8 +25,17 @@ const DEADLINE_MARGIN: Duration = Duration::from_secs(3);
 const RETRY_WAKING_SECS: u64 = 5;
 const RETRY_ERROR_SECS: u64 = 15;
 
+/// How often the request path looks the load balancer's listeners up again (the idle check
+/// does on every run).
+pub const LISTENER_REFRESH: Duration = Duration::from_secs(300);
+
 pub struct App<C> {
-    waker: Waker<C>,
+    cloud: Arc<C>,
+    /// The wake engine over the current config; replaced when the listeners change.
+    waker: RwLock<Arc<Waker<C>>>,
+    /// The load balancer whose listeners the config serves, when the deployment named it
+    /// (`AUTOSTOP_LOAD_BALANCER_ARN`), and when they were last looked up.
+    discovery: Option<(String, tokio::sync::Mutex<Instant>)>,
 }
 
 impl<C: Cloud> App<C> {
@@ -36,21 +45,66 @@ impl<C: Cloud> App<C> {
 
     /// An app over a cloud other apps share: several Lambda instances, one AWS.
     pub fn with_cloud(config: Config, cloud: Arc<C>) -> App<C> {
-        App { waker: Waker::new(cloud, Arc::new(config)) }
+        let waker = Waker::new(Arc::clone(&cloud), Arc::new(config));
+        App { cloud, waker: RwLock::new(Arc::new(waker)), discovery: None }
     }
 
-    pub fn config(&self) -> &Config {
-        self.waker.config()
+    /// The config's listeners are those of `load_balancer`, looked up again on every idle check
+    /// and at most every [`LISTENER_REFRESH`] on the request path: a listener added after the
+    /// cold start (HTTPS once a certificate is set) is then served too.
+    pub fn discovering_listeners_of(mut self, load_balancer: &str) -> App<C> {
+        self.discovery = Some((load_balancer.to_string(), tokio::sync::Mutex::new(Instant::now())));
+        self
     }
 
-    pub fn waker(&self) -> &Waker<C> {
-        &self.waker
+    pub fn config(&self) -> Arc<Config> {
+        self.waker().config_arc()
+    }
+
+    pub fn waker(&self) -> Arc<Waker<C>> {
+        Arc::clone(&self.waker.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    pub fn cloud(&self) -> &C {
+        &self.cloud
+    }
+
+    /// Looks the load balancer's listeners up again when due (or `now`), and serves the new set
+    /// if it changed. A failed lookup keeps the listeners there are.
+    async fn refresh_listeners(&self, now: bool) {
+        let Some((lb, last)) = &self.discovery else { return };
+        let mut last = last.lock().await;
+        if !now && last.elapsed() < LISTENER_REFRESH {
+            return;
+        }
+        *last = Instant::now();
+        let found = match self.cloud.listeners_of(lb).await {
+            Ok(found) if !found.is_empty() => found,
+            Ok(_) => return tracing::warn!(load_balancer = %lb, "no listeners found; keeping the ones known"),
+            Err(e) => {
+                return tracing::warn!(load_balancer = %lb, code = %e.code, "listeners not looked up; keeping the ones known")
+            }
+        };
+        let config = self.config();
+        let (mut a, mut b) = (found.clone(), config.listener_arns.clone());
+        a.sort();
+        b.sort();
+        if a != b {
+            tracing::info!(load_balancer = %lb, before = ?config.listener_arns, now = ?found, "listeners changed");
+            let mut next = (*config).clone();
+            next.listener_arns = found;
+            let waker = Waker::new(Arc::clone(&self.cloud), Arc::new(next));
+            *self.waker.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(waker);
+        }
     }
 
     /// Any event. `time_left` is what remains of the Lambda invocation (None outside Lambda).
     /// `Err` only for events autostop cannot handle; AWS faults become responses.
     pub async fn handle(&self, event: Value, time_left: Option<Duration>) -> Result<Value, EventError> {
-        match classify(event)? {
+        let event = classify(event)?;
+        let now = matches!(event, Event::Schedule | Event::Command(Command::IdleCheck { .. } | Command::Sync));
+        self.refresh_listeners(now).await;
+        match event {
             Event::Alb(req, query) => {
                 let resp = self.alb(&req, query, time_left).await;
                 serde_json::to_value(resp).map_err(|e| EventError(format!("response not serialisable: {e}")))
@@ -59,14 +113,14 @@ impl<C: Cloud> App<C> {
 
             Event::Command(Command::Wake { rule }) => {
                 let rule = self.named_rule(&rule)?;
-                Ok(to_json(&self.waker.wake(rule).await))
+                Ok(to_json(&self.waker().wake(&rule).await))
             }
             Event::Schedule => self.idle_check(false).await,
             Event::Command(Command::Sync) => self.sync().await,
             Event::Command(Command::IdleCheck { dry_run }) => self.idle_check(dry_run).await,
             Event::Command(Command::Stop { rule }) => {
                 let rule = self.named_rule(&rule)?;
-                let outcome = idle::stop_now(self.waker.cloud(), self.config(), rule)
+                let outcome = idle::stop_now(self.cloud(), &self.config(), &rule)
                     .await
                     .map_err(|e| EventError(format!("stop of `{}` failed: {e}", rule.name)))?;
                 let (result, detail) = match outcome {
@@ -80,7 +134,7 @@ impl<C: Cloud> App<C> {
     }
 
     async fn idle_check(&self, dry_run: bool) -> Result<Value, EventError> {
-        let report = idle::idle_check(self.waker.cloud(), self.config(), dry_run)
+        let report = idle::idle_check(self.cloud(), &self.config(), dry_run)
             .await
             .map_err(|e| EventError(format!("idle check could not observe AWS, nothing was changed: {e}")))?;
         serde_json::to_value(report).map_err(|e| EventError(format!("report not serialisable: {e}")))
@@ -89,8 +143,8 @@ impl<C: Cloud> App<C> {
     /// Creates or repairs every standing rule on every listener. Rules recorded as stopped
     /// forward to the Lambda; every other rule keeps the direction it has (a new one: the Lambda).
     pub async fn sync(&self) -> Result<Value, EventError> {
-        let cloud = self.waker.cloud();
-        let config = self.config();
+        let cloud = self.cloud();
+        let config = &self.config();
         let fail =
             |e: crate::cloud::CloudError| EventError(format!("sync failed, the next sync or idle check retries: {e}"));
         let states = cloud.load_states(&config.state_table).await.unwrap_or_default();
@@ -111,19 +165,20 @@ impl<C: Cloud> App<C> {
     /// Every rule: its live status (nothing is woken), listener rules, activity and idle time (a
     /// dry-run idle decision), history and savings from the state table.
     pub async fn status_report(&self) -> Value {
-        let cloud = self.waker.cloud();
+        let cloud = self.cloud();
+        let (config, waker) = (self.config(), self.waker());
         let now = cloud.now();
-        let decisions = match idle::idle_check(cloud, self.config(), true).await {
+        let decisions = match idle::idle_check(cloud, &config, true).await {
             Ok(report) => report.rules,
             Err(e) => {
                 tracing::warn!(error = %e, "status without activity: AWS could not be observed");
                 Vec::new()
             }
         };
-        let states = cloud.load_states(&self.config().state_table).await.unwrap_or_default();
-        let mut rules = Vec::with_capacity(self.config().rules.len());
-        for rule in &self.config().rules {
-            let status = self.waker.observe(rule).await;
+        let states = cloud.load_states(&config.state_table).await.unwrap_or_default();
+        let mut rules = Vec::with_capacity(config.rules.len());
+        for rule in &config.rules {
+            let status = waker.observe(rule).await;
             let decision = decisions.iter().find(|d| d.rule == rule.name);
             let state = states.iter().find(|s| s.rule == rule.name);
             let asleep = state.map(|s| savings::asleep_this_month(s, now)).unwrap_or(0);
@@ -150,9 +205,10 @@ impl<C: Cloud> App<C> {
         json!({ "now": now, "rules": rules })
     }
 
-    fn named_rule(&self, name: &str) -> Result<&Rule, EventError> {
-        self.config().rule(name).ok_or_else(|| {
-            EventError(format!("no rule named `{name}`; configured rules: {}", self.config().rule_names().join(", ")))
+    fn named_rule(&self, name: &str) -> Result<Rule, EventError> {
+        let config = self.config();
+        config.rule(name).cloned().ok_or_else(|| {
+            EventError(format!("no rule named `{name}`; configured rules: {}", config.rule_names().join(", ")))
         })
     }
 
@@ -175,15 +231,16 @@ impl<C: Cloud> App<C> {
         let Some(host) = req.host.as_deref().and_then(normalize_host) else {
             return self.no_host(req);
         };
-        let Some(rule) = self.config().rule_for_host(&host) else {
+        let config = self.config();
+        let Some(rule) = config.rule_for_host(&host) else {
             tracing::info!(host = %host, "no rule for host");
             return not_found(req, &host);
         };
         let reply = if req.path == STATUS_PATH {
-            let status = self.waker.wake(rule).await;
+            let status = self.waker().wake(rule).await;
             Reply::json(200, to_json(&status).to_string(), "status")
         } else if req.is_browser() {
-            let status = self.waker.wake(rule).await;
+            let status = self.waker().wake(rule).await;
             browser_reply(&host, &status)
         } else {
             self.hold(req, rule, time_left).await
@@ -195,13 +252,14 @@ impl<C: Cloud> App<C> {
     /// Holds a non-browser request while the rule wakes: 307 to the same URL once ready, else
     /// 503 with `Retry-After` when `hold` (or the Lambda's time) runs out or a step fails.
     async fn hold(&self, req: &Request, rule: &Rule, time_left: Option<Duration>) -> Reply {
-        let mut budget = self.config().hold;
+        let waker = self.waker();
+        let mut budget = waker.config().hold;
         if let Some(left) = time_left {
             budget = budget.min(left.saturating_sub(DEADLINE_MARGIN));
         }
         let deadline = Instant::now() + budget;
         loop {
-            let status = self.waker.wake(rule).await;
+            let status = waker.wake(rule).await;
             match status.phase {
                 Phase::Ready => return Reply::redirect(req.same_url()),
                 Phase::Error => {

@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 
 use crate::app::App;
 use crate::cloud::aws::AwsCloud;
+use crate::cloud::Cloud;
 use crate::config::{self, parse_duration, Config, Deployment};
 use crate::idle::{self, StopOutcome};
 use crate::wake::{Phase, STATUS_TTL};
@@ -143,7 +144,7 @@ pub async fn run(cli: Cli) -> i32 {
                 eprintln!("autostop: no rule named `{rule}`; configured: {}", app.config().rule_names().join(", "));
                 return USAGE;
             };
-            match idle::stop_now(app.waker().cloud(), app.config(), &rule).await {
+            match idle::stop_now(app.cloud(), &app.config(), &rule).await {
                 Ok(StopOutcome::Stopped) => {
                     println!("{}: stopped (listener rules removed, resources stopping)", rule.name);
                     OK

@@ -47,7 +47,11 @@ async fn lambda_app(path: Option<std::path::PathBuf>) -> Result<App<AwsCloud>, l
         tracing::error!(error = %e, "config rejected");
         e
     })?;
-    Ok(App::new(config, cloud))
+    let app = App::new(config, cloud);
+    Ok(match std::env::var("AUTOSTOP_LOAD_BALANCER_ARN").ok().filter(|v| !v.is_empty()) {
+        Some(lb) => app.discovering_listeners_of(&lb),
+        None => app,
+    })
 }
 
 /// `autostop events`: one warm "Lambda instance" outside Lambda, for the local demo. Reads

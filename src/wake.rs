@@ -257,6 +257,10 @@ impl<C: Cloud> Waker<C> {
         &self.config
     }
 
+    pub fn config_arc(&self) -> Arc<Config> {
+        Arc::clone(&self.config)
+    }
+
     pub fn cloud(&self) -> &C {
         &self.cloud
     }

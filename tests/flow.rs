@@ -54,7 +54,7 @@ fn cloud<C>(app: &App<C>) -> &C
 where
     C: autostop::cloud::Cloud,
 {
-    app.waker().cloud()
+    app.cloud()
 }
 
 #[tokio::test(start_paused = true)]

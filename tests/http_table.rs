@@ -52,7 +52,7 @@ async fn unknown_host_is_404_html_or_json_with_no_aws_call() {
     let r = api(&app, "GET", "dev.example.com", "/").await;
     assert_eq!(r.status, 404);
     assert_eq!(r.json()["host"], "dev.example.com");
-    assert_eq!(app.waker().cloud().total_calls(), 0);
+    assert_eq!(app.cloud().total_calls(), 0);
 }
 
 #[tokio::test(start_paused = true)]
@@ -71,7 +71,7 @@ async fn health_checker_gets_200_and_wakes_nothing() {
     // Even with a rule's host, the health checker never wakes anything.
     let r = send(&app, alb_event("GET", "api.dev.example.com", "/", &[("user-agent", "ELB-HealthChecker/2.0")])).await;
     assert_eq!(r.status, 200);
-    assert_eq!(app.waker().cloud().total_calls(), 0);
+    assert_eq!(app.cloud().total_calls(), 0);
 }
 
 #[tokio::test(start_paused = true)]
@@ -84,7 +84,7 @@ async fn missing_or_empty_host_is_400_not_a_panic() {
     let r = send(&app, event).await;
     assert_eq!(r.status, 400);
     assert!(r.body.contains("Host"));
-    assert_eq!(app.waker().cloud().total_calls(), 0);
+    assert_eq!(app.cloud().total_calls(), 0);
 }
 
 #[tokio::test(start_paused = true)]
@@ -95,7 +95,7 @@ async fn browser_fixture_gets_the_progress_page() {
     assert_eq!(r.header("content-type").as_deref(), Some("text/html; charset=utf-8"));
     assert_eq!(r.header("cache-control").as_deref(), Some("no-store"));
     assert!(r.body.contains("api.dev.example.com"));
-    assert_eq!(app.waker().cloud().calls("StartInstances"), 1);
+    assert_eq!(app.cloud().calls("StartInstances"), 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -122,12 +122,12 @@ async fn status_commands_and_bad_events() {
     let all = app.handle(json!({"autostop": "status"}), None).await.unwrap();
     let phases: Vec<&str> = all["rules"].as_array().unwrap().iter().map(|s| s["phase"].as_str().unwrap()).collect();
     assert_eq!(phases, vec!["stopped", "stopped"]);
-    assert_eq!(app.waker().cloud().calls("StartInstances"), 0, "status never wakes");
+    assert_eq!(app.cloud().calls("StartInstances"), 0, "status never wakes");
 
     let woke = app.handle(json!({"autostop": "wake", "rule": "web"}), None).await.unwrap();
     assert_eq!(woke["rule"], "web");
-    assert_eq!(app.waker().cloud().instance_state(I2), InstanceState::Running);
-    assert_eq!(app.waker().cloud().instance_state(I1), InstanceState::Stopped);
+    assert_eq!(app.cloud().instance_state(I2), InstanceState::Running);
+    assert_eq!(app.cloud().instance_state(I1), InstanceState::Stopped);
 
     let e = app.handle(json!({"autostop": "wake", "rule": "nope"}), None).await.unwrap_err();
     assert!(e.0.contains("no rule named `nope`") && e.0.contains("api, web"), "{e}");

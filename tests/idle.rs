@@ -70,7 +70,7 @@ fn action(report: &Value, rule: &str) -> (String, String) {
 }
 
 fn cloud(app: &App<FakeCloud>) -> &FakeCloud {
-    app.waker().cloud()
+    app.cloud()
 }
 
 #[tokio::test(start_paused = true)]
@@ -297,11 +297,11 @@ async fn a_wake_after_the_decision_wins_and_the_checker_backs_off() {
     let rule = app.config().rule("api").unwrap().clone();
     let seen = cloud(&app).state_item("api");
     let plan = autostop::idle::plan_stop(cloud(&app), &rule).await.unwrap();
-    let mut views = autostop::routes::views(cloud(&app), app.config()).await.unwrap();
+    let mut views = autostop::routes::views(cloud(&app), &app.config()).await.unwrap();
     cloud(&app).set_instance_state(I1, InstanceState::Stopped);
     let _ = status(&app, "api.dev.example.com").await; // starts it again: records a wake
     let outcome =
-        autostop::idle::stop_rule(cloud(&app), app.config(), &rule, seen.as_ref(), &plan, &mut views, "test", "idle")
+        autostop::idle::stop_rule(cloud(&app), &app.config(), &rule, seen.as_ref(), &plan, &mut views, "test", "idle")
             .await
             .unwrap();
 

@@ -81,7 +81,7 @@ fn probes() -> Vec<String> {
 }
 
 fn check_routing(app: &App<FakeCloud>, step: &str) -> Result<(), TestCaseError> {
-    let cloud = app.waker().cloud();
+    let cloud = app.cloud();
     for host in probes() {
         let to = cloud.routes_to(L1, &host);
         let want = match app.config().rule_for_host(&host) {

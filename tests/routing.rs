@@ -301,3 +301,31 @@ async fn a_rule_deleted_while_the_listener_is_listed_is_listed_again_and_the_wak
     assert_eq!(routes(&w, &["api.dev.example.com"]), vec![TG_API]);
     assert!(w.rules(L1).iter().any(|r| r.owner.as_deref() == Some("wild")), "entangled rule recreated");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_listener_added_after_the_cold_start_is_served() {
+    let lb = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/dev/50dc6c495c0c9188";
+    let w = FakeCloud::new();
+    w.add_instance(I1, InstanceState::Stopped, SECS(20));
+    w.add_target_group(TG_API, SECS(10));
+    w.register_instance(TG_API, I1);
+    w.add_listener(L1);
+    let w = Arc::new(w);
+    let text = format!(
+        "listener_arns = [\"{L1}\"]\nhold = \"2m\"\n[[rules]]\nname = \"api\"\nhosts = [\"api.dev.example.com\"]\ntarget_group_arn = \"{TG_API}\"\nec2 = {{ instance_ids = [\"{I1}\"] }}\n"
+    );
+    let app = App::with_cloud(config(&text), Arc::clone(&w)).discovering_listeners_of(lb);
+    assert_eq!(api(&app, "GET", "api.dev.example.com", "/").await.status, 307);
+
+    // Someone adds the HTTPS listener (a certificate was set) after this environment started.
+    w.add_listener(L2);
+    assert_eq!(w.routes_to(L2, "api.dev.example.com"), LAMBDA_TG, "nothing there yet");
+    // The next idle check looks the listeners up again and lays out the standing rules there;
+    // the next request that reaches autostop through it switches them to the app.
+    app.handle(json!({"autostop": "idle-check", "dry_run": false}), None).await.unwrap();
+    assert_eq!(app.config().listener_arns.len(), 2);
+    assert!(w.rules(L2).iter().any(|r| r.owner.as_deref() == Some("api")));
+    assert_eq!(api(&app, "GET", "api.dev.example.com", "/").await.status, 307);
+    assert_eq!(w.routes_to(L2, "api.dev.example.com"), TG_API);
+    assert_eq!(w.routes_to(L1, "api.dev.example.com"), TG_API);
+}

@@ -831,6 +831,15 @@ impl Cloud for FakeCloud {
         }
     }
 
+    async fn listeners_of(&self, load_balancer_arn: &str) -> CloudResult<Vec<String>> {
+        self.enter("DescribeListeners").await?;
+        let lb = load_balancer_arn.split_once(":loadbalancer/").map(|(_, r)| r).unwrap_or(load_balancer_arn);
+        let mut found: Vec<String> =
+            self.lock().listeners.keys().filter(|l| crate::idle::load_balancer_dimension(l) == lb).cloned().collect();
+        found.sort();
+        Ok(found)
+    }
+
     async fn default_target_group(&self, listener_arn: &str) -> CloudResult<Option<String>> {
         self.enter("DescribeListeners").await?;
         let s = self.lock();

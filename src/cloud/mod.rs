@@ -473,6 +473,8 @@ pub trait Cloud: Send + Sync + 'static {
     /// between the listing and the tag lookup (`RuleNotFound` from DescribeTags) makes the
     /// adapter list again, so the answer is one consistent view.
     fn listener_rules(&self, listener_arn: &str) -> impl Future<Output = CloudResult<Vec<ListenerRule>>> + Send;
+    /// ARNs of every listener of a load balancer (DescribeListeners, paged).
+    fn listeners_of(&self, load_balancer_arn: &str) -> impl Future<Output = CloudResult<Vec<String>>> + Send;
     /// The target group the listener's default action forwards to (autostop's Lambda target
     /// group on a listener set up for autostop); `None` when the default action is no forward.
     fn default_target_group(&self, listener_arn: &str) -> impl Future<Output = CloudResult<Option<String>>> + Send;

@@ -64,11 +64,6 @@ impl AwsCloud {
         elbv2::account_limits(&self.elb).await
     }
 
-    /// Listener ARNs of a load balancer (for deployments that name the ALB, not its listeners).
-    pub async fn listeners_of(&self, load_balancer_arn: &str) -> CloudResult<Vec<String>> {
-        elbv2::listeners_of(&self.elb, load_balancer_arn).await
-    }
-
     /// Loads the SDK config from the environment (the normal credential chain).
     pub async fn from_env() -> AwsCloud {
         let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
@@ -118,6 +113,9 @@ impl Cloud for AwsCloud {
     }
     async fn listener_rules(&self, listener_arn: &str) -> CloudResult<Vec<ListenerRule>> {
         elbv2::listener_rules(&self.elb, listener_arn).await
+    }
+    async fn listeners_of(&self, load_balancer_arn: &str) -> CloudResult<Vec<String>> {
+        elbv2::listeners_of(&self.elb, load_balancer_arn).await
     }
     async fn default_target_group(&self, listener_arn: &str) -> CloudResult<Option<String>> {
         elbv2::default_target_group(&self.elb, listener_arn).await
