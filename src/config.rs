@@ -682,7 +682,8 @@ ecs = {{ cluster = "dev", service = "web", desired_count = 2 }}
             load_err(&with("{ network_packets_in = 500 }", "{ network_packets_in = 500, cpu_percent = 5 }")).key,
             "rules[0] (api).busy_when"
         );
-        assert!(load_err(&with("listener_arns = [", "listener_arns = [], x = [")).to_string().contains("x"));
+        let e = load_err(&with("listener_arns = [", "x = 1\nlistener_arns = ["));
+        assert!(e.to_string().contains("unknown field `x`"), "the unknown key is named: {e}");
     }
 
     #[test]

@@ -7,6 +7,8 @@ Run by `make test` inside tests/with-moto.sh. Starts the demo on a free port, th
 Screenshots go to target/screenshots/. Prints a closing 'N passed, N failed' line.
 """
 import os
+import queue
+import threading
 import socket
 import subprocess
 import sys
@@ -82,15 +84,23 @@ def main():
     env = dict(os.environ, DEMO_PORT=str(port), DEMO_IDLE_CHECK_SECONDS="3600")
     demo = subprocess.Popen([sys.executable, os.path.join(ROOT, "tests", "demo", "demo.py")],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    # A thread drains the demo's output for the whole run: waiting for "ready" has a deadline even
+    # if the demo goes silent, and a chatty demo never blocks on a full pipe.
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in demo.stdout] and None, daemon=True).start()
     try:
         deadline = time.time() + 60
-        for line in demo.stdout:
+        while True:
+            try:
+                line = lines.get(timeout=max(0.1, deadline - time.time()))
+            except queue.Empty:
+                if demo.poll() is not None:
+                    raise RuntimeError(f"demo exited with {demo.returncode} before it was ready")
+                if time.time() > deadline:
+                    raise RuntimeError("demo did not say it was ready within 60 s")
+                continue
             if "autostop demo ready" in line:
                 break
-            if time.time() > deadline:
-                raise RuntimeError("demo did not start")
-        else:
-            raise RuntimeError("demo exited before it was ready")
 
         phases, title, src = visit(port, "api.localhost", True, "Hello from api")
         check("JS: the progress page showed while waking", phases, phases)

@@ -300,13 +300,18 @@ async fn a_wake_after_the_decision_wins_and_the_checker_backs_off() {
     let mut views = autostop::routes::views(cloud(&app), &app.config()).await.unwrap();
     cloud(&app).set_instance_state(I1, InstanceState::Stopped);
     let _ = status(&app, "api.dev.example.com").await; // starts it again: records a wake
+    let woken = cloud(&app).state_item("api").unwrap();
+    cloud(&app).reset_calls();
     let outcome =
         autostop::idle::stop_rule(cloud(&app), &app.config(), &rule, seen.as_ref(), &plan, &mut views, "test", "idle")
             .await
             .unwrap();
 
     assert!(matches!(outcome, autostop::idle::StopOutcome::BackedOff(_)), "{outcome:?}");
-    assert_eq!(cloud(&app).calls("StopInstances"), 0);
+    // Backing off means touching nothing: the one call was the claim that lost.
+    assert_eq!(cloud(&app).call_counts(), vec![("PutItem".to_string(), 1)]);
+    assert_eq!(cloud(&app).state_item("api").unwrap(), woken, "the wake's record stands");
+    assert_eq!(cloud(&app).instance_state(I1), InstanceState::Pending, "the wake's start goes on");
 }
 
 #[tokio::test(start_paused = true)]
@@ -662,4 +667,26 @@ async fn busy_when_cpu_percent_keeps_an_ecs_service_awake() {
     }
     assert!(stopped);
     assert_eq!(cloud(&app).service_desired("dev", "web"), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_older_than_ten_minutes_no_longer_holds_wakes() {
+    let app = App::new(config(&ec2_rule_config("5m", "", &[I1])), world(&[I1]));
+    advance(secs(60 * MIN)).await;
+    let now = cloud(&app).now();
+    let crashed = |minutes_ago: i64| autostop::cloud::RuleState {
+        phase: "stopping".into(),
+        stopping_since: Some(now - minutes_ago * 60),
+        version: 3,
+        ..autostop::cloud::RuleState::new("api")
+    };
+    // A checker claimed the stop 5 minutes ago and may still be at it: the wake waits.
+    cloud(&app).seed_state(crashed(5));
+    assert_eq!(status(&app, "api.dev.example.com").await["phase"], "stopping");
+    assert_eq!(cloud(&app).calls("StartInstances"), 0);
+    // Claimed 11 minutes ago: taken as crashed, the wake goes on.
+    cloud(&app).seed_state(crashed(11));
+    advance(secs(2)).await;
+    assert_eq!(status(&app, "api.dev.example.com").await["phase"], "starting");
+    assert_eq!(cloud(&app).calls("StartInstances"), 1);
 }

@@ -332,10 +332,13 @@ async fn an_ecs_rule_scales_up_and_routes_once_a_target_registers() {
     }
 }
 
-/// The whole loop: wake, traffic for one rule only, idle check "later", wake again.
+/// The whole loop: wake, traffic for one rule only, idle check "later", wake again. What moto
+/// shows is the end state; the order of the stop (traffic away before anything stops) is
+/// asserted on the strict fake, which checks after every call that nothing routes to a
+/// stopping target (tests/idle.rs).
 #[tokio::test]
 #[ignore = "needs moto: run `make test`"]
-async fn idle_check_stops_the_idle_rule_in_order_and_leaves_the_busy_one() {
+async fn idle_check_stops_the_idle_rule_and_leaves_the_busy_one() {
     let w = world("it-loop").await;
     w.state_table("it-loop-state").await;
     let api_tg = w.target_group("it-loop-api", TargetTypeEnum::Instance).await;
@@ -444,7 +447,7 @@ async fn the_cli_validates_wakes_reports_and_stops() {
     let listeners: Vec<String> = w.listeners.iter().map(|l| format!("\"{l}\"")).collect();
     let base = format!("listener_arns = [{}]\nstate_table = \"it-cli-state\"\nsettle = \"1s\"\n", listeners.join(", "));
     let api_rule = format!(
-        "[[rules]]\nname = \"api\"\nhosts = [\"api.cli.example.com\"]\ntarget_group_arn = \"{tg}\"\nhourly_cost = 0.5\nec2 = {{ instance_ids = [\"{id}\"] }}\n"
+        "[[rules]]\nname = \"api\"\nhosts = [\"api.cli.example.com\"]\ntarget_group_arn = \"{tg}\"\nhourly_cost = 3600.0\nec2 = {{ instance_ids = [\"{id}\"] }}\n"
     );
     let good = dir.join("good.toml");
     std::fs::write(&good, format!("{base}{api_rule}")).unwrap();
@@ -483,6 +486,8 @@ async fn the_cli_validates_wakes_reports_and_stops() {
     let row = table.lines().find(|l| l.starts_with("api ")).unwrap_or_else(|| panic!("{table}"));
     assert!(row.contains("ready") && row.contains(&id) && row.contains("1/0"), "{table}");
 
+    let epoch = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let stopped_from = epoch();
     let (code, out, err) = cli(&["stop", "api"], &good);
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(w.instance_state(&id).await, InstanceStateName::Stopped);
@@ -494,7 +499,10 @@ async fn the_cli_validates_wakes_reports_and_stops() {
     let (_, out, _) = cli(&["status", "--json"], &good);
     let api: serde_json::Value = serde_json::from_str::<serde_json::Value>(&out).unwrap()["rules"][0].clone();
     assert_eq!((api["phase"].as_str(), api["stops"].as_u64()), (Some("stopped"), Some(1)), "{api}");
-    assert!(api["saved_this_month"].as_f64().is_some(), "hourly_cost gives a saving: {api}");
+    // hourly_cost 3600 is 1 per second asleep: the saving is the seconds asleep so far.
+    let asleep_so_far = (epoch() - stopped_from) as f64;
+    let saved = api["saved_this_month"].as_f64().unwrap();
+    assert!((0.0..=asleep_so_far + 1.0).contains(&saved), "saved {saved} for at most {asleep_so_far} s: {api}");
     let (code, out, _) = cli(&["idle-check", "--dry-run"], &good);
     assert_eq!(code, 0);
     assert!(out.contains("api") && out.contains("asleep"), "{out}");
@@ -503,9 +511,13 @@ async fn the_cli_validates_wakes_reports_and_stops() {
     // Waking again closes the sleep into the month's total, priced at hourly_cost.
     let (code, out, err) = cli(&["wake", "api"], &good);
     assert_eq!(code, 0, "{out}{err}");
+    let slept_at_most = epoch() - stopped_from;
     let item = w.item("it-cli-state", "api").await;
-    assert_eq!(item.get("asleep_month").map(|m| m.len()), Some(7), "{item:?}");
-    assert!(item.contains_key("asleep_seconds") && item.contains_key("saved_this_month"), "{item:?}");
+    assert_eq!(item.get("asleep_month"), Some(&autostop::savings::month_label(epoch())), "{item:?}");
+    let asleep: i64 = item["asleep_seconds"].parse().unwrap();
+    assert!((0..=slept_at_most).contains(&asleep), "slept {asleep} s of at most {slept_at_most}: {item:?}");
+    let saved: f64 = item["saved_this_month"].parse().unwrap();
+    assert_eq!(saved, asleep as f64, "1 per second asleep: {item:?}");
 
     // validate --aws catches a missing target group and a foreign rule on a configured host.
     w.elb
@@ -534,6 +546,36 @@ async fn the_cli_validates_wakes_reports_and_stops() {
     assert_eq!(code, 1, "{out}{err}");
     assert!(out.contains("target group") && out.contains("ghost") && out.contains("does not exist"), "{out}");
     assert!(out.contains("already claims host api.cli.example.com"), "{out}");
+
+    // A listener whose default action is not autostop's Lambda, and an instance that does not
+    // exist: both named.
+    let lb = w.elb.describe_listeners().listener_arns(&w.listeners[0]).send().await.unwrap().listeners()[0]
+        .load_balancer_arn()
+        .unwrap()
+        .to_string();
+    let app_default = w
+        .elb
+        .create_listener()
+        .load_balancer_arn(lb)
+        .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
+        .port(9090)
+        .default_actions(Action::builder().r#type(ActionTypeEnum::Forward).target_group_arn(&tg).build())
+        .send()
+        .await
+        .unwrap()
+        .listeners()[0]
+        .listener_arn()
+        .unwrap()
+        .to_string();
+    let miswired = dir.join("miswired.toml");
+    let text =
+        format!("{base}{api_rule}").replacen("listener_arns = [", &format!("listener_arns = [\"{app_default}\", "), 1);
+    std::fs::write(&miswired, text.replace(&id, "i-0000000000000dead")).unwrap();
+    let (code, miswired_out, err) = cli(&["validate", "--aws"], &miswired);
+    assert_eq!(code, 1, "{miswired_out}{err}");
+    let not_lambda = format!("listener {app_default}: its default action does not forward to a Lambda target group");
+    assert!(miswired_out.contains(&not_lambda), "{miswired_out}");
+    assert!(miswired_out.contains("instance i-0000000000000dead is missing"), "{miswired_out}");
     assert!(
         out.contains("4 standing rules (2 host chunks x 2 listeners) + 1 rules not ours = 5 of 100 rules"),
         "the foreign rule counts too: {out}"
