@@ -127,6 +127,7 @@ pub fn last_activity(
     rq: &RuleQueries,
     series: &HashMap<&str, &MetricSeries>,
     period: &dyn Fn(&str) -> i64,
+    now: i64,
 ) -> Option<i64> {
     let points = |ids: &[String]| -> Vec<(i64, f64)> {
         ids.iter().filter_map(|id| series.get(id.as_str())).flat_map(|s| s.points.iter().copied()).collect()
@@ -157,7 +158,7 @@ pub fn last_activity(
         None => f64::INFINITY,
     };
     let busy = per_minute.into_iter().filter(|(_, v)| *v > threshold).map(|(t, _)| t + 60).max();
-    requests.max(busy)
+    requests.max(busy).map(|t| t.min(now))
 }
 
 /// What the idle check does with a rule.
@@ -216,7 +217,9 @@ pub fn decide(f: &Facts) -> (Action, String, Option<i64>) {
                 None,
             );
         }
-        if f.state.is_some_and(|s| matches!(s.phase.as_str(), "stopping" | "ready" | "error")) {
+        // Anything but `stopped` on a rule whose resources are all stopped is a record left
+        // behind (a stop that did not record, a wake that never finished, a stop by hand).
+        if f.state.is_some_and(|s| matches!(s.phase.as_str(), "stopping" | "ready" | "error" | "starting")) {
             return (Action::FinishStop, "resources are stopped; recording the stop".into(), None);
         }
         return (Action::Asleep, "resources are stopped".into(), None);
@@ -239,7 +242,8 @@ pub fn decide(f: &Facts) -> (Action, String, Option<i64>) {
         Some(r) => {
             let lag = f.lag.as_secs() as i64;
             let idle_for = (f.now - lag - r).max(0);
-            (idle_for, format!("no activity for {idle_for}s up to what CloudWatch shows ({lag}s ago)"))
+            let ago = (f.now - r).max(0);
+            (idle_for, format!("last activity, wake or start {ago}s ago; idle for {idle_for}s, not counting the last {lag}s CloudWatch may not show yet"))
         }
         // Nothing in the whole window, and no record of a wake or start.
         None => (
@@ -471,9 +475,13 @@ impl Seen {
             idle: rule.idle,
             window: self.window,
             lag: config.metrics_lag,
-            last_activity: last_activity(rule, &self.per_rule[i], &index.series, &|id| {
-                self.instances.get(id).map(Instance::metric_period).unwrap_or(60)
-            }),
+            last_activity: last_activity(
+                rule,
+                &self.per_rule[i],
+                &index.series,
+                &|id| self.instances.get(id).map(Instance::metric_period).unwrap_or(60),
+                now,
+            ),
             state: self.states.get(&rule.name),
             awake: is_awake(&rule_instances, service),
             started_at,
@@ -807,6 +815,26 @@ mod tests {
         f.state = None;
         f.started_at = Some(9_950);
         assert_eq!(decide(&f).0, Action::Keep, "started by hand 50 s ago");
+    }
+
+    #[test]
+    fn activity_in_the_current_minute_is_dated_no_later_than_now() {
+        let rule = Rule {
+            name: "api".into(),
+            hosts: vec!["api.x.com".into()],
+            target_group_arn: "tg".into(),
+            idle: Duration::from_secs(300),
+            priority: None,
+            ec2: None,
+            ecs: None,
+            busy_when: None,
+            hourly_cost: None,
+        };
+        let rq = RuleQueries { requests: vec!["r".into()], busy: vec![] };
+        let series = MetricSeries { id: "r".into(), points: vec![(9_960, 3.0)] };
+        let by_id: HashMap<&str, &MetricSeries> = [("r", &series)].into();
+        assert_eq!(last_activity(&rule, &rq, &by_id, &|_| 60, 10_000), Some(10_000), "not 10,020");
+        assert_eq!(last_activity(&rule, &rq, &by_id, &|_| 60, 20_000), Some(10_020));
     }
 
     #[test]

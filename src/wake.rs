@@ -533,24 +533,33 @@ impl<C: Cloud> Waker<C> {
             }
             did.push(format!("scaling {}/{} to {n}", ecs.cluster, ecs.service));
         }
-        self.record_starting(cx, instances).await;
+        // A new wake when nothing of the rule was awake: it counts from now, not from an
+        // earlier wake that never recorded its end.
+        let fresh = !obs.instances.iter().any(|i| !matches!(i.state, InstanceState::Stopped))
+            && obs.service.as_ref().is_none_or(|s| s.desired == 0);
+        self.record_starting(cx, instances, fresh).await;
         let waiting = if obs.instances.iter().any(|i| i.state == InstanceState::Stopping) {
             "; waiting for a stopping instance to finish"
         } else {
             ""
         };
-        Ok(cx.status(Phase::Starting, &format!("{}{waiting}", did.join("; ")), resources, memo))
+        let mut status = cx.status(Phase::Starting, &format!("{}{waiting}", did.join("; ")), resources, memo);
+        if fresh {
+            status.elapsed_seconds = Some(0);
+            status.eta_seconds = eta(&cx.warmups, Some(0));
+        }
+        Ok(status)
     }
 
     /// Records the wake and which instances it started, so that every Lambda environment can
     /// tell "started, then stopped again" from "asleep".
-    async fn record_starting(&self, cx: &Step<'_>, instances: &[String]) {
+    async fn record_starting(&self, cx: &Step<'_>, instances: &[String], fresh: bool) {
         let (wall, cost) = (cx.wall, cx.rule.hourly_cost);
         self.record(cx.rule, cx.state.clone(), |s| {
             if matches!(s.phase.as_str(), "stopped" | "stopping") {
                 crate::savings::close_sleep(s, wall, cost);
             }
-            if s.phase != "starting" {
+            if s.phase != "starting" || fresh {
                 s.wake_started_at = Some(wall);
                 s.started_instances.clear();
             }

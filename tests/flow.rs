@@ -467,3 +467,23 @@ async fn anonymous_clients_see_the_code_and_what_to_do_never_the_aws_message() {
         }
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_status_says_why_no_target_is_healthy_and_what_to_check() {
+    let app = ec2_app(10, 10);
+    cloud(&app).fail_health_checks(TG_API, Some("Target.ResponseCodeMismatch"));
+    let message = |s: serde_json::Value| s["message"].as_str().unwrap().to_string();
+    assert!(message(status(&app, "api.dev.example.com").await).contains("starting"));
+    advance(SECS(11)).await; // running; the group is attached, first checks under way
+    let m = message(status(&app, "api.dev.example.com").await);
+    assert!(m.contains("1 target(s) registered, in the load balancer's first health checks"), "{m}");
+    advance(SECS(70)).await; // a minute of failing checks
+    let s = status(&app, "api.dev.example.com").await;
+    assert_eq!(s["phase"], "waiting_for_health");
+    let m = message(s);
+    assert!(m.contains("1 of 1 target(s) fail") && m.contains("Target.ResponseCodeMismatch"), "{m}");
+    assert!(m.contains("health check path and port") && m.contains("app's logs"), "{m}");
+    cloud(&app).fail_health_checks(TG_API, None);
+    advance(SECS(2)).await;
+    assert_eq!(api(&app, "GET", "api.dev.example.com", "/").await.status, 307, "healthy again: routed");
+}

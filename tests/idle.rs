@@ -690,3 +690,28 @@ async fn a_stop_older_than_ten_minutes_no_longer_holds_wakes() {
     assert_eq!(status(&app, "api.dev.example.com").await["phase"], "starting");
     assert_eq!(cloud(&app).calls("StartInstances"), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_wake_left_unfinished_is_finished_by_the_idle_check_and_the_next_wake_counts_from_its_own_start() {
+    let app = App::new(config(&ec2_rule_config("5m", "", &[I1])), world(&[I1]));
+    advance(secs(60 * MIN)).await;
+    let now = cloud(&app).now();
+    let unfinished = autostop::cloud::RuleState {
+        phase: "starting".into(),
+        wake_started_at: Some(now - 155),
+        version: 4,
+        ..autostop::cloud::RuleState::new("api")
+    };
+    // The next wake of such a rule counts from its own start, not from 155 s ago.
+    cloud(&app).seed_state(unfinished.clone());
+    let s = status(&app, "api.dev.example.com").await;
+    assert_eq!((s["phase"].as_str(), s["elapsed_seconds"].as_u64()), (Some("starting"), Some(0)), "{s}");
+    assert_eq!(cloud(&app).state_item("api").unwrap().wake_started_at, Some(now));
+
+    // The idle check finishes an item left `starting` while everything sleeps.
+    cloud(&app).set_instance_state(I1, InstanceState::Stopped);
+    cloud(&app).seed_state(unfinished);
+    let report = check(&app, false).await;
+    assert_eq!(action(&report, "api"), ("finish_stop".into(), "done".into()), "{report}");
+    assert_eq!(cloud(&app).state_item("api").unwrap().phase, "stopped");
+}
