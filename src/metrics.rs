@@ -1,8 +1,8 @@
 //! CloudWatch Embedded Metric Format: one JSON log line per event, which CloudWatch Logs turns
 //! into metrics in the `autostop` namespace. No PutMetricData call, no extra permission.
 //!
-//! Emitted: `Wakes`, `TimeToReady` and time per phase (`TimeStarting`, `TimeWaitingForHealth`,
-//! `TimeRouting`) and `SecondsAsleep` when a wake completes; `Stops` by `Reason` and
+//! Emitted: `Wakes`, `TimeToReady` and time per phase (`TimeStarting`, `TimeWaitingForHealth`)
+//! when a wake's standing rules are switched to the app; `SecondsAsleep` when a wake starts; `Stops` by `Reason` and
 //! `SecondsAwake` when a rule is stopped; `Errors` by AWS `Code` when a wake step fails.
 
 use serde_json::{json, Map, Value};

@@ -302,9 +302,6 @@ impl<C: Cloud> Waker<C> {
         if mode == Mode::Wake {
             if status.phase != memo.last_phase.unwrap_or(Phase::Stopped) {
                 memo.phase_log.push((status.phase, Instant::now()));
-                if status.phase == Phase::Ready {
-                    self.emit_ready(rule, memo);
-                }
                 if let Some(err) = &status.error {
                     let (code, op) = (err.code.as_str(), err.operation.as_str());
                     let dims = [("Rule", rule.name.as_str()), ("Code", code), ("Operation", op)];
@@ -320,19 +317,26 @@ impl<C: Cloud> Waker<C> {
         status
     }
 
-    /// A wake reached ready: `Wakes`, `TimeToReady` and the time spent in each phase.
-    fn emit_ready(&self, rule: &Rule, memo: &mut Memo) {
-        let log = std::mem::take(&mut memo.phase_log);
-        let (Some(started), true) = (memo.wake_started, log.iter().any(|(p, _)| *p == Phase::Starting)) else {
-            return; // found ready without waking anything: not a wake
+    /// A wake was recorded as finished (its standing rules switched to the app): `Wakes`,
+    /// `TimeToReady` and the time spent in each phase this environment saw. Emitted by the
+    /// environment that made the switch, at the switch: a wake woken only by browsers never
+    /// reaches autostop again once the app answers. `TimeToReady` counts from this
+    /// environment's first attempt (failures included) when it saw the whole wake, else from
+    /// the recorded start.
+    fn emit_ready(&self, rule: &Rule, memo: &mut Memo, recorded_start: Option<i64>, wall: i64) {
+        let mut log = std::mem::take(&mut memo.phase_log);
+        let saw_start = log.iter().any(|(p, _)| *p == Phase::Starting);
+        let to_ready = match (memo.wake_started, recorded_start) {
+            (Some(first), _) if saw_start => first.elapsed().as_secs(),
+            (_, Some(t)) => (wall - t).max(0) as u64,
+            _ => return, // found running without waking anything: not a wake
         };
-        let ready_at = log.last().map(|(_, t)| *t).unwrap_or_else(Instant::now);
+        log.push((Phase::Routing, Instant::now()));
         let mut per_phase: Vec<(&'static str, u64)> = Vec::new();
         for pair in log.windows(2) {
             let name = match pair[0].0 {
                 Phase::Starting | Phase::Stopping => "TimeStarting",
                 Phase::WaitingForHealth => "TimeWaitingForHealth",
-                Phase::Routing => "TimeRouting",
                 _ => continue,
             };
             let secs = pair[1].1.duration_since(pair[0].1).as_secs();
@@ -341,8 +345,7 @@ impl<C: Cloud> Waker<C> {
                 None => per_phase.push((name, secs)),
             }
         }
-        let mut values =
-            vec![metrics::count("Wakes"), metrics::seconds("TimeToReady", ready_at.duration_since(started).as_secs())];
+        let mut values = vec![metrics::count("Wakes"), metrics::seconds("TimeToReady", to_ready)];
         values.extend(per_phase.iter().map(|(n, s)| metrics::seconds(n, *s)));
         self.cloud.emit_metrics(metrics::line(self.cloud.now() * 1000, &[("Rule", rule.name.as_str())], &values));
     }
@@ -650,7 +653,13 @@ impl<C: Cloud> Waker<C> {
             return Ok(s);
         }
         let routed = match mode {
-            Mode::Wake => self.route_to_app(cx).await.map(|_| true),
+            Mode::Wake => self.route_to_app(cx).await.map(|finished| {
+                if finished {
+                    let started = cx.state.as_ref().filter(|s| s.phase == "starting").and_then(|s| s.wake_started_at);
+                    self.emit_ready(rule, memo, started, cx.wall);
+                }
+                true
+            }),
             Mode::Observe => routes::routed_everywhere(self.cloud.as_ref(), &self.config, rule).await,
         }
         .map_err(fail)?;
@@ -677,7 +686,8 @@ impl<C: Cloud> Waker<C> {
     /// is read again even when this step saw `ready`: that is the state an idle stop starts from,
     /// and switching back to the app after its switch would route to a target going away. (A
     /// claim after this read is caught by the checker's sweep.)
-    async fn route_to_app(&self, cx: &Step<'_>) -> Result<(), CloudError> {
+    /// Returns whether this call recorded the wake as finished.
+    async fn route_to_app(&self, cx: &Step<'_>) -> Result<bool, CloudError> {
         let rule = cx.rule;
         let recorded = cx.state.as_ref().is_some_and(|s| s.phase == "ready");
         if self.stop_in_progress(self.read_state(rule).await.as_ref()) {
@@ -688,7 +698,7 @@ impl<C: Cloud> Waker<C> {
             tracing::info!(rule = %rule.name, changed, "standing rules switched to the app");
         }
         if recorded {
-            return Ok(());
+            return Ok(false);
         }
         let wall = cx.wall;
         self.record(rule, cx.state.clone(), |s| {
@@ -708,7 +718,7 @@ impl<C: Cloud> Waker<C> {
             }
         })
         .await;
-        Ok(())
+        Ok(true)
     }
 }
 

@@ -574,17 +574,12 @@ async fn wakes_stops_and_errors_are_published_as_emf_metrics() {
     let wakes = emf(&app, "Wakes");
     assert_eq!(wakes.len(), 1);
     let w = &wakes[0];
-    // Boot 20 s, health 10 s later, routing for the 2 s settle (to the poll).
-    let (starting, waiting, routing) = (
-        w["TimeStarting"].as_f64().unwrap(),
-        w["TimeWaitingForHealth"].as_f64().unwrap(),
-        w["TimeRouting"].as_f64().unwrap(),
-    );
+    // Boot 20 s, health 10 s later; emitted at the switch to the app.
+    let (starting, waiting) = (w["TimeStarting"].as_f64().unwrap(), w["TimeWaitingForHealth"].as_f64().unwrap());
     assert!((19.0..=22.0).contains(&starting), "{w}");
     assert!((9.0..=12.0).contains(&waiting), "{w}");
-    assert!((2.0..=4.0).contains(&routing), "{w}");
     // From the first (failed) attempt: it includes the 2 s spent in `error`.
-    assert_eq!(w["TimeToReady"].as_f64().unwrap(), starting + waiting + routing + 2.0, "{w}");
+    assert_eq!(w["TimeToReady"].as_f64().unwrap(), starting + waiting + 2.0, "{w}");
 
     advance(secs(9 * MIN)).await;
     check(&app, false).await;
@@ -714,4 +709,25 @@ async fn a_wake_left_unfinished_is_finished_by_the_idle_check_and_the_next_wake_
     let report = check(&app, false).await;
     assert_eq!(action(&report, "api"), ("finish_stop".into(), "done".into()), "{report}");
     assert_eq!(cloud(&app).state_item("api").unwrap().phase, "stopped");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wake_by_browsers_only_is_recorded_and_published_when_the_traffic_is_switched() {
+    let app = App::new(config(&ec2_rule_config("5m", "", &[I1])), world(&[I1]));
+    // The page polls the status once a second until the switch; then the app answers the poll
+    // and nothing reaches autostop again.
+    let mut phase = String::new();
+    for _ in 0..60 {
+        phase = status(&app, "api.dev.example.com").await["phase"].as_str().unwrap().to_string();
+        if cloud(&app).routes_to(L1, "api.dev.example.com") == TG_API {
+            break;
+        }
+        advance(secs(1)).await;
+    }
+    assert_eq!(phase, "routing", "the last answer before the app took over");
+    let state = cloud(&app).state_item("api").unwrap();
+    assert_eq!((state.phase.as_str(), state.wakes, state.warmups.len()), ("ready", 1, 1), "{state:?}");
+    let wakes = emf(&app, "Wakes");
+    assert_eq!(wakes.len(), 1);
+    assert_eq!(wakes[0]["TimeToReady"].as_f64().unwrap(), state.warmups[0] as f64);
 }
