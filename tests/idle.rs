@@ -52,6 +52,20 @@ fn world(instances: &[&str]) -> FakeCloud {
     cloud
 }
 
+/// A `web` rule over an ECS service running `desired` tasks (boot 5 s, healthy 10 s later).
+fn ecs_app(idle: &str, extra: &str, desired: u32) -> App<FakeCloud> {
+    let text = format!(
+        "listener_arns = [\"{L1}\"]\nhold = \"3m\"\n[[rules]]\nname = \"web\"\nhosts = [\"web.dev.example.com\"]\n\
+         target_group_arn = \"{TG_WEB}\"\nidle = \"{idle}\"\necs = {{ cluster = \"dev\", service = \"web\" }}\n{extra}\n"
+    );
+    let world = FakeCloud::new();
+    world.add_service("dev", "web", desired, secs(5));
+    world.add_target_group(TG_WEB, secs(5));
+    world.attach_service(TG_WEB, "dev", "web");
+    world.add_listener(L1);
+    App::new(config(&text), world)
+}
+
 /// An app whose api rule has been woken (a held request got its 307).
 async fn awake_app(text: &str, instances: &[&str]) -> App<FakeCloud> {
     let app = App::new(config(text), world(instances));
@@ -381,15 +395,7 @@ async fn a_stop_that_retrying_cannot_fix_puts_the_rule_in_error_and_never_locks_
 
 #[tokio::test(start_paused = true)]
 async fn a_service_that_cannot_be_tagged_is_not_scaled_to_zero_and_keeps_its_count() {
-    let text = format!(
-        "listener_arns = [\"{L1}\"]\n[[rules]]\nname = \"web\"\nhosts = [\"web.dev.example.com\"]\ntarget_group_arn = \"{TG_WEB}\"\nidle = \"10m\"\necs = {{ cluster = \"dev\", service = \"web\" }}\n"
-    );
-    let world = FakeCloud::new();
-    world.add_service("dev", "web", 3, secs(5));
-    world.add_target_group(TG_WEB, secs(5));
-    world.attach_service(TG_WEB, "dev", "web");
-    world.add_listener(L1);
-    let app = App::new(config(&text), world);
+    let app = ecs_app("10m", "", 3);
     advance(secs(14 * MIN)).await;
     cloud(&app).fail_next("TagResource", "AccessDeniedException", 1);
     let report = check(&app, false).await;
@@ -465,24 +471,7 @@ async fn resources_started_by_hand_are_stopped_after_the_idle_time() {
 
 #[tokio::test(start_paused = true)]
 async fn ecs_stop_remembers_the_count_and_the_wake_restores_it() {
-    let text = format!(
-        r#"
-listener_arns = ["{L1}"]
-hold = "3m"
-[[rules]]
-name = "web"
-hosts = ["web.dev.example.com"]
-target_group_arn = "{TG_WEB}"
-idle = "10m"
-ecs = {{ cluster = "dev", service = "web" }}
-"#
-    );
-    let world = FakeCloud::new();
-    world.add_service("dev", "web", 3, secs(5));
-    world.add_target_group(TG_WEB, secs(5));
-    world.attach_service(TG_WEB, "dev", "web");
-    world.add_listener(L1);
-    let app = App::new(config(&text), world);
+    let app = ecs_app("10m", "", 3);
     advance(secs(14 * MIN)).await;
     let report = check(&app, false).await;
     assert_eq!(action(&report, "web"), ("stop".into(), "done".into()), "{report}");
@@ -628,15 +617,7 @@ async fn basic_monitoring_packets_are_compared_as_a_per_minute_rate() {
 
 #[tokio::test(start_paused = true)]
 async fn busy_when_cpu_percent_keeps_an_ecs_service_awake() {
-    let text = format!(
-        "listener_arns = [\"{L1}\"]\n[[rules]]\nname = \"web\"\nhosts = [\"web.dev.example.com\"]\ntarget_group_arn = \"{TG_WEB}\"\nidle = \"5m\"\necs = {{ cluster = \"dev\", service = \"web\" }}\nbusy_when = {{ cpu_percent = 5 }}\n"
-    );
-    let world = FakeCloud::new();
-    world.add_service("dev", "web", 2, secs(5));
-    world.add_target_group(TG_WEB, secs(5));
-    world.attach_service(TG_WEB, "dev", "web");
-    world.add_listener(L1);
-    let app = App::new(config(&text), world);
+    let app = ecs_app("5m", "busy_when = { cpu_percent = 5 }", 2);
     let cpu = |app: &App<FakeCloud>, pct: f64| {
         let now = cloud(app).now();
         cloud(app).put_metric(
