@@ -159,6 +159,71 @@ fn calls_per_stop(how: &str) -> (Vec<(String, usize)>, usize) {
     })
 }
 
+/// What a fleet of Lambda environments does during one wake.
+struct Fleet {
+    /// AWS calls per second while waking, EC2/ECS/ELBv2 and DynamoDB apart.
+    aws_per_sec: f64,
+    ddb_per_sec: f64,
+    starts: usize,
+    switches: usize,
+    invocations: usize,
+}
+
+/// `envs` independent Lambda environments (separate `App`s: nothing shared but the fake cloud and
+/// its DynamoDB) serve `browsers` clients polling the status once a second, or `held` API
+/// clients holding one request each, during a wake with a 30 s boot and health 10 s later.
+/// Each request lands on an environment in turn, as Lambda spreads concurrent invocations.
+fn fleet(envs: usize, browsers: usize, held: usize) -> Fleet {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+    rt.block_on(async move {
+        let text = format!(
+            "listener_arns = [\"{L1}\"]\nhold = \"2m\"\n[[rules]]\nname = \"api\"\nhosts = [\"api.dev.example.com\"]\ntarget_group_arn = \"{TG}\"\nec2 = {{ instance_ids = [\"{I1}\"] }}\n"
+        );
+        let cloud = Arc::new(world(Duration::from_millis(20), 30, 10));
+        let apps: Vec<Arc<App<FakeCloud>>> = (0..envs)
+            .map(|_| Arc::new(App::with_cloud(Config::from_toml(&text).unwrap(), Arc::clone(&cloud))))
+            .collect();
+        let invocations = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let start = tokio::time::Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for c in 0..browsers.max(held) {
+            let (apps, cloud, invocations) = (apps.clone(), Arc::clone(&cloud), Arc::clone(&invocations));
+            let is_browser = c < browsers;
+            tasks.spawn(async move {
+                for tick in 0..120usize {
+                    if cloud.route(L1, "api.dev.example.com") == [TG] {
+                        return; // the app answers now: nothing reaches autostop
+                    }
+                    let app = &apps[(c + tick) % apps.len()];
+                    invocations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if is_browser {
+                        app.handle(event("api.dev.example.com", "/__autostop/status", "application/json"), None).await.unwrap();
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    } else {
+                        let v = app.handle(event("api.dev.example.com", "/api", "application/json"), None).await.unwrap();
+                        assert_eq!(v["statusCode"], 307);
+                        return;
+                    }
+                }
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+        let secs = start.elapsed().as_secs_f64().max(1.0);
+        let counts = cloud.call_counts();
+        let sum = |ddb: bool| -> usize {
+            counts.iter().filter(|(op, _)| ["GetItem", "PutItem", "Scan"].contains(&op.as_str()) == ddb).map(|(_, n)| n).sum()
+        };
+        let get = |name: &str| counts.iter().find(|(op, _)| op == name).map(|(_, n)| *n).unwrap_or(0);
+        Fleet {
+            aws_per_sec: sum(false) as f64 / secs,
+            ddb_per_sec: sum(true) as f64 / secs,
+            starts: get("StartInstances"),
+            switches: get("ModifyRule"),
+            invocations: invocations.load(std::sync::atomic::Ordering::Relaxed),
+        }
+    })
+}
+
 /// One idle check over `n` awake rules (one instance each, with a `busy_when` signal, so two
 /// metric queries per rule), on a zero-latency fake: AWS calls by operation and wall time.
 fn idle_check_cost(n: usize, dry_run: bool) -> (Vec<(String, usize)>, f64) {
@@ -206,6 +271,34 @@ fn main() {
     let mean = delays.iter().sum::<f64>() / delays.len() as f64;
     let max = delays.iter().cloned().fold(0.0, f64::max);
     println!("  target healthy -> standing rule switched to the app: mean {mean:.2} s, max {max:.2} s (10 offsets; poll ~1 s, 20 ms calls)");
+    println!();
+    println!(
+        "one wake across a fleet of Lambda environments (boot 30 s, healthy 10 s later, 20 ms calls, one listener):"
+    );
+    println!(
+        "  {:>4} envs  {:>5} clients        | EC2/ECS/ELBv2 per s | DynamoDB per s | starts | switches | invocations",
+        "", ""
+    );
+    let mut cases: Vec<(usize, usize, usize, &str)> = Vec::new();
+    for envs in [1usize, 10, 50] {
+        for browsers in [1usize, 100, 1000] {
+            cases.push((envs, browsers, 0, "browsers"));
+        }
+        cases.push((envs, 0, 50, "held API"));
+    }
+    for (envs, browsers, held, kind) in cases {
+        let f = fleet(envs, browsers, held);
+        println!(
+            "  {envs:>4} envs  {:>5} {kind:<14} | {:>19.1} | {:>14.1} | {:>6} | {:>8} | {:>11}",
+            browsers.max(held),
+            f.aws_per_sec,
+            f.ddb_per_sec,
+            f.starts,
+            f.switches,
+            f.invocations
+        );
+    }
+
     println!();
     println!("AWS calls per stop of one awake rule (one listener, 20 rules configured, 19 asleep):");
     for (label, how) in [("operator stop", "stop"), ("idle check, rule idle", "idle")] {

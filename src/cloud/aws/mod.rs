@@ -64,9 +64,14 @@ impl AwsCloud {
         elbv2::account_limits(&self.elb).await
     }
 
-    /// Loads the SDK config from the environment (the normal credential chain).
+    /// Loads the SDK config from the environment (the normal credential chain), with the SDK's
+    /// adaptive retry mode: exponential backoff with jitter plus a client-side rate limiter that
+    /// slows a Lambda environment down when AWS throttles it. EC2's request buckets are per
+    /// account and Region and shared with every environment and everything else in the account
+    /// (EC2 API reference, request throttling): backing off is better than retrying harder.
     pub async fn from_env() -> AwsCloud {
-        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let retry = aws_config::retry::RetryConfig::adaptive().with_max_attempts(4);
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).retry_config(retry).load().await;
         AwsCloud::new(&sdk)
     }
 }
