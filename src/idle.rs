@@ -311,10 +311,20 @@ pub async fn idle_check<C: Cloud>(cloud: &C, config: &Config, dry_run: bool) -> 
         config.rules.iter().enumerate().map(|(i, rule)| seen.decide(config, &index, i, rule, now)).collect()
     };
 
-    // Drift repair first: standing rules created or corrected, and those of sleeping rules
-    // forwarding to the Lambda. Rules about to be stopped are switched by their ordered stop.
+    // Drift repair first: standing rules created or corrected; those of sleeping rules forward
+    // to the Lambda, those of rules recorded ready whose resources run to the app (a listener
+    // added since the wake included). Rules about to be stopped are switched by their stop.
     let asleep: HashSet<&str> = decisions.iter().filter(|d| !d.awake).map(|d| d.report.rule.as_str()).collect();
-    let want = |name: &str| if asleep.contains(name) { Want::Route(Route::Lambda) } else { Want::Keep };
+    let ready: HashSet<&str> = decisions
+        .iter()
+        .filter(|d| d.awake && d.report.action != Action::Stop && d.state.as_ref().is_some_and(|s| s.phase == "ready"))
+        .map(|d| d.report.rule.as_str())
+        .collect();
+    let want = |name: &str| match (asleep.contains(name), ready.contains(name)) {
+        (true, _) => Want::Route(Route::Lambda),
+        (false, true) => Want::Route(Route::App),
+        _ => Want::Keep,
+    };
     let (standing_rules, standing_rules_error) = match routes::reconcile(cloud, config, &mut seen.views, &want, dry_run)
         .await
     {

@@ -115,7 +115,7 @@ mod tests {
             rule: "api".into(),
             phase,
             message: "booting".into(),
-            resources: vec![ResourceState { kind: "ec2", id: "i-1".into(), state: "pending".into() }],
+            resources: vec![ResourceState { kind: "ec2".into(), id: "i-1".into(), state: "pending".into() }],
             targets: TargetHealth::counts(0, 1),
             elapsed_seconds: Some(12),
             eta_seconds: None,

@@ -17,10 +17,11 @@
 //! nothing.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
@@ -34,13 +35,18 @@ use crate::rules::Rule;
 
 /// How long one observation serves every caller of a rule (the "about a second" of SPEC).
 pub const STATUS_TTL: Duration = Duration::from_secs(1);
+/// How long a published `ready` status serves every environment: after the switch, requests
+/// that still reach autostop are answered from the item without reading the listeners again.
+pub const READY_TTL: Duration = Duration::from_secs(10);
+/// How long an observer lease lasts: a crashed holder frees the rule after this long.
+pub const LEASE: Duration = Duration::from_secs(5);
 /// A stop recorded longer ago than this is taken as crashed: wakes stop waiting for it.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long a recorded broken start (seconds) is shown before a request may try the start again.
 pub const ERROR_PAUSE: i64 = 60;
 
 /// Where a rule is, as the status JSON and the progress page show it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     Stopped,
@@ -67,29 +73,29 @@ impl Phase {
 }
 
 /// One resource line of the status.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResourceState {
     /// `ec2` or `ecs`.
-    pub kind: &'static str,
+    pub kind: String,
     pub id: String,
     pub state: String,
 }
 
 /// A step that failed in a way the user must hear about.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepError {
     /// The AWS operation (or `autostop` for conditions we detect ourselves).
     pub operation: String,
     /// The AWS error code, e.g. `InsufficientInstanceCapacity`.
     pub code: String,
-    pub kind: &'static str,
+    pub kind: String,
     pub detail: String,
     /// What to do about it.
     pub action: String,
 }
 
 /// The status JSON of SPEC (plus `error` when the phase is `error`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Status {
     pub rule: String,
     pub phase: Phase,
@@ -134,7 +140,7 @@ pub fn plan_resources(rule: &Rule, obs: &Observed, started: &HashSet<String>) ->
                 return ResourcePlan::Broken(StepError {
                     operation: "DescribeInstances".into(),
                     code: if i.state == InstanceState::Missing { "InstanceMissing" } else { "InstanceTerminated" }.into(),
-                    kind: ErrorKind::NotFound.as_str(),
+                    kind: ErrorKind::NotFound.as_str().into(),
                     detail: format!("instance {} {what}", i.id),
                     action: format!(
                         "autostop never recreates instances: replace {} in rule `{}` (ec2.instance_ids) and redeploy the config",
@@ -148,7 +154,7 @@ pub fn plan_resources(rule: &Rule, obs: &Observed, started: &HashSet<String>) ->
                 return ResourcePlan::Broken(StepError {
                     operation: "StartInstances".into(),
                     code: "Client.InternalError".into(),
-                    kind: ErrorKind::Other.as_str(),
+                    kind: ErrorKind::Other.as_str().into(),
                     detail: format!("instance {} was started and stopped again by itself", i.id),
                     action: "usually an encrypted EBS volume whose KMS key the caller may not use: give the autostop \
                              role kms:CreateGrant on that key, then reload this page"
@@ -164,7 +170,7 @@ pub fn plan_resources(rule: &Rule, obs: &Observed, started: &HashSet<String>) ->
             return ResourcePlan::Broken(StepError {
                 operation: "DescribeServices".into(),
                 code: "ServiceNotFoundException".into(),
-                kind: ErrorKind::NotFound.as_str(),
+                kind: ErrorKind::NotFound.as_str().into(),
                 detail: format!("ECS service {}/{} is {}", spec.cluster, spec.service, svc.status.to_lowercase()),
                 action: format!("create the service or fix rule `{}` (ecs.cluster, ecs.service)", rule.name),
             });
@@ -213,7 +219,7 @@ fn step_error(e: &CloudError) -> StepError {
     StepError {
         operation: e.op.to_string(),
         code: e.code.clone(),
-        kind: e.kind.as_str(),
+        kind: e.kind.as_str().into(),
         detail: e.public(),
         action: advice(e),
     }
@@ -238,6 +244,10 @@ pub struct Waker<C> {
     cloud: Arc<C>,
     config: Arc<Config>,
     memos: HashMap<String, Mutex<Memo>>,
+    /// This execution environment, as observer leases name it.
+    id: String,
+    /// Whether this environment has said that the state table cannot be reached.
+    degraded: AtomicBool,
 }
 
 /// Whether a step may act or only look (the `status` command must never wake anything).
@@ -250,7 +260,7 @@ enum Mode {
 impl<C: Cloud> Waker<C> {
     pub fn new(cloud: Arc<C>, config: Arc<Config>) -> Waker<C> {
         let memos = config.rules.iter().map(|r| (r.name.clone(), Mutex::new(Memo::default()))).collect();
-        Waker { cloud, config, memos }
+        Waker { cloud, config, memos, id: environment_id(), degraded: AtomicBool::new(false) }
     }
 
     pub fn config(&self) -> &Config {
@@ -274,7 +284,7 @@ impl<C: Cloud> Waker<C> {
     /// The rule's status without acting on anything.
     pub async fn observe(&self, rule: &Rule) -> Status {
         let mut memo = self.memo(rule).lock().await;
-        self.step(rule, &mut memo, Mode::Observe).await
+        self.step(rule, &mut memo, Mode::Observe, None).await
     }
 
     fn memo(&self, rule: &Rule) -> &Mutex<Memo> {
@@ -289,13 +299,99 @@ impl<C: Cloud> Waker<C> {
                 return status.clone();
             }
         }
-        let status = self.step(rule, &mut memo, mode).await;
+        let status = match mode {
+            Mode::Wake => self.fleet_step(rule, &mut memo).await,
+            Mode::Observe => self.step(rule, &mut memo, mode, None).await,
+        };
         memo.cached = Some((Instant::now(), status.clone()));
         status
     }
 
-    async fn step(&self, rule: &Rule, memo: &mut Memo, mode: Mode) -> Status {
-        let status = match self.try_step(rule, memo, mode).await {
+    /// One step for the whole fleet of Lambda environments. The state item carries the last
+    /// observed status and an observer lease: an environment answers from the item when the
+    /// status is fresh ([`STATUS_TTL`]; [`READY_TTL`] once ready) or another environment holds
+    /// the lease; otherwise it takes the lease with a conditional write (of two, one wins),
+    /// steps (the only AWS calls for this rule, fleet-wide), and publishes the status, which
+    /// frees the lease. A crashed holder's lease runs out after [`LEASE`]. Without the table
+    /// every environment steps on its own, as before: more calls, but the wake completes.
+    async fn fleet_step(&self, rule: &Rule, memo: &mut Memo) -> Status {
+        let table = &self.config.state_table;
+        let item = match self.cloud.load_state(table, &rule.name).await {
+            Ok(item) => item,
+            Err(e) => return self.degraded_step(rule, memo, e).await,
+        };
+        if self.stop_in_progress(item.as_ref()) {
+            // The checker owns the item until its stop is recorded: a lease or a publish would
+            // move the version under its final write. The step only reads while it waits.
+            return self.step(rule, memo, Mode::Wake, None).await;
+        }
+        let now = self.cloud.now_ms();
+        if let Some(status) = item.as_ref().and_then(|i| self.shared(i, now)) {
+            return status;
+        }
+        let mut claim = item.clone().unwrap_or_else(|| RuleState::new(&rule.name));
+        claim.lease_holder = Some(self.id.clone());
+        claim.lease_until_ms = Some(now + LEASE.as_millis() as i64);
+        claim.version = item.as_ref().map(|i| i.version).unwrap_or(0) + 1;
+        match self.cloud.save_state(table, &claim, item.as_ref().map(|i| i.version)).await {
+            Ok(()) => {}
+            Err(e) if e.kind == ErrorKind::Conflict => {
+                // Another environment took it a moment ago: answer from what it publishes.
+                let again = self.cloud.load_state(table, &rule.name).await.ok().flatten();
+                return again.as_ref().and_then(observation).unwrap_or_else(|| observing_elsewhere(&rule.name));
+            }
+            Err(e) => return self.degraded_step(rule, memo, e).await,
+        }
+        // The item as just written: the step need not read it again.
+        let status = self.step(rule, memo, Mode::Wake, Some(Some(claim))).await;
+        self.publish(rule, &status).await;
+        status
+    }
+
+    /// The status from the item when this environment need not observe: fresh, or being
+    /// observed by another environment right now.
+    fn shared(&self, item: &RuleState, now_ms: i64) -> Option<Status> {
+        let observed = observation(item);
+        let ttl = match observed.as_ref().map(|s| s.phase) {
+            Some(Phase::Ready) => READY_TTL,
+            _ => STATUS_TTL,
+        };
+        let fresh = item.observed_at_ms.is_some_and(|t| now_ms - t < ttl.as_millis() as i64);
+        let leased_elsewhere = item.lease_holder.as_deref().is_some_and(|h| h != self.id)
+            && item.lease_until_ms.is_some_and(|t| t > now_ms);
+        match (fresh, leased_elsewhere) {
+            (true, _) => observed,
+            (false, true) => Some(observed.unwrap_or_else(|| observing_elsewhere(&item.rule))),
+            (false, false) => None,
+        }
+    }
+
+    /// Writes the status into the item for every other environment and frees the lease.
+    async fn publish(&self, rule: &Rule, status: &Status) {
+        let Ok(json) = serde_json::to_string(status) else { return };
+        let (now, me) = (self.cloud.now_ms(), self.id.clone());
+        let latest = self.read_state(rule).await;
+        self.record(rule, latest, |s| {
+            s.observed = Some(json.clone());
+            s.observed_at_ms = Some(now);
+            if s.lease_holder.as_deref() == Some(me.as_str()) {
+                s.lease_until_ms = Some(now);
+            }
+        })
+        .await;
+    }
+
+    /// The state table cannot be reached: step on our own, and say so once per environment.
+    async fn degraded_step(&self, rule: &Rule, memo: &mut Memo, e: CloudError) -> Status {
+        if !self.degraded.swap(true, Ordering::Relaxed) {
+            tracing::warn!(table = %self.config.state_table, code = %e.code, "state table unreachable: this environment observes and starts on its own (more AWS calls; waking still works)");
+        }
+        self.step(rule, memo, Mode::Wake, None).await
+    }
+
+    /// `known`: the state item when the caller has just read or written it.
+    async fn step(&self, rule: &Rule, memo: &mut Memo, mode: Mode, known: Option<Option<RuleState>>) -> Status {
+        let status = match self.try_step(rule, memo, mode, known).await {
             Ok(status) => status,
             Err((e, resources)) => self.failed(rule, memo, e, resources),
         };
@@ -423,18 +519,16 @@ impl<C: Cloud> Waker<C> {
     /// wake.
     async fn record(&self, rule: &Rule, mut prev: Option<RuleState>, change: impl Fn(&mut RuleState)) {
         for _ in 0..2 {
+            if self.stop_in_progress(prev.as_ref()) {
+                tracing::info!(rule = %rule.name, "a stop owns the state item; not recording over it");
+                return;
+            }
             let mut next = prev.clone().unwrap_or_else(|| RuleState::new(&rule.name));
             change(&mut next);
             next.version = prev.as_ref().map(|p| p.version).unwrap_or(0) + 1;
             match self.cloud.save_state(&self.config.state_table, &next, prev.as_ref().map(|p| p.version)).await {
                 Ok(()) => return,
-                Err(e) if e.kind == ErrorKind::Conflict => {
-                    prev = self.read_state(rule).await;
-                    if self.stop_in_progress(prev.as_ref()) {
-                        tracing::info!(rule = %rule.name, "a stop claimed the rule meanwhile; not recording over it");
-                        return;
-                    }
-                }
+                Err(e) if e.kind == ErrorKind::Conflict => prev = self.read_state(rule).await,
                 Err(e) => {
                     tracing::warn!(rule = %rule.name, code = %e.code, "state not recorded");
                     return;
@@ -456,8 +550,15 @@ impl<C: Cloud> Waker<C> {
         rule: &Rule,
         memo: &mut Memo,
         mode: Mode,
+        known: Option<Option<RuleState>>,
     ) -> Result<Status, (CloudError, Vec<ResourceState>)> {
-        let (obs, state) = tokio::join!(self.observe_resources(rule), self.read_state(rule));
+        let read = async {
+            match known {
+                Some(state) => state,
+                None => self.read_state(rule).await,
+            }
+        };
+        let (obs, state) = tokio::join!(self.observe_resources(rule), read);
         let obs = obs.map_err(|e| (e, Vec::new()))?;
         let cx = Step::new(rule, state, self.cloud.now());
         let resources = resource_states(rule, &obs);
@@ -790,6 +891,32 @@ pub fn waiting_message(h: &TargetHealth) -> String {
     format!("running; {} target(s) registered, in the load balancer's first health checks", h.total)
 }
 
+/// The status another environment published in the item.
+fn observation(item: &RuleState) -> Option<Status> {
+    item.observed.as_deref().and_then(|json| serde_json::from_str(json).ok())
+}
+
+/// What an environment answers while another one observes and nothing has been published yet.
+fn observing_elsewhere(rule: &str) -> Status {
+    Status {
+        rule: rule.to_string(),
+        phase: Phase::Starting,
+        message: "waking; another Lambda instance is observing it".into(),
+        resources: Vec::new(),
+        targets: TargetHealth::default(),
+        elapsed_seconds: None,
+        eta_seconds: None,
+        error: None,
+    }
+}
+
+/// This execution environment's name in observer leases: unique per process and per waker.
+fn environment_id() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("env-{:x}-{:x}-{}", std::process::id(), nanos as u64, NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
 /// The typical warm-up: the median of the recorded ones (seconds from wake to ready).
 pub fn typical_warmup(warmups: &[u64]) -> Option<u64> {
     if warmups.is_empty() {
@@ -815,7 +942,7 @@ fn resource_states(rule: &Rule, obs: &Observed) -> Vec<ResourceState> {
     let mut v: Vec<ResourceState> = obs
         .instances
         .iter()
-        .map(|i| ResourceState { kind: "ec2", id: i.id.clone(), state: i.state.as_str().to_string() })
+        .map(|i| ResourceState { kind: "ec2".into(), id: i.id.clone(), state: i.state.as_str().to_string() })
         .collect();
     if let (Some(spec), Some(svc)) = (&rule.ecs, &obs.service) {
         let state = if !svc.is_active() {
@@ -827,7 +954,7 @@ fn resource_states(rule: &Rule, obs: &Observed) -> Vec<ResourceState> {
         } else {
             format!("starting ({}/{})", svc.running, svc.desired)
         };
-        v.push(ResourceState { kind: "ecs", id: format!("{}/{}", spec.cluster, spec.service), state });
+        v.push(ResourceState { kind: "ecs".into(), id: format!("{}/{}", spec.cluster, spec.service), state });
     }
     v
 }

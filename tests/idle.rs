@@ -257,22 +257,42 @@ async fn a_wake_step_that_read_ready_before_the_claim_never_routes_to_a_stopping
     assert_eq!(cloud(&app).routes_to(L1, "api.dev.example.com"), LAMBDA_TG);
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_switch_to_the_app_landing_after_the_stop_switched_away_is_swept_back() {
-    let app = Arc::new(awake_app(&ec2_rule_config("5m", "", &[I1]), &[I1]).await);
-    advance(secs(9 * MIN)).await; // idle 5 m + 3 m lag allowance
-                                  // DescribeTags takes 2 s. The checker lists (t = 0..2 s), claims and switches to the Lambda at
-                                  // about 2.05 s. A request's step passes its guard at about 1.95 s (still `ready`), lists until
-                                  // about 4 s and then switches the rule back to the app, while StopInstances runs.
-    cloud(&app).slow_down("DescribeTags", secs(2));
-    cloud(&app).slow_down("StopInstances", secs(3));
+/// DescribeTags takes 2 s. The checker lists (t = 0..2 s), claims and switches to the Lambda at
+/// about 2.05 s; a request reaches autostop at 1.9 s. Returns the checker's report.
+async fn a_request_in_the_checkers_decision_window(app: &Arc<App<FakeCloud>>) -> Value {
+    cloud(app).slow_down("DescribeTags", secs(2));
+    cloud(app).slow_down("StopInstances", secs(3));
     let checker = {
-        let app = Arc::clone(&app);
+        let app = Arc::clone(app);
         tokio::spawn(async move { check(&app, false).await })
     };
     tokio::time::sleep(Duration::from_millis(1900)).await;
-    let _ = status(&app, "api.dev.example.com").await;
-    assert_eq!(action(&checker.await.unwrap(), "api"), ("stop".into(), "done".into()));
+    let _ = status(app, "api.dev.example.com").await;
+    checker.await.unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_in_the_decision_window_takes_the_observer_lease_and_the_checker_backs_off() {
+    let app = Arc::new(awake_app(&ec2_rule_config("5m", "", &[I1]), &[I1]).await);
+    advance(secs(9 * MIN)).await; // idle 5 m + 3 m lag allowance
+    let report = a_request_in_the_checkers_decision_window(&app).await;
+    // The request moved the item's version before the claim: the rule is in use, the wake wins.
+    assert_eq!(action(&report, "api"), ("stop".into(), "backed_off".into()), "{report}");
+    assert_eq!(cloud(&app).calls("StopInstances"), 0);
+    assert_eq!(cloud(&app).routes_to(L1, "api.dev.example.com"), TG_API);
+    assert!(cloud(&app).violations().is_empty(), "{:?}", cloud(&app).violations());
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_the_table_a_switch_landing_after_the_stop_switched_away_is_swept_back() {
+    let app = Arc::new(awake_app(&ec2_rule_config("5m", "", &[I1]), &[I1]).await);
+    advance(secs(9 * MIN)).await; // idle 5 m + 3 m lag allowance
+                                  // Without the table nothing coordinates: the request's step passes its guard at about
+                                  // 1.95 s, lists until about 4 s and switches the rule back to the app while StopInstances
+                                  // runs. The checker's sweep switches it away again.
+    cloud(&app).drop_state_table();
+    let report = a_request_in_the_checkers_decision_window(&app).await;
+    assert_eq!(action(&report, "api"), ("stop".into(), "done".into()), "{report}");
     assert_eq!(cloud(&app).routes_to(L1, "api.dev.example.com"), LAMBDA_TG, "the sweep switched it back");
     assert_eq!(cloud(&app).calls("ModifyRule"), 3 + 1, "wake, stop, the late switch, the sweep");
 }

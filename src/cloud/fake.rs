@@ -665,6 +665,10 @@ impl Cloud for FakeCloud {
         FAKE_EPOCH + Instant::now().duration_since(self.born).as_secs() as i64
     }
 
+    fn now_ms(&self) -> i64 {
+        FAKE_EPOCH * 1000 + Instant::now().duration_since(self.born).as_millis() as i64
+    }
+
     fn emit_metrics(&self, line: String) {
         self.lock().emf.push(line);
     }

@@ -130,7 +130,7 @@ impl Service {
 ///
 /// `total` counts the targets the load balancer considers (not `unused`, not `draining`); the
 /// status JSON shows `healthy` and `total` only, the rest explains a wait in words.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TargetHealth {
     pub healthy: u32,
     pub total: u32,
@@ -425,6 +425,14 @@ pub struct RuleState {
     /// Instances the wake in progress started: a started instance found `stopped` again with
     /// `Client.InternalError` is the encrypted-volume case, whichever Lambda environment looks.
     pub started_instances: Vec<String>,
+    /// The last observed status (the status JSON), shared by every Lambda environment, and
+    /// when it was observed (epoch milliseconds).
+    pub observed: Option<String>,
+    pub observed_at_ms: Option<i64>,
+    /// The observer lease: the environment that may call AWS for this rule until
+    /// `lease_until_ms` (see [`crate::wake`]).
+    pub lease_holder: Option<String>,
+    pub lease_until_ms: Option<i64>,
     /// The UTC month (`2026-11`) `asleep_seconds` counts in.
     pub asleep_month: Option<String>,
     /// Seconds of completed sleeps in `asleep_month` (see [`crate::savings`]).
@@ -446,6 +454,10 @@ impl RuleState {
 pub trait Cloud: Send + Sync + 'static {
     /// Wall-clock time, epoch seconds (the fake derives it from the tokio clock).
     fn now(&self) -> i64;
+    /// Wall-clock time, epoch milliseconds.
+    fn now_ms(&self) -> i64 {
+        self.now() * 1000
+    }
     /// Publishes one CloudWatch Embedded Metric Format line (see [`crate::metrics`]). In Lambda
     /// a log line is how EMF reaches CloudWatch: stderr goes to the function's log group.
     fn emit_metrics(&self, line: String) {

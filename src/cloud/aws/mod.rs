@@ -92,8 +92,11 @@ where
 
 impl Cloud for AwsCloud {
     fn now(&self) -> i64 {
+        self.now_ms() / 1000
+    }
+    fn now_ms(&self) -> i64 {
         let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        since_epoch.as_secs() as i64 + self.clock_skew_secs
+        since_epoch.as_millis() as i64 + self.clock_skew_secs * 1000
     }
     async fn instances(&self, ids: &[String]) -> CloudResult<Vec<Instance>> {
         ec2::instances(&self.ec2, ids).await

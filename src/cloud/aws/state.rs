@@ -80,13 +80,22 @@ pub fn to_item(s: &RuleState) -> Item {
             item.insert(key.into(), n(v));
         }
     }
-    for (key, value) in [("last_error", &s.last_error), ("stop_error_fingerprint", &s.stop_error_fingerprint)] {
+    for (key, value) in [
+        ("last_error", &s.last_error),
+        ("stop_error_fingerprint", &s.stop_error_fingerprint),
+        ("observed", &s.observed),
+        ("lease_holder", &s.lease_holder),
+    ] {
         if let Some(v) = value {
             item.insert(key.into(), AttributeValue::S(v.clone()));
         }
     }
-    if let Some(t) = s.error_at {
-        item.insert("error_at".into(), n(t));
+    for (key, value) in
+        [("error_at", s.error_at), ("observed_at_ms", s.observed_at_ms), ("lease_until_ms", s.lease_until_ms)]
+    {
+        if let Some(t) = value {
+            item.insert(key.into(), n(t));
+        }
     }
     if !s.started_instances.is_empty() {
         let ids = s.started_instances.iter().map(|i| AttributeValue::S(i.clone())).collect();
@@ -124,6 +133,10 @@ pub fn from_item(item: &Item) -> Option<RuleState> {
         stops: num("stops").unwrap_or(0).max(0) as u64,
         last_error: s("last_error"),
         error_at: num("error_at"),
+        observed: s("observed"),
+        observed_at_ms: num("observed_at_ms"),
+        lease_holder: s("lease_holder"),
+        lease_until_ms: num("lease_until_ms"),
         stop_error_fingerprint: s("stop_error_fingerprint"),
         started_instances: item
             .get("started_instances")
@@ -161,6 +174,10 @@ mod tests {
             error_at: Some(90),
             stop_error_fingerprint: Some("0123abcd".into()),
             started_instances: vec!["i-0123456789abcdef0".into()],
+            observed: Some(r#"{"rule":"api","phase":"starting"}"#.into()),
+            observed_at_ms: Some(100_250),
+            lease_holder: Some("env-1".into()),
+            lease_until_ms: Some(105_250),
             asleep_month: Some("2026-11".into()),
             asleep_seconds: 7_200,
             saved_this_month: Some(1.25),

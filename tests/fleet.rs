@@ -1,0 +1,150 @@
+//! One wake, however many Lambda environments: separate `App`s share nothing but the cloud and
+//! its state table, as Lambda execution environments do.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use autostop::app::App;
+use autostop::cloud::fake::FakeCloud;
+use autostop::cloud::{Cloud, InstanceState, RuleState};
+use common::*;
+use tokio::time::advance;
+
+const SECS: fn(u64) -> Duration = Duration::from_secs;
+
+fn text() -> String {
+    format!(
+        "listener_arns = [\"{L1}\", \"{L2}\"]\nhold = \"2m\"\n[[rules]]\nname = \"api\"\nhosts = [\"api.dev.example.com\"]\ntarget_group_arn = \"{TG_API}\"\nec2 = {{ instance_ids = [\"{I1}\"] }}\n"
+    )
+}
+
+/// A stopped instance that boots in 30 s and is healthy 10 s later; `n` environments.
+fn fleet(n: usize) -> (Arc<FakeCloud>, Vec<Arc<App<FakeCloud>>>) {
+    let cloud = FakeCloud::new();
+    cloud.add_instance(I1, InstanceState::Stopped, SECS(30));
+    cloud.add_target_group(TG_API, SECS(10));
+    cloud.register_instance(TG_API, I1);
+    cloud.add_listener(L1);
+    cloud.add_listener(L2);
+    let cloud = Arc::new(cloud);
+    let apps = (0..n).map(|_| Arc::new(App::with_cloud(config(&text()), Arc::clone(&cloud)))).collect();
+    (cloud, apps)
+}
+
+const AWS: [&str; 6] =
+    ["DescribeInstances", "StartInstances", "DescribeTargetHealth", "DescribeRules", "CreateRule", "ModifyRule"];
+
+fn aws_calls(cloud: &FakeCloud) -> usize {
+    AWS.iter().map(|op| cloud.calls(op)).sum()
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_environments_racing_the_first_request_start_once() {
+    let (cloud, apps) = fleet(2);
+    let (a, b) = tokio::join!(status(&apps[0], "api.dev.example.com"), status(&apps[1], "api.dev.example.com"));
+    assert_eq!(cloud.calls("StartInstances"), 1, "one start: {a} / {b}");
+    assert_eq!(cloud.instance_state(I1), InstanceState::Pending);
+    let phases = [a["phase"].as_str().unwrap(), b["phase"].as_str().unwrap()];
+    assert!(phases.iter().all(|p| *p == "starting"), "{phases:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_observer_that_crashes_mid_lease_is_replaced_once_its_lease_runs_out() {
+    let (cloud, apps) = fleet(1);
+    // An environment took the lease a moment ago and died before it published anything.
+    let now = cloud.now_ms();
+    cloud.seed_state(RuleState {
+        lease_holder: Some("env-crashed".into()),
+        lease_until_ms: Some(now + 5_000),
+        version: 7,
+        ..RuleState::new("api")
+    });
+    cloud.reset_calls();
+    let s = status(&apps[0], "api.dev.example.com").await;
+    assert_eq!(s["phase"], "starting", "{s}");
+    assert_eq!(aws_calls(&cloud), 0, "the lease holder observes, not this environment");
+    advance(SECS(2)).await;
+    status(&apps[0], "api.dev.example.com").await;
+    assert_eq!(aws_calls(&cloud), 0, "still its lease");
+    advance(SECS(4)).await; // the lease ran out: this environment takes over
+    let s = status(&apps[0], "api.dev.example.com").await;
+    assert_eq!(cloud.calls("StartInstances"), 1, "{s}");
+    let item = cloud.state_item("api").unwrap();
+    assert_eq!(item.phase, "starting");
+    assert_ne!(item.lease_holder.as_deref(), Some("env-crashed"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn held_requests_in_five_environments_all_get_their_307_with_one_switch_per_listener() {
+    let (cloud, apps) = fleet(5);
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, app) in apps.iter().enumerate() {
+        for k in 0..4 {
+            let app = Arc::clone(app);
+            tasks.spawn(async move {
+                tokio::time::sleep(Duration::from_millis(250 * (i * 4 + k) as u64)).await;
+                api(&app, "POST", "api.dev.example.com", "/v1/items").await
+            });
+        }
+    }
+    while let Some(r) = tasks.join_next().await {
+        let r = r.unwrap();
+        assert_eq!(r.status, 307, "{}", r.body);
+    }
+    assert_eq!(cloud.calls("StartInstances"), 1);
+    assert_eq!(cloud.calls("ModifyRule"), 2, "one switch per listener");
+    assert_eq!(cloud.calls("CreateRule"), 2, "one standing rule per listener");
+    for l in [L1, L2] {
+        assert_eq!(cloud.routes_to(l, "api.dev.example.com"), TG_API);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_second_environment_answers_from_the_item_after_the_first_woke_the_rule() {
+    let (cloud, apps) = fleet(2);
+    let first = status(&apps[0], "api.dev.example.com").await;
+    assert_eq!(first["phase"], "starting");
+    cloud.reset_calls();
+    // Within the second, the page's next poll lands on another environment.
+    advance(Duration::from_millis(400)).await;
+    let second = status(&apps[1], "api.dev.example.com").await;
+    assert_eq!(second["phase"], "starting");
+    assert_eq!(second["resources"], first["resources"], "the status the first published");
+    assert_eq!(aws_calls(&cloud), 0, "no AWS call, one GetItem");
+    assert_eq!(cloud.calls("GetItem"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn ten_browsers_polling_through_ten_environments_cost_about_one_observation_a_second() {
+    let (cloud, apps) = fleet(10);
+    for _ in 0..60usize {
+        if cloud.routes_to(L1, "api.dev.example.com") == TG_API {
+            break;
+        }
+        let mut polls = tokio::task::JoinSet::new();
+        for app in &apps {
+            let app = Arc::clone(app);
+            polls.spawn(async move { status(&app, "api.dev.example.com").await });
+        }
+        while polls.join_next().await.is_some() {}
+        advance(SECS(1)).await;
+    }
+    assert_eq!(cloud.routes_to(L1, "api.dev.example.com"), TG_API);
+    assert_eq!(cloud.calls("StartInstances"), 1);
+    let observations = cloud.calls("DescribeInstances");
+    assert!(observations <= 45, "about one a second over a 40 s wake, not one per environment: {observations}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_the_state_table_every_environment_still_wakes_the_rule() {
+    let (cloud, apps) = fleet(3);
+    cloud.drop_state_table();
+    for app in &apps {
+        assert_eq!(status(app, "api.dev.example.com").await["phase"], "starting");
+    }
+    let r = api(&apps[1], "GET", "api.dev.example.com", "/").await;
+    assert_eq!(r.status, 307, "{}", r.body);
+    assert_eq!(cloud.routes_to(L1, "api.dev.example.com"), TG_API);
+}
