@@ -644,3 +644,88 @@ async fn standing_rules_are_created_switched_reordered_and_removed() {
         );
     }
 }
+
+/// One request to moto's own API (`/moto-api/...`) with a plain HTTP/1.1 client.
+fn moto_api(method: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap();
+    let addr = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    write!(conn, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+    let mut reply = String::new();
+    conn.read_to_string(&mut reply).unwrap();
+    reply.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default()
+}
+
+/// Standard base64 (moto's recorder encodes request bodies with it).
+fn base64_decode(text: &str) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let (mut bits, mut n, mut out) = (0u32, 0, Vec::new());
+    for c in text.bytes().filter(|c| *c != b'=') {
+        let Some(v) = ALPHABET.iter().position(|a| *a == c) else { continue };
+        bits = (bits << 6) | v as u32;
+        n += 6;
+        if n >= 8 {
+            n -= 8;
+            out.push((bits >> n) as u8);
+            bits &= (1 << n) - 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The AWS operations moto recorded whose request mentions `marker`, by name (query protocol:
+/// `Action=` in the body; JSON protocols: the `X-Amz-Target` header).
+fn recorded_calls(marker: &str) -> std::collections::HashMap<String, usize> {
+    let mut counts = std::collections::HashMap::new();
+    for line in moto_api("GET", "/moto-api/recorder/download-recording").lines() {
+        let Ok(entry) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        let raw = entry["body"].as_str().unwrap_or("");
+        let body = if entry["body_encoded"] == true { base64_decode(raw) } else { raw.to_string() };
+        let body = body.as_str();
+        if !body.contains(marker) && !entry["url"].as_str().unwrap_or("").contains(marker) {
+            continue;
+        }
+        let target = entry["headers"]
+            .as_object()
+            .and_then(|h| h.iter().find(|(k, _)| k.eq_ignore_ascii_case("x-amz-target")).and_then(|(_, v)| v.as_str()));
+        let op = match target {
+            Some(t) => t.rsplit('.').next().unwrap_or(t).to_string(),
+            None => body.split('&').find_map(|kv| kv.strip_prefix("Action=")).unwrap_or("?").to_string(),
+        };
+        *counts.entry(op).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// Three Lambda environments (three `App`s, nothing shared but moto) wake one rule under
+/// concurrent held requests; moto's own request log says what reached AWS.
+#[tokio::test]
+#[ignore = "needs moto: run `make test`"]
+async fn three_environments_wake_a_rule_with_one_start_and_one_switch_per_listener() {
+    moto_api("POST", "/moto-api/recorder/start-recording");
+    let w = world("it-fleet").await;
+    w.state_table("it-fleet-state").await;
+    let tg = w.target_group("it-fleet-api", TargetTypeEnum::Instance).await;
+    let id = w.stopped_instance(&tg).await;
+    let rules = format!(
+        "[[rules]]\nname = \"api\"\nhosts = [\"api.fleet.example.com\"]\ntarget_group_arn = \"{tg}\"\nec2 = {{ instance_ids = [\"{id}\"] }}\n"
+    );
+    let envs: Vec<std::sync::Arc<App<AwsCloud>>> =
+        (0..3).map(|_| std::sync::Arc::new(w.app_at(&rules, "it-fleet-state", 0))).collect();
+    let mut tasks = tokio::task::JoinSet::new();
+    for k in 0..12 {
+        let app = std::sync::Arc::clone(&envs[k % 3]);
+        tasks.spawn(async move { api(&app, "POST", "api.fleet.example.com", "/v1/items").await });
+    }
+    while let Some(r) = tasks.join_next().await {
+        let r = r.unwrap();
+        assert_eq!(r.status, 307, "{}", r.body);
+    }
+    assert_eq!(w.instance_state(&id).await, InstanceStateName::Running);
+    let by_instance = recorded_calls(&id);
+    assert_eq!(by_instance.get("StartInstances"), Some(&1), "{by_instance:?}");
+    let on_listeners = recorded_calls("it-fleet");
+    assert_eq!(on_listeners.get("CreateRule"), Some(&2), "one standing rule per listener: {on_listeners:?}");
+    assert_eq!(on_listeners.get("ModifyRule"), Some(&2), "one switch per listener: {on_listeners:?}");
+}

@@ -8,6 +8,8 @@ py="${VENV:-.venv}/bin/python"
 mkdir -p target
 port=$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 # Started directly (not through a shim) so $! is the server itself.
+# moto's request recorder (used by a test that counts the calls of a fleet) writes here.
+export MOTO_RECORDER_FILEPATH="$PWD/target/moto-recording-$port.jsonl"
 "$py" -m moto.server -H 127.0.0.1 -p "$port" >target/moto.log 2>&1 &
 moto_pid=$!
 trap 'kill "$moto_pid" 2>/dev/null || true; wait "$moto_pid" 2>/dev/null || true' EXIT
