@@ -115,9 +115,9 @@ impl<C: Cloud> App<C> {
                 let rule = self.named_rule(&rule)?;
                 Ok(to_json(&self.waker().wake(&rule).await))
             }
-            Event::Schedule => self.idle_check(false).await,
+            Event::Schedule => self.idle_check(false, time_left).await,
             Event::Command(Command::Sync) => self.sync().await,
-            Event::Command(Command::IdleCheck { dry_run }) => self.idle_check(dry_run).await,
+            Event::Command(Command::IdleCheck { dry_run }) => self.idle_check(dry_run, time_left).await,
             Event::Command(Command::Stop { rule }) => {
                 let rule = self.named_rule(&rule)?;
                 let outcome = idle::stop_now(self.cloud(), &self.config(), &rule)
@@ -133,8 +133,8 @@ impl<C: Cloud> App<C> {
         }
     }
 
-    async fn idle_check(&self, dry_run: bool) -> Result<Value, EventError> {
-        let report = idle::idle_check(self.cloud(), &self.config(), dry_run)
+    async fn idle_check(&self, dry_run: bool, time_left: Option<Duration>) -> Result<Value, EventError> {
+        let report = idle::idle_check(self.cloud(), &self.config(), dry_run, time_left)
             .await
             .map_err(|e| EventError(format!("idle check could not observe AWS, nothing was changed: {e}")))?;
         serde_json::to_value(report).map_err(|e| EventError(format!("report not serialisable: {e}")))
@@ -168,7 +168,7 @@ impl<C: Cloud> App<C> {
         let cloud = self.cloud();
         let (config, waker) = (self.config(), self.waker());
         let now = cloud.now();
-        let decisions = match idle::idle_check(cloud, &config, true).await {
+        let decisions = match idle::idle_check(cloud, &config, true, None).await {
             Ok(report) => report.rules,
             Err(e) => {
                 tracing::warn!(error = %e, "status without activity: AWS could not be observed");

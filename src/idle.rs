@@ -20,7 +20,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
+use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
+use tokio::time::Instant;
 
 use crate::cloud::{
     Cloud, CloudError, ErrorKind, Instance, InstanceState, ListenerRule, MetricQuery, MetricSeries, RuleState, Service,
@@ -303,7 +305,18 @@ pub enum StopOutcome {
 
 /// Runs the idle check over every rule. `Err` only when AWS could not be observed; then nothing
 /// was changed.
-pub async fn idle_check<C: Cloud>(cloud: &C, config: &Config, dry_run: bool) -> Result<IdleReport, CloudError> {
+/// How many rules the idle check acts on at once.
+pub const STOP_PARALLELISM: usize = 8;
+/// Time kept back from the invocation's deadline: no stop begins in it.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(10);
+
+/// `time_left`: what remains of the invocation (None: no limit, as in the CLI).
+pub async fn idle_check<C: Cloud>(
+    cloud: &C,
+    config: &Config,
+    dry_run: bool,
+    time_left: Option<Duration>,
+) -> Result<IdleReport, CloudError> {
     let now = cloud.now();
     let mut seen = observe(cloud, config, now).await?;
     let decisions: Vec<Decision> = {
@@ -335,52 +348,74 @@ pub async fn idle_check<C: Cloud>(cloud: &C, config: &Config, dry_run: bool) -> 
         }
     };
 
-    let mut reports = Vec::with_capacity(decisions.len());
-    let mut stopped: Vec<&Rule> = Vec::new();
-    for (rule, d) in config.rules.iter().zip(decisions) {
-        let mut report = d.report;
-        if report.action.mutates() && dry_run {
-            report.outcome = "dry_run".into();
-        } else if report.action.mutates() {
-            let result = match report.action {
-                Action::Stop => {
-                    let outcome = stop_rule(
-                        cloud,
-                        config,
-                        rule,
-                        d.state.as_ref(),
-                        &d.plan,
-                        &mut seen.views,
-                        &report.reason,
-                        "idle",
-                    )
-                    .await;
-                    if matches!(outcome, Ok(StopOutcome::Stopped | StopOutcome::Partial(_))) {
-                        stopped.push(rule);
-                    }
-                    outcome
-                }
-                // The reconcile above switched the rule back; record what AWS shows.
-                Action::SwitchBack | Action::FinishStop => match &standing_rules_error {
-                    Some(e) => Err(CloudError::new("ModifyRule", "StandingRulesNotRepaired", e.clone())),
-                    None => record_stopped(cloud, config, rule, d.state).await.map(|_| StopOutcome::Stopped),
-                },
-                Action::Keep | Action::Asleep | Action::StopFailed => unreachable!("does not mutate"),
-            };
-            settle_report(&mut report, result);
-        }
-        tracing::info!(
-            rule = %report.rule, action = ?report.action, reason = %report.reason,
-            last_activity = report.last_activity, idle_for_seconds = report.idle_for_seconds,
-            idle_seconds = report.idle_seconds, outcome = %report.outcome, error = report.error.as_deref(),
-            dry_run, "idle decision"
-        );
-        reports.push(report);
-    }
+    // Act on every decision, STOP_PARALLELISM at a time: 1,000 rules going idle together fit
+    // in the Lambda's time without flooding StopInstances; a stop not begun before the deadline
+    // is left for the next run.
+    let deadline = time_left.map(|t| Instant::now() + t.saturating_sub(DEADLINE_MARGIN));
+    let (views, error) = (&seen.views, standing_rules_error.as_deref());
+    let mut acted: Vec<(usize, RuleReport, bool)> = stream::iter(decisions.into_iter().enumerate())
+        .map(|(i, d)| async move {
+            let (report, stopped) = act(cloud, config, &config.rules[i], d, views, error, dry_run, deadline).await;
+            (i, report, stopped)
+        })
+        .buffer_unordered(STOP_PARALLELISM)
+        .collect()
+        .await;
+    acted.sort_by_key(|(i, _, _)| *i);
+    let stopped: Vec<&Rule> = acted.iter().filter(|(_, _, s)| *s).map(|(i, _, _)| &config.rules[*i]).collect();
+    let reports: Vec<RuleReport> = acted.into_iter().map(|(_, r, _)| r).collect();
     if let Err(e) = sweep_routes(cloud, config, &stopped).await {
         tracing::warn!(code = %e.code, "post-stop sweep failed; the next run repeats it");
     }
     Ok(IdleReport { dry_run, now, rules: reports, standing_rules, standing_rules_error })
+}
+
+/// Acts on one rule's decision; returns its report and whether a stop was begun (the sweep
+/// looks at those).
+#[allow(clippy::too_many_arguments)]
+async fn act<C: Cloud>(
+    cloud: &C,
+    config: &Config,
+    rule: &Rule,
+    d: Decision,
+    views: &[ListenerView],
+    standing_rules_error: Option<&str>,
+    dry_run: bool,
+    deadline: Option<Instant>,
+) -> (RuleReport, bool) {
+    let mut report = d.report;
+    let mut stopped = false;
+    if report.action.mutates() && dry_run {
+        report.outcome = "dry_run".into();
+    } else if report.action == Action::Stop && deadline.is_some_and(|t| Instant::now() >= t) {
+        report.outcome = "deferred".into();
+        report.error = Some("the invocation's time ran out before this stop began; the next run continues".into());
+    } else if report.action.mutates() {
+        let result = match report.action {
+            Action::Stop => {
+                // Its own copy of the listeners, narrowed to what this rule's switch reads.
+                let mut mine: Vec<ListenerView> = views.iter().map(|v| v.narrowed(config, rule)).collect();
+                let outcome =
+                    stop_rule(cloud, config, rule, d.state.as_ref(), &d.plan, &mut mine, &report.reason, "idle").await;
+                stopped = matches!(outcome, Ok(StopOutcome::Stopped | StopOutcome::Partial(_)));
+                outcome
+            }
+            // The reconcile before switched the rule back; record what AWS shows.
+            Action::SwitchBack | Action::FinishStop => match standing_rules_error {
+                Some(e) => Err(CloudError::new("ModifyRule", "StandingRulesNotRepaired", e)),
+                None => record_stopped(cloud, config, rule, d.state).await.map(|_| StopOutcome::Stopped),
+            },
+            Action::Keep | Action::Asleep | Action::StopFailed => unreachable!("does not mutate"),
+        };
+        settle_report(&mut report, result);
+    }
+    tracing::info!(
+        rule = %report.rule, action = ?report.action, reason = %report.reason,
+        last_activity = report.last_activity, idle_for_seconds = report.idle_for_seconds,
+        idle_seconds = report.idle_seconds, outcome = %report.outcome, error = report.error.as_deref(),
+        dry_run, "idle decision"
+    );
+    (report, stopped)
 }
 
 fn settle_report(report: &mut RuleReport, result: Result<StopOutcome, CloudError>) {

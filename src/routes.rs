@@ -145,6 +145,17 @@ pub struct ListenerView {
     pub rules: Vec<ListenerRule>,
 }
 
+impl ListenerView {
+    /// This listener with only what a change to `rule` reads: rules not ours (their
+    /// priorities) and the standing rules of `rule` and of the rules entangled with it.
+    pub fn narrowed(&self, config: &Config, rule: &Rule) -> ListenerView {
+        let names = entangled(config, rule);
+        let rules =
+            self.rules.iter().filter(|r| r.owner.as_deref().is_none_or(|o| names.contains(o))).cloned().collect();
+        ListenerView { listener: self.listener.clone(), lambda_tg: self.lambda_tg.clone(), rules }
+    }
+}
+
 /// Matches the actual rules of one listener against the desired ones (pure).
 pub fn diff(config: &Config, view: &ListenerView, want: &(dyn Fn(&str) -> Want + Sync)) -> Result<Plan, PlanError> {
     diff_only(config, view, want, None)

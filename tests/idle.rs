@@ -732,3 +732,69 @@ async fn a_wake_by_browsers_only_is_recorded_and_published_when_the_traffic_is_s
     assert_eq!(wakes.len(), 1);
     assert_eq!(wakes[0]["TimeToReady"].as_f64().unwrap(), state.warmups[0] as f64);
 }
+
+/// `n` rules with an instance each, awake for an hour without traffic, their standing rules laid
+/// out, on a fake whose calls take 100 ms.
+async fn many_idle_rules(n: usize) -> App<FakeCloud> {
+    let cloud = FakeCloud::with_latency(Duration::from_millis(100));
+    cloud.add_listener(L1);
+    cloud.set_rule_quota(2 * n);
+    let mut text = format!("listener_arns = [\"{L1}\"]\nidle = \"10m\"\n");
+    for i in 0..n {
+        let (id, tg) = (
+            format!("i-{i:017x}"),
+            format!("arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/t{i}/{i:016x}"),
+        );
+        text.push_str(&format!(
+            "[[rules]]\nname = \"env{i}\"\nhosts = [\"env{i}.dev.example.com\"]\ntarget_group_arn = \"{tg}\"\nec2 = {{ instance_ids = [\"{id}\"] }}\n"
+        ));
+        cloud.add_instance(&id, InstanceState::Running, secs(0));
+        cloud.add_target_group(&tg, secs(0));
+        cloud.register_instance(&tg, &id);
+    }
+    let app = App::new(config(&text), cloud);
+    app.handle(json!({"autostop": "sync"}), None).await.unwrap();
+    advance(secs(60 * MIN)).await;
+    app.cloud().reset_calls();
+    app
+}
+
+fn outcomes(report: &Value) -> Vec<String> {
+    report["rules"].as_array().unwrap().iter().map(|r| r["outcome"].as_str().unwrap().to_string()).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn many_idle_rules_stop_a_few_at_a_time_within_the_invocations_time() {
+    let app = many_idle_rules(100).await;
+    let start = tokio::time::Instant::now();
+    let scheduled =
+        json!({"version": "0", "id": "x", "detail-type": "Scheduled Event", "source": "aws.events", "detail": {}});
+    let report = app.handle(scheduled, Some(secs(60))).await.unwrap();
+    assert!(outcomes(&report).iter().all(|o| o == "done"), "{report}");
+    assert_eq!(cloud(&app).calls("StopInstances"), 100);
+    let most = cloud(&app).max_in_flight("StopInstances");
+    assert!((2..=8).contains(&most), "{most} StopInstances at once: in parallel, but bounded");
+    assert!(start.elapsed() < secs(30), "took {:?}: one by one it would be 30 s", start.elapsed());
+}
+
+#[tokio::test(start_paused = true)]
+async fn stops_that_do_not_fit_in_the_time_are_left_for_the_next_run() {
+    let app = many_idle_rules(100).await;
+    // 12 s left, 10 s of them kept back: stops begin only in the first 2 seconds.
+    let report = check_with(&app, Some(secs(12))).await;
+    let (done, deferred) = (
+        outcomes(&report).iter().filter(|o| *o == "done").count(),
+        outcomes(&report).iter().filter(|o| *o == "deferred").count(),
+    );
+    assert!(done > 0 && deferred > 0 && done + deferred == 100, "{done} done, {deferred} deferred");
+    assert_eq!(cloud(&app).calls("StopInstances"), done);
+    // The next run continues with the rest; nothing is stopped twice.
+    advance(secs(2 * MIN)).await;
+    let report = check_with(&app, Some(secs(60))).await;
+    assert_eq!(outcomes(&report).iter().filter(|o| *o == "done").count(), deferred, "{report}");
+    assert_eq!(cloud(&app).calls("StopInstances"), 100);
+}
+
+async fn check_with(app: &App<FakeCloud>, time_left: Option<Duration>) -> Value {
+    app.handle(json!({"autostop": "idle-check", "dry_run": false}), time_left).await.expect("idle check runs")
+}

@@ -92,6 +92,9 @@ struct State {
     /// The target group each listener's default action forwards to.
     defaults: HashMap<String, Option<String>>,
     rule_quota: usize,
+    /// Calls of each operation under way now, and the most there ever were at once.
+    in_flight: HashMap<&'static str, usize>,
+    max_in_flight: HashMap<&'static str, usize>,
     /// Rules deleted by "another party" between a DescribeRules and its DescribeTags.
     delete_during_listing: VecDeque<String>,
     calls: Vec<(String, Instant)>,
@@ -430,6 +433,11 @@ impl FakeCloud {
         self.lock().calls.iter().find(|(c, _)| c.as_str() == op).map(|(_, at)| *at)
     }
 
+    /// The most calls of `op` that were under way at once.
+    pub fn max_in_flight(&self, op: &str) -> usize {
+        self.lock().max_in_flight.get(op).copied().unwrap_or(0)
+    }
+
     pub fn reset_calls(&self) {
         self.lock().calls.clear();
     }
@@ -473,13 +481,22 @@ impl FakeCloud {
 
     /// Logs the call, waits the latency, then returns an injected failure if one is queued.
     async fn enter(&self, op: &'static str) -> CloudResult<()> {
-        self.lock().calls.push((op.to_string(), Instant::now()));
+        {
+            let mut s = self.lock();
+            s.calls.push((op.to_string(), Instant::now()));
+            let now = s.in_flight.entry(op).or_default();
+            *now += 1;
+            let now = *now;
+            let max = s.max_in_flight.entry(op).or_default();
+            *max = (*max).max(now);
+        }
         let latency = self.slow.lock().unwrap_or_else(|p| p.into_inner()).get(op).copied().unwrap_or(self.latency);
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }
 
         let mut s = self.lock();
+        *s.in_flight.entry(op).or_default() -= 1;
         if s.advance(Instant::now()) {
             s.check_invariants();
         }
