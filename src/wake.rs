@@ -783,23 +783,25 @@ impl<C: Cloud> Waker<C> {
     }
 
     /// Switches the standing rules to the app, unless an idle stop claimed the rule since this
-    /// step observed it, then records the wake as finished (whoever asks afterwards). The state
-    /// is read again even when this step saw `ready`: that is the state an idle stop starts from,
-    /// and switching back to the app after its switch would route to a target going away. (A
-    /// claim after this read is caught by the checker's sweep.)
+    /// step observed it, then records the wake as finished (whoever asks afterwards). A wake
+    /// already recorded as finished changes and reads nothing: in particular it never switches
+    /// back to the app under an idle stop, which starts from `ready`. (A claim after the read
+    /// here is caught by the checker's sweep.)
     /// Returns whether this call recorded the wake as finished.
     async fn route_to_app(&self, cx: &Step<'_>) -> Result<bool, CloudError> {
         let rule = cx.rule;
-        let recorded = cx.state.as_ref().is_some_and(|s| s.phase == "ready");
+        if cx.state.as_ref().is_some_and(|s| s.phase == "ready") {
+            // Switched and recorded by whoever finished the wake: the listeners are not read
+            // again. Drift after that (a rule changed by hand, a new listener) is the idle
+            // check's to repair.
+            return Ok(false);
+        }
         if self.stop_in_progress(self.read_state(rule).await.as_ref()) {
             return Err(CloudError::new("ModifyRule", "IncorrectState", "an idle stop began; not routing"));
         }
         let changed = routes::switch(self.cloud.as_ref(), &self.config, rule, Route::App).await?;
         if changed > 0 {
             tracing::info!(rule = %rule.name, changed, "standing rules switched to the app");
-        }
-        if recorded {
-            return Ok(false);
         }
         let wall = cx.wall;
         self.record(rule, cx.state.clone(), |s| {

@@ -148,3 +148,19 @@ async fn without_the_state_table_every_environment_still_wakes_the_rule() {
     assert_eq!(r.status, 307, "{}", r.body);
     assert_eq!(cloud.routes_to(L1, "api.dev.example.com"), TG_API);
 }
+
+#[tokio::test(start_paused = true)]
+async fn after_the_switch_the_wake_path_does_not_read_the_listeners_again() {
+    let (cloud, apps) = fleet(3);
+    assert_eq!(api(&apps[0], "POST", "api.dev.example.com", "/").await.status, 307);
+    cloud.reset_calls();
+    // Requests that raced the switch keep reaching autostop for a while, in any environment.
+    for k in 0..30 {
+        advance(SECS(1)).await;
+        let r = api(&apps[k % 3], "GET", "api.dev.example.com", "/again").await;
+        assert_eq!(r.status, 307, "{}", r.body);
+    }
+    for op in ["DescribeRules", "DescribeTags", "ModifyRule", "CreateRule", "DescribeListeners"] {
+        assert_eq!(cloud.calls(op), 0, "{op}");
+    }
+}
