@@ -568,12 +568,3 @@ async fn relist<C: Cloud>(cloud: &C, view: &mut ListenerView, e: &CloudError) ->
     view.rules = cloud.listener_rules(&view.listener).await?;
     Ok(())
 }
-
-/// Standing rules needed in all: host chunks times listeners, by load balancer.
-pub fn budget(config: &Config) -> HashMap<String, usize> {
-    let mut per_lb: HashMap<String, usize> = HashMap::new();
-    for l in &config.listener_arns {
-        *per_lb.entry(crate::idle::load_balancer_dimension(l)).or_default() += config.standing.len();
-    }
-    per_lb
-}
