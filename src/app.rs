@@ -10,6 +10,7 @@ use tokio::time::Instant;
 use crate::cloud::Cloud;
 use crate::config::Config;
 use crate::event::{classify, Command, Event, EventError};
+use crate::gate::Reason;
 use crate::http::{prefers_json, Reply, Request, STATUS_PATH};
 use crate::idle::{self, StopOutcome};
 use crate::pages;
@@ -236,6 +237,10 @@ impl<C: Cloud> App<C> {
             tracing::info!(host = %host, "no rule for host");
             return not_found(req, &host);
         };
+        if let Some(reason) = rule.gate.refuse(req) {
+            tracing::info!(host = %host, rule = %rule.name, reason = reason.as_str(), method = %req.method, path = %req.path, "refused: wakes nothing");
+            return refused(req, &host, rule, reason);
+        }
         let reply = if req.path == STATUS_PATH {
             let status = self.waker().wake(rule).await;
             Reply::json(200, to_json(&status).to_string(), "status")
@@ -287,6 +292,46 @@ impl<C: Cloud> App<C> {
 
 fn to_json(status: &Status) -> Value {
     serde_json::to_value(status).unwrap_or_else(|e| json!({ "error": e.to_string() }))
+}
+
+/// `Retry-After` for a refused request: nothing will change for it soon.
+const RETRY_REFUSED_SECS: u64 = 3600;
+
+/// The static answer to a request that wakes nothing ([`crate::gate`]): no AWS call.
+fn refused(req: &Request, host: &str, rule: &Rule, reason: Reason) -> Reply {
+    if reason == Reason::Path && req.path == "/robots.txt" {
+        return Reply::text(200, "User-agent: *\nDisallow: /\n", "refused");
+    }
+    let (status, why, what) = match (reason, &rule.gate.wake_from) {
+        (Reason::Network, Some(nets)) => {
+            let nets: Vec<String> = nets.iter().map(|n| n.to_string()).collect();
+            (
+                403,
+                format!(
+                    "This environment is asleep, and it can be woken only from these networks: {}.",
+                    nets.join(", ")
+                ),
+                "Connect through one of them (the office network, the VPN), then reload this page.".to_string(),
+            )
+        }
+        _ => (
+            503,
+            "This environment is asleep. Automated clients, probes and this kind of request do not wake it."
+                .to_string(),
+            "Open the address in a browser to wake it.".to_string(),
+        ),
+    };
+    let reply = if prefers_json(&req.accept) || !req.is_browser() {
+        let body = json!({ "error": "not_woken", "reason": reason.as_str(), "host": host, "message": why });
+        Reply::json(status, body.to_string(), "refused")
+    } else {
+        Reply::html(status, pages::message("Asleep", Some(host), vec![why, what], None, None), "refused")
+    };
+    if status == 503 {
+        reply.with("retry-after", RETRY_REFUSED_SECS.to_string())
+    } else {
+        reply
+    }
 }
 
 fn not_found(req: &Request, host: &str) -> Reply {

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::gate::{Cidr, Gate};
 use crate::priority::{self, Chunk, RuleHosts, MAX_PRIORITY};
 use crate::rules::{BusySignal, Ec2Resources, EcsService, HostIndex, Rule};
 
@@ -93,6 +94,20 @@ struct RawConfig {
     metrics_lag: String,
     #[serde(default)]
     rules: Vec<RawRule>,
+    /// Networks whose clients may wake environments (any when absent).
+    wake_from: Option<Vec<String>>,
+    never_wake: Option<RawNeverWake>,
+}
+
+/// `never_wake = { user_agents = [...], paths = [...], defaults = true }`.
+#[derive(Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawNeverWake {
+    #[serde(default)]
+    user_agents: Vec<String>,
+    #[serde(default)]
+    paths: Vec<String>,
+    defaults: Option<bool>,
 }
 
 fn default_idle() -> String {
@@ -120,6 +135,8 @@ struct RawRule {
     ecs: Option<RawEcs>,
     busy_when: Option<RawBusyWhen>,
     hourly_cost: Option<f64>,
+    wake_from: Option<Vec<String>>,
+    never_wake: Option<RawNeverWake>,
 }
 
 #[derive(Deserialize)]
@@ -230,11 +247,14 @@ impl RawConfig {
             return Err(err("hold", "must be at most 15m (the Lambda time limit)"));
         }
 
+        let wake_from = parse_networks("wake_from", self.wake_from.as_deref())?;
+        let never_wake = self.never_wake.clone().unwrap_or_default();
+        check_never_wake("never_wake", &never_wake)?;
         let mut rules: Vec<Rule> = Vec::with_capacity(self.rules.len());
         let mut hosts = HostIndex::default();
         let mut names = HashSet::new();
         for (i, raw) in self.rules.into_iter().enumerate() {
-            let rule = raw.validate(i, idle)?;
+            let rule = raw.validate(i, idle, &wake_from, &never_wake)?;
             if !names.insert(rule.name.clone()) {
                 return Err(err(format!("rules[{i}].name"), format!("duplicate rule name `{}`", rule.name)));
             }
@@ -265,7 +285,13 @@ impl RawConfig {
 }
 
 impl RawRule {
-    fn validate(self, i: usize, default_idle: Duration) -> Result<Rule, ConfigError> {
+    fn validate(
+        self,
+        i: usize,
+        default_idle: Duration,
+        wake_from: &Option<Vec<Cidr>>,
+        never_wake: &RawNeverWake,
+    ) -> Result<Rule, ConfigError> {
         let key = |k: &str| format!("rules[{i}].{k}");
         let name_ok = !self.name.is_empty()
             && self.name.len() <= 64
@@ -362,8 +388,18 @@ impl RawRule {
             Some(c) => return Err(err(key("hourly_cost"), format!("{c} must be a positive number"))),
             None => None,
         };
+        let gate = {
+            let own = parse_networks(&key("wake_from"), self.wake_from.as_deref())?;
+            let mine = self.never_wake.unwrap_or_default();
+            check_never_wake(&key("never_wake"), &mine)?;
+            let defaults = mine.defaults.or(never_wake.defaults).unwrap_or(true);
+            let agents: Vec<String> = never_wake.user_agents.iter().chain(&mine.user_agents).cloned().collect();
+            let paths: Vec<String> = never_wake.paths.iter().chain(&mine.paths).cloned().collect();
+            Gate::new(own.or_else(|| wake_from.clone()), defaults, &agents, &paths)
+        };
         Ok(Rule {
             name: self.name,
+            gate,
 
             hosts,
             target_group_arn: self.target_group_arn,
@@ -408,6 +444,28 @@ fn plan_standing(rules: &[Rule]) -> Result<(Vec<Chunk>, Vec<u32>), ConfigError> 
         err(key(pinned.unwrap_or(&c.second.0)), c.to_string())
     })?;
     Ok((chunks, priorities))
+}
+
+/// `wake_from` networks, each checked; `None` when the key is absent (any network may wake).
+fn parse_networks(key: &str, raw: Option<&[String]>) -> Result<Option<Vec<Cidr>>, ConfigError> {
+    let Some(raw) = raw else { return Ok(None) };
+    if raw.is_empty() {
+        return Err(err(key, "lists no network: leave the key out to let any network wake, or list some"));
+    }
+    raw.iter().map(|n| Cidr::parse(n).map_err(|r| err(key, r))).collect::<Result<Vec<_>, _>>().map(Some)
+}
+
+fn check_never_wake(key: &str, n: &RawNeverWake) -> Result<(), ConfigError> {
+    if let Some(p) = n.paths.iter().find(|p| !p.starts_with('/')) {
+        return Err(err(
+            format!("{key}.paths"),
+            format!("`{p}` must start with `/` (a `*` at the end matches any rest)"),
+        ));
+    }
+    if n.user_agents.iter().any(|u| u.trim().is_empty()) {
+        return Err(err(format!("{key}.user_agents"), "an empty entry would match every client"));
+    }
+    Ok(())
 }
 
 /// Parses "90s", "15m", "2h", "1h30m". Must be positive.

@@ -19,6 +19,8 @@ pub struct Request {
     pub query: String,
     pub accept: String,
     pub user_agent: String,
+    /// `X-Forwarded-For` as received (every value, comma-separated).
+    pub forwarded_for: String,
     /// The target group has multi-value headers on: answer in kind.
     pub multi_value: bool,
 }
@@ -37,6 +39,12 @@ impl Request {
             query,
             accept: header("accept"),
             user_agent: header("user-agent"),
+            forwarded_for: headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect::<Vec<_>>()
+                .join(", "),
             multi_value,
         }
     }
@@ -126,7 +134,11 @@ impl Reply {
             status,
             headers: vec![
                 ("content-type", content_type.to_string()),
-                ("cache-control", "no-store".to_string()),
+                // Never cached by a CDN or shared cache; the answer depends on these headers.
+                ("cache-control", "no-store, private".to_string()),
+                ("vary", "Accept, User-Agent".to_string()),
+                // Nothing autostop answers belongs in a search index.
+                ("x-robots-tag", "noindex".to_string()),
                 ("x-autostop", kind.to_string()),
             ],
             body,
@@ -196,6 +208,7 @@ mod tests {
             query: query.into(),
             accept: accept.into(),
             user_agent: "test".into(),
+            forwarded_for: String::new(),
             multi_value: false,
         }
     }

@@ -874,6 +874,7 @@ mod tests {
             ecs: None,
             busy_when: None,
             hourly_cost: None,
+            gate: Default::default(),
         };
         let rq = RuleQueries { requests: vec!["r".into()], busy: vec![] };
         let series = MetricSeries { id: "r".into(), points: vec![(9_960, 3.0)] };

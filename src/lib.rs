@@ -12,6 +12,7 @@ pub mod cli;
 pub mod cloud;
 pub mod config;
 pub mod event;
+pub mod gate;
 pub mod http;
 pub mod idle;
 pub mod metrics;

@@ -22,6 +22,8 @@ pub struct Rule {
     pub busy_when: Option<BusySignal>,
     /// What the rule's resources cost per hour while awake (any currency), for the savings report.
     pub hourly_cost: Option<f64>,
+    /// Who may wake it ([`crate::gate`]).
+    pub gate: crate::gate::Gate,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

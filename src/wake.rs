@@ -977,6 +977,7 @@ mod tests {
             ecs: Some(EcsService { cluster: "dev".into(), service: "web".into(), desired_count: None }),
             busy_when: None,
             hourly_cost: None,
+            gate: Default::default(),
         }
     }
 

@@ -63,7 +63,7 @@ async fn pending_40s_then_healthy_20s_later_walks_every_phase_then_forwards() {
 
     let page = browser(&app, "api.dev.example.com").await;
     assert_eq!(page.status, 200);
-    assert_eq!(page.header("cache-control").as_deref(), Some("no-store"));
+    assert_eq!(page.header("cache-control").as_deref(), Some("no-store, private"));
     assert_eq!(page.current_step().as_deref(), Some("starting"), "{}", page.body);
     assert_eq!(cloud(&app).calls("StartInstances"), 1);
     assert_eq!(cloud(&app).instance_state(I1), InstanceState::Pending);

@@ -93,7 +93,7 @@ async fn browser_fixture_gets_the_progress_page() {
     let r = send(&app, fixture("alb-single-value.json")).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-type").as_deref(), Some("text/html; charset=utf-8"));
-    assert_eq!(r.header("cache-control").as_deref(), Some("no-store"));
+    assert_eq!(r.header("cache-control").as_deref(), Some("no-store, private"));
     assert!(r.body.contains("api.dev.example.com"));
     assert_eq!(app.cloud().calls("StartInstances"), 1);
 }
