@@ -7,12 +7,14 @@ use aws_lambda_events::alb::{AlbTargetGroupRequest, AlbTargetGroupResponse};
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
+use crate::click;
 use crate::cloud::Cloud;
 use crate::config::Config;
 use crate::event::{classify, Command, Event, EventError};
 use crate::gate::Reason;
 use crate::http::{prefers_json, Reply, Request, STATUS_PATH};
 use crate::idle::{self, StopOutcome};
+use crate::metrics;
 use crate::pages;
 use crate::routes::{self, Route, Want};
 use crate::rules::{normalize_host, Rule};
@@ -37,6 +39,8 @@ pub struct App<C> {
     /// The load balancer whose listeners the config serves, when the deployment named it
     /// (`AUTOSTOP_LOAD_BALANCER_ARN`), and when they were last looked up.
     discovery: Option<(String, tokio::sync::Mutex<Instant>)>,
+    /// The shared secret API clients wake click-mode rules with (`wake_token.env`, read once).
+    wake_secret: Option<String>,
 }
 
 impl<C: Cloud> App<C> {
@@ -46,8 +50,18 @@ impl<C: Cloud> App<C> {
 
     /// An app over a cloud other apps share: several Lambda instances, one AWS.
     pub fn with_cloud(config: Config, cloud: Arc<C>) -> App<C> {
+        let wake_secret = config.wake_token.as_ref().and_then(|t| std::env::var(&t.env).ok()).filter(|s| !s.is_empty());
+        if let (Some(t), None) = (&config.wake_token, &wake_secret) {
+            tracing::warn!(env = %t.env, "wake_token.env is not set: API clients cannot wake click-mode rules");
+        }
         let waker = Waker::new(Arc::clone(&cloud), Arc::new(config));
-        App { cloud, waker: RwLock::new(Arc::new(waker)), discovery: None }
+        App { cloud, waker: RwLock::new(Arc::new(waker)), discovery: None, wake_secret }
+    }
+
+    /// The `wake_token` secret, given rather than read from the environment (tests).
+    pub fn with_wake_secret(mut self, secret: &str) -> App<C> {
+        self.wake_secret = Some(secret.to_string()).filter(|s| !s.is_empty());
+        self
     }
 
     /// The config's listeners are those of `load_balancer`, looked up again on every idle check
@@ -219,7 +233,10 @@ impl<C: Cloud> App<C> {
         query: String,
         time_left: Option<Duration>,
     ) -> AlbTargetGroupResponse {
-        let request = Request::from_alb(req, query);
+        let mut request = Request::from_alb(req, query);
+        if let Some(t) = &self.config().wake_token {
+            request = request.with_wake_token(req, &t.header);
+        }
         let reply = self.respond(&request, time_left).await;
         reply.into_alb(request.multi_value)
     }
@@ -238,8 +255,12 @@ impl<C: Cloud> App<C> {
             return not_found(req, &host);
         };
         if let Some(reason) = rule.gate.refuse(req) {
-            tracing::info!(host = %host, rule = %rule.name, reason = reason.as_str(), method = %req.method, path = %req.path, "refused: wakes nothing");
-            return refused(req, &host, rule, reason);
+            return self.refuse(req, &host, rule, reason);
+        }
+        if rule.gate.click {
+            if let Some(reply) = self.click_gate(req, &host, rule).await {
+                return reply;
+            }
         }
         let reply = if req.path == STATUS_PATH {
             let status = self.waker().wake(rule).await;
@@ -252,6 +273,42 @@ impl<C: Cloud> App<C> {
         };
         tracing::info!(host = %host, rule = %rule.name, method = %req.method, status = reply.status, "answered");
         reply
+    }
+
+    /// The static answer to a request that wakes nothing, counted in the `Refused` metric.
+    fn refuse(&self, req: &Request, host: &str, rule: &Rule, reason: Reason) -> Reply {
+        tracing::info!(host = %host, rule = %rule.name, reason = reason.as_str(), method = %req.method, path = %req.path, "refused: wakes nothing");
+        let dims = [("Rule", rule.name.as_str()), ("Reason", reason.as_str())];
+        self.cloud.emit_metrics(metrics::line(self.cloud.now_ms(), &dims, &[metrics::count("Refused")]));
+        let token_header = self.config().wake_token.as_ref().map(|t| t.header.clone());
+        refused(req, host, rule, reason, token_header.as_deref())
+    }
+
+    /// A click-mode rule ([`crate::click`]): `None` when the request goes on as in request mode
+    /// (it holds the wake secret, or the rule is not asleep); else the answer. Only the button's
+    /// POST wakes a sleeping rule; a GET from a browser gets the button.
+    async fn click_gate(&self, req: &Request, host: &str, rule: &Rule) -> Option<Reply> {
+        if click::has_secret(req.wake_token.as_deref(), self.wake_secret.as_deref()) {
+            return None;
+        }
+        if click::is_click(req, host) {
+            tracing::info!(host = %host, rule = %rule.name, "woken by its page's button");
+            return Some(browser_reply(host, &self.waker().wake(rule).await));
+        }
+        let status = self.waker().observe(rule).await;
+        if status.phase != Phase::Stopped {
+            return None;
+        }
+        if req.path == STATUS_PATH {
+            return Some(Reply::json(200, to_json(&status).to_string(), "status"));
+        }
+        if req.is_browser() && !prefers_json(&req.accept) {
+            if let Some(token) = click::new_token() {
+                let page = pages::click(host, &req.same_url(), &token);
+                return Some(Reply::html(200, page, "click").with("set-cookie", click::set_cookie(&token, req.https)));
+            }
+        }
+        Some(self.refuse(req, host, rule, Reason::ClickRequired))
     }
 
     /// Holds a non-browser request while the rule wakes: 307 to the same URL once ready, else
@@ -298,7 +355,7 @@ fn to_json(status: &Status) -> Value {
 const RETRY_REFUSED_SECS: u64 = 3600;
 
 /// The static answer to a request that wakes nothing ([`crate::gate`]): no AWS call.
-fn refused(req: &Request, host: &str, rule: &Rule, reason: Reason) -> Reply {
+fn refused(req: &Request, host: &str, rule: &Rule, reason: Reason, token_header: Option<&str>) -> Reply {
     if reason == Reason::Path && req.path == "/robots.txt" {
         return Reply::text(200, "User-agent: *\nDisallow: /\n", "refused");
     }
@@ -314,6 +371,16 @@ fn refused(req: &Request, host: &str, rule: &Rule, reason: Reason) -> Reply {
                 "Connect through one of them (the office network, the VPN), then reload this page.".to_string(),
             )
         }
+        (Reason::ClickRequired, _) => (
+            503,
+            "This environment is asleep and wakes only from the button on its page.".to_string(),
+            match token_header {
+                Some(h) => {
+                    format!("Open the address in a browser and press Wake, or send the wake token in the `{h}` header.")
+                }
+                None => "Open the address in a browser and press Wake.".to_string(),
+            },
+        ),
         _ => (
             503,
             "This environment is asleep. Automated clients, probes and this kind of request do not wake it."
@@ -322,7 +389,7 @@ fn refused(req: &Request, host: &str, rule: &Rule, reason: Reason) -> Reply {
         ),
     };
     let reply = if prefers_json(&req.accept) || !req.is_browser() {
-        let body = json!({ "error": "not_woken", "reason": reason.as_str(), "host": host, "message": why });
+        let body = json!({ "error": "not_woken", "reason": reason.as_str(), "host": host, "message": why, "what_to_do": what });
         Reply::json(status, body.to_string(), "refused")
     } else {
         Reply::html(status, pages::message("Asleep", Some(host), vec![why, what], None, None), "refused")

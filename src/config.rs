@@ -30,7 +30,17 @@ pub struct Config {
     /// priorities they get on a listener that holds no rules of others ([`crate::priority`]).
     pub standing: Vec<Chunk>,
     pub standing_priorities: Vec<u32>,
+    /// The header an API client wakes a click-mode rule with, and the environment variable
+    /// holding the shared secret (`wake_token = { header, env }`).
+    pub wake_token: Option<WakeToken>,
     hosts: HostIndex,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WakeToken {
+    pub header: String,
+    pub env: String,
 }
 
 /// A config that could not be loaded: the key at fault and why.
@@ -97,6 +107,9 @@ struct RawConfig {
     /// Networks whose clients may wake environments (any when absent).
     wake_from: Option<Vec<String>>,
     never_wake: Option<RawNeverWake>,
+    /// `"request"` (the default) or `"click"`.
+    wake: Option<String>,
+    wake_token: Option<WakeToken>,
 }
 
 /// `never_wake = { user_agents = [...], paths = [...], defaults = true }`.
@@ -137,6 +150,7 @@ struct RawRule {
     hourly_cost: Option<f64>,
     wake_from: Option<Vec<String>>,
     never_wake: Option<RawNeverWake>,
+    wake: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -250,11 +264,13 @@ impl RawConfig {
         let wake_from = parse_networks("wake_from", self.wake_from.as_deref())?;
         let never_wake = self.never_wake.clone().unwrap_or_default();
         check_never_wake("never_wake", &never_wake)?;
+        let click = parse_wake("wake", self.wake.as_deref())?.unwrap_or(false);
+        let wake_token = check_wake_token(self.wake_token)?;
         let mut rules: Vec<Rule> = Vec::with_capacity(self.rules.len());
         let mut hosts = HostIndex::default();
         let mut names = HashSet::new();
         for (i, raw) in self.rules.into_iter().enumerate() {
-            let rule = raw.validate(i, idle, &wake_from, &never_wake)?;
+            let rule = raw.validate(i, idle, &wake_from, &never_wake, click)?;
             if !names.insert(rule.name.clone()) {
                 return Err(err(format!("rules[{i}].name"), format!("duplicate rule name `{}`", rule.name)));
             }
@@ -279,6 +295,7 @@ impl RawConfig {
             rules,
             standing,
             standing_priorities,
+            wake_token,
             hosts,
         })
     }
@@ -291,6 +308,7 @@ impl RawRule {
         default_idle: Duration,
         wake_from: &Option<Vec<Cidr>>,
         never_wake: &RawNeverWake,
+        click: bool,
     ) -> Result<Rule, ConfigError> {
         let key = |k: &str| format!("rules[{i}].{k}");
         let name_ok = !self.name.is_empty()
@@ -395,7 +413,9 @@ impl RawRule {
             let defaults = mine.defaults.or(never_wake.defaults).unwrap_or(true);
             let agents: Vec<String> = never_wake.user_agents.iter().chain(&mine.user_agents).cloned().collect();
             let paths: Vec<String> = never_wake.paths.iter().chain(&mine.paths).cloned().collect();
-            Gate::new(own.or_else(|| wake_from.clone()), defaults, &agents, &paths)
+            let mut gate = Gate::new(own.or_else(|| wake_from.clone()), defaults, &agents, &paths);
+            gate.click = parse_wake(&key("wake"), self.wake.as_deref())?.unwrap_or(click);
+            gate
         };
         Ok(Rule {
             name: self.name,
@@ -453,6 +473,37 @@ fn parse_networks(key: &str, raw: Option<&[String]>) -> Result<Option<Vec<Cidr>>
         return Err(err(key, "lists no network: leave the key out to let any network wake, or list some"));
     }
     raw.iter().map(|n| Cidr::parse(n).map_err(|r| err(key, r))).collect::<Result<Vec<_>, _>>().map(Some)
+}
+
+/// `wake = "request" | "click"`: `Some(true)` for click.
+fn parse_wake(key: &str, raw: Option<&str>) -> Result<Option<bool>, ConfigError> {
+    match raw {
+        None => Ok(None),
+        Some("request") => Ok(Some(false)),
+        Some("click") => Ok(Some(true)),
+        Some(other) => {
+            Err(err(key, format!("`{other}` is not a wake mode: use \"request\" (the default) or \"click\"")))
+        }
+    }
+}
+
+fn check_wake_token(t: Option<WakeToken>) -> Result<Option<WakeToken>, ConfigError> {
+    let Some(mut t) = t else { return Ok(None) };
+    t.header = t.header.trim().to_ascii_lowercase();
+    let token_char = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if t.header.is_empty() || !t.header.bytes().all(token_char) {
+        return Err(err("wake_token.header", format!("`{}` is not an HTTP header name", t.header)));
+    }
+    if matches!(t.header.as_str(), "host" | "cookie" | "authorization" | "x-forwarded-for" | "user-agent") {
+        return Err(err(
+            "wake_token.header",
+            format!("`{}` carries something else; use e.g. x-autostop-wake", t.header),
+        ));
+    }
+    if t.env.trim().is_empty() || t.env.contains('=') {
+        return Err(err("wake_token.env", "must name the environment variable that holds the secret"));
+    }
+    Ok(Some(t))
 }
 
 fn check_never_wake(key: &str, n: &RawNeverWake) -> Result<(), ConfigError> {

@@ -22,6 +22,8 @@ pub enum Reason {
     Path,
     Bot,
     Network,
+    /// A click-mode rule asked to wake by a request that is not its button's POST.
+    ClickRequired,
 }
 
 impl Reason {
@@ -31,6 +33,7 @@ impl Reason {
             Reason::Path => "path",
             Reason::Bot => "bot",
             Reason::Network => "network",
+            Reason::ClickRequired => "click_required",
         }
     }
 }
@@ -143,6 +146,9 @@ pub struct Gate {
     /// Lower case substrings.
     pub user_agents: Vec<String>,
     pub paths: Vec<String>,
+    /// `wake = "click"`: a sleeping rule wakes only from its page's button or with the
+    /// `wake_token` secret ([`crate::click`]).
+    pub click: bool,
 }
 
 impl Gate {
@@ -154,7 +160,7 @@ impl Gate {
         ua.extend(user_agents.iter().map(|u| u.to_ascii_lowercase()));
         let mut p = builtin(DEFAULT_PATHS);
         p.extend(paths.iter().cloned());
-        Gate { wake_from, user_agents: ua, paths: p }
+        Gate { wake_from, user_agents: ua, paths: p, click: false }
     }
 
     /// `None`: the request may wake the rule.
@@ -208,6 +214,12 @@ mod tests {
             user_agent: ua.into(),
             forwarded_for: xff.into(),
             multi_value: false,
+            cookie: String::new(),
+            origin: String::new(),
+            fetch_site: String::new(),
+            body: String::new(),
+            https: false,
+            wake_token: None,
         }
     }
 

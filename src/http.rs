@@ -23,6 +23,16 @@ pub struct Request {
     pub forwarded_for: String,
     /// The target group has multi-value headers on: answer in kind.
     pub multi_value: bool,
+    /// `Cookie`, `Origin` and `Sec-Fetch-Site` as received, and the body as text (decoded when
+    /// the ALB sent it base64-encoded): what a wake button's POST is checked against.
+    pub cookie: String,
+    pub origin: String,
+    pub fetch_site: String,
+    pub body: String,
+    /// The client reached the load balancer over HTTPS (`X-Forwarded-Proto`).
+    pub https: bool,
+    /// The value of the `wake_token` header, when the config names one and the request has it.
+    pub wake_token: Option<String>,
 }
 
 impl Request {
@@ -46,7 +56,20 @@ impl Request {
                 .collect::<Vec<_>>()
                 .join(", "),
             multi_value,
+            cookie: headers.get_all("cookie").iter().filter_map(|v| v.to_str().ok()).collect::<Vec<_>>().join("; "),
+            origin: header("origin"),
+            fetch_site: header("sec-fetch-site"),
+            body: body_text(req),
+            https: header("x-forwarded-proto").eq_ignore_ascii_case("https"),
+            wake_token: None,
         }
+    }
+
+    /// Reads the header `name` into [`Request::wake_token`].
+    pub fn with_wake_token(mut self, req: &AlbTargetGroupRequest, name: &str) -> Request {
+        let headers = if self.multi_value { &req.multi_value_headers } else { &req.headers };
+        self.wake_token = headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        self
     }
 
     /// The ALB health checker probing the Lambda target group.
@@ -72,6 +95,20 @@ impl Request {
             format!("{path}?{}", percent_encode(&self.query, b"/?"))
         }
     }
+}
+
+/// The body as text; only small form bodies matter, so a large or binary one reads as empty.
+fn body_text(req: &AlbTargetGroupRequest) -> String {
+    use base64::Engine;
+    let Some(body) = req.body.as_deref().filter(|b| b.len() <= 4096) else { return String::new() };
+    if !req.is_base64_encoded {
+        return body.to_string();
+    }
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .unwrap_or_default()
 }
 
 /// Percent-encodes every byte a URI path or query may not hold raw: RFC 3986 allows unreserved
@@ -210,6 +247,12 @@ mod tests {
             user_agent: "test".into(),
             forwarded_for: String::new(),
             multi_value: false,
+            cookie: String::new(),
+            origin: String::new(),
+            fetch_site: String::new(),
+            body: String::new(),
+            https: false,
+            wake_token: None,
         }
     }
 

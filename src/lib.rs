@@ -9,6 +9,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod click;
 pub mod cloud;
 pub mod config;
 pub mod event;

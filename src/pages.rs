@@ -37,6 +37,20 @@ struct MessagePage<'a> {
     refresh: Option<u64>,
 }
 
+#[derive(Template)]
+#[template(path = "click.html")]
+struct ClickPage<'a> {
+    host: &'a str,
+    /// Where the form posts: the URL the browser asked for.
+    action: &'a str,
+    token: &'a str,
+}
+
+/// The "Wake <host>" page of a click-mode rule ([`crate::click`]).
+pub fn click(host: &str, action: &str, token: &str) -> String {
+    ClickPage { host, action, token }.render().unwrap_or_else(|e| format!("template error: {e}"))
+}
+
 /// The steps of a wake with the current one marked. A rule that is `ready` (its ALB rule is in
 /// place, yet this request still reached us) is shown as `routing`: browsers never see "ready"
 /// from us, the app itself is the proof.

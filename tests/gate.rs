@@ -52,6 +52,16 @@ async fn bots_probes_and_odd_methods_get_a_static_answer_and_no_aws_call() {
     let robots = get(&app, "GET", "/robots.txt", FIREFOX, "198.51.100.2").await;
     assert_eq!((robots.status, robots.body.as_str()), (200, "User-agent: *\nDisallow: /\n"));
     assert_eq!(app.cloud().total_calls(), 0, "{:?}", app.cloud().call_counts());
+    let reasons: Vec<String> = app
+        .cloud()
+        .metric_lines()
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["Refused"] == 1.0)
+        .map(|v| v["Reason"].as_str().unwrap().to_string())
+        .collect();
+    let want = ["bot", "bot", "bot", "path", "path", "path", "path", "method", "method", "path"];
+    assert_eq!(reasons, want, "one Refused count per refusal, by reason");
     // A person's request wakes it as before.
     assert_eq!(get(&app, "GET", "/", FIREFOX, "198.51.100.2").await.status, 200);
     assert_eq!(app.cloud().calls("StartInstances"), 1);

@@ -1,0 +1,151 @@
+//! Wake on a click (`wake = "click"`): a sleeping rule wakes only from its page's button (a
+//! same-origin POST carrying the page's token) or from an API client holding the wake secret.
+//! Fetching the page, as link unfurlers and prefetchers do, wakes nothing.
+
+mod common;
+
+use std::time::Duration;
+
+use autostop::app::App;
+use autostop::cloud::fake::FakeCloud;
+use autostop::cloud::InstanceState;
+use common::*;
+use serde_json::{json, Value};
+
+const HOST: &str = "api.dev.example.com";
+const SECRET: &str = "correct-horse-battery-staple";
+
+fn app(top: &str, rule: &str) -> App<FakeCloud> {
+    let text = format!(
+        "listener_arns = [\"{L1}\"]\n{top}\n[[rules]]\nname = \"api\"\nhosts = [\"{HOST}\"]\ntarget_group_arn = \"{TG_API}\"\nec2 = {{ instance_ids = [\"{I1}\"] }}\n{rule}\n"
+    );
+    let cloud = FakeCloud::new();
+    cloud.add_instance(I1, InstanceState::Stopped, Duration::from_secs(20));
+    cloud.add_target_group(TG_API, Duration::from_secs(10));
+    cloud.register_instance(TG_API, I1);
+    cloud.add_listener(L1);
+    App::new(config(&text), cloud).with_wake_secret(SECRET)
+}
+
+fn click_app() -> App<FakeCloud> {
+    app("wake_token = { header = \"x-autostop-wake\", env = \"AUTOSTOP_WAKE_TOKEN\" }", "wake = \"click\"")
+}
+
+async fn page(app: &App<FakeCloud>) -> Resp {
+    send(app, alb_event("GET", HOST, "/dashboard", &[("accept", CHROME_ACCEPT)])).await
+}
+
+/// The token in the page's form and the one in its cookie.
+fn tokens(r: &Resp) -> (String, String) {
+    let field = r.body.split("name=\"autostop_wake\" value=\"").nth(1).expect("a token field");
+    let field = field[..field.find('"').unwrap()].to_string();
+    let cookie = r.header("set-cookie").expect("a cookie");
+    let cookie = cookie.strip_prefix("autostop_wake=").unwrap().split(';').next().unwrap().to_string();
+    (field, cookie)
+}
+
+fn post(cookie: &str, field: &str, origin: &str) -> Value {
+    let mut ev = alb_event(
+        "POST",
+        HOST,
+        "/dashboard",
+        &[
+            ("accept", CHROME_ACCEPT),
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("cookie", &format!("autostop_wake={cookie}")),
+            ("origin", origin),
+        ],
+    );
+    ev["body"] = json!(format!("autostop_wake={field}"));
+    ev
+}
+
+#[tokio::test(start_paused = true)]
+async fn fetching_the_page_wakes_nothing_and_its_button_wakes() {
+    let app = click_app();
+    let first = page(&app).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(first.header("x-autostop").as_deref(), Some("click"));
+    assert!(first.body.contains("Wake api.dev.example.com") && first.body.contains("action=\"/dashboard\""));
+    let cookie = first.header("set-cookie").unwrap();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    // An unfurler or prefetcher fetches it again: still nothing started.
+    let again = page(&app).await;
+    assert_ne!(tokens(&again), tokens(&first), "each page has its own token");
+    assert_eq!(app.cloud().calls("StartInstances"), 0);
+
+    let (field, cookie) = tokens(&first);
+    let clicked = send(&app, post(&cookie, &field, "https://api.dev.example.com")).await;
+    assert_eq!((clicked.status, clicked.header("x-autostop").as_deref()), (200, Some("progress")), "{}", clicked.body);
+    assert_eq!(app.cloud().calls("StartInstances"), 1);
+    // Waking now: a plain visit shows the progress, as in request mode.
+    assert_eq!(page(&app).await.header("x-autostop").as_deref(), Some("progress"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn other_sites_cannot_press_the_button() {
+    let app = click_app();
+    let (field, cookie) = tokens(&page(&app).await);
+    for ev in [
+        post(&cookie, &field, "https://evil.example"),
+        post("", &field, ""),
+        post(&cookie, "0123456789abcdef0123456789abcdef", ""),
+    ] {
+        let r = send(&app, ev).await;
+        assert_eq!(r.status, 503, "{}", r.body);
+    }
+    assert_eq!(app.cloud().calls("StartInstances"), 0);
+    let refused: Vec<Value> = app
+        .cloud()
+        .metric_lines()
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v.get("Refused").is_some())
+        .collect();
+    assert_eq!(refused.len(), 3);
+    assert!(refused.iter().all(|v| v["Reason"] == "click_required" && v["Rule"] == "api"), "{refused:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn api_clients_wake_with_the_secret_only() {
+    let app = click_app();
+    let api = |token: &'static str| {
+        alb_event("GET", HOST, "/v1/items", &[("accept", "application/json"), ("x-autostop-wake", token)])
+    };
+    let wrong = send(&app, api("correct-horse-battery-stapl")).await;
+    assert_eq!((wrong.status, wrong.json()["reason"].as_str()), (503, Some("click_required")), "{}", wrong.body);
+    assert!(wrong.json()["what_to_do"].as_str().unwrap().contains("x-autostop-wake"), "{}", wrong.body);
+    assert_eq!(app.cloud().calls("StartInstances"), 0);
+    let status = send(&app, alb_event("GET", HOST, "/__autostop/status", &[("accept", "application/json")])).await;
+    assert_eq!(status.json()["phase"], "stopped", "the status endpoint reports, it does not wake");
+    assert_eq!(app.cloud().calls("StartInstances"), 0);
+
+    let right = send(&app, api(SECRET)).await;
+    assert_eq!(right.status, 503, "held until the hold ran out: {}", right.body);
+    assert_eq!(app.cloud().calls("StartInstances"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn request_mode_stays_the_default_and_a_rule_may_differ() {
+    let app = app("wake = \"click\"", "wake = \"request\"");
+    assert_eq!(page(&app).await.header("x-autostop").as_deref(), Some("progress"));
+    assert_eq!(app.cloud().calls("StartInstances"), 1);
+}
+
+#[test]
+fn bad_click_keys_are_named() {
+    let base = format!(
+        "listener_arns = [\"{L1}\"]\n[[rules]]\nname = \"api\"\nhosts = [\"api.x.com\"]\ntarget_group_arn = \"{TG_API}\"\nec2 = {{ instance_ids = [\"{I1}\"] }}\n"
+    );
+    for (extra, key) in [
+        ("wake = \"sometimes\"\n", "wake"),
+        ("wake_token = { header = \"x wake\", env = \"T\" }\n", "wake_token.header"),
+        ("wake_token = { header = \"cookie\", env = \"T\" }\n", "wake_token.header"),
+        ("wake_token = { header = \"x-autostop-wake\", env = \"\" }\n", "wake_token.env"),
+    ] {
+        let e = autostop::config::Config::from_toml(&format!("{extra}{base}")).unwrap_err();
+        assert_eq!(e.key, key, "{extra}: {e}");
+    }
+    let e = autostop::config::Config::from_toml(&format!("{base}wake = \"clik\"\n")).unwrap_err();
+    assert_eq!(e.key, "rules[0] (api).wake", "{e}");
+}
