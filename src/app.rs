@@ -121,18 +121,20 @@ impl<C: Cloud> App<C> {
         self.refresh_listeners(now).await;
         match event {
             Event::Alb(req, query) => {
-                let resp = self.alb(&req, query, time_left).await;
+                // Each branch boxed: an unboxed `handle` future is as large as all its branches'
+                // AWS SDK futures together, which in a debug build overflowed a 2 MiB stack.
+                let resp = Box::pin(self.alb(&req, query, time_left)).await;
                 serde_json::to_value(resp).map_err(|e| EventError(format!("response not serialisable: {e}")))
             }
-            Event::Command(Command::Status) => Ok(self.status_report().await),
+            Event::Command(Command::Status) => Ok(Box::pin(self.status_report()).await),
 
             Event::Command(Command::Wake { rule }) => {
                 let rule = self.named_rule(&rule)?;
                 Ok(to_json(&self.waker().wake(&rule).await))
             }
-            Event::Schedule => self.idle_check(false, time_left).await,
+            Event::Schedule => Box::pin(self.idle_check(false, time_left)).await,
             Event::Command(Command::Sync) => self.sync().await,
-            Event::Command(Command::IdleCheck { dry_run }) => self.idle_check(dry_run, time_left).await,
+            Event::Command(Command::IdleCheck { dry_run }) => Box::pin(self.idle_check(dry_run, time_left)).await,
             Event::Command(Command::Stop { rule }) => {
                 let rule = self.named_rule(&rule)?;
                 let outcome = idle::stop_now(self.cloud(), &self.config(), &rule)
@@ -293,7 +295,12 @@ impl<C: Cloud> App<C> {
         }
         if click::is_click(req, host) {
             tracing::info!(host = %host, rule = %rule.name, "woken by its page's button");
-            return Some(browser_reply(host, &self.waker().wake(rule).await));
+            let status = self.waker().wake(rule).await;
+            if status.phase == Phase::Error {
+                return Some(browser_reply(host, &status));
+            }
+            // Post/Redirect/Get: the progress page is then a GET the browser may reload.
+            return Some(Reply::see_other(req.same_url()));
         }
         let status = self.waker().observe(rule).await;
         if status.phase != Phase::Stopped {

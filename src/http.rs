@@ -201,6 +201,13 @@ impl Reply {
         r
     }
 
+    /// 303: the browser follows with a GET (after a form's POST).
+    pub fn see_other(location: String) -> Reply {
+        let mut r = Reply::new(303, "text/plain; charset=utf-8", String::new(), "redirect");
+        r.headers.push(("location", location));
+        r
+    }
+
     pub fn with(mut self, name: &'static str, value: String) -> Reply {
         self.headers.push((name, value));
         self

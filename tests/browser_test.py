@@ -3,7 +3,8 @@
 Run by `make test` inside tests/with-moto.sh. Starts the demo on a free port, then:
 1. with JavaScript: opens a sleeping host, sees the progress page move through its phases, and
    lands on the backend's page with no reload by the test (the page's own poll does it);
-2. without JavaScript: the <meta refresh> fallback gets there too.
+2. a click-mode host: fetching its page wakes nothing; without JavaScript, Chromium presses its
+   Wake button and the <meta refresh> fallback reaches the app.
 Screenshots go to target/screenshots/. Prints a closing 'N passed, N failed' line.
 """
 import os
@@ -16,7 +17,10 @@ import time
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
+import http.client
+import json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHOTS = os.path.join(ROOT, "target", "screenshots")
@@ -46,13 +50,23 @@ def browser(javascript):
     return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
 
 
-def visit(port, host, javascript, expect):
-    """Opens a sleeping host once and waits, recording the phases the page shows, until the app's
-    page is there. Returns (phases seen, final title, page source)."""
+def fetch(port, host, path, accept):
+    """A GET as a link unfurler or prefetcher makes it: no cookies, no click."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("GET", path, headers={"Host": f"{host}:{port}", "Accept": accept})
+    r = conn.getresponse()
+    return r.status, r.read().decode()
+
+
+def visit(port, host, javascript, expect, click=False):
+    """Opens a sleeping host once (pressing its Wake button if `click`) and waits, recording the
+    phases the page shows, until the app's page is there. Returns (phases, title, source)."""
     driver = browser(javascript)
     phases, shot = [], False
     try:
         driver.get(f"http://{host}:{port}/")
+        if click:
+            driver.find_element(By.ID, "wake").click()
 
         def arrived(d):
             nonlocal shot
@@ -108,9 +122,13 @@ def main():
               "starting" in phases and "waiting_for_health" in phases, phases)
         check("JS: landed on the app with no manual reload", title == "api is awake" and "Hello from api" in src, title)
 
-        phases, title, src = visit(port, "web.localhost", False, "Hello from web")
-        check("no JS: the progress page showed while waking", phases, phases)
-        check("no JS: the meta refresh reached the app", title == "web is awake" and "Hello from web" in src, title)
+        status, page = fetch(port, "web.localhost", "/", "text/html")
+        check("click: a fetch of the page gets the Wake button", status == 200 and 'id="wake"' in page, status)
+        _, report = fetch(port, "web.localhost", "/__autostop/status", "application/json")
+        check("click: the fetch woke nothing", json.loads(report)["phase"] == "stopped", report)
+        phases, title, src = visit(port, "web.localhost", False, "Hello from web", click=True)
+        check("click: pressing Wake showed the progress page", phases, phases)
+        check("click, no JS: the meta refresh reached the app", title == "web is awake" and "Hello from web" in src, title)
         check("screenshots saved", os.path.exists(os.path.join(SHOTS, "progress-api-js.png")), os.listdir(SHOTS))
     finally:
         demo.terminate()

@@ -76,7 +76,7 @@ async fn fetching_the_page_wakes_nothing_and_its_button_wakes() {
 
     let (field, cookie) = tokens(&first);
     let clicked = send(&app, post(&cookie, &field, "https://api.dev.example.com")).await;
-    assert_eq!((clicked.status, clicked.header("x-autostop").as_deref()), (200, Some("progress")), "{}", clicked.body);
+    assert_eq!((clicked.status, clicked.header("location").as_deref()), (303, Some("/dashboard")), "{}", clicked.body);
     assert_eq!(app.cloud().calls("StartInstances"), 1);
     // Waking now: a plain visit shows the progress, as in request mode.
     assert_eq!(page(&app).await.header("x-autostop").as_deref(), Some("progress"));

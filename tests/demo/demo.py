@@ -105,6 +105,7 @@ name = "web"
 hosts = ["web.localhost", "*.web.localhost"]
 target_group_arn = "{self.web_tg}"
 ecs = {{ cluster = "demo", service = "web" }}
+wake = "click"   # a visit shows a Wake button; only pressing it wakes the service
 """
 
     def forward_rules(self):
@@ -405,7 +406,7 @@ def main():
     log(f"config: {config_path}; autostop log: {os.path.join(OUT, 'autostop.log')}")
     log("open these; each is asleep until you do (curl works too: curl -i http://api.localhost:%d/):" % port)
     log(f"  http://api.localhost:{port}/   EC2 instance {world.instance}")
-    log(f"  http://web.localhost:{port}/   ECS service demo/web (remembers 2 tasks)")
+    log(f"  http://web.localhost:{port}/   ECS service demo/web (remembers 2 tasks; wakes on a click)")
     log("left alone for about a minute, each goes back to sleep. Ctrl-C stops the demo.")
     print("autostop demo ready", flush=True)
     try:
