@@ -20,7 +20,7 @@ use crate::routes::{self, Route, Want};
 use crate::rules::{normalize_host, Rule};
 use crate::savings;
 
-use crate::wake::{Phase, Status, Waker, STATUS_TTL};
+use crate::wake::{Cause, Phase, Status, Waker, STATUS_TTL};
 
 /// Time kept back from the Lambda deadline when holding a request, so we always answer.
 const DEADLINE_MARGIN: Duration = Duration::from_secs(3);
@@ -130,7 +130,7 @@ impl<C: Cloud> App<C> {
 
             Event::Command(Command::Wake { rule }) => {
                 let rule = self.named_rule(&rule)?;
-                Ok(to_json(&self.waker().wake(&rule).await))
+                Ok(to_json(&self.waker().wake(&rule, Cause::Operator).await))
             }
             Event::Schedule => Box::pin(self.idle_check(false, time_left)).await,
             Event::Command(Command::Sync) => self.sync().await,
@@ -265,10 +265,10 @@ impl<C: Cloud> App<C> {
             }
         }
         let reply = if req.path == STATUS_PATH {
-            let status = self.waker().wake(rule).await;
+            let status = self.waker().wake(rule, Cause::Browser).await;
             Reply::json(200, to_json(&status).to_string(), "status")
         } else if req.is_browser() {
-            let status = self.waker().wake(rule).await;
+            let status = self.waker().wake(rule, Cause::Browser).await;
             browser_reply(&host, &status)
         } else {
             self.hold(req, rule, time_left).await
@@ -295,7 +295,7 @@ impl<C: Cloud> App<C> {
         }
         if click::is_click(req, host) {
             tracing::info!(host = %host, rule = %rule.name, "woken by its page's button");
-            let status = self.waker().wake(rule).await;
+            let status = self.waker().wake(rule, Cause::Click).await;
             if status.phase == Phase::Error {
                 return Some(browser_reply(host, &status));
             }
@@ -328,7 +328,7 @@ impl<C: Cloud> App<C> {
         }
         let deadline = Instant::now() + budget;
         loop {
-            let status = waker.wake(rule).await;
+            let status = waker.wake(rule, Cause::Api).await;
             match status.phase {
                 Phase::Ready => return Reply::redirect(req.same_url()),
                 Phase::Error => {

@@ -219,7 +219,7 @@ async fn wake(app: &App<AwsCloud>, name: &str, no_wait: bool, timeout: &str) -> 
     let start = tokio::time::Instant::now();
     let mut last: Option<Phase> = None;
     loop {
-        let s = app.waker().wake(&rule).await;
+        let s = app.waker().wake(&rule, crate::wake::Cause::Operator).await;
         if last != Some(s.phase) {
             eprintln!("[{:>4}s] {}: {}", start.elapsed().as_secs(), s.phase.as_str(), s.message);
             last = Some(s.phase);

@@ -18,6 +18,13 @@ pub struct Metric<'a> {
 
 /// One EMF line: `dimensions` are (name, value) pairs, all of them one dimension set.
 pub fn line(timestamp_ms: i64, dimensions: &[(&str, &str)], metrics: &[Metric]) -> String {
+    let names: Vec<&str> = dimensions.iter().map(|(n, _)| *n).collect();
+    line_sets(timestamp_ms, dimensions, &[&names], metrics)
+}
+
+/// One EMF line whose metrics are published under each of `sets` (lists of dimension names
+/// from `dimensions`): `Wakes` by `Rule` as before, and by `Rule` and `Cause`.
+pub fn line_sets(timestamp_ms: i64, dimensions: &[(&str, &str)], sets: &[&[&str]], metrics: &[Metric]) -> String {
     let mut root = Map::new();
     for (name, value) in dimensions {
         root.insert(name.to_string(), json!(value));
@@ -25,13 +32,13 @@ pub fn line(timestamp_ms: i64, dimensions: &[(&str, &str)], metrics: &[Metric]) 
     for m in metrics {
         root.insert(m.name.to_string(), json!(m.value));
     }
-    let dims: Vec<&str> = dimensions.iter().map(|(n, _)| *n).collect();
+    let dims: Vec<Vec<&str>> = sets.iter().map(|set| set.to_vec()).collect();
     let defs: Vec<Value> = metrics.iter().map(|m| json!({ "Name": m.name, "Unit": m.unit })).collect();
     root.insert(
         "_aws".into(),
         json!({
             "Timestamp": timestamp_ms,
-            "CloudWatchMetrics": [{ "Namespace": NAMESPACE, "Dimensions": [dims], "Metrics": defs }]
+            "CloudWatchMetrics": [{ "Namespace": NAMESPACE, "Dimensions": dims, "Metrics": defs }]
         }),
     );
     Value::Object(root).to_string()

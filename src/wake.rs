@@ -237,6 +237,8 @@ struct Memo {
     last_phase: Option<Phase>,
     /// Each phase this wake went through and when it began (for the time-per-phase metrics).
     phase_log: Vec<(Phase, Instant)>,
+    /// Who asked last: recorded as the cause when a wake starts.
+    cause: Option<Cause>,
 }
 
 /// The wake engine, shared by every request of this Lambda instance.
@@ -248,6 +250,30 @@ pub struct Waker<C> {
     id: String,
     /// Whether this environment has said that the state table cannot be reached.
     degraded: AtomicBool,
+}
+
+/// Who asked for a wake: the `Cause` dimension of the `Wakes` metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// A browser's visit (request mode) or its progress page's poll.
+    Browser,
+    /// An API client held until ready.
+    Api,
+    /// The Wake button of a click-mode rule.
+    Click,
+    /// `autostop wake` or a direct invoke.
+    Operator,
+}
+
+impl Cause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::Browser => "browser",
+            Cause::Api => "api",
+            Cause::Click => "click",
+            Cause::Operator => "operator",
+        }
+    }
 }
 
 /// Whether a step may act or only look (the `status` command must never wake anything).
@@ -277,7 +303,8 @@ impl<C: Cloud> Waker<C> {
 
     /// Advances the wake by one step (or returns the status another caller got within
     /// [`STATUS_TTL`]).
-    pub async fn wake(&self, rule: &Rule) -> Status {
+    pub async fn wake(&self, rule: &Rule, cause: Cause) -> Status {
+        self.memo(rule).lock().await.cause = Some(cause);
         self.cached_step(rule, Mode::Wake).await
     }
 
@@ -419,7 +446,7 @@ impl<C: Cloud> Waker<C> {
     /// reaches autostop again once the app answers. `TimeToReady` counts from this
     /// environment's first attempt (failures included) when it saw the whole wake, else from
     /// the recorded start.
-    fn emit_ready(&self, rule: &Rule, memo: &mut Memo, recorded_start: Option<i64>, wall: i64) {
+    fn emit_ready(&self, rule: &Rule, memo: &mut Memo, recorded_start: Option<i64>, wall: i64, cause: &str) {
         let mut log = std::mem::take(&mut memo.phase_log);
         let saw_start = log.iter().any(|(p, _)| *p == Phase::Starting);
         let to_ready = match (memo.wake_started, recorded_start) {
@@ -443,7 +470,9 @@ impl<C: Cloud> Waker<C> {
         }
         let mut values = vec![metrics::count("Wakes"), metrics::seconds("TimeToReady", to_ready)];
         values.extend(per_phase.iter().map(|(n, s)| metrics::seconds(n, *s)));
-        self.cloud.emit_metrics(metrics::line(self.cloud.now() * 1000, &[("Rule", rule.name.as_str())], &values));
+        let dims = [("Rule", rule.name.as_str()), ("Cause", cause)];
+        let line = metrics::line_sets(self.cloud.now() * 1000, &dims, &[&["Rule"], &["Rule", "Cause"]], &values);
+        self.cloud.emit_metrics(line);
     }
 
     /// An AWS call failed. Throttling, network faults and state races are retried quietly (the
@@ -641,7 +670,7 @@ impl<C: Cloud> Waker<C> {
         // earlier wake that never recorded its end.
         let fresh = !obs.instances.iter().any(|i| !matches!(i.state, InstanceState::Stopped))
             && obs.service.as_ref().is_none_or(|s| s.desired == 0);
-        self.record_starting(cx, instances, fresh).await;
+        self.record_starting(cx, instances, fresh, memo.cause).await;
         let waiting = if obs.instances.iter().any(|i| i.state == InstanceState::Stopping) {
             "; waiting for a stopping instance to finish"
         } else {
@@ -657,7 +686,7 @@ impl<C: Cloud> Waker<C> {
 
     /// Records the wake and which instances it started, so that every Lambda environment can
     /// tell "started, then stopped again" from "asleep".
-    async fn record_starting(&self, cx: &Step<'_>, instances: &[String], fresh: bool) {
+    async fn record_starting(&self, cx: &Step<'_>, instances: &[String], fresh: bool, cause: Option<Cause>) {
         let (wall, cost) = (cx.wall, cx.rule.hourly_cost);
         self.record(cx.rule, cx.state.clone(), |s| {
             if matches!(s.phase.as_str(), "stopped" | "stopping") {
@@ -666,6 +695,7 @@ impl<C: Cloud> Waker<C> {
             if s.phase != "starting" || fresh {
                 s.wake_started_at = Some(wall);
                 s.started_instances.clear();
+                s.wake_cause = cause.map(|c| c.as_str().to_string());
             }
             for id in instances {
                 if !s.started_instances.contains(id) {
@@ -756,8 +786,11 @@ impl<C: Cloud> Waker<C> {
         let routed = match mode {
             Mode::Wake => self.route_to_app(cx).await.map(|finished| {
                 if finished {
-                    let started = cx.state.as_ref().filter(|s| s.phase == "starting").and_then(|s| s.wake_started_at);
-                    self.emit_ready(rule, memo, started, cx.wall);
+                    let recorded = cx.state.as_ref().filter(|s| s.phase == "starting");
+                    let started = recorded.and_then(|s| s.wake_started_at);
+                    let cause = recorded.and_then(|s| s.wake_cause.clone());
+                    let cause = cause.or_else(|| memo.cause.map(|c| c.as_str().to_string()));
+                    self.emit_ready(rule, memo, started, cx.wall, cause.as_deref().unwrap_or("unknown"));
                 }
                 true
             }),

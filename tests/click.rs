@@ -80,6 +80,25 @@ async fn fetching_the_page_wakes_nothing_and_its_button_wakes() {
     assert_eq!(app.cloud().calls("StartInstances"), 1);
     // Waking now: a plain visit shows the progress, as in request mode.
     assert_eq!(page(&app).await.header("x-autostop").as_deref(), Some("progress"));
+    // The progress page's polls finish the wake; the Wakes metric names the click as its cause.
+    let mut phase = String::new();
+    for _ in 0..60 {
+        tokio::time::advance(Duration::from_secs(1)).await;
+        phase = status(&app, HOST).await["phase"].as_str().unwrap().to_string();
+        if phase == "ready" {
+            break;
+        }
+    }
+    assert_eq!(phase, "ready");
+    let wakes: Vec<Value> = app
+        .cloud()
+        .metric_lines()
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v.get("Wakes").is_some())
+        .collect();
+    assert_eq!(wakes.len(), 1, "{wakes:?}");
+    assert_eq!(wakes[0]["Cause"], "click");
 }
 
 #[tokio::test(start_paused = true)]

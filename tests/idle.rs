@@ -583,6 +583,9 @@ async fn wakes_stops_and_errors_are_published_as_emf_metrics() {
     let wakes = emf(&app, "Wakes");
     assert_eq!(wakes.len(), 1);
     let w = &wakes[0];
+    // Woken by an API client; published by rule, and by rule and cause.
+    assert_eq!(w["Cause"], "api", "{w}");
+    assert_eq!(w["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([["Rule"], ["Rule", "Cause"]]), "{w}");
     // Boot 20 s, health 10 s later; emitted at the switch to the app.
     let (starting, waiting) = (w["TimeStarting"].as_f64().unwrap(), w["TimeWaitingForHealth"].as_f64().unwrap());
     assert!((19.0..=22.0).contains(&starting), "{w}");

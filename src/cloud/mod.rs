@@ -425,6 +425,9 @@ pub struct RuleState {
     /// Instances the wake in progress started: a started instance found `stopped` again with
     /// `Client.InternalError` is the encrypted-volume case, whichever Lambda environment looks.
     pub started_instances: Vec<String>,
+    /// Who asked for the wake in progress ([`crate::wake::Cause`]), for the `Wakes` metric of
+    /// whichever environment finishes it.
+    pub wake_cause: Option<String>,
     /// The last observed status (the status JSON), shared by every Lambda environment, and
     /// when it was observed (epoch milliseconds).
     pub observed: Option<String>,

@@ -85,6 +85,7 @@ pub fn to_item(s: &RuleState) -> Item {
         ("stop_error_fingerprint", &s.stop_error_fingerprint),
         ("observed", &s.observed),
         ("lease_holder", &s.lease_holder),
+        ("wake_cause", &s.wake_cause),
     ] {
         if let Some(v) = value {
             item.insert(key.into(), AttributeValue::S(v.clone()));
@@ -132,6 +133,7 @@ pub fn from_item(item: &Item) -> Option<RuleState> {
         wakes: num("wakes").unwrap_or(0).max(0) as u64,
         stops: num("stops").unwrap_or(0).max(0) as u64,
         last_error: s("last_error"),
+        wake_cause: s("wake_cause"),
         error_at: num("error_at"),
         observed: s("observed"),
         observed_at_ms: num("observed_at_ms"),
@@ -174,6 +176,7 @@ mod tests {
             error_at: Some(90),
             stop_error_fingerprint: Some("0123abcd".into()),
             started_instances: vec!["i-0123456789abcdef0".into()],
+            wake_cause: Some("click".into()),
             observed: Some(r#"{"rule":"api","phase":"starting"}"#.into()),
             observed_at_ms: Some(100_250),
             lease_holder: Some("env-1".into()),
