@@ -1,5 +1,6 @@
 //! The handler: one entry point for every event, generic over the cloud so tests pass the fake.
 
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use crate::click;
-use crate::cloud::Cloud;
+use crate::cloud::{Cloud, MetricQuery};
 use crate::config::Config;
 use crate::event::{classify, Command, Event, EventError};
 use crate::gate::Reason;
@@ -193,6 +194,7 @@ impl<C: Cloud> App<C> {
             }
         };
         let states = cloud.load_states(&config.state_table).await.unwrap_or_default();
+        let refused = refused_last_hour(cloud, &config, now).await;
         let mut rules = Vec::with_capacity(config.rules.len());
         for rule in &config.rules {
             let status = waker.observe(rule).await;
@@ -217,6 +219,7 @@ impl<C: Cloud> App<C> {
                 "hours_asleep_this_month": (hours * 100.0).round() / 100.0,
                 "hourly_cost": rule.hourly_cost,
                 "saved_this_month": rule.hourly_cost.map(|c| savings::saved(c, asleep)),
+                "refused_last_hour": refused.get(&rule.name),
             }));
         }
         json!({ "now": now, "rules": rules })
@@ -352,6 +355,39 @@ impl<C: Cloud> App<C> {
         }
         Reply::html(400, pages::message("No host in the request", None, vec![why.into()], None, None), "error")
     }
+}
+
+/// Requests answered without a wake in the last hour, per rule, by reason (the `Refused`
+/// metric as CloudWatch has it, so from every Lambda environment). Empty when it cannot be read.
+async fn refused_last_hour<C: Cloud>(cloud: &C, config: &Config, now: i64) -> HashMap<String, Value> {
+    let mut queries = Vec::new();
+    for (i, rule) in config.rules.iter().enumerate() {
+        for (j, reason) in Reason::ALL.iter().enumerate() {
+            queries.push(MetricQuery {
+                id: format!("r{i}_{j}"),
+                namespace: metrics::NAMESPACE,
+                metric: "Refused",
+                dimensions: vec![("Rule", rule.name.clone()), ("Reason", reason.as_str().to_string())],
+                stat: "Sum",
+            });
+        }
+    }
+    let series = match cloud.metric_data(&queries, now - 3600, now + 60).await {
+        Ok(series) => series,
+        Err(e) => {
+            tracing::warn!(code = %e.code, "refusals of the last hour not read");
+            return HashMap::new();
+        }
+    };
+    let mut out: HashMap<String, Value> = HashMap::new();
+    for (q, s) in queries.iter().zip(series) {
+        let total: f64 = s.points.iter().map(|(_, v)| v).sum();
+        if total > 0.0 {
+            let entry = out.entry(q.dimensions[0].1.clone()).or_insert_with(|| json!({}));
+            entry[q.dimensions[1].1.as_str()] = json!(total as u64);
+        }
+    }
+    out
 }
 
 fn to_json(status: &Status) -> Value {

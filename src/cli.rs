@@ -312,6 +312,16 @@ pub fn status_table(report: &Value) -> String {
         let hosts: Vec<&str> = r["hosts"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
         out.push_str(&format!("{}: {}\n", r["rule"].as_str().unwrap_or(""), hosts.join(", ")));
     }
+    // Who was kept out: requests answered without a wake (bots, probes, other networks).
+    for r in report["rules"].as_array().into_iter().flatten() {
+        let Some(by) = r["refused_last_hour"].as_object().filter(|m| !m.is_empty()) else { continue };
+        let parts: Vec<String> = by.iter().map(|(reason, n)| format!("{reason} {n}")).collect();
+        out.push_str(&format!(
+            "{}: refused in the last hour: {}\n",
+            r["rule"].as_str().unwrap_or(""),
+            parts.join(", ")
+        ));
+    }
     // A failed stop or start says why, and what to do, below the table.
     for r in report["rules"].as_array().into_iter().flatten() {
         if let Some(e) = r["last_error"].as_str() {
@@ -329,12 +339,15 @@ mod tests {
     fn the_status_table_shows_a_failed_stop_and_what_to_do() {
         let report = json!({"now": 100, "rules": [
             {"rule": "api", "phase": "ready", "resources": [], "hosts": ["api.x.com"], "idle_seconds": 300,
-             "wakes": 1, "stops": 0, "last_error": "could not stop: i-1: UnauthorizedOperation (StopInstances). Then run `autostop stop api`"},
+             "wakes": 1, "stops": 0, "last_error": "could not stop: i-1: UnauthorizedOperation (StopInstances). Then run `autostop stop api`",
+             "refused_last_hour": {"bot": 12, "path": 3}},
             {"rule": "web", "phase": "stopped", "resources": [], "hosts": ["web.x.com"], "idle_seconds": 300,
              "wakes": 0, "stops": 1, "last_error": null}
         ]});
         let table = status_table(&report);
         assert!(table.contains("api: last error: could not stop: i-1: UnauthorizedOperation"), "{table}");
         assert!(!table.contains("web: last error"), "{table}");
+        assert!(table.contains("api: refused in the last hour: bot 12, path 3"), "{table}");
+        assert!(!table.contains("web: refused"), "{table}");
     }
 }

@@ -27,6 +27,8 @@ pub enum Reason {
 }
 
 impl Reason {
+    pub const ALL: [Reason; 5] = [Reason::Bot, Reason::Path, Reason::Network, Reason::Method, Reason::ClickRequired];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::Method => "method",

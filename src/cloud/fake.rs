@@ -686,7 +686,29 @@ impl Cloud for FakeCloud {
         FAKE_EPOCH * 1000 + Instant::now().duration_since(self.born).as_millis() as i64
     }
 
+    /// Kept as a log line, and turned into datapoints as CloudWatch does with an EMF line:
+    /// every metric under every dimension set it declares ("Specification: Embedded metric
+    /// format", CloudWatch user guide).
     fn emit_metrics(&self, line: String) {
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+            let at = v["_aws"]["Timestamp"].as_i64().unwrap_or(0) / 1000;
+            for def in v["_aws"]["CloudWatchMetrics"].as_array().into_iter().flatten() {
+                let ns = def["Namespace"].as_str().unwrap_or("");
+                for set in def["Dimensions"].as_array().into_iter().flatten() {
+                    let dims: Vec<(&str, &str)> = set
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|d| d.as_str())
+                        .map(|d| (d, v[d].as_str().unwrap_or("")))
+                        .collect();
+                    for m in def["Metrics"].as_array().into_iter().flatten() {
+                        let name = m["Name"].as_str().unwrap_or("");
+                        self.put_metric(ns, name, &dims, at, v[name].as_f64().unwrap_or(0.0));
+                    }
+                }
+            }
+        }
         self.lock().emf.push(line);
     }
 
