@@ -52,6 +52,7 @@ lint:
 ## make bench: handler time per request and AWS calls per wake, on the in-memory cloud.
 bench:
 	$(CARGO) bench --bench wake
+	$(CARGO) bench --bench runtime
 
 ## make package: the Lambda zip as a debug build with cargo-lambda (what make test deploys).
 package: $(VENV)/.build-tools
