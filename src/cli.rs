@@ -308,6 +308,13 @@ pub fn status_table(report: &Value) -> String {
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
     }
+    out.push_str(&notes(report));
+    out
+}
+
+/// Below the table, per rule: its hosts, who was kept out in the last hour, its last error.
+fn notes(report: &Value) -> String {
+    let mut out = String::new();
     for r in report["rules"].as_array().into_iter().flatten() {
         let hosts: Vec<&str> = r["hosts"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
         out.push_str(&format!("{}: {}\n", r["rule"].as_str().unwrap_or(""), hosts.join(", ")));

@@ -99,17 +99,13 @@ mod tests {
             method: Method::POST,
             host: Some("api.dev.example.com".into()),
             path: "/".into(),
-            query: String::new(),
             accept: "text/html".into(),
             user_agent: "Mozilla/5.0".into(),
-            forwarded_for: String::new(),
-            multi_value: false,
             cookie: cookie.into(),
             body: body.into(),
             origin: origin.into(),
             fetch_site: fetch_site.into(),
-            https: false,
-            wake_token: None,
+            ..Request::default()
         }
     }
 

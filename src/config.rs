@@ -261,16 +261,19 @@ impl RawConfig {
             return Err(err("hold", "must be at most 15m (the Lambda time limit)"));
         }
 
-        let wake_from = parse_networks("wake_from", self.wake_from.as_deref())?;
         let never_wake = self.never_wake.clone().unwrap_or_default();
         check_never_wake("never_wake", &never_wake)?;
-        let click = parse_wake("wake", self.wake.as_deref())?.unwrap_or(false);
+        let top = TopGate {
+            wake_from: parse_networks("wake_from", self.wake_from.as_deref())?,
+            never_wake,
+            click: parse_wake("wake", self.wake.as_deref())?.unwrap_or(false),
+        };
         let wake_token = check_wake_token(self.wake_token)?;
         let mut rules: Vec<Rule> = Vec::with_capacity(self.rules.len());
         let mut hosts = HostIndex::default();
         let mut names = HashSet::new();
         for (i, raw) in self.rules.into_iter().enumerate() {
-            let rule = raw.validate(i, idle, &wake_from, &never_wake, click)?;
+            let rule = raw.validate(i, idle, &top)?;
             if !names.insert(rule.name.clone()) {
                 return Err(err(format!("rules[{i}].name"), format!("duplicate rule name `{}`", rule.name)));
             }
@@ -302,14 +305,7 @@ impl RawConfig {
 }
 
 impl RawRule {
-    fn validate(
-        self,
-        i: usize,
-        default_idle: Duration,
-        wake_from: &Option<Vec<Cidr>>,
-        never_wake: &RawNeverWake,
-        click: bool,
-    ) -> Result<Rule, ConfigError> {
+    fn validate(self, i: usize, default_idle: Duration, top: &TopGate) -> Result<Rule, ConfigError> {
         let key = |k: &str| format!("rules[{i}].{k}");
         let name_ok = !self.name.is_empty()
             && self.name.len() <= 64
@@ -318,6 +314,7 @@ impl RawRule {
             return Err(err(key("name"), format!("`{}` must be 1-64 characters of [a-z0-9-]", self.name)));
         }
         let key = |k: &str| format!("rules[{i}] ({}).{k}", self.name);
+        let gate = self.gate(&key, top)?;
         if self.hosts.is_empty() {
             return Err(err(key("hosts"), "must list at least one host"));
         }
@@ -406,17 +403,6 @@ impl RawRule {
             Some(c) => return Err(err(key("hourly_cost"), format!("{c} must be a positive number"))),
             None => None,
         };
-        let gate = {
-            let own = parse_networks(&key("wake_from"), self.wake_from.as_deref())?;
-            let mine = self.never_wake.unwrap_or_default();
-            check_never_wake(&key("never_wake"), &mine)?;
-            let defaults = mine.defaults.or(never_wake.defaults).unwrap_or(true);
-            let agents: Vec<String> = never_wake.user_agents.iter().chain(&mine.user_agents).cloned().collect();
-            let paths: Vec<String> = never_wake.paths.iter().chain(&mine.paths).cloned().collect();
-            let mut gate = Gate::new(own.or_else(|| wake_from.clone()), defaults, &agents, &paths);
-            gate.click = parse_wake(&key("wake"), self.wake.as_deref())?.unwrap_or(click);
-            gate
-        };
         Ok(Rule {
             name: self.name,
             gate,
@@ -473,6 +459,29 @@ fn parse_networks(key: &str, raw: Option<&[String]>) -> Result<Option<Vec<Cidr>>
         return Err(err(key, "lists no network: leave the key out to let any network wake, or list some"));
     }
     raw.iter().map(|n| Cidr::parse(n).map_err(|r| err(key, r))).collect::<Result<Vec<_>, _>>().map(Some)
+}
+
+impl RawRule {
+    /// The rule's [`Gate`]: its own `wake_from` and `wake` replace the top level's; its
+    /// `never_wake` lists add to the top level's, and its `defaults` wins when set.
+    fn gate(&self, key: &dyn Fn(&str) -> String, top: &TopGate) -> Result<Gate, ConfigError> {
+        let own = parse_networks(&key("wake_from"), self.wake_from.as_deref())?;
+        let mine = self.never_wake.clone().unwrap_or_default();
+        check_never_wake(&key("never_wake"), &mine)?;
+        let defaults = mine.defaults.or(top.never_wake.defaults).unwrap_or(true);
+        let agents: Vec<String> = top.never_wake.user_agents.iter().chain(&mine.user_agents).cloned().collect();
+        let paths: Vec<String> = top.never_wake.paths.iter().chain(&mine.paths).cloned().collect();
+        let mut gate = Gate::new(own.or_else(|| top.wake_from.clone()), defaults, &agents, &paths);
+        gate.click = parse_wake(&key("wake"), self.wake.as_deref())?.unwrap_or(top.click);
+        Ok(gate)
+    }
+}
+
+/// The top level's `wake_from`, `never_wake` and `wake`, checked: what each rule starts from.
+struct TopGate {
+    wake_from: Option<Vec<Cidr>>,
+    never_wake: RawNeverWake,
+    click: bool,
 }
 
 /// `wake = "request" | "click"`: `Some(true)` for click.

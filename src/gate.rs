@@ -211,17 +211,10 @@ mod tests {
             method: Method::from_bytes(method.as_bytes()).unwrap(),
             host: Some("api.x.com".into()),
             path: path.into(),
-            query: String::new(),
             accept: "text/html".into(),
             user_agent: ua.into(),
             forwarded_for: xff.into(),
-            multi_value: false,
-            cookie: String::new(),
-            origin: String::new(),
-            fetch_site: String::new(),
-            body: String::new(),
-            https: false,
-            wake_token: None,
+            ..Request::default()
         }
     }
 

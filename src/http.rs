@@ -9,7 +9,7 @@ use aws_lambda_events::http::{self, HeaderMap, HeaderName, HeaderValue, Method};
 pub const STATUS_PATH: &str = "/__autostop/status";
 
 /// What the wake path needs to know about an ALB request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Request {
     pub method: Method,
     /// Raw `Host` header, if any.
@@ -252,14 +252,7 @@ mod tests {
             query: query.into(),
             accept: accept.into(),
             user_agent: "test".into(),
-            forwarded_for: String::new(),
-            multi_value: false,
-            cookie: String::new(),
-            origin: String::new(),
-            fetch_site: String::new(),
-            body: String::new(),
-            https: false,
-            wake_token: None,
+            ..Request::default()
         }
     }
 

@@ -304,8 +304,16 @@ impl<C: Cloud> Waker<C> {
     /// Advances the wake by one step (or returns the status another caller got within
     /// [`STATUS_TTL`]).
     pub async fn wake(&self, rule: &Rule, cause: Cause) -> Status {
-        self.memo(rule).lock().await.cause = Some(cause);
-        self.cached_step(rule, Mode::Wake).await
+        let mut memo = self.memo(rule).lock().await;
+        memo.cause = Some(cause);
+        if let Some((at, status)) = &memo.cached {
+            if at.elapsed() < STATUS_TTL {
+                return status.clone();
+            }
+        }
+        let status = self.fleet_step(rule, &mut memo).await;
+        memo.cached = Some((Instant::now(), status.clone()));
+        status
     }
 
     /// The rule's status without acting on anything.
@@ -316,22 +324,6 @@ impl<C: Cloud> Waker<C> {
 
     fn memo(&self, rule: &Rule) -> &Mutex<Memo> {
         self.memos.get(&rule.name).expect("every configured rule has a memo")
-    }
-
-    async fn cached_step(&self, rule: &Rule, mode: Mode) -> Status {
-        let mut memo = self.memo(rule).lock().await;
-        let now = Instant::now();
-        if let Some((at, status)) = &memo.cached {
-            if now.duration_since(*at) < STATUS_TTL {
-                return status.clone();
-            }
-        }
-        let status = match mode {
-            Mode::Wake => self.fleet_step(rule, &mut memo).await,
-            Mode::Observe => self.step(rule, &mut memo, mode, None).await,
-        };
-        memo.cached = Some((Instant::now(), status.clone()));
-        status
     }
 
     /// One step for the whole fleet of Lambda environments. The state item carries the last

@@ -22,13 +22,7 @@ fn text() -> String {
 
 /// A stopped instance that boots in 30 s and is healthy 10 s later; `n` environments.
 fn fleet(n: usize) -> (Arc<FakeCloud>, Vec<Arc<App<FakeCloud>>>) {
-    let cloud = FakeCloud::new();
-    cloud.add_instance(I1, InstanceState::Stopped, SECS(30));
-    cloud.add_target_group(TG_API, SECS(10));
-    cloud.register_instance(TG_API, I1);
-    cloud.add_listener(L1);
-    cloud.add_listener(L2);
-    let cloud = Arc::new(cloud);
+    let cloud = Arc::new(ec2_world(30, 10, &[L1, L2]));
     let apps = (0..n).map(|_| Arc::new(App::with_cloud(config(&text()), Arc::clone(&cloud)))).collect();
     (cloud, apps)
 }

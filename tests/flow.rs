@@ -34,18 +34,6 @@ ec2 = {{ instance_ids = ["{I1}"] }}
     )
 }
 
-/// One stopped instance that is `pending` for `boot` and healthy `health` after it runs.
-fn ec2_world(boot: u64, health: u64, listeners: &[&str]) -> FakeCloud {
-    let cloud = FakeCloud::new();
-    cloud.add_instance(I1, InstanceState::Stopped, SECS(boot));
-    cloud.add_target_group(TG_API, SECS(health));
-    cloud.register_instance(TG_API, I1);
-    for l in listeners {
-        cloud.add_listener(l);
-    }
-    cloud
-}
-
 fn ec2_app(boot: u64, health: u64) -> App<FakeCloud> {
     App::new(config(&ec2_config(&[L1], "")), ec2_world(boot, health, &[L1]))
 }

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use autostop::app::App;
 use autostop::cloud::fake::FakeCloud;
-use autostop::cloud::InstanceState;
 use common::*;
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
@@ -85,12 +84,7 @@ fn app() -> App<FakeCloud> {
     let text = format!(
         "listener_arns = [\"{L1}\"]\nhold = \"1s\"\n[[rules]]\nname = \"api\"\nhosts = [\"api.dev.example.com\", \"*.api.dev.example.com\"]\ntarget_group_arn = \"{TG_API}\"\nec2 = {{ instance_ids = [\"{I1}\"] }}\n"
     );
-    let cloud = FakeCloud::new();
-    cloud.add_instance(I1, InstanceState::Stopped, Duration::from_secs(30));
-    cloud.add_target_group(TG_API, Duration::from_secs(10));
-    cloud.register_instance(TG_API, I1);
-    cloud.add_listener(L1);
-    App::new(config(&text), cloud)
+    App::new(config(&text), ec2_world(30, 10, &[L1]))
 }
 
 fn run(event: Value) -> Result<(), TestCaseError> {

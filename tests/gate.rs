@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use autostop::app::App;
 use autostop::cloud::fake::FakeCloud;
-use autostop::cloud::InstanceState;
 use common::*;
 
 const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:130.0) Gecko/20100101 Firefox/130.0";
@@ -16,12 +15,7 @@ fn app(extra_top: &str, extra_rule: &str) -> App<FakeCloud> {
     let text = format!(
         "listener_arns = [\"{L1}\"]\n{extra_top}\n[[rules]]\nname = \"api\"\nhosts = [\"api.dev.example.com\"]\ntarget_group_arn = \"{TG_API}\"\nec2 = {{ instance_ids = [\"{I1}\"] }}\n{extra_rule}\n"
     );
-    let cloud = FakeCloud::new();
-    cloud.add_instance(I1, InstanceState::Stopped, Duration::from_secs(20));
-    cloud.add_target_group(TG_API, Duration::from_secs(10));
-    cloud.register_instance(TG_API, I1);
-    cloud.add_listener(L1);
-    App::new(config(&text), cloud)
+    App::new(config(&text), ec2_world(20, 10, &[L1]))
 }
 
 async fn get(app: &App<FakeCloud>, method: &str, path: &str, ua: &str, xff: &str) -> Resp {
@@ -52,14 +46,8 @@ async fn bots_probes_and_odd_methods_get_a_static_answer_and_no_aws_call() {
     let robots = get(&app, "GET", "/robots.txt", FIREFOX, "198.51.100.2").await;
     assert_eq!((robots.status, robots.body.as_str()), (200, "User-agent: *\nDisallow: /\n"));
     assert_eq!(app.cloud().total_calls(), 0, "{:?}", app.cloud().call_counts());
-    let reasons: Vec<String> = app
-        .cloud()
-        .metric_lines()
-        .iter()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|v| v["Refused"] == 1.0)
-        .map(|v| v["Reason"].as_str().unwrap().to_string())
-        .collect();
+    let reasons: Vec<String> =
+        emf_lines(app.cloud(), "Refused").iter().map(|v| v["Reason"].as_str().unwrap().to_string()).collect();
     let want = ["bot", "bot", "bot", "path", "path", "path", "path", "method", "method", "path"];
     assert_eq!(reasons, want, "one Refused count per refusal, by reason");
     // `autostop status` shows them, as CloudWatch has them once its lag has passed.
@@ -134,10 +122,18 @@ fn bad_gate_keys_are_named() {
         ("wake_from = []\n", "wake_from"),
         ("never_wake = { paths = [\"wp-admin\"] }\n", "never_wake.paths"),
         ("never_wake = { user_agents = [\" \"] }\n", "never_wake.user_agents"),
+        ("wake = \"sometimes\"\n", "wake"),
+        ("wake_token = { header = \"x wake\", env = \"T\" }\n", "wake_token.header"),
+        ("wake_token = { header = \"cookie\", env = \"T\" }\n", "wake_token.header"),
+        ("wake_token = { header = \"x-autostop-wake\", env = \"\" }\n", "wake_token.env"),
     ] {
         let e = autostop::config::Config::from_toml(&format!("{extra}{base}")).unwrap_err();
         assert_eq!(e.key, key, "{extra}: {e}");
     }
-    let e = autostop::config::Config::from_toml(&format!("{base}wake_from = [\"10.0.0.0\"]\n")).unwrap_err();
-    assert_eq!(e.key, "rules[0] (api).wake_from", "{e}");
+    for (extra, key) in
+        [("wake_from = [\"10.0.0.0\"]\n", "rules[0] (api).wake_from"), ("wake = \"clik\"\n", "rules[0] (api).wake")]
+    {
+        let e = autostop::config::Config::from_toml(&format!("{base}{extra}")).unwrap_err();
+        assert_eq!(e.key, key, "{extra}: {e}");
+    }
 }

@@ -546,11 +546,8 @@ async fn the_schedule_event_runs_the_idle_check() {
 
 /// The EMF lines with metric `name`, parsed, with their metric definitions checked.
 fn emf(app: &App<FakeCloud>, name: &str) -> Vec<Value> {
-    cloud(app)
-        .metric_lines()
-        .iter()
-        .map(|l| serde_json::from_str::<Value>(l).expect("EMF is one JSON object per line"))
-        .filter(|v| v.get(name).is_some())
+    emf_lines(cloud(app), name)
+        .into_iter()
         .inspect(|v| {
             let def = &v["_aws"]["CloudWatchMetrics"][0];
             assert_eq!(def["Namespace"], "autostop");

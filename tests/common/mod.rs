@@ -1,8 +1,11 @@
 //! Helpers shared by the flow tests (in-memory cloud) and the moto tests.
 #![allow(dead_code)]
 
+use std::time::Duration;
+
 use autostop::app::App;
-use autostop::cloud::Cloud;
+use autostop::cloud::fake::FakeCloud;
+use autostop::cloud::{Cloud, InstanceState};
 use autostop::config::Config;
 use serde_json::{json, Value};
 
@@ -100,4 +103,27 @@ pub async fn status<C: Cloud>(app: &App<C>, host: &str) -> Value {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.header("x-autostop").as_deref(), Some("status"));
     r.json()
+}
+
+/// One stopped instance `I1` in `TG_API`: `pending` for `boot` seconds, healthy `health`
+/// seconds after it runs; the listeners given.
+pub fn ec2_world(boot: u64, health: u64, listeners: &[&str]) -> FakeCloud {
+    let cloud = FakeCloud::new();
+    cloud.add_instance(I1, InstanceState::Stopped, Duration::from_secs(boot));
+    cloud.add_target_group(TG_API, Duration::from_secs(health));
+    cloud.register_instance(TG_API, I1);
+    for l in listeners {
+        cloud.add_listener(l);
+    }
+    cloud
+}
+
+/// The EMF lines the fake published that carry metric `name`, parsed.
+pub fn emf_lines(cloud: &FakeCloud, name: &str) -> Vec<Value> {
+    cloud
+        .metric_lines()
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).expect("EMF is one JSON object per line"))
+        .filter(|v| v.get(name).is_some())
+        .collect()
 }
