@@ -16,8 +16,8 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Mutex};
 
-const ROUNDS: usize = 5;
-const PER_ROUND: usize = 400;
+const ROUNDS: usize = 9;
+const PER_ROUND: usize = 1000;
 
 fn main() {
     if std::env::var_os("AUTOSTOP_BENCH_BARE").is_some() {

@@ -4,16 +4,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use aws_lambda_events::alb::{AlbTargetGroupRequest, AlbTargetGroupResponse};
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use crate::click;
 use crate::cloud::{Cloud, MetricQuery};
 use crate::config::Config;
-use crate::event::{classify, Command, Event, EventError};
+use crate::event::{classify_for, Command, Event, EventError};
 use crate::gate::Reason;
-use crate::http::{prefers_json, Reply, Request, STATUS_PATH};
+use crate::http::{prefers_json, AlbReply, Reply, Request, STATUS_PATH};
 use crate::idle::{self, StopOutcome};
 use crate::metrics;
 use crate::pages;
@@ -33,6 +32,23 @@ const RETRY_ERROR_SECS: u64 = 15;
 /// does on every run).
 pub const LISTENER_REFRESH: Duration = Duration::from_secs(300);
 
+/// What an invocation answers: the ALB's response to a request, or a command's JSON report.
+/// Serialised as it is (the ALB reply straight from its fields).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    Alb(AlbReply),
+    Json(Value),
+}
+
+impl serde::Serialize for Answer {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Answer::Alb(reply) => reply.serialize(serializer),
+            Answer::Json(value) => value.serialize(serializer),
+        }
+    }
+}
+
 pub struct App<C> {
     cloud: Arc<C>,
     /// The wake engine over the current config; replaced when the listeners change.
@@ -42,6 +58,8 @@ pub struct App<C> {
     discovery: Option<(String, tokio::sync::Mutex<Instant>)>,
     /// The shared secret API clients wake click-mode rules with (`wake_token.env`, read once).
     wake_secret: Option<String>,
+    /// The `Refused` metric line of each rule and [`Reason`] (as in [`Reason::ALL`]), built once.
+    refusals: HashMap<String, [metrics::Template; 5]>,
 }
 
 impl<C: Cloud> App<C> {
@@ -55,8 +73,9 @@ impl<C: Cloud> App<C> {
         if let (Some(t), None) = (&config.wake_token, &wake_secret) {
             tracing::warn!(env = %t.env, "wake_token.env is not set: API clients cannot wake click-mode rules");
         }
+        let refusals = config.rules.iter().map(|r| (r.name.clone(), refusal_lines(&r.name))).collect();
         let waker = Waker::new(Arc::clone(&cloud), Arc::new(config));
-        App { cloud, waker: RwLock::new(Arc::new(waker)), discovery: None, wake_secret }
+        App { cloud, waker: RwLock::new(Arc::new(waker)), discovery: None, wake_secret, refusals }
     }
 
     /// The `wake_token` secret, given rather than read from the environment (tests).
@@ -114,21 +133,33 @@ impl<C: Cloud> App<C> {
         }
     }
 
+    /// [`App::answer`] as a JSON value (the CLI and tests read it so).
+    pub async fn handle(&self, event: Value, time_left: Option<Duration>) -> Result<Value, EventError> {
+        let answer = self.answer(event, time_left).await?;
+        serde_json::to_value(answer).map_err(|e| EventError(format!("response not serialisable: {e}")))
+    }
+
     /// Any event. `time_left` is what remains of the Lambda invocation (None outside Lambda).
     /// `Err` only for events autostop cannot handle; AWS faults become responses.
-    pub async fn handle(&self, event: Value, time_left: Option<Duration>) -> Result<Value, EventError> {
-        let event = classify(event)?;
+    pub async fn answer(&self, event: Value, time_left: Option<Duration>) -> Result<Answer, EventError> {
+        let event = classify_for(event, self.config().wake_token.as_ref().map(|t| t.header.as_str()))?;
         let now = matches!(event, Event::Schedule | Event::Command(Command::IdleCheck { .. } | Command::Sync));
         self.refresh_listeners(now).await;
         match event {
-            Event::Alb(req, query) => {
+            Event::Alb(req) => {
                 // Each branch boxed: an unboxed `handle` future is as large as all its branches'
                 // AWS SDK futures together, which in a debug build overflowed a 2 MiB stack.
-                let resp = Box::pin(self.alb(&req, query, time_left)).await;
-                serde_json::to_value(resp).map_err(|e| EventError(format!("response not serialisable: {e}")))
+                Ok(Answer::Alb(Box::pin(self.alb(&req, time_left)).await))
             }
-            Event::Command(Command::Status) => Ok(Box::pin(self.status_report()).await),
+            other => Box::pin(self.command(other, time_left)).await.map(Answer::Json),
+        }
+    }
 
+    /// The schedule and the operators' commands: a JSON report each.
+    async fn command(&self, event: Event, time_left: Option<Duration>) -> Result<Value, EventError> {
+        match event {
+            Event::Alb(..) => Err(EventError("an ALB request is not a command".into())),
+            Event::Command(Command::Status) => Ok(Box::pin(self.status_report()).await),
             Event::Command(Command::Wake { rule }) => {
                 let rule = self.named_rule(&rule)?;
                 Ok(to_json(&self.waker().wake(&rule, Cause::Operator).await))
@@ -136,19 +167,21 @@ impl<C: Cloud> App<C> {
             Event::Schedule => Box::pin(self.idle_check(false, time_left)).await,
             Event::Command(Command::Sync) => self.sync().await,
             Event::Command(Command::IdleCheck { dry_run }) => Box::pin(self.idle_check(dry_run, time_left)).await,
-            Event::Command(Command::Stop { rule }) => {
-                let rule = self.named_rule(&rule)?;
-                let outcome = idle::stop_now(self.cloud(), &self.config(), &rule)
-                    .await
-                    .map_err(|e| EventError(format!("stop of `{}` failed: {e}", rule.name)))?;
-                let (result, detail) = match outcome {
-                    StopOutcome::Stopped => ("stopped", None),
-                    StopOutcome::BackedOff(why) => ("backed_off", Some(why)),
-                    StopOutcome::Partial(why) => ("partial", Some(why)),
-                };
-                Ok(json!({ "rule": rule.name, "result": result, "detail": detail }))
-            }
+            Event::Command(Command::Stop { rule }) => Box::pin(self.stop(&rule)).await,
         }
+    }
+
+    async fn stop(&self, rule: &str) -> Result<Value, EventError> {
+        let rule = self.named_rule(rule)?;
+        let outcome = idle::stop_now(self.cloud(), &self.config(), &rule)
+            .await
+            .map_err(|e| EventError(format!("stop of `{}` failed: {e}", rule.name)))?;
+        let (result, detail) = match outcome {
+            StopOutcome::Stopped => ("stopped", None),
+            StopOutcome::BackedOff(why) => ("backed_off", Some(why)),
+            StopOutcome::Partial(why) => ("partial", Some(why)),
+        };
+        Ok(json!({ "rule": rule.name, "result": result, "detail": detail }))
     }
 
     async fn idle_check(&self, dry_run: bool, time_left: Option<Duration>) -> Result<Value, EventError> {
@@ -232,17 +265,8 @@ impl<C: Cloud> App<C> {
         })
     }
 
-    pub async fn alb(
-        &self,
-        req: &AlbTargetGroupRequest,
-        query: String,
-        time_left: Option<Duration>,
-    ) -> AlbTargetGroupResponse {
-        let mut request = Request::from_alb(req, query);
-        if let Some(t) = &self.config().wake_token {
-            request = request.with_wake_token(req, &t.header);
-        }
-        let reply = self.respond(&request, time_left).await;
+    pub async fn alb(&self, request: &Request, time_left: Option<Duration>) -> AlbReply {
+        let reply = self.respond(request, time_left).await;
         reply.into_alb(request.multi_value)
     }
 
@@ -256,7 +280,9 @@ impl<C: Cloud> App<C> {
         };
         let config = self.config();
         let Some(rule) = config.rule_for_host(&host) else {
-            tracing::info!(host = %host, "no rule for host");
+            // Debug, like refusals: under a scan these are most requests, and a log line each
+            // would cost more than the answer (and CloudWatch Logs ingestion besides).
+            tracing::debug!(host = %host, "no rule for host");
             return not_found(req, &host);
         };
         if let Some(reason) = rule.gate.refuse(req) {
@@ -282,9 +308,14 @@ impl<C: Cloud> App<C> {
 
     /// The static answer to a request that wakes nothing, counted in the `Refused` metric.
     fn refuse(&self, req: &Request, host: &str, rule: &Rule, reason: Reason) -> Reply {
-        tracing::info!(host = %host, rule = %rule.name, reason = reason.as_str(), method = %req.method, path = %req.path, "refused: wakes nothing");
-        let dims = [("Rule", rule.name.as_str()), ("Reason", reason.as_str())];
-        self.cloud.emit_metrics(metrics::line(self.cloud.now_ms(), &dims, &[metrics::count("Refused")]));
+        // Counted by the `Refused` metric; the line itself only at debug (see `no rule for host`).
+        tracing::debug!(host = %host, rule = %rule.name, reason = reason.as_str(), method = %req.method, path = %req.path, "refused: wakes nothing");
+        let now = self.cloud.now_ms();
+        let line = match self.refusals.get(&rule.name) {
+            Some(lines) => lines[reason as usize].at(now),
+            None => refusal_lines(&rule.name)[reason as usize].at(now),
+        };
+        self.cloud.emit_metrics(line);
         let token_header = self.config().wake_token.as_ref().map(|t| t.header.clone());
         refused(req, host, rule, reason, token_header.as_deref())
     }
@@ -432,8 +463,14 @@ fn refused(req: &Request, host: &str, rule: &Rule, reason: Reason, token_header:
         ),
     };
     let reply = if prefers_json(&req.accept) || !req.is_browser() {
-        let body = json!({ "error": "not_woken", "reason": reason.as_str(), "host": host, "message": why, "what_to_do": what });
-        Reply::json(status, body.to_string(), "refused")
+        let body = ErrorBody {
+            error: "not_woken",
+            reason: Some(reason.as_str()),
+            host,
+            message: &why,
+            what_to_do: Some(&what),
+        };
+        Reply::json(status, body.to_json(), "refused")
     } else {
         Reply::html(status, pages::message("Asleep", Some(host), vec![why, what], None, None), "refused")
     };
@@ -444,11 +481,36 @@ fn refused(req: &Request, host: &str, rule: &Rule, reason: Reason, token_header:
     }
 }
 
+/// A rule's `Refused` lines, one per [`Reason`], indexed by `reason as usize`.
+fn refusal_lines(rule: &str) -> [metrics::Template; 5] {
+    Reason::ALL.map(|r| metrics::Template::new(&[("Rule", rule), ("Reason", r.as_str())], &[metrics::count("Refused")]))
+}
+
+/// The JSON answer of a request that wakes nothing, written without a JSON tree in between.
+#[derive(serde::Serialize)]
+struct ErrorBody<'a> {
+    error: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
+    host: &'a str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    what_to_do: Option<&'a str>,
+}
+
+impl ErrorBody<'_> {
+    fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// A browser gets a page; any other client a short JSON answer (as for a refusal), the cheapest
+/// answer to a scan of unknown hosts.
 fn not_found(req: &Request, host: &str) -> Reply {
-    if prefers_json(&req.accept) {
-        let body =
-            json!({ "error": "unknown_host", "host": host, "message": format!("no autostop rule serves {host}") });
-        return Reply::json(404, body.to_string(), "not-found");
+    if prefers_json(&req.accept) || !req.is_browser() {
+        let message = format!("no autostop rule serves {host}");
+        let body = ErrorBody { error: "unknown_host", reason: None, host, message: &message, what_to_do: None };
+        return Reply::json(404, body.to_json(), "not-found");
     }
     let page = pages::message(
         "No environment here",

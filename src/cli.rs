@@ -91,7 +91,7 @@ pub async fn load_config(path: Option<PathBuf>, cloud: &AwsCloud) -> Result<Conf
 }
 
 pub async fn run(cli: Cli) -> i32 {
-    let cloud = AwsCloud::from_env().await;
+    let cloud = AwsCloud::from_env();
     let config = match load_config(cli.config.clone(), &cloud).await {
         Ok(c) => c,
         Err(e) => {

@@ -3,13 +3,14 @@
 //! Shapes are tried in turn by their distinguishing keys, so an unknown event gets an error
 //! naming what it looked like rather than an opaque "did not match any variant".
 
-use aws_lambda_events::alb::AlbTargetGroupRequest;
 use serde_json::Value;
+
+use crate::http::Request;
 
 #[derive(Debug)]
 pub enum Event {
-    /// The request, and its query string as the event lists it (see [`raw_query`]).
-    Alb(Box<AlbTargetGroupRequest>, String),
+    /// An ALB request.
+    Alb(Box<Request>),
     /// EventBridge `Scheduled Event`: run the idle check.
     Schedule,
     Command(Command),
@@ -45,6 +46,11 @@ impl std::fmt::Display for EventError {
 impl std::error::Error for EventError {}
 
 pub fn classify(event: Value) -> Result<Event, EventError> {
+    classify_for(event, None)
+}
+
+/// [`classify`], reading the header `wake_header` (the config's `wake_token.header`) of a request.
+pub fn classify_for(event: Value, wake_header: Option<&str>) -> Result<Event, EventError> {
     let Value::Object(map) = &event else {
         return Err(EventError(format!("expected a JSON object event, got {}", describe(&event))));
     };
@@ -52,9 +58,8 @@ pub fn classify(event: Value) -> Result<Event, EventError> {
         return command(cmd, &event).map(Event::Command);
     }
     if map.get("requestContext").and_then(|c| c.get("elb")).is_some() {
-        let query = raw_query(&event);
-        return serde_json::from_value::<AlbTargetGroupRequest>(event)
-            .map(|r| Event::Alb(Box::new(r), query))
+        return Request::from_event(&event, wake_header)
+            .map(|r| Event::Alb(Box::new(r)))
             .map_err(|e| EventError(format!("ALB target group request could not be read: {e}")));
     }
     if map.get("source").and_then(Value::as_str) == Some("aws.events")

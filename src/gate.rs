@@ -27,7 +27,8 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 5] = [Reason::Bot, Reason::Path, Reason::Network, Reason::Method, Reason::ClickRequired];
+    /// Every reason, in declaration order: `ALL[reason as usize] == reason`.
+    pub const ALL: [Reason; 5] = [Reason::Method, Reason::Path, Reason::Bot, Reason::Network, Reason::ClickRequired];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -204,6 +205,13 @@ pub fn client_ip(forwarded_for: &str) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn all_reasons_are_indexed_by_their_discriminant() {
+        for (i, r) in Reason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i, "{r:?}");
+        }
+    }
     use aws_lambda_events::http::Method;
 
     fn req(method: &str, path: &str, ua: &str, xff: &str) -> Request {

@@ -1,9 +1,10 @@
 //! Which response for which request: the HTTP table of SPEC, as pure functions over
-//! [`Request`] plus builders for `AlbTargetGroupResponse`.
+//! [`Request`], plus the ALB's response shape ([`AlbReply`]).
 
-use aws_lambda_events::alb::{AlbTargetGroupRequest, AlbTargetGroupResponse};
-use aws_lambda_events::encodings::Body;
-use aws_lambda_events::http::{self, HeaderMap, HeaderName, HeaderValue, Method};
+use aws_lambda_events::http::{self, Method};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::Value;
+use std::borrow::Cow;
 
 /// Path of the status endpoint on every rule's host.
 pub const STATUS_PATH: &str = "/__autostop/status";
@@ -36,40 +37,35 @@ pub struct Request {
 }
 
 impl Request {
-    /// `query` is the event's query string as it lists it ([`crate::event::raw_query`]).
-    pub fn from_alb(req: &AlbTargetGroupRequest, query: String) -> Request {
-        let multi_value = !req.multi_value_headers.is_empty();
-        let headers = if multi_value { &req.multi_value_headers } else { &req.headers };
-        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-        let host = headers.get("host").and_then(|v| v.to_str().ok()).map(str::to_string);
-        Request {
-            method: req.http_method.clone(),
-            host,
-            path: req.path.clone().unwrap_or_else(|| "/".into()),
-            query,
-            accept: header("accept"),
-            user_agent: header("user-agent"),
-            forwarded_for: headers
-                .get_all("x-forwarded-for")
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .collect::<Vec<_>>()
-                .join(", "),
-            multi_value,
-            cookie: headers.get_all("cookie").iter().filter_map(|v| v.to_str().ok()).collect::<Vec<_>>().join("; "),
-            origin: header("origin"),
-            fetch_site: header("sec-fetch-site"),
-            body: body_text(req),
-            https: header("x-forwarded-proto").eq_ignore_ascii_case("https"),
-            wake_token: None,
-        }
-    }
-
-    /// Reads the header `name` into [`Request::wake_token`].
-    pub fn with_wake_token(mut self, req: &AlbTargetGroupRequest, name: &str) -> Request {
-        let headers = if self.multi_value { &req.multi_value_headers } else { &req.headers };
-        self.wake_token = headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
-        self
+    /// Reads an ALB event (ALB guide, "Lambda functions as targets": `httpMethod`, `path`,
+    /// `headers` or, with multi-value headers on, `multiValueHeaders`, the query parameters,
+    /// `body`, `isBase64Encoded`) straight from its JSON: no header map is built, since under a
+    /// scan most requests are answered from three headers. Header names match case-insensitively.
+    /// `wake_header` names the header read into [`Request::wake_token`].
+    pub fn from_event(event: &Value, wake_header: Option<&str>) -> Result<Request, String> {
+        let method = match event.get("httpMethod") {
+            Some(Value::String(m)) => {
+                Method::from_bytes(m.as_bytes()).map_err(|_| format!("httpMethod `{m}` is not a method"))?
+            }
+            other => return Err(format!("httpMethod must be a string, got {}", other.unwrap_or(&Value::Null))),
+        };
+        let headers = Headers::of(event);
+        Ok(Request {
+            method,
+            host: headers.first("host").map(str::to_string),
+            path: event.get("path").and_then(Value::as_str).unwrap_or("/").to_string(),
+            query: crate::event::raw_query(event),
+            accept: headers.first("accept").unwrap_or_default().to_string(),
+            user_agent: headers.first("user-agent").unwrap_or_default().to_string(),
+            forwarded_for: headers.all("x-forwarded-for", ", "),
+            multi_value: headers.multi,
+            cookie: headers.all("cookie", "; "),
+            origin: headers.first("origin").unwrap_or_default().to_string(),
+            fetch_site: headers.first("sec-fetch-site").unwrap_or_default().to_string(),
+            body: body_text(event),
+            https: headers.first("x-forwarded-proto").is_some_and(|p| p.eq_ignore_ascii_case("https")),
+            wake_token: wake_header.and_then(|h| headers.first(h)).map(str::to_string),
+        })
     }
 
     /// The ALB health checker probing the Lambda target group.
@@ -97,11 +93,50 @@ impl Request {
     }
 }
 
+/// An ALB event's headers: `multiValueHeaders` when the target group has them on (the event then
+/// has no `headers`), else `headers`.
+struct Headers<'a> {
+    map: Option<&'a serde_json::Map<String, Value>>,
+    multi: bool,
+}
+
+impl<'a> Headers<'a> {
+    fn of(event: &'a Value) -> Headers<'a> {
+        match event.get("multiValueHeaders").and_then(Value::as_object) {
+            Some(m) if !m.is_empty() => Headers { map: Some(m), multi: true },
+            _ => Headers { map: event.get("headers").and_then(Value::as_object), multi: false },
+        }
+    }
+
+    /// Every value of `name`, in order.
+    fn values(&self, name: &str) -> Vec<&'a str> {
+        let mut out = Vec::new();
+        for (_, v) in self.map.into_iter().flatten().filter(|(k, _)| k.eq_ignore_ascii_case(name)) {
+            match v {
+                Value::Array(vs) => out.extend(vs.iter().filter_map(Value::as_str)),
+                Value::String(s) => out.push(s.as_str()),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    fn first(&self, name: &str) -> Option<&'a str> {
+        self.values(name).first().copied()
+    }
+
+    fn all(&self, name: &str, separator: &str) -> String {
+        self.values(name).join(separator)
+    }
+}
+
 /// The body as text; only small form bodies matter, so a large or binary one reads as empty.
-fn body_text(req: &AlbTargetGroupRequest) -> String {
+fn body_text(event: &Value) -> String {
     use base64::Engine;
-    let Some(body) = req.body.as_deref().filter(|b| b.len() <= 4096) else { return String::new() };
-    if !req.is_base64_encoded {
+    let Some(body) = event.get("body").and_then(Value::as_str).filter(|b| b.len() <= 4096) else {
+        return String::new();
+    };
+    if event.get("isBase64Encoded").and_then(Value::as_bool) != Some(true) {
         return body.to_string();
     }
     base64::engine::general_purpose::STANDARD
@@ -161,79 +196,124 @@ pub fn prefers_json(accept: &str) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
     pub status: u16,
-    pub headers: Vec<(&'static str, String)>,
+    /// Most values are constants: borrowed, not copied, on every answer.
+    pub headers: Vec<(&'static str, Cow<'static, str>)>,
     pub body: String,
 }
 
 impl Reply {
-    fn new(status: u16, content_type: &str, body: String, kind: &str) -> Reply {
-        Reply {
-            status,
-            headers: vec![
-                ("content-type", content_type.to_string()),
-                // Never cached by a CDN or shared cache; the answer depends on these headers.
-                ("cache-control", "no-store, private".to_string()),
-                ("vary", "Accept, User-Agent".to_string()),
-                // Nothing autostop answers belongs in a search index.
-                ("x-robots-tag", "noindex".to_string()),
-                ("x-autostop", kind.to_string()),
-            ],
-            body,
-        }
+    fn new(status: u16, content_type: &'static str, body: String, kind: &'static str) -> Reply {
+        let mut headers = Vec::with_capacity(7);
+        headers.extend([
+            ("content-type", Cow::Borrowed(content_type)),
+            // Never cached by a CDN or shared cache; the answer depends on these headers.
+            ("cache-control", Cow::Borrowed("no-store, private")),
+            ("vary", Cow::Borrowed("Accept, User-Agent")),
+            // Nothing autostop answers belongs in a search index.
+            ("x-robots-tag", Cow::Borrowed("noindex")),
+            ("x-autostop", Cow::Borrowed(kind)),
+        ]);
+        Reply { status, headers, body }
     }
 
-    pub fn html(status: u16, body: String, kind: &str) -> Reply {
+    pub fn html(status: u16, body: String, kind: &'static str) -> Reply {
         Reply::new(status, "text/html; charset=utf-8", body, kind)
     }
 
-    pub fn json(status: u16, body: String, kind: &str) -> Reply {
+    pub fn json(status: u16, body: String, kind: &'static str) -> Reply {
         Reply::new(status, "application/json", body, kind)
     }
 
-    pub fn text(status: u16, body: &str, kind: &str) -> Reply {
+    pub fn text(status: u16, body: &str, kind: &'static str) -> Reply {
         Reply::new(status, "text/plain; charset=utf-8", body.to_string(), kind)
     }
 
     /// 307 keeps the method and body.
     pub fn redirect(location: String) -> Reply {
         let mut r = Reply::new(307, "text/plain; charset=utf-8", String::new(), "redirect");
-        r.headers.push(("location", location));
+        r.headers.push(("location", Cow::Owned(location)));
         r
     }
 
     /// 303: the browser follows with a GET (after a form's POST).
     pub fn see_other(location: String) -> Reply {
         let mut r = Reply::new(303, "text/plain; charset=utf-8", String::new(), "redirect");
-        r.headers.push(("location", location));
+        r.headers.push(("location", Cow::Owned(location)));
         r
     }
 
-    pub fn with(mut self, name: &'static str, value: String) -> Reply {
-        self.headers.push((name, value));
+    pub fn with(mut self, name: &'static str, value: impl Into<Cow<'static, str>>) -> Reply {
+        self.headers.push((name, value.into()));
         self
     }
 
-    /// The ALB response, with headers in the mode the request came in (an ALB with multi-value
-    /// headers on ignores `headers` and vice versa).
-    pub fn into_alb(self, multi_value: bool) -> AlbTargetGroupResponse {
-        let mut map = HeaderMap::new();
-        for (name, value) in self.headers {
-            if let Ok(v) = HeaderValue::from_str(&value) {
-                map.append(HeaderName::from_static(name), v);
+    /// The answer as the ALB reads it, with headers in the mode the request came in.
+    pub fn into_alb(self, multi_value: bool) -> AlbReply {
+        AlbReply { reply: self, multi_value }
+    }
+}
+
+/// A [`Reply`] in the shape the ALB reads from a Lambda target: `statusCode`,
+/// `statusDescription`, `headers` or `multiValueHeaders`, `body`, `isBase64Encoded` (ALB guide,
+/// "Lambda functions as targets"; an ALB with multi-value headers on reads only
+/// `multiValueHeaders`, and with them off only `headers`). Serialised straight from the reply,
+/// with no header map or JSON tree in between: on the refused and unknown-host answers, which a
+/// scan makes most of, those copies cost more than deciding the answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlbReply {
+    pub reply: Reply,
+    pub multi_value: bool,
+}
+
+impl AlbReply {
+    pub fn status(&self) -> u16 {
+        self.reply.status
+    }
+}
+
+impl Serialize for AlbReply {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let r = &self.reply;
+        let mut map = serializer.serialize_map(Some(6))?;
+        map.serialize_entry("statusCode", &r.status)?;
+        map.serialize_entry("statusDescription", &format!("{} {}", r.status, reason(r.status)))?;
+        let (single, multi) = (HeaderList(&r.headers, false), HeaderList(&r.headers, true));
+        let none = HeaderList(&[], false);
+        map.serialize_entry("headers", if self.multi_value { &none } else { &single })?;
+        map.serialize_entry("multiValueHeaders", if self.multi_value { &multi } else { &none })?;
+        map.serialize_entry("body", &r.body)?;
+        map.serialize_entry("isBase64Encoded", &false)?;
+        map.end()
+    }
+}
+
+/// Header values as the ALB takes them: a name once with its first value, or (multi-value) once
+/// with all its values in order. A value HTTP does not allow (a control character) is left out.
+struct HeaderList<'a>(&'a [(&'static str, Cow<'static, str>)], bool);
+
+impl Serialize for HeaderList<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let HeaderList(headers, multi) = *self;
+        let valid: Vec<&(&str, Cow<str>)> = headers.iter().filter(|(_, v)| is_header_value(v)).collect();
+        let mut map = serializer.serialize_map(None)?;
+        for (i, (name, value)) in valid.iter().enumerate() {
+            if valid[..i].iter().any(|(n, _)| n == name) {
+                continue;
+            }
+            if multi {
+                let values: Vec<&str> = valid[i..].iter().filter(|(n, _)| n == name).map(|(_, v)| v.as_ref()).collect();
+                map.serialize_entry(name, &values)?;
+            } else {
+                map.serialize_entry(name, value)?;
             }
         }
-        let mut resp = AlbTargetGroupResponse::default();
-        resp.status_code = self.status as i64;
-        resp.status_description = Some(format!("{} {}", self.status, reason(self.status)));
-        if multi_value {
-            resp.multi_value_headers = map;
-        } else {
-            resp.headers = map;
-        }
-        resp.body = Some(Body::Text(self.body));
-        resp.is_base64_encoded = false;
-        resp
+        map.end()
     }
+}
+
+/// What `http::HeaderValue` accepts: visible characters, space and tab; no other control byte.
+fn is_header_value(v: &str) -> bool {
+    v.bytes().all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f))
 }
 
 fn reason(status: u16) -> &'static str {
@@ -298,15 +378,73 @@ mod tests {
         }
     }
 
+    /// The event read without a header map: single and multi-value modes, names in any case,
+    /// repeated headers joined, the wake header only when configured, bad methods refused.
+    #[test]
+    fn requests_are_read_from_the_event_json() {
+        let single = serde_json::json!({
+            "httpMethod": "POST", "path": "/a", "queryStringParameters": {"x": "1"},
+            "headers": {"Host": "api.x.com", "USER-AGENT": "curl/8", "x-forwarded-for": "1.2.3.4, 10.0.0.9",
+                        "x-forwarded-proto": "HTTPS", "x-autostop-wake": "s3cret"},
+            "body": "YT0x", "isBase64Encoded": true
+        });
+        let r = Request::from_event(&single, Some("X-Autostop-Wake")).unwrap();
+        assert_eq!((r.method.as_str(), r.host.as_deref(), r.path.as_str()), ("POST", Some("api.x.com"), "/a"));
+        assert_eq!((r.user_agent.as_str(), r.query.as_str(), r.body.as_str()), ("curl/8", "x=1", "a=1"));
+        assert_eq!(r.forwarded_for, "1.2.3.4, 10.0.0.9");
+        assert!(r.https && !r.multi_value);
+        assert_eq!(r.wake_token.as_deref(), Some("s3cret"));
+        assert_eq!(Request::from_event(&single, None).unwrap().wake_token, None);
+
+        let multi = serde_json::json!({
+            "httpMethod": "GET", "headers": {},
+            "multiValueHeaders": {"host": ["api.x.com"], "x-forwarded-for": ["1.2.3.4", "10.0.0.9"],
+                                  "cookie": ["a=1", "b=2"]}
+        });
+        let r = Request::from_event(&multi, None).unwrap();
+        assert!(r.multi_value);
+        assert_eq!(
+            (r.path.as_str(), r.forwarded_for.as_str(), r.cookie.as_str()),
+            ("/", "1.2.3.4, 10.0.0.9", "a=1; b=2")
+        );
+
+        for bad in [
+            serde_json::json!({"path": "/"}),
+            serde_json::json!({"httpMethod": 5}),
+            serde_json::json!({"httpMethod": "G T"}),
+        ] {
+            assert!(Request::from_event(&bad, None).is_err(), "{bad}");
+        }
+    }
+
     #[test]
     fn alb_response_uses_the_request_header_mode() {
-        let single = Reply::text(200, "ok", "health").into_alb(false);
-        assert_eq!(single.status_description.as_deref(), Some("200 OK"));
-        assert_eq!(single.headers.get("x-autostop").unwrap(), "health");
-        assert!(single.multi_value_headers.is_empty());
-        let multi = Reply::redirect("/x".into()).into_alb(true);
-        assert!(multi.headers.is_empty());
-        assert_eq!(multi.multi_value_headers.get("location").unwrap(), "/x");
-        assert_eq!(multi.status_description.as_deref(), Some("307 Temporary Redirect"));
+        let single = serde_json::to_value(Reply::text(200, "ok", "health").into_alb(false)).unwrap();
+        assert_eq!(single["statusCode"], 200);
+        assert_eq!(single["statusDescription"], "200 OK");
+        assert_eq!(single["headers"]["x-autostop"], "health");
+        assert_eq!(single["multiValueHeaders"], serde_json::json!({}));
+        assert_eq!(single["body"], "ok");
+        assert_eq!(single["isBase64Encoded"], false);
+        let multi = serde_json::to_value(Reply::redirect("/x".into()).into_alb(true)).unwrap();
+        assert_eq!(multi["headers"], serde_json::json!({}));
+        assert_eq!(multi["multiValueHeaders"]["location"], serde_json::json!(["/x"]));
+        assert_eq!(multi["statusDescription"], "307 Temporary Redirect");
+    }
+
+    /// What the header map did before: a repeated name keeps its first value (single-value
+    /// mode) or all of them in order (multi-value); a value with CR or LF is never sent.
+    #[test]
+    fn repeated_and_invalid_header_values() {
+        let reply = Reply::text(200, "ok", "health")
+            .with("set-cookie", "a=1")
+            .with("set-cookie", "b=2")
+            .with("location", "/x\r\nSet-Cookie: evil=1");
+        let single = serde_json::to_value(reply.clone().into_alb(false)).unwrap();
+        assert_eq!(single["headers"]["set-cookie"], "a=1");
+        assert!(single["headers"].get("location").is_none());
+        let multi = serde_json::to_value(reply.into_alb(true)).unwrap();
+        assert_eq!(multi["multiValueHeaders"]["set-cookie"], serde_json::json!(["a=1", "b=2"]));
+        assert!(multi["multiValueHeaders"].get("location").is_none());
     }
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use autostop::app::App;
+use autostop::app::{Answer, App};
 use autostop::cli::{self, Cli, Cmd};
 use autostop::cloud::aws::AwsCloud;
 use autostop::cloud::Cloud;
@@ -34,15 +34,15 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 }
 
 /// One invocation: the event, with what remains of the invocation's time (its deadline).
-async fn invoke<C: Cloud>(app: &App<C>, event: LambdaEvent<Value>) -> Result<Value, lambda_runtime::Error> {
+async fn invoke<C: Cloud>(app: &App<C>, event: LambdaEvent<Value>) -> Result<Answer, lambda_runtime::Error> {
     let left = time_left(event.context.deadline, SystemTime::now());
-    app.handle(event.payload, left).await.map_err(lambda_runtime::Error::from)
+    app.answer(event.payload, left).await.map_err(lambda_runtime::Error::from)
 }
 
 /// Config and clients as the Lambda loads them. A bad config stops the process before it serves
 /// anything: never half a config.
 async fn lambda_app(path: Option<std::path::PathBuf>) -> Result<App<AwsCloud>, lambda_runtime::Error> {
-    let cloud = AwsCloud::from_env().await;
+    let cloud = AwsCloud::from_env();
     let config = cli::load_config(path, &cloud).await.map_err(|e| {
         tracing::error!(error = %e, "config rejected");
         e
@@ -136,7 +136,7 @@ mod tests {
         let mut context = lambda_runtime::Context::default();
         context.deadline = epoch_ms() + 10_000;
         let start = tokio::time::Instant::now();
-        let v = invoke(&app, LambdaEvent::new(event, context)).await.unwrap();
+        let v = serde_json::to_value(invoke(&app, LambdaEvent::new(event, context)).await.unwrap()).unwrap();
         assert_eq!(v["statusCode"], 503);
         let held = start.elapsed();
         assert!(held >= Duration::from_secs(6) && held < Duration::from_secs(8), "held {held:?}, not hold's 2 m");

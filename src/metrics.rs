@@ -5,7 +5,8 @@
 //! when a wake's standing rules are switched to the app; `SecondsAsleep` when a wake starts; `Stops` by `Reason` and
 //! `SecondsAwake` when a rule is stopped; `Errors` by AWS `Code` when a wake step fails.
 
-use serde_json::{json, Map, Value};
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
 
 pub const NAMESPACE: &str = "autostop";
 
@@ -25,23 +26,81 @@ pub fn line(timestamp_ms: i64, dimensions: &[(&str, &str)], metrics: &[Metric]) 
 /// One EMF line whose metrics are published under each of `sets` (lists of dimension names
 /// from `dimensions`): `Wakes` by `Rule` as before, and by `Rule` and `Cause`.
 pub fn line_sets(timestamp_ms: i64, dimensions: &[(&str, &str)], sets: &[&[&str]], metrics: &[Metric]) -> String {
-    let mut root = Map::new();
-    for (name, value) in dimensions {
-        root.insert(name.to_string(), json!(value));
+    let line = Line { timestamp_ms, dimensions, sets, metrics };
+    serde_json::to_string(&line).unwrap_or_default()
+}
+
+/// The EMF document, serialised straight from its parts: a refused request emits one, and a
+/// JSON tree built first would cost more than the refusal itself.
+struct Line<'a> {
+    timestamp_ms: i64,
+    dimensions: &'a [(&'a str, &'a str)],
+    sets: &'a [&'a [&'a str]],
+    metrics: &'a [Metric<'a>],
+}
+
+impl Serialize for Line<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut root = serializer.serialize_map(None)?;
+        for (name, value) in self.dimensions {
+            root.serialize_entry(name, value)?;
+        }
+        for m in self.metrics {
+            root.serialize_entry(m.name, &m.value)?;
+        }
+        let defs: Vec<Definition> = self.metrics.iter().map(|m| Definition { name: m.name, unit: m.unit }).collect();
+        let directive = Directive { namespace: NAMESPACE, dimensions: self.sets, metrics: &defs };
+        root.serialize_entry("_aws", &Aws { timestamp: self.timestamp_ms, cloud_watch_metrics: [directive] })?;
+        root.end()
     }
-    for m in metrics {
-        root.insert(m.name.to_string(), json!(m.value));
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Aws<'a> {
+    timestamp: i64,
+    cloud_watch_metrics: [Directive<'a>; 1],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Directive<'a> {
+    namespace: &'a str,
+    dimensions: &'a [&'a [&'a str]],
+    metrics: &'a [Definition<'a>],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Definition<'a> {
+    name: &'a str,
+    unit: &'a str,
+}
+
+/// A line whose only varying part is its timestamp, built once and split around it: the
+/// `Refused` line of a rule and reason is the same on every refusal but for the time.
+#[derive(Debug, Clone)]
+pub struct Template {
+    head: String,
+    tail: String,
+}
+
+impl Template {
+    pub fn new(dimensions: &[(&str, &str)], metrics: &[Metric]) -> Template {
+        let line = line(0, dimensions, metrics);
+        // `"Timestamp":0` unescaped is the key itself: inside a JSON string its quotes are `\"`.
+        let at = line.rfind("\"Timestamp\":0").map(|i| i + "\"Timestamp\":".len()).unwrap_or(line.len());
+        Template { head: line[..at].to_string(), tail: line[at + 1..].to_string() }
     }
-    let dims: Vec<Vec<&str>> = sets.iter().map(|set| set.to_vec()).collect();
-    let defs: Vec<Value> = metrics.iter().map(|m| json!({ "Name": m.name, "Unit": m.unit })).collect();
-    root.insert(
-        "_aws".into(),
-        json!({
-            "Timestamp": timestamp_ms,
-            "CloudWatchMetrics": [{ "Namespace": NAMESPACE, "Dimensions": dims, "Metrics": defs }]
-        }),
-    );
-    Value::Object(root).to_string()
+
+    pub fn at(&self, timestamp_ms: i64) -> String {
+        use std::fmt::Write;
+        let mut out = String::with_capacity(self.head.len() + self.tail.len() + 13);
+        out.push_str(&self.head);
+        let _ = write!(out, "{timestamp_ms}");
+        out.push_str(&self.tail);
+        out
+    }
 }
 
 pub fn count(name: &str) -> Metric<'_> {
@@ -55,6 +114,7 @@ pub fn seconds(name: &str, value: u64) -> Metric<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
 
     #[test]
     fn a_line_is_valid_emf() {
@@ -77,5 +137,16 @@ mod tests {
             (Some("api"), Some("idle"), Some(1.0), Some(600.0))
         );
         assert!(!l.contains('\n'), "one line");
+    }
+
+    #[test]
+    fn a_template_is_the_line_at_any_time() {
+        for rule in ["api", "\"Timestamp\":0", "-9"] {
+            let dims = [("Rule", rule), ("Reason", "bot")];
+            let template = Template::new(&dims, &[count("Refused")]);
+            for ts in [0, 1_700_000_000_123, 9] {
+                assert_eq!(template.at(ts), line(ts, &dims, &[count("Refused")]), "{rule} at {ts}");
+            }
+        }
     }
 }

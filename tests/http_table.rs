@@ -52,6 +52,9 @@ async fn unknown_host_is_404_html_or_json_with_no_aws_call() {
     let r = api(&app, "GET", "dev.example.com", "/").await;
     assert_eq!(r.status, 404);
     assert_eq!(r.json()["host"], "dev.example.com");
+    // A client that asks for nothing in particular (curl, a scanner) gets the short JSON too.
+    let r = send(&app, alb_event("GET", "nope.dev.example.com", "/", &[("accept", "*/*")])).await;
+    assert_eq!((r.status, r.json()["error"].as_str()), (404, Some("unknown_host")));
     assert_eq!(app.cloud().total_calls(), 0);
 }
 

@@ -463,8 +463,12 @@ pub trait Cloud: Send + Sync + 'static {
     }
     /// Publishes one CloudWatch Embedded Metric Format line (see [`crate::metrics`]). In Lambda
     /// a log line is how EMF reaches CloudWatch: stderr goes to the function's log group.
-    fn emit_metrics(&self, line: String) {
-        eprintln!("{line}");
+    /// One write per line (`eprintln!` makes two on unbuffered stderr), so a line is never split
+    /// or interleaved with a log line from another thread.
+    fn emit_metrics(&self, mut line: String) {
+        use std::io::Write;
+        line.push('\n');
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
     }
 
     /// States of the given instances, in the given order; ids AWS does not know are `Missing`.

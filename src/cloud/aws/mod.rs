@@ -17,29 +17,54 @@ use crate::cloud::{
     Service, TargetHealth,
 };
 
-/// SDK clients for every service autostop calls, built once per process.
-#[derive(Clone, Debug)]
-pub struct AwsCloud {
+/// The SDK clients of every service autostop calls, from one shared SDK config.
+#[derive(Debug)]
+pub struct Clients {
     pub ec2: aws_sdk_ec2::Client,
     pub ecs: aws_sdk_ecs::Client,
     pub elb: aws_sdk_elasticloadbalancingv2::Client,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
-    /// Added to the system clock; 0 except in tests that must see the future.
-    clock_skew_secs: i64,
 }
 
-impl AwsCloud {
-    /// Clients from one shared SDK config (region, credentials, `AWS_ENDPOINT_URL`, retries).
-    pub fn new(sdk: &aws_config::SdkConfig) -> AwsCloud {
-        AwsCloud {
+impl Clients {
+    fn new(sdk: &aws_config::SdkConfig) -> Clients {
+        Clients {
             ec2: aws_sdk_ec2::Client::new(sdk),
             ecs: aws_sdk_ecs::Client::new(sdk),
             elb: aws_sdk_elasticloadbalancingv2::Client::new(sdk),
             cloudwatch: aws_sdk_cloudwatch::Client::new(sdk),
             dynamodb: aws_sdk_dynamodb::Client::new(sdk),
-            clock_skew_secs: 0,
         }
+    }
+}
+
+/// The AWS side of [`Cloud`]. Its clients are built once per process, on the first AWS call:
+/// loading the SDK config (credential chain, HTTPS client and its trust roots) costs several
+/// milliseconds, which a cold start that only answers a scanner or an unknown host should not pay.
+#[derive(Clone, Debug)]
+pub struct AwsCloud {
+    clients: std::sync::Arc<tokio::sync::OnceCell<Clients>>,
+    /// Added to the system clock; 0 except in tests that must see the future.
+    clock_skew_secs: i64,
+}
+
+impl AwsCloud {
+    /// Clients from a given SDK config, built now (tests against moto or a replay).
+    pub fn new(sdk: &aws_config::SdkConfig) -> AwsCloud {
+        let clients = tokio::sync::OnceCell::new_with(Some(Clients::new(sdk)));
+        AwsCloud { clients: std::sync::Arc::new(clients), clock_skew_secs: 0 }
+    }
+
+    /// Clients from the environment (the normal credential chain, `AWS_ENDPOINT_URL`), built on
+    /// the first AWS call; see [`AwsCloud::clients`].
+    pub fn from_env() -> AwsCloud {
+        AwsCloud { clients: std::sync::Arc::new(tokio::sync::OnceCell::new()), clock_skew_secs: 0 }
+    }
+
+    /// Whether the clients have been built (a first AWS call was made).
+    pub fn clients_built(&self) -> bool {
+        self.clients.initialized()
     }
 
     /// A cloud whose clock runs `secs` ahead: lets an integration test run the idle check "later"
@@ -49,31 +74,41 @@ impl AwsCloud {
         self
     }
 
+    /// The clients, loading the SDK config on first use with the SDK's adaptive retry mode:
+    /// exponential backoff with jitter plus a client-side rate limiter that slows a Lambda
+    /// environment down when AWS throttles it. EC2's request buckets are per account and Region
+    /// and shared with every environment and everything else in the account (EC2 API reference,
+    /// request throttling): backing off is better than retrying harder.
+    pub async fn clients(&self) -> &Clients {
+        if let Some(clients) = self.clients.get() {
+            return clients;
+        }
+        // Boxed: the SDK's config loading is a large future, and unboxed it would sit inside
+        // every adapter call's future (a debug build's stack overflowed).
+        self.clients.get_or_init(|| Box::pin(load_clients())).await
+    }
+
     /// A target group's type, `None` if it does not exist (for `autostop validate --aws`).
     pub async fn target_group_type(&self, arn: &str) -> CloudResult<Option<String>> {
-        elbv2::target_group_type(&self.elb, arn).await
+        elbv2::target_group_type(&self.clients().await.elb, arn).await
     }
 
     /// The target groups a listener's default action forwards to, `None` if it does not exist.
     pub async fn listener_default_targets(&self, arn: &str) -> CloudResult<Option<Vec<String>>> {
-        elbv2::listener_default_targets(&self.elb, arn).await
+        elbv2::listener_default_targets(&self.clients().await.elb, arn).await
     }
 
     /// The account's ELB limits by name (for `autostop validate --aws`).
     pub async fn account_limits(&self) -> CloudResult<std::collections::HashMap<String, u64>> {
-        elbv2::account_limits(&self.elb).await
+        elbv2::account_limits(&self.clients().await.elb).await
     }
+}
 
-    /// Loads the SDK config from the environment (the normal credential chain), with the SDK's
-    /// adaptive retry mode: exponential backoff with jitter plus a client-side rate limiter that
-    /// slows a Lambda environment down when AWS throttles it. EC2's request buckets are per
-    /// account and Region and shared with every environment and everything else in the account
-    /// (EC2 API reference, request throttling): backing off is better than retrying harder.
-    pub async fn from_env() -> AwsCloud {
-        let retry = aws_config::retry::RetryConfig::adaptive().with_max_attempts(4);
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).retry_config(retry).load().await;
-        AwsCloud::new(&sdk)
-    }
+async fn load_clients() -> Clients {
+    let retry = aws_config::retry::RetryConfig::adaptive().with_max_attempts(4);
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).retry_config(retry).load().await;
+    tracing::debug!("AWS clients built");
+    Clients::new(&sdk)
 }
 
 /// Any SDK error -> [`CloudError`]: the service's error code when there is one, else a transient
@@ -99,57 +134,88 @@ impl Cloud for AwsCloud {
         since_epoch.as_millis() as i64 + self.clock_skew_secs * 1000
     }
     async fn instances(&self, ids: &[String]) -> CloudResult<Vec<Instance>> {
-        ec2::instances(&self.ec2, ids).await
+        ec2::instances(&self.clients().await.ec2, ids).await
     }
     async fn start_instances(&self, ids: &[String]) -> CloudResult<()> {
-        ec2::start_instances(&self.ec2, ids).await
+        ec2::start_instances(&self.clients().await.ec2, ids).await
     }
     async fn stop_instances(&self, ids: &[String]) -> CloudResult<()> {
-        ec2::stop_instances(&self.ec2, ids).await
+        ec2::stop_instances(&self.clients().await.ec2, ids).await
     }
     async fn services(&self, cluster: &str, names: &[String]) -> CloudResult<Vec<Service>> {
-        ecs::services(&self.ecs, cluster, names).await
+        ecs::services(&self.clients().await.ecs, cluster, names).await
     }
     async fn tag_service(&self, service_arn: &str, key: &str, value: &str) -> CloudResult<()> {
-        ecs::tag_service(&self.ecs, service_arn, key, value).await
+        ecs::tag_service(&self.clients().await.ecs, service_arn, key, value).await
     }
     async fn scale_service(&self, cluster: &str, service: &str, desired: u32) -> CloudResult<()> {
-        ecs::scale_service(&self.ecs, cluster, service, desired).await
+        ecs::scale_service(&self.clients().await.ecs, cluster, service, desired).await
     }
     async fn target_health(&self, target_group_arn: &str) -> CloudResult<TargetHealth> {
-        elbv2::target_health(&self.elb, target_group_arn).await
+        elbv2::target_health(&self.clients().await.elb, target_group_arn).await
     }
     async fn listener_rules(&self, listener_arn: &str) -> CloudResult<Vec<ListenerRule>> {
-        elbv2::listener_rules(&self.elb, listener_arn).await
+        elbv2::listener_rules(&self.clients().await.elb, listener_arn).await
     }
     async fn listeners_of(&self, load_balancer_arn: &str) -> CloudResult<Vec<String>> {
-        elbv2::listeners_of(&self.elb, load_balancer_arn).await
+        elbv2::listeners_of(&self.clients().await.elb, load_balancer_arn).await
     }
     async fn default_target_group(&self, listener_arn: &str) -> CloudResult<Option<String>> {
-        elbv2::default_target_group(&self.elb, listener_arn).await
+        elbv2::default_target_group(&self.clients().await.elb, listener_arn).await
     }
     async fn create_rule(&self, rule: &NewRule) -> CloudResult<String> {
-        elbv2::create_rule(&self.elb, rule).await
+        elbv2::create_rule(&self.clients().await.elb, rule).await
     }
     async fn modify_rule(&self, rule_arn: &str, change: &RuleChange) -> CloudResult<()> {
-        elbv2::modify_rule(&self.elb, rule_arn, change).await
+        elbv2::modify_rule(&self.clients().await.elb, rule_arn, change).await
     }
     async fn set_rule_priorities(&self, priorities: &[(String, u32)]) -> CloudResult<()> {
-        elbv2::set_rule_priorities(&self.elb, priorities).await
+        elbv2::set_rule_priorities(&self.clients().await.elb, priorities).await
     }
     async fn delete_rule(&self, rule_arn: &str) -> CloudResult<()> {
-        elbv2::delete_rule(&self.elb, rule_arn).await
+        elbv2::delete_rule(&self.clients().await.elb, rule_arn).await
     }
     async fn metric_data(&self, queries: &[MetricQuery], start: i64, end: i64) -> CloudResult<Vec<MetricSeries>> {
-        cloudwatch::metric_data(&self.cloudwatch, queries, start, end).await
+        cloudwatch::metric_data(&self.clients().await.cloudwatch, queries, start, end).await
     }
     async fn load_states(&self, table: &str) -> CloudResult<Vec<RuleState>> {
-        state::load_states(&self.dynamodb, table).await
+        state::load_states(&self.clients().await.dynamodb, table).await
     }
     async fn load_state(&self, table: &str, rule: &str) -> CloudResult<Option<RuleState>> {
-        state::load_state(&self.dynamodb, table, rule).await
+        state::load_state(&self.clients().await.dynamodb, table, rule).await
     }
     async fn save_state(&self, table: &str, state: &RuleState, expected: Option<u64>) -> CloudResult<()> {
-        state::save_state(&self.dynamodb, table, state, expected).await
+        state::save_state(&self.clients().await.dynamodb, table, state, expected).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::App;
+    use serde_json::json;
+
+    /// A cold start that only answers unknown hosts and refused requests never loads the SDK
+    /// config: the clients are built on the first AWS call.
+    #[tokio::test]
+    async fn unknown_hosts_and_refusals_build_no_clients() {
+        let config = crate::config::Config::from_toml(
+            "listener_arns = [\"arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/dev/50dc6c495c0c9188/f2f7dc8efc522ab2\"]\n\
+             [[rules]]\nname = \"api\"\nhosts = [\"api.x.com\"]\n\
+             target_group_arn = \"arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/api/73e2d6bc24d8a067\"\n\
+             ec2 = { instance_ids = [\"i-0123456789abcdef0\"] }\n",
+        )
+        .unwrap();
+        let cloud = AwsCloud::from_env();
+        let app = App::new(config, cloud.clone());
+        for (host, ua) in [("nope.x.com", "curl/8"), ("api.x.com", "Googlebot/2.1"), ("api.x.com", "Slackbot 1.0")] {
+            let event = json!({
+                "requestContext": {"elb": {"targetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/autostop/1"}},
+                "httpMethod": "GET", "path": "/", "headers": {"host": host, "user-agent": ua}, "body": "", "isBase64Encoded": false
+            });
+            let answer = app.handle(event, None).await.unwrap();
+            assert!([404, 503].contains(&answer["statusCode"].as_u64().unwrap()), "{answer}");
+        }
+        assert!(!cloud.clients_built());
     }
 }
