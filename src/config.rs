@@ -7,6 +7,7 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -14,6 +15,7 @@ use serde::Deserialize;
 use crate::gate::{Cidr, Gate};
 use crate::priority::{self, Chunk, RuleHosts, MAX_PRIORITY};
 use crate::rules::{BusySignal, Ec2Resources, EcsService, HostIndex, Rule};
+use crate::schedule::{self, Schedule, Window};
 
 /// Validated configuration.
 #[derive(Debug, Clone)]
@@ -110,6 +112,22 @@ struct RawConfig {
     /// `"request"` (the default) or `"click"`.
     wake: Option<String>,
     wake_token: Option<WakeToken>,
+    #[serde(default)]
+    schedules: Vec<RawSchedule>,
+}
+
+/// `[[schedules]]`: windows of local time ([`crate::schedule`]).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSchedule {
+    name: String,
+    timezone: String,
+    #[serde(default)]
+    awake: Vec<String>,
+    #[serde(default)]
+    asleep: Vec<String>,
+    /// How early an `awake` window's resources start before any wake history exists.
+    prewarm: Option<String>,
 }
 
 /// `never_wake = { user_agents = [...], paths = [...], defaults = true }`.
@@ -151,6 +169,8 @@ struct RawRule {
     wake_from: Option<Vec<String>>,
     never_wake: Option<RawNeverWake>,
     wake: Option<String>,
+    /// The name of a `[[schedules]]` entry.
+    schedule: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -269,11 +289,23 @@ impl RawConfig {
             click: parse_wake("wake", self.wake.as_deref())?.unwrap_or(false),
         };
         let wake_token = check_wake_token(self.wake_token)?;
+        let schedules = parse_schedules(self.schedules)?;
         let mut rules: Vec<Rule> = Vec::with_capacity(self.rules.len());
         let mut hosts = HostIndex::default();
         let mut names = HashSet::new();
         for (i, raw) in self.rules.into_iter().enumerate() {
-            let rule = raw.validate(i, idle, &top)?;
+            let schedule = raw.schedule.clone();
+            let mut rule = raw.validate(i, idle, &top)?;
+            rule.schedule = match schedule {
+                None => None,
+                Some(name) => Some(schedules.iter().find(|s| s.name == name).cloned().ok_or_else(|| {
+                    let known: Vec<&str> = schedules.iter().map(|s| s.name.as_str()).collect();
+                    err(
+                        format!("rules[{i}] ({}).schedule", rule.name),
+                        format!("no schedule named `{name}`; [[schedules]] has: {}", known.join(", ")),
+                    )
+                })?),
+            };
             if !names.insert(rule.name.clone()) {
                 return Err(err(format!("rules[{i}].name"), format!("duplicate rule name `{}`", rule.name)));
             }
@@ -302,6 +334,37 @@ impl RawConfig {
             hosts,
         })
     }
+}
+
+/// The `[[schedules]]`, each window checked, names unique.
+fn parse_schedules(raw: Vec<RawSchedule>) -> Result<Vec<Arc<Schedule>>, ConfigError> {
+    let mut out: Vec<Arc<Schedule>> = Vec::with_capacity(raw.len());
+    for (i, s) in raw.into_iter().enumerate() {
+        let key = |k: &str| format!("schedules[{i}] ({}).{k}", s.name);
+        if s.name.trim().is_empty() {
+            return Err(err(format!("schedules[{i}].name"), "must not be empty"));
+        }
+        if out.iter().any(|o| o.name == s.name) {
+            return Err(err(format!("schedules[{i}].name"), format!("duplicate schedule name `{}`", s.name)));
+        }
+        if s.awake.is_empty() && s.asleep.is_empty() {
+            return Err(err(key("awake"), "a schedule needs `awake` or `asleep` windows"));
+        }
+        let windows = |list: &[String], k: &str| -> Result<Vec<Window>, ConfigError> {
+            list.iter()
+                .enumerate()
+                .map(|(j, w)| Window::parse(w).map_err(|r| err(key(&format!("{k}[{j}]")), r)))
+                .collect()
+        };
+        let (awake, asleep) = (windows(&s.awake, "awake")?, windows(&s.asleep, "asleep")?);
+        let prewarm = match &s.prewarm {
+            Some(p) => parse_duration(p).map_err(|r| err(key("prewarm"), r))?,
+            None => schedule::DEFAULT_PREWARM,
+        };
+        let schedule = Schedule::new(&s.name, &s.timezone, awake, asleep).map_err(|r| err(key("timezone"), r))?;
+        out.push(Arc::new(schedule.with_prewarm(prewarm)));
+    }
+    Ok(out)
 }
 
 impl RawRule {
@@ -415,6 +478,7 @@ impl RawRule {
             ecs,
             busy_when,
             hourly_cost,
+            schedule: None,
         })
     }
 }
@@ -860,5 +924,46 @@ ecs = {{ cluster = "dev", service = "web", desired_count = 2 }}
         assert_eq!(e.key, "listener_arns");
         let e = load_err(&with(&format!("listener_arns = [\"{LISTENER}\"]"), ""));
         assert!(e.to_string().contains("listener_arns"), "{e}");
+    }
+
+    #[test]
+    fn schedules_resolve_or_name_the_key_at_fault() {
+        let schedules = r#"
+[[schedules]]
+name = "office-hours"
+timezone = "Europe/Berlin"
+awake = ["mon-fri 08:00-19:00"]
+asleep = ["sat-sun", "mon-fri 22:00-06:00"]
+prewarm = "15m"
+
+[[rules]]
+name = "api""#;
+        let text = with("\n[[rules]]\nname = \"api\"", schedules).replacen(
+            "busy_when",
+            "schedule = \"office-hours\"\nbusy_when",
+            1,
+        );
+        let c = Config::from_toml(&text).unwrap();
+        let s = c.rule("api").unwrap().schedule.as_ref().expect("api has the schedule");
+        assert_eq!(
+            (s.name.as_str(), s.timezone.as_str(), s.prewarm),
+            ("office-hours", "Europe/Berlin", Duration::from_secs(900))
+        );
+        assert!(c.rule("web").unwrap().schedule.is_none());
+
+        let e = load_err(&text.replace("schedule = \"office-hours\"", "schedule = \"office\""));
+        assert_eq!(e.key, "rules[0] (api).schedule");
+        assert!(e.reason.contains("no schedule named `office`") && e.reason.contains("office-hours"), "{e}");
+        let e = load_err(&text.replace("\"sat-sun\"", "\"sat-sunday\""));
+        assert_eq!(e.key, "schedules[0] (office-hours).asleep[0]");
+        assert!(e.reason.contains("expected DAYS [HH:MM-HH:MM]"), "{e}");
+        let e = load_err(&text.replace("Europe/Berlin", "Berlin"));
+        assert_eq!(e.key, "schedules[0] (office-hours).timezone");
+        let e = load_err(&text.replace("prewarm = \"15m\"", "prewarm = \"soon\""));
+        assert_eq!(e.key, "schedules[0] (office-hours).prewarm");
+        let e = load_err(
+            &text.replace("awake = [\"mon-fri 08:00-19:00\"]\nasleep = [\"sat-sun\", \"mon-fri 22:00-06:00\"]", ""),
+        );
+        assert_eq!(e.key, "schedules[0] (office-hours).awake");
     }
 }

@@ -875,6 +875,7 @@ mod tests {
             busy_when: None,
             hourly_cost: None,
             gate: Default::default(),
+            schedule: None,
         };
         let rq = RuleQueries { requests: vec!["r".into()], busy: vec![] };
         let series = MetricSeries { id: "r".into(), points: vec![(9_960, 3.0)] };

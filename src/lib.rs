@@ -22,6 +22,7 @@ pub mod priority;
 pub mod routes;
 pub mod rules;
 pub mod savings;
+pub mod schedule;
 pub mod telemetry;
 pub mod validate;
 pub mod wake;

@@ -24,6 +24,8 @@ pub struct Rule {
     pub hourly_cost: Option<f64>,
     /// Who may wake it ([`crate::gate`]).
     pub gate: crate::gate::Gate,
+    /// Working hours and forced sleep ([`crate::schedule`]).
+    pub schedule: Option<std::sync::Arc<crate::schedule::Schedule>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

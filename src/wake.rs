@@ -1003,6 +1003,7 @@ mod tests {
             busy_when: None,
             hourly_cost: None,
             gate: Default::default(),
+            schedule: None,
         }
     }
 
