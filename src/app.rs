@@ -185,7 +185,7 @@ impl<C: Cloud> App<C> {
     }
 
     async fn idle_check(&self, dry_run: bool, time_left: Option<Duration>) -> Result<Value, EventError> {
-        let report = idle::idle_check(self.cloud(), &self.config(), dry_run, time_left)
+        let report = idle::idle_check(&self.waker(), dry_run, time_left)
             .await
             .map_err(|e| EventError(format!("idle check could not observe AWS, nothing was changed: {e}")))?;
         serde_json::to_value(report).map_err(|e| EventError(format!("report not serialisable: {e}")))
@@ -219,7 +219,7 @@ impl<C: Cloud> App<C> {
         let cloud = self.cloud();
         let (config, waker) = (self.config(), self.waker());
         let now = cloud.now();
-        let decisions = match idle::idle_check(cloud, &config, true, None).await {
+        let decisions = match idle::idle_check(&waker, true, None).await {
             Ok(report) => report.rules,
             Err(e) => {
                 tracing::warn!(error = %e, "status without activity: AWS could not be observed");
@@ -330,7 +330,7 @@ impl<C: Cloud> App<C> {
         if click::is_click(req, host) {
             tracing::info!(host = %host, rule = %rule.name, "woken by its page's button");
             let status = self.waker().wake(rule, Cause::Click).await;
-            if status.phase == Phase::Error {
+            if status.phase == Phase::Error || status.held_asleep.is_some() {
                 return Some(browser_reply(host, &status));
             }
             // Post/Redirect/Get: the progress page is then a GET the browser may reload.
@@ -363,6 +363,10 @@ impl<C: Cloud> App<C> {
         let deadline = Instant::now() + budget;
         loop {
             let status = waker.wake(rule, Cause::Api).await;
+            if let Some(held) = &status.held_asleep {
+                return Reply::json(503, to_json(&status).to_string(), "asleep")
+                    .with("retry-after", retry_after_held(held, self.cloud.now()).to_string());
+            }
             match status.phase {
                 Phase::Ready => return Reply::redirect(req.same_url()),
                 Phase::Error => {
@@ -423,6 +427,11 @@ async fn refused_last_hour<C: Cloud>(cloud: &C, config: &Config, now: i64) -> Ha
 
 fn to_json(status: &Status) -> Value {
     serde_json::to_value(status).unwrap_or_else(|e| json!({ "error": e.to_string() }))
+}
+
+/// `Retry-After` while held asleep: until the hold ends, between a minute and a day.
+fn retry_after_held(held: &crate::wake::HeldAsleep, now: i64) -> i64 {
+    held.until.map(|u| u - now).unwrap_or(3600).clamp(60, 86_400)
 }
 
 /// `Retry-After` for a refused request: nothing will change for it soon.
@@ -528,6 +537,19 @@ fn not_found(req: &Request, host: &str) -> Reply {
 /// Browsers get the progress page (never a redirect: a redirect that lands on us again while
 /// the ALB has not applied the new rule would loop), or the error page.
 fn browser_reply(host: &str, status: &Status) -> Reply {
+    if let Some(held) = &status.held_asleep {
+        let page = pages::message(
+            "Asleep on schedule",
+            Some(host),
+            vec![
+                format!("This environment is {}.", held.why),
+                "Nothing was started. Come back then, or ask an operator to run `autostop keep-awake`.".into(),
+            ],
+            None,
+            None,
+        );
+        return Reply::html(503, page, "asleep").with("retry-after", "3600");
+    }
     match (&status.phase, &status.error) {
         (Phase::Error, Some(err)) => {
             let page = pages::message(

@@ -32,7 +32,9 @@ use crate::config::Config;
 use crate::metrics;
 use crate::routes::{self, ListenerView, Route, Want};
 
+use crate::intent::{intent, Intent};
 use crate::rules::{BusySignal, Rule};
+use crate::wake::{Cause, Phase, Waker, STATUS_TTL};
 
 /// How far beyond the longest idle time activity is read, for CloudWatch's lag.
 pub const LAG_MARGIN: Duration = Duration::from_secs(10 * 60);
@@ -180,6 +182,8 @@ pub enum Action {
     Asleep,
     /// Awake, but the last stop failed in a way retrying cannot fix (see `last_error`).
     StopFailed,
+    /// Its schedule or an override wants it running: start it (or finish its wake).
+    Start,
 }
 
 impl Action {
@@ -207,27 +211,17 @@ pub struct Facts<'a> {
     pub app_routes: usize,
     /// [`fingerprint`] of the rule and its resources now.
     pub fingerprint: String,
+    /// What its override or schedule wants ([`crate::intent`]).
+    pub intent: Intent,
 }
 
 /// The decision, its reason, and for how long the rule has been idle (seconds), if known.
 pub fn decide(f: &Facts) -> (Action, String, Option<i64>) {
     if !f.awake {
-        if f.app_routes > 0 {
-            return (
-                Action::SwitchBack,
-                format!("resources are stopped but {} standing rule(s) still forward to the app", f.app_routes),
-                None,
-            );
-        }
-        // Anything but `stopped` on a rule whose resources are all stopped is a record left
-        // behind (a stop that did not record, a wake that never finished, a stop by hand).
-        if f.state.is_some_and(|s| matches!(s.phase.as_str(), "stopping" | "ready" | "error" | "starting")) {
-            return (Action::FinishStop, "resources are stopped; recording the stop".into(), None);
-        }
-        return (Action::Asleep, "resources are stopped".into(), None);
+        let (action, why) = decide_stopped(f);
+        return (action, why, None);
     }
-    let state = f.state;
-    if let Some(s) = state.filter(|s| s.stop_error_fingerprint.as_deref() == Some(f.fingerprint.as_str())) {
+    if let Some(s) = f.state.filter(|s| s.stop_error_fingerprint.as_deref() == Some(f.fingerprint.as_str())) {
         let why = s.last_error.as_deref().unwrap_or("the last stop failed");
         return (
             Action::StopFailed,
@@ -235,6 +229,42 @@ pub fn decide(f: &Facts) -> (Action, String, Option<i64>) {
             None,
         );
     }
+    match &f.intent {
+        Intent::Asleep { why, .. } => (Action::Stop, why.clone(), None),
+        Intent::Awake { why } | Intent::Prewarm { why, .. } => {
+            // A wake the idle check began (or a request left) is followed until it is ready.
+            let unfinished = f.state.is_some_and(|s| matches!(s.phase.as_str(), "starting" | "waiting_for_health" | "routing"));
+            match unfinished {
+                true => (Action::Start, format!("{why}; finishing the wake"), None),
+                false => (Action::Keep, why.clone(), None),
+            }
+        }
+        Intent::OnDemand => decide_idle(f),
+    }
+}
+
+/// A rule whose resources are all stopped.
+fn decide_stopped(f: &Facts) -> (Action, String) {
+    if f.app_routes > 0 {
+        return (
+            Action::SwitchBack,
+            format!("resources are stopped but {} standing rule(s) still forward to the app", f.app_routes),
+        );
+    }
+    if let Intent::Awake { why } | Intent::Prewarm { why, .. } = &f.intent {
+        return (Action::Start, why.clone());
+    }
+    // Anything but `stopped` on a rule whose resources are all stopped is a record left
+    // behind (a stop that did not record, a wake that never finished, a stop by hand).
+    if f.state.is_some_and(|s| matches!(s.phase.as_str(), "stopping" | "ready" | "error" | "starting")) {
+        return (Action::FinishStop, "resources are stopped; recording the stop".into());
+    }
+    (Action::Asleep, "resources are stopped".into())
+}
+
+/// An awake rule on demand: stopped once idle for its idle time.
+fn decide_idle(f: &Facts) -> (Action, String, Option<i64>) {
+    let state = f.state;
     let reference = [f.last_activity, state.and_then(|s| s.last_wake_at), state.and_then(|s| s.ready_at), f.started_at]
         .into_iter()
         .flatten()
@@ -310,13 +340,14 @@ pub const STOP_PARALLELISM: usize = 8;
 /// Time kept back from the invocation's deadline: no stop begins in it.
 pub const DEADLINE_MARGIN: Duration = Duration::from_secs(10);
 
-/// `time_left`: what remains of the invocation (None: no limit, as in the CLI).
+/// `time_left`: what remains of the invocation (None: no limit, as in the CLI). The waker
+/// starts the rules whose schedule or override wants them running ([`crate::intent`]).
 pub async fn idle_check<C: Cloud>(
-    cloud: &C,
-    config: &Config,
+    waker: &Waker<C>,
     dry_run: bool,
     time_left: Option<Duration>,
 ) -> Result<IdleReport, CloudError> {
+    let (cloud, config) = (waker.cloud(), waker.config());
     let now = cloud.now();
     let mut seen = observe(cloud, config, now).await?;
     let decisions: Vec<Decision> = {
@@ -352,10 +383,11 @@ pub async fn idle_check<C: Cloud>(
     // in the Lambda's time without flooding StopInstances; a stop not begun before the deadline
     // is left for the next run.
     let deadline = time_left.map(|t| Instant::now() + t.saturating_sub(DEADLINE_MARGIN));
-    let (views, error) = (&seen.views, standing_rules_error.as_deref());
+    let run = Run { waker, views: &seen.views, standing_rules_error: standing_rules_error.as_deref(), dry_run, deadline };
+    let run = &run;
     let mut acted: Vec<(usize, RuleReport, bool)> = stream::iter(decisions.into_iter().enumerate())
         .map(|(i, d)| async move {
-            let (report, stopped) = act(cloud, config, &config.rules[i], d, views, error, dry_run, deadline).await;
+            let (report, stopped) = act(run, &config.rules[i], d).await;
             (i, report, stopped)
         })
         .buffer_unordered(STOP_PARALLELISM)
@@ -370,19 +402,20 @@ pub async fn idle_check<C: Cloud>(
     Ok(IdleReport { dry_run, now, rules: reports, standing_rules, standing_rules_error })
 }
 
-/// Acts on one rule's decision; returns its report and whether a stop was begun (the sweep
-/// looks at those).
-#[allow(clippy::too_many_arguments)]
-async fn act<C: Cloud>(
-    cloud: &C,
-    config: &Config,
-    rule: &Rule,
-    d: Decision,
-    views: &[ListenerView],
-    standing_rules_error: Option<&str>,
+/// What every rule's action in one idle check shares.
+struct Run<'a, C> {
+    waker: &'a Waker<C>,
+    views: &'a [ListenerView],
+    standing_rules_error: Option<&'a str>,
     dry_run: bool,
     deadline: Option<Instant>,
-) -> (RuleReport, bool) {
+}
+
+/// Acts on one rule's decision; returns its report and whether a stop was begun (the sweep
+/// looks at those).
+async fn act<C: Cloud>(run: &Run<'_, C>, rule: &Rule, d: Decision) -> (RuleReport, bool) {
+    let (cloud, config) = (run.waker.cloud(), run.waker.config());
+    let Run { views, standing_rules_error, dry_run, deadline, .. } = *run;
     let mut report = d.report;
     let mut stopped = false;
     if report.action.mutates() && dry_run {
@@ -405,10 +438,44 @@ async fn act<C: Cloud>(
                 Some(e) => Err(CloudError::new("ModifyRule", "StandingRulesNotRepaired", e)),
                 None => record_stopped(cloud, config, rule, d.state).await.map(|_| StopOutcome::Stopped),
             },
+            Action::Start => {
+                let (outcome, error) = start(run.waker, rule, deadline).await;
+                report.outcome = outcome.into();
+                report.error = error;
+                return log_decision(report, false, dry_run);
+            }
             Action::Keep | Action::Asleep | Action::StopFailed => unreachable!("does not mutate"),
         };
         settle_report(&mut report, result);
     }
+    log_decision(report, stopped, dry_run)
+}
+
+/// How long a start by the idle check is followed without an invocation deadline (the CLI):
+/// about what a Lambda invocation of the default timeout leaves.
+pub const START_FOLLOW: Duration = Duration::from_secs(50);
+
+/// Starts a rule its schedule or override wants running, and follows the wake until it is
+/// ready, fails, or the invocation's time runs out (the next run, or the first request,
+/// finishes it). Returns the outcome (`ready`, `starting`, `failed`) and the error.
+async fn start<C: Cloud>(waker: &Waker<C>, rule: &Rule, deadline: Option<Instant>) -> (&'static str, Option<String>) {
+    let until = deadline.unwrap_or_else(|| Instant::now() + START_FOLLOW);
+    loop {
+        let status = waker.wake(rule, Cause::Schedule).await;
+        match status.phase {
+            Phase::Ready => return ("ready", None),
+            Phase::Error => {
+                let e = status.error.map(|e| format!("{} ({}): {}", e.code, e.operation, e.action));
+                return ("failed", e.or(Some(status.message)));
+            }
+            _ if status.held_asleep.is_some() => return ("failed", Some(status.message)),
+            _ if Instant::now() >= until => return ("starting", None),
+            _ => tokio::time::sleep_until((Instant::now() + STATUS_TTL).min(until)).await,
+        }
+    }
+}
+
+fn log_decision(report: RuleReport, stopped: bool, dry_run: bool) -> (RuleReport, bool) {
     tracing::info!(
         rule = %report.rule, action = ?report.action, reason = %report.reason,
         last_activity = report.last_activity, idle_for_seconds = report.idle_for_seconds,
@@ -532,6 +599,7 @@ impl Seen {
             started_at,
             app_routes,
             fingerprint: fingerprint(rule, &rule_instances, service),
+            intent: intent(rule, self.states.get(&rule.name), now),
         };
         let (action, reason, idle_for) = decide(&facts);
         let report = RuleReport {
@@ -820,13 +888,33 @@ mod tests {
             window: Duration::from_secs(900),
             lag: Duration::from_secs(180),
             last_activity: None,
-
             state: None,
             awake,
             started_at: None,
             app_routes: 0,
             fingerprint: "f".into(),
+            intent: Intent::OnDemand,
         }
+    }
+
+    /// The intent comes before idleness: a held-asleep rule stops however busy, a rule that
+    /// should run starts, and is kept however idle; a wake it began is followed to the end.
+    #[test]
+    fn schedules_and_overrides_decide_before_idleness() {
+        let asleep = Intent::Asleep { why: "asleep on schedule `office`".into(), until: None };
+        let awake = Intent::Awake { why: "awake on schedule `office`".into() };
+        let busy = Facts { last_activity: Some(9_990), intent: asleep.clone(), ..facts(true) };
+        assert_eq!(decide(&busy).0, Action::Stop);
+        assert_eq!(decide(&busy).1, "asleep on schedule `office`");
+        assert_eq!(decide(&Facts { intent: asleep, ..facts(false) }).0, Action::Asleep);
+        assert_eq!(decide(&Facts { intent: awake.clone(), ..facts(false) }).0, Action::Start);
+        assert_eq!(decide(&Facts { intent: awake.clone(), ..facts(true) }).0, Action::Keep, "idle, but kept");
+        let mut starting = RuleState::new("api");
+        starting.phase = "waiting_for_health".into();
+        let f = Facts { intent: awake.clone(), state: Some(&starting), ..facts(true) };
+        assert_eq!(decide(&f).0, Action::Start);
+        // Routed to the app while stopped: switched back first, started on the next run.
+        assert_eq!(decide(&Facts { intent: awake, app_routes: 1, ..facts(false) }).0, Action::SwitchBack);
     }
 
     #[test]

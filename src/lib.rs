@@ -16,6 +16,7 @@ pub mod event;
 pub mod gate;
 pub mod http;
 pub mod idle;
+pub mod intent;
 pub mod metrics;
 pub mod pages;
 pub mod priority;

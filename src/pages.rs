@@ -134,6 +134,7 @@ mod tests {
             elapsed_seconds: Some(12),
             eta_seconds: None,
             error: None,
+            held_asleep: None,
         }
     }
 

@@ -28,6 +28,7 @@ use tokio::time::Instant;
 use crate::cloud::{Cloud, CloudError, ErrorKind, Instance, InstanceState, Service, TargetHealth};
 use crate::cloud::{RuleState, WARMUPS_KEPT};
 use crate::config::Config;
+use crate::intent::{intent, Intent};
 use crate::metrics;
 
 use crate::routes::{self, Route};
@@ -106,6 +107,16 @@ pub struct Status {
     pub eta_seconds: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<StepError>,
+    /// Set when nothing was started because the rule is held asleep (an `asleep` window of its
+    /// schedule, or an operator's `sleep`): why, and until when (epoch seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_asleep: Option<HeldAsleep>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldAsleep {
+    pub why: String,
+    pub until: Option<i64>,
 }
 
 /// What the resources need, decided from one observation.
@@ -263,6 +274,8 @@ pub enum Cause {
     Click,
     /// `autostop wake` or a direct invoke.
     Operator,
+    /// The idle check, starting a rule for its schedule's `awake` window ([`crate::intent`]).
+    Schedule,
 }
 
 impl Cause {
@@ -272,6 +285,7 @@ impl Cause {
             Cause::Api => "api",
             Cause::Click => "click",
             Cause::Operator => "operator",
+            Cause::Schedule => "schedule",
         }
     }
 }
@@ -339,6 +353,9 @@ impl<C: Cloud> Waker<C> {
             Ok(item) => item,
             Err(e) => return self.degraded_step(rule, memo, e).await,
         };
+        if let Some(held) = self.held_asleep(rule, item.as_ref()) {
+            return held;
+        }
         if self.stop_in_progress(item.as_ref()) {
             // The checker owns the item until its stop is recorded: a lease or a publish would
             // move the version under its final write. The step only reads while it waits.
@@ -401,11 +418,33 @@ impl<C: Cloud> Waker<C> {
     }
 
     /// The state table cannot be reached: step on our own, and say so once per environment.
+    /// The schedule still holds the rule asleep (overrides are in the table, out of reach).
     async fn degraded_step(&self, rule: &Rule, memo: &mut Memo, e: CloudError) -> Status {
         if !self.degraded.swap(true, Ordering::Relaxed) {
             tracing::warn!(table = %self.config.state_table, code = %e.code, "state table unreachable: this environment observes and starts on its own (more AWS calls; waking still works)");
         }
+        if let Some(held) = self.held_asleep(rule, None) {
+            return held;
+        }
         self.step(rule, memo, Mode::Wake, None).await
+    }
+
+    /// The answer when the rule's override or schedule holds it asleep: nothing is started, no
+    /// AWS call is made, and the status says why and until when.
+    fn held_asleep(&self, rule: &Rule, item: Option<&RuleState>) -> Option<Status> {
+        let Intent::Asleep { why, until } = intent(rule, item, self.cloud.now()) else { return None };
+        tracing::debug!(rule = %rule.name, why = %why, "held asleep: not waking");
+        Some(Status {
+            rule: rule.name.clone(),
+            phase: Phase::Stopped,
+            message: format!("Asleep: {why}."),
+            resources: Vec::new(),
+            targets: TargetHealth::default(),
+            elapsed_seconds: None,
+            eta_seconds: None,
+            error: None,
+            held_asleep: Some(HeldAsleep { why, until }),
+        })
     }
 
     /// `known`: the state item when the caller has just read or written it.
@@ -487,6 +526,7 @@ impl<C: Cloud> Waker<C> {
                 elapsed_seconds: elapsed,
                 eta_seconds: None,
                 error: None,
+                held_asleep: None,
             };
         }
         // Forget what this wake started so the next request retries from what AWS shows.
@@ -501,6 +541,7 @@ impl<C: Cloud> Waker<C> {
             elapsed_seconds: elapsed,
             eta_seconds: None,
             error: Some(err),
+            held_asleep: None,
         }
     }
 
@@ -895,6 +936,7 @@ impl<'a> Step<'a> {
                 _ => None,
             },
             error: None,
+            held_asleep: None,
         }
     }
 }
@@ -934,6 +976,7 @@ fn observing_elsewhere(rule: &str) -> Status {
         elapsed_seconds: None,
         eta_seconds: None,
         error: None,
+        held_asleep: None,
     }
 }
 

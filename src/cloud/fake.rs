@@ -107,6 +107,8 @@ struct State {
     emf: Vec<String>,
     state_table_missing: bool,
     born: Option<Instant>,
+    /// Wall time at `born`, epoch seconds.
+    epoch: i64,
     /// Moments a forward rule of ours pointed at a target that was stopping or stopped.
     violations: Vec<String>,
 }
@@ -115,8 +117,10 @@ struct State {
 pub struct FakeCloud {
     state: Mutex<State>,
     latency: Duration,
-    /// Tokio time at creation; wall time is [`FAKE_EPOCH`] plus the tokio time since.
+    /// Tokio time at creation; wall time is `epoch` ([`FAKE_EPOCH`] unless
+    /// [`FakeCloud::starting_at`]) plus the tokio time since.
     born: Instant,
+    epoch: i64,
     /// Datapoints younger than this are not visible yet (CloudWatch's 1-3 minute lag).
     metric_lag: Mutex<Duration>,
     /// Per-operation latency overriding `latency` (e.g. an SDK retrying a throttled call).
@@ -137,12 +141,26 @@ impl FakeCloud {
 
     pub fn with_latency(latency: Duration) -> FakeCloud {
         FakeCloud {
-            state: Mutex::new(State { born: Some(Instant::now()), rule_quota: DEFAULT_RULE_QUOTA, ..State::default() }),
+            state: Mutex::new(State {
+                born: Some(Instant::now()),
+                epoch: FAKE_EPOCH,
+                rule_quota: DEFAULT_RULE_QUOTA,
+                ..State::default()
+            }),
             latency,
             born: Instant::now(),
+            epoch: FAKE_EPOCH,
             metric_lag: Mutex::new(Duration::ZERO),
             slow: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The same fake with its wall clock starting at `epoch` (seconds): schedules need a
+    /// given weekday and hour, or a DST change.
+    pub fn starting_at(mut self, epoch: i64) -> FakeCloud {
+        self.epoch = epoch;
+        self.lock().epoch = epoch;
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -659,7 +677,7 @@ impl State {
                 InstanceState::Pending => {
                     i.state = InstanceState::Running;
                     i.running_since = Some(until);
-                    i.launched_at = Some(FAKE_EPOCH + until.duration_since(born).as_secs() as i64);
+                    i.launched_at = Some(self.epoch + until.duration_since(born).as_secs() as i64);
                 }
                 InstanceState::Stopping => {
                     i.state = InstanceState::Stopped;
@@ -679,11 +697,11 @@ fn metric_key<'a>(namespace: &str, metric: &str, dims: impl Iterator<Item = (&'a
 
 impl Cloud for FakeCloud {
     fn now(&self) -> i64 {
-        FAKE_EPOCH + Instant::now().duration_since(self.born).as_secs() as i64
+        self.epoch + Instant::now().duration_since(self.born).as_secs() as i64
     }
 
     fn now_ms(&self) -> i64 {
-        FAKE_EPOCH * 1000 + Instant::now().duration_since(self.born).as_millis() as i64
+        self.epoch * 1000 + Instant::now().duration_since(self.born).as_millis() as i64
     }
 
     /// Kept as a log line, and turned into datapoints as CloudWatch does with an EMF line:

@@ -442,6 +442,11 @@ pub struct RuleState {
     pub asleep_seconds: u64,
     /// `asleep_seconds` priced at the rule's `hourly_cost`, when it has one.
     pub saved_this_month: Option<f64>,
+    /// An operator's override ([`crate::intent`]): `awake` or `asleep` until `override_until`
+    /// (epoch seconds), set by `override_by` (the caller's identity, or `operator`).
+    pub override_mode: Option<String>,
+    pub override_until: Option<i64>,
+    pub override_by: Option<String>,
 }
 
 pub const WARMUPS_KEPT: usize = 20;

@@ -86,14 +86,19 @@ pub fn to_item(s: &RuleState) -> Item {
         ("observed", &s.observed),
         ("lease_holder", &s.lease_holder),
         ("wake_cause", &s.wake_cause),
+        ("override_mode", &s.override_mode),
+        ("override_by", &s.override_by),
     ] {
         if let Some(v) = value {
             item.insert(key.into(), AttributeValue::S(v.clone()));
         }
     }
-    for (key, value) in
-        [("error_at", s.error_at), ("observed_at_ms", s.observed_at_ms), ("lease_until_ms", s.lease_until_ms)]
-    {
+    for (key, value) in [
+        ("error_at", s.error_at),
+        ("observed_at_ms", s.observed_at_ms),
+        ("lease_until_ms", s.lease_until_ms),
+        ("override_until", s.override_until),
+    ] {
         if let Some(t) = value {
             item.insert(key.into(), n(t));
         }
@@ -148,6 +153,9 @@ pub fn from_item(item: &Item) -> Option<RuleState> {
         asleep_month: s("asleep_month"),
         asleep_seconds: num("asleep_seconds").unwrap_or(0).max(0) as u64,
         saved_this_month: item.get("saved_this_month").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()),
+        override_mode: s("override_mode"),
+        override_until: num("override_until"),
+        override_by: s("override_by"),
     })
 }
 
@@ -184,6 +192,9 @@ mod tests {
             asleep_month: Some("2026-11".into()),
             asleep_seconds: 7_200,
             saved_this_month: Some(1.25),
+            override_mode: Some("awake".into()),
+            override_until: Some(200),
+            override_by: Some("arn:aws:sts::123456789012:assumed-role/dev/alice".into()),
         }
     }
 
