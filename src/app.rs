@@ -10,15 +10,18 @@ use tokio::time::Instant;
 use crate::click;
 use crate::cloud::{Cloud, MetricQuery};
 use crate::config::Config;
-use crate::event::{classify_for, Command, Event, EventError};
+use crate::event::{classify_for, Command, Event, EventError, Until};
 use crate::gate::Reason;
 use crate::http::{prefers_json, AlbReply, Reply, Request, STATUS_PATH};
 use crate::idle::{self, StopOutcome};
+use crate::intent;
 use crate::metrics;
+use crate::overrides::{self, MAX_OVERRIDE};
 use crate::pages;
 use crate::routes::{self, Route, Want};
 use crate::rules::{normalize_host, Rule};
 use crate::savings;
+use crate::schedule::{self, Mode};
 
 use crate::wake::{Cause, Phase, Status, Waker, STATUS_TTL};
 
@@ -168,7 +171,54 @@ impl<C: Cloud> App<C> {
             Event::Command(Command::Sync) => self.sync().await,
             Event::Command(Command::IdleCheck { dry_run }) => Box::pin(self.idle_check(dry_run, time_left)).await,
             Event::Command(Command::Stop { rule }) => Box::pin(self.stop(&rule)).await,
+            Event::Command(Command::Override { rule, mode, until }) => {
+                Box::pin(self.set_override(&rule, mode, until, "operator")).await
+            }
         }
+    }
+
+    /// `keep-awake`, `sleep` and `resume`: the override is written to the rule's item, then
+    /// acted on at once: a rule kept awake is started, one put to sleep is stopped (a resumed
+    /// rule is left to its schedule and the idle check). `by` is who asked: the CLI's caller
+    /// identity, or `operator` for a direct invoke.
+    pub async fn set_override(
+        &self,
+        name: &str,
+        mode: Option<Mode>,
+        until: Option<Until>,
+        by: &str,
+    ) -> Result<Value, EventError> {
+        let rule = self.named_rule(name)?;
+        let now = self.cloud.now();
+        let tz = rule.schedule.as_ref().map(|s| s.timezone.as_str()).unwrap_or("UTC");
+        let until = match (mode, until) {
+            (None, _) => None,
+            (Some(_), Some(Until::For(d))) => Some(now + d.as_secs() as i64),
+            (Some(_), Some(Until::At(text))) => {
+                Some(schedule::resolve_until(&text, tz, now).map_err(|e| EventError(format!("\"until\": {e}")))?)
+            }
+            (Some(_), None) => return Err(EventError("an override needs \"for\" or \"until\"".into())),
+        };
+        if until.is_some_and(|u| u - now > MAX_OVERRIDE.as_secs() as i64) {
+            return Err(EventError("an override lasts at most 30 days (\"for\" / \"until\")".into()));
+        }
+        overrides::save(self.cloud(), &self.config().state_table, &rule.name, mode, until, by)
+            .await
+            .map_err(|e| EventError(format!("override not saved, nothing changed: {e}")))?;
+        tracing::info!(rule = %rule.name, mode = mode.map(Mode::as_str), until, by, "override set");
+        let result = match mode {
+            Some(Mode::Awake) => self.waker().wake(&rule, Cause::Operator).await.phase.as_str().to_string(),
+            Some(Mode::Asleep) => match idle::stop_now(self.cloud(), &self.config(), &rule).await {
+                Ok(StopOutcome::Stopped) => "stopped".into(),
+                Ok(StopOutcome::BackedOff(why) | StopOutcome::Partial(why)) => why,
+                Err(e) => format!("stop failed, the idle check retries: {e}"),
+            },
+            None => "cleared".into(),
+        };
+        let shown = mode.zip(until).map(|(m, u)| {
+            json!({ "mode": m.as_str(), "until": u, "until_local": intent::local(rule.schedule.as_deref(), u), "by": by })
+        });
+        Ok(json!({ "rule": rule.name, "override": shown, "result": result }))
     }
 
     async fn stop(&self, rule: &str) -> Result<Value, EventError> {
@@ -253,6 +303,12 @@ impl<C: Cloud> App<C> {
                 "hourly_cost": rule.hourly_cost,
                 "saved_this_month": rule.hourly_cost.map(|c| savings::saved(c, asleep)),
                 "refused_last_hour": refused.get(&rule.name),
+                "intent": intent::intent(rule, state, now).why(),
+                "schedule": rule.schedule.as_ref().map(|s| schedule_json(s, now)),
+                "override": intent::Override::active(state, now).map(|o| json!({
+                    "mode": o.mode.as_str(), "until": o.until, "by": o.by,
+                    "until_local": intent::local(rule.schedule.as_deref(), o.until),
+                })),
             }));
         }
         json!({ "now": now, "rules": rules })
@@ -423,6 +479,18 @@ async fn refused_last_hour<C: Cloud>(cloud: &C, config: &Config, now: i64) -> Ha
         }
     }
     out
+}
+
+/// A schedule in the status: its window now and the next change, in its zone.
+fn schedule_json(s: &schedule::Schedule, now: i64) -> Value {
+    let at = s.at(now);
+    json!({
+        "name": s.name,
+        "timezone": s.timezone,
+        "mode": at.mode.map(Mode::as_str),
+        "next_change": at.next_change,
+        "next_change_local": at.next_change.map(|t| s.local(t)),
+    })
 }
 
 fn to_json(status: &Status) -> Value {

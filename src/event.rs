@@ -31,6 +31,20 @@ pub enum Command {
     },
     /// Create or repair every standing listener rule now (`make deploy` runs it after an update).
     Sync,
+    /// `keep-awake` (`mode` awake), `sleep` (asleep), or `resume` (`mode` None: clear it).
+    Override {
+        rule: String,
+        mode: Option<crate::schedule::Mode>,
+        until: Option<Until>,
+    },
+}
+
+/// How long an override lasts, as given: a duration (`"2h"`), or a local time (`"18:30"`,
+/// `"mon 08:00"`, `"2026-12-01 08:00"`) read in the rule's schedule's zone (UTC without one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Until {
+    For(std::time::Duration),
+    At(String),
 }
 
 /// An event autostop cannot handle; the text says what arrived.
@@ -72,7 +86,7 @@ pub fn classify_for(event: Value, wake_header: Option<&str>) -> Result<Event, Ev
     keys.truncate(12);
     Err(EventError(format!(
         "unrecognised event with keys [{}]: autostop handles ALB target group requests, EventBridge \
-         scheduled events, and {{\"autostop\": \"status\" | \"wake\" | \"stop\" | \"idle-check\" | \"sync\"}}",
+         scheduled events, and {{\"autostop\": \"status\" | \"wake\" | \"stop\" | \"idle-check\" | \"sync\" | \"keep-awake\" | \"sleep\" | \"resume\"}}",
         keys.join(", ")
     )))
 }
@@ -111,14 +125,42 @@ fn command(cmd: &Value, event: &Value) -> Result<Command, EventError> {
         Some("sync") => Ok(Command::Sync),
         Some("wake") => Ok(Command::Wake { rule: rule()? }),
         Some("stop") => Ok(Command::Stop { rule: rule()? }),
+        Some("keep-awake") => Ok(Command::Override {
+            rule: rule()?,
+            mode: Some(crate::schedule::Mode::Awake),
+            until: Some(until(event)?),
+        }),
+        Some("sleep") => Ok(Command::Override {
+            rule: rule()?,
+            mode: Some(crate::schedule::Mode::Asleep),
+            until: Some(until(event)?),
+        }),
+        Some("resume") => Ok(Command::Override { rule: rule()?, mode: None, until: None }),
         Some("idle-check") => match event.get("dry_run") {
             None => Ok(Command::IdleCheck { dry_run: false }),
             Some(Value::Bool(b)) => Ok(Command::IdleCheck { dry_run: *b }),
             Some(other) => Err(EventError(format!("\"dry_run\" must be true or false, got {other}"))),
         },
         _ => Err(EventError(format!(
-            "unknown autostop command {cmd}: expected \"status\", \"wake\", \"stop\", \"idle-check\" or \"sync\""
+            "unknown autostop command {cmd}: expected \"status\", \"wake\", \"stop\", \"idle-check\", \"sync\", \
+             \"keep-awake\", \"sleep\" or \"resume\""
         ))),
+    }
+}
+
+/// `"for": "2h"` or `"until": "18:30"`, exactly one.
+fn until(event: &Value) -> Result<Until, EventError> {
+    let text = |k: &str| event.get(k).map(|v| v.as_str().map(str::to_string).ok_or(k.to_string()));
+    match (text("for"), text("until")) {
+        (Some(Ok(d)), None) => {
+            crate::config::parse_duration(&d).map(Until::For).map_err(|e| EventError(format!("\"for\": {e}")))
+        }
+        (None, Some(Ok(t))) => Ok(Until::At(t)),
+        (Some(_), Some(_)) => Err(EventError("give \"for\" or \"until\", not both".into())),
+        (Some(Err(k)), None) | (None, Some(Err(k))) => Err(EventError(format!("\"{k}\" must be a string"))),
+        (None, None) => Err(EventError(
+            "an override needs \"for\" (\"2h\") or \"until\" (\"18:30\", \"mon 08:00\", \"2026-12-01 08:00\")".into(),
+        )),
     }
 }
 

@@ -233,7 +233,8 @@ pub fn decide(f: &Facts) -> (Action, String, Option<i64>) {
         Intent::Asleep { why, .. } => (Action::Stop, why.clone(), None),
         Intent::Awake { why } | Intent::Prewarm { why, .. } => {
             // A wake the idle check began (or a request left) is followed until it is ready.
-            let unfinished = f.state.is_some_and(|s| matches!(s.phase.as_str(), "starting" | "waiting_for_health" | "routing"));
+            let unfinished =
+                f.state.is_some_and(|s| matches!(s.phase.as_str(), "starting" | "waiting_for_health" | "routing"));
             match unfinished {
                 true => (Action::Start, format!("{why}; finishing the wake"), None),
                 false => (Action::Keep, why.clone(), None),
@@ -383,7 +384,8 @@ pub async fn idle_check<C: Cloud>(
     // in the Lambda's time without flooding StopInstances; a stop not begun before the deadline
     // is left for the next run.
     let deadline = time_left.map(|t| Instant::now() + t.saturating_sub(DEADLINE_MARGIN));
-    let run = Run { waker, views: &seen.views, standing_rules_error: standing_rules_error.as_deref(), dry_run, deadline };
+    let run =
+        Run { waker, views: &seen.views, standing_rules_error: standing_rules_error.as_deref(), dry_run, deadline };
     let run = &run;
     let mut acted: Vec<(usize, RuleReport, bool)> = stream::iter(decisions.into_iter().enumerate())
         .map(|(i, d)| async move {

@@ -65,7 +65,9 @@ pub fn intent(rule: &Rule, state: Option<&RuleState>, now: i64) -> Intent {
         let until = local(schedule, o.until);
         return match o.mode {
             Mode::Awake => Intent::Awake { why: format!("kept awake by {} until {until}", o.by) },
-            Mode::Asleep => Intent::Asleep { why: format!("put to sleep by {} until {until}", o.by), until: Some(o.until) },
+            Mode::Asleep => {
+                Intent::Asleep { why: format!("put to sleep by {} until {until}", o.by), until: Some(o.until) }
+            }
         };
     }
     let Some(schedule) = schedule else { return Intent::OnDemand };

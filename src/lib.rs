@@ -18,6 +18,7 @@ pub mod http;
 pub mod idle;
 pub mod intent;
 pub mod metrics;
+pub mod overrides;
 pub mod pages;
 pub mod priority;
 pub mod routes;

@@ -256,6 +256,39 @@ impl Schedule {
     }
 }
 
+/// The moment an override ends, from the `until` an operator gave: `HH:MM` (its next
+/// occurrence), `DAY HH:MM` (the next such weekday), or `YYYY-MM-DD HH:MM`; local time in `tz`
+/// (an IANA name), after `now`.
+pub fn resolve_until(text: &str, tz: &str, now: i64) -> Result<i64, String> {
+    let bad = || format!("`{text}` is not a time like \"18:30\", \"mon 08:00\" or \"2026-12-01 08:00\" ({tz})");
+    let zone = TimeZone::get(tz).map_err(|_| bad())?;
+    let today = Timestamp::from_second(now).map_err(|_| bad())?.to_zoned(zone.clone()).date();
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let (day, time) = match words.as_slice() {
+        [time] => (None, *time),
+        [day, time] => (Some(*day), *time),
+        _ => return Err(bad()),
+    };
+    let minutes = parse_time(time).map_err(|_| bad())?.min(1439);
+    let instant = |date: Date| zone.to_ambiguous_timestamp(at(date, minutes)).compatible().ok().map(|t| t.as_second());
+    let candidates: Vec<Date> = match day {
+        Some(d) if d.contains('-') => vec![d.parse::<Date>().map_err(|_| bad())?],
+        Some(d) => {
+            let want = DAYS.iter().position(|n| n.eq_ignore_ascii_case(d)).ok_or_else(bad)?;
+            (0..8)
+                .filter_map(|k| today.checked_add(jiff::Span::new().days(k)).ok())
+                .filter(|date| date.weekday().to_monday_zero_offset() as usize == want)
+                .collect()
+        }
+        None => (0..2).filter_map(|k| today.checked_add(jiff::Span::new().days(k)).ok()).collect(),
+    };
+    candidates
+        .into_iter()
+        .filter_map(instant)
+        .find(|t| *t > now)
+        .ok_or_else(|| format!("`{text}` ({tz}) is not in the future"))
+}
+
 fn mode_in(spans: &[(i64, i64, Mode)], t: i64) -> Option<Mode> {
     let covers = |m: Mode| spans.iter().any(|(s, e, mode)| *mode == m && *s <= t && t < *e);
     if covers(Mode::Asleep) {
@@ -381,6 +414,21 @@ mod tests {
         // 2026-10-25 02:30 happens twice: the window starts at the first (CEST).
         let sat = local(tz, 2026, 10, 24, 12, 0);
         assert_eq!(s.local(s.at(sat).next_awake.unwrap()), "Sun 02:30 CEST");
+    }
+
+    #[test]
+    fn override_ends_are_the_next_such_local_time() {
+        let tz = "Europe/Berlin";
+        let now = local(tz, 2026, 11, 28, 12, 0); // Saturday
+        assert_eq!(resolve_until("18:30", tz, now), Ok(local(tz, 2026, 11, 28, 18, 30)));
+        assert_eq!(resolve_until("09:00", tz, now), Ok(local(tz, 2026, 11, 29, 9, 0)), "tomorrow");
+        assert_eq!(resolve_until("mon 08:00", tz, now), Ok(local(tz, 2026, 11, 30, 8, 0)));
+        assert_eq!(resolve_until("sat 08:00", tz, now), Ok(local(tz, 2026, 12, 5, 8, 0)), "next week's");
+        assert_eq!(resolve_until("2026-12-01 08:00", tz, now), Ok(local(tz, 2026, 12, 1, 8, 0)));
+        assert!(resolve_until("2026-11-01 08:00", tz, now).unwrap_err().contains("not in the future"));
+        for bad in ["soon", "someday 08:00", "25:00", "mon 8", "2026-13-01 08:00"] {
+            assert!(resolve_until(bad, tz, now).unwrap_err().contains("is not a time like"), "{bad}");
+        }
     }
 
     #[test]
