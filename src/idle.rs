@@ -658,6 +658,7 @@ async fn record_stopped<C: Cloud>(
 ) -> Result<(), CloudError> {
     let mut next = prev.clone().unwrap_or_else(|| RuleState::new(&rule.name));
     next.phase = "stopped".into();
+    forget_observed(&mut next);
     next.stopped_at = Some(cloud.now());
     next.last_error = None;
     next.error_at = None;
@@ -719,6 +720,7 @@ pub async fn stop_rule<C: Cloud>(
         claimed.stopping_since = Some(cloud.now());
     }
     claimed.phase = "stopping".into();
+    forget_observed(&mut claimed);
     match write_state(cloud, config, current, &mut claimed).await {
         Err(e) if e.kind == ErrorKind::Conflict => {
             return Ok(StopOutcome::BackedOff(
@@ -801,6 +803,13 @@ async fn stop_resources<C: Cloud>(cloud: &C, rule: &Rule, plan: &StopPlan) -> Ve
         }
     }
     failures
+}
+
+/// A stop makes the status last published by a wake stale at once: without this, a request
+/// within `READY_TTL` of that publish would be told "ready" from the item.
+fn forget_observed(state: &mut RuleState) {
+    state.observed = None;
+    state.observed_at_ms = None;
 }
 
 /// Records a finished stop and publishes `Stops`.

@@ -475,3 +475,21 @@ async fn the_status_says_why_no_target_is_healthy_and_what_to_check() {
     advance(SECS(2)).await;
     assert_eq!(api(&app, "GET", "api.dev.example.com", "/").await.status, 307, "healthy again: routed");
 }
+
+/// A stop makes the published `ready` status stale at once: a request within `READY_TTL` of
+/// the last publish must not be told "ready" (and sent round again) but start the rule again.
+#[tokio::test(start_paused = true)]
+async fn a_request_right_after_a_stop_starts_again_instead_of_reading_a_stale_ready() {
+    let app = ec2_app(1, 5);
+    assert_eq!(api(&app, "GET", "api.dev.example.com", "/").await.status, 307);
+    assert_eq!(status(&app, "api.dev.example.com").await["phase"], "ready");
+    app.handle(serde_json::json!({"autostop": "stop", "rule": "api"}), None).await.unwrap();
+    advance(SECS(1)).await;
+    assert_eq!(cloud(&app).instance_state(I1), InstanceState::Stopping);
+    let s = status(&app, "api.dev.example.com").await;
+    assert_ne!(s["phase"], "ready", "{s}");
+    // Once stopped (30 s in the fake), the next request starts it again.
+    advance(SECS(31)).await;
+    status(&app, "api.dev.example.com").await;
+    assert_eq!(cloud(&app).calls("StartInstances"), 2, "the request starts it again");
+}
