@@ -15,7 +15,9 @@ use crate::app::App;
 use crate::cloud::aws::AwsCloud;
 use crate::cloud::Cloud;
 use crate::config::{self, parse_duration, Config, Deployment};
+use crate::event::Until;
 use crate::idle::{self, StopOutcome};
+use crate::schedule::Mode;
 use crate::wake::{Phase, STATUS_TTL};
 
 #[derive(Parser, Debug)]
@@ -61,6 +63,20 @@ pub enum Cmd {
     },
     /// Create or repair the standing listener rules of every configured host set now
     Sync,
+    /// Keep a rule awake (starting it now) until a time, whatever its schedule or idleness
+    KeepAwake {
+        rule: String,
+        #[command(flatten)]
+        until: UntilArgs,
+    },
+    /// Put a rule to sleep (stopping it now) until a time; requests wake nothing until then
+    Sleep {
+        rule: String,
+        #[command(flatten)]
+        until: UntilArgs,
+    },
+    /// Clear a rule's override: its schedule and the idle check decide again
+    Resume { rule: String },
     /// Check the config; with --aws also that what it names exists and is wired for autostop
     Validate {
         #[arg(long)]
@@ -69,6 +85,18 @@ pub enum Cmd {
     /// ALB events as JSON lines on stdin, responses on stdout (used by `make demo`)
     #[command(hide = true)]
     Events,
+}
+
+/// How long an override lasts: exactly one of the two.
+#[derive(clap::Args, Debug)]
+#[group(required = true, multiple = false)]
+pub struct UntilArgs {
+    /// For this long: 30m, 2h, 3d
+    #[arg(long = "for")]
+    pub for_: Option<String>,
+    /// Until this local time in the rule's schedule's zone (UTC without one): 18:30, "mon 08:00", "2026-12-01 08:00"
+    #[arg(long)]
+    pub until: Option<String>,
 }
 
 pub const OK: i32 = 0;
@@ -199,7 +227,54 @@ pub async fn run(cli: Cli) -> i32 {
                 FAILED
             }
         },
+        Cmd::KeepAwake { rule, until } => set_override(&app, &rule, Some(Mode::Awake), Some(until)).await,
+        Cmd::Sleep { rule, until } => set_override(&app, &rule, Some(Mode::Asleep), Some(until)).await,
+        Cmd::Resume { rule } => set_override(&app, &rule, None, None).await,
         Cmd::Validate { .. } | Cmd::Events => unreachable!("handled above / in main"),
+    }
+}
+
+/// `keep-awake`, `sleep`, `resume`, set by the caller's identity from STS.
+async fn set_override(app: &App<AwsCloud>, rule: &str, mode: Option<Mode>, until: Option<UntilArgs>) -> i32 {
+    let until = match until {
+        None => None,
+        Some(UntilArgs { for_: Some(d), .. }) => match parse_duration(&d) {
+            Ok(d) => Some(Until::For(d)),
+            Err(e) => {
+                eprintln!("autostop: --for: {e}");
+                return USAGE;
+            }
+        },
+        Some(UntilArgs { until: Some(t), .. }) => Some(Until::At(t)),
+        Some(_) => None,
+    };
+    let by = match app.cloud().caller_identity().await {
+        Ok(arn) => arn,
+        Err(e) => {
+            eprintln!("autostop: caller identity unknown ({}); recording the override as set by `operator`", e.code);
+            "operator".to_string()
+        }
+    };
+    match app.set_override(rule, mode, until, &by).await {
+        Ok(r) => {
+            match r["override"]["until_local"].as_str() {
+                Some(at) => println!(
+                    "{rule}: {} until {at} ({})",
+                    r["override"]["mode"].as_str().unwrap_or(""),
+                    r["result"].as_str().unwrap_or("")
+                ),
+                None => println!("{rule}: override cleared; its schedule and the idle check decide again"),
+            }
+            OK
+        }
+        Err(e) => {
+            eprintln!("autostop: {e}");
+            if e.0.starts_with("no rule named") || e.0.contains("\"until\"") || e.0.contains("30 days") {
+                USAGE
+            } else {
+                FAILED
+            }
+        }
     }
 }
 
@@ -220,6 +295,13 @@ async fn wake(app: &App<AwsCloud>, name: &str, no_wait: bool, timeout: &str) -> 
     let mut last: Option<Phase> = None;
     loop {
         let s = app.waker().wake(&rule, crate::wake::Cause::Operator).await;
+        if let Some(held) = &s.held_asleep {
+            eprintln!(
+                "{name}: not woken: {}; `autostop keep-awake {name}` overrides, `resume` clears an override",
+                held.why
+            );
+            return FAILED;
+        }
         if last != Some(s.phase) {
             eprintln!("[{:>4}s] {}: {}", start.elapsed().as_secs(), s.phase.as_str(), s.message);
             last = Some(s.phase);

@@ -519,6 +519,29 @@ async fn the_cli_validates_wakes_reports_and_stops() {
     let saved: f64 = item["saved_this_month"].parse().unwrap();
     assert_eq!(saved, asleep as f64, "1 per second asleep: {item:?}");
 
+    // Overrides through the real adapters: recorded by the caller's identity from STS.
+    let (code, out, err) = cli(&["sleep", "api", "--for", "2h"], &good);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("api: asleep until ") && out.contains("UTC"), "{out}");
+    assert_eq!(w.instance_state(&id).await, InstanceStateName::Stopped, "put to sleep now");
+    let item = w.item("it-cli-state", "api").await;
+    assert_eq!(item.get("override_mode").map(String::as_str), Some("asleep"), "{item:?}");
+    assert!(item.get("override_by").is_some_and(|b| b.starts_with("arn:aws:")), "STS caller: {item:?}");
+    let (_, out, _) = cli(&["status", "--json"], &good);
+    let api: serde_json::Value = serde_json::from_str::<serde_json::Value>(&out).unwrap()["rules"][0].clone();
+    assert!(api["intent"].as_str().is_some_and(|i| i.starts_with("put to sleep by arn:aws:")), "{api}");
+    let (code, _, err) = cli(&["wake", "api", "--timeout", "5s"], &good);
+    assert_eq!(code, 1, "held asleep: the wake starts nothing. {err}");
+    assert_eq!(w.instance_state(&id).await, InstanceStateName::Stopped);
+    let (code, out, err) = cli(&["resume", "api"], &good);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!w.item("it-cli-state", "api").await.contains_key("override_mode"));
+    let (code, _, err) = cli(&["keep-awake", "api", "--until", "someday"], &good);
+    assert_eq!(code, 2, "{err}");
+    let (code, out, err) = cli(&["keep-awake", "api", "--for", "1h"], &good);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(w.instance_state(&id).await, InstanceStateName::Running, "kept awake: started now. {out}{err}");
+
     // validate --aws catches a missing target group and a foreign rule on a configured host.
     w.elb
         .create_rule()

@@ -25,6 +25,7 @@ pub struct Clients {
     pub elb: aws_sdk_elasticloadbalancingv2::Client,
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
+    pub sts: aws_sdk_sts::Client,
 }
 
 impl Clients {
@@ -35,6 +36,7 @@ impl Clients {
             elb: aws_sdk_elasticloadbalancingv2::Client::new(sdk),
             cloudwatch: aws_sdk_cloudwatch::Client::new(sdk),
             dynamodb: aws_sdk_dynamodb::Client::new(sdk),
+            sts: aws_sdk_sts::Client::new(sdk),
         }
     }
 }
@@ -96,6 +98,19 @@ impl AwsCloud {
     /// The target groups a listener's default action forwards to, `None` if it does not exist.
     pub async fn listener_default_targets(&self, arn: &str) -> CloudResult<Option<Vec<String>>> {
         elbv2::listener_default_targets(&self.clients().await.elb, arn).await
+    }
+
+    /// Who the credentials belong to (STS GetCallerIdentity): the ARN an override is set by.
+    pub async fn caller_identity(&self) -> CloudResult<String> {
+        let out = self
+            .clients()
+            .await
+            .sts
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| cloud_error("GetCallerIdentity", e))?;
+        Ok(out.arn().unwrap_or("unknown").to_string())
     }
 
     /// The account's ELB limits by name (for `autostop validate --aws`).
