@@ -411,6 +411,17 @@ fn notes(report: &Value) -> String {
             parts.join(", ")
         ));
     }
+    // Overrides and schedules: why a rule is kept awake or asleep, and until when.
+    for r in report["rules"].as_array().into_iter().flatten() {
+        let name = r["rule"].as_str().unwrap_or("");
+        if let Some(intent) = r["intent"].as_str() {
+            out.push_str(&format!("{name}: {intent}\n"));
+        } else if let (Some(s), Some(next)) =
+            (r["schedule"]["name"].as_str(), r["schedule"]["next_change_local"].as_str())
+        {
+            out.push_str(&format!("{name}: on demand; schedule `{s}` changes {next}\n"));
+        }
+    }
     // A failed stop or start says why, and what to do, below the table.
     for r in report["rules"].as_array().into_iter().flatten() {
         if let Some(e) = r["last_error"].as_str() {
@@ -429,14 +440,17 @@ mod tests {
         let report = json!({"now": 100, "rules": [
             {"rule": "api", "phase": "ready", "resources": [], "hosts": ["api.x.com"], "idle_seconds": 300,
              "wakes": 1, "stops": 0, "last_error": "could not stop: i-1: UnauthorizedOperation (StopInstances). Then run `autostop stop api`",
-             "refused_last_hour": {"bot": 12, "path": 3}},
+             "refused_last_hour": {"bot": 12, "path": 3}, "intent": "kept awake by alice until Sat 14:00 CET"},
             {"rule": "web", "phase": "stopped", "resources": [], "hosts": ["web.x.com"], "idle_seconds": 300,
-             "wakes": 0, "stops": 1, "last_error": null}
+             "wakes": 0, "stops": 1, "last_error": null,
+             "schedule": {"name": "office-hours", "next_change_local": "Mon 08:00 CET"}}
         ]});
         let table = status_table(&report);
         assert!(table.contains("api: last error: could not stop: i-1: UnauthorizedOperation"), "{table}");
         assert!(!table.contains("web: last error"), "{table}");
         assert!(table.contains("api: refused in the last hour: bot 12, path 3"), "{table}");
         assert!(!table.contains("web: refused"), "{table}");
+        assert!(table.contains("api: kept awake by alice until Sat 14:00 CET"), "{table}");
+        assert!(table.contains("web: on demand; schedule `office-hours` changes Mon 08:00 CET"), "{table}");
     }
 }

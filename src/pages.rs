@@ -25,6 +25,8 @@ struct ProgressPage<'a> {
     healthy: u32,
     total: u32,
     rendered_ready: bool,
+    /// The override or schedule behind this rule's state, when there is one.
+    intent: Option<&'a str>,
 }
 
 #[derive(Template)]
@@ -95,6 +97,7 @@ pub fn progress(host: &str, status: &Status) -> String {
         healthy: status.targets.healthy,
         total: status.targets.total,
         rendered_ready: status.phase == Phase::Ready,
+        intent: status.intent.as_deref(),
     }
     .render()
     .unwrap_or_else(|e| format!("template error: {e}"))
@@ -135,6 +138,7 @@ mod tests {
             eta_seconds: None,
             error: None,
             held_asleep: None,
+            intent: None,
         }
     }
 

@@ -111,6 +111,10 @@ pub struct Status {
     /// schedule, or an operator's `sleep`): why, and until when (epoch seconds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held_asleep: Option<HeldAsleep>,
+    /// What the rule's override or schedule says, when either says anything ("kept awake by
+    /// ... until ...", "awake on schedule ..."): the progress page and the status show it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intent: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -353,7 +357,8 @@ impl<C: Cloud> Waker<C> {
             Ok(item) => item,
             Err(e) => return self.degraded_step(rule, memo, e).await,
         };
-        if let Some(held) = self.held_asleep(rule, item.as_ref()) {
+        let intent = intent(rule, item.as_ref(), self.cloud.now());
+        if let Some(held) = held_asleep(rule, &intent) {
             return held;
         }
         if self.stop_in_progress(item.as_ref()) {
@@ -379,7 +384,8 @@ impl<C: Cloud> Waker<C> {
             Err(e) => return self.degraded_step(rule, memo, e).await,
         }
         // The item as just written: the step need not read it again.
-        let status = self.step(rule, memo, Mode::Wake, Some(Some(claim))).await;
+        let mut status = self.step(rule, memo, Mode::Wake, Some(Some(claim))).await;
+        status.intent = intent.why().map(str::to_string);
         self.publish(rule, &status).await;
         status
     }
@@ -423,28 +429,10 @@ impl<C: Cloud> Waker<C> {
         if !self.degraded.swap(true, Ordering::Relaxed) {
             tracing::warn!(table = %self.config.state_table, code = %e.code, "state table unreachable: this environment observes and starts on its own (more AWS calls; waking still works)");
         }
-        if let Some(held) = self.held_asleep(rule, None) {
+        if let Some(held) = held_asleep(rule, &intent(rule, None, self.cloud.now())) {
             return held;
         }
         self.step(rule, memo, Mode::Wake, None).await
-    }
-
-    /// The answer when the rule's override or schedule holds it asleep: nothing is started, no
-    /// AWS call is made, and the status says why and until when.
-    fn held_asleep(&self, rule: &Rule, item: Option<&RuleState>) -> Option<Status> {
-        let Intent::Asleep { why, until } = intent(rule, item, self.cloud.now()) else { return None };
-        tracing::debug!(rule = %rule.name, why = %why, "held asleep: not waking");
-        Some(Status {
-            rule: rule.name.clone(),
-            phase: Phase::Stopped,
-            message: format!("Asleep: {why}."),
-            resources: Vec::new(),
-            targets: TargetHealth::default(),
-            elapsed_seconds: None,
-            eta_seconds: None,
-            error: None,
-            held_asleep: Some(HeldAsleep { why, until }),
-        })
     }
 
     /// `known`: the state item when the caller has just read or written it.
@@ -527,6 +515,7 @@ impl<C: Cloud> Waker<C> {
                 eta_seconds: None,
                 error: None,
                 held_asleep: None,
+                intent: None,
             };
         }
         // Forget what this wake started so the next request retries from what AWS shows.
@@ -542,6 +531,7 @@ impl<C: Cloud> Waker<C> {
             eta_seconds: None,
             error: Some(err),
             held_asleep: None,
+            intent: None,
         }
     }
 
@@ -937,6 +927,7 @@ impl<'a> Step<'a> {
             },
             error: None,
             held_asleep: None,
+            intent: None,
         }
     }
 }
@@ -966,6 +957,25 @@ fn observation(item: &RuleState) -> Option<Status> {
 }
 
 /// What an environment answers while another one observes and nothing has been published yet.
+/// The answer when the rule's override or schedule holds it asleep: nothing is started, no
+/// AWS call is made, and the status says why and until when.
+fn held_asleep(rule: &Rule, intent: &Intent) -> Option<Status> {
+    let Intent::Asleep { why, until } = intent else { return None };
+    tracing::debug!(rule = %rule.name, why = %why, "held asleep: not waking");
+    Some(Status {
+        rule: rule.name.clone(),
+        phase: Phase::Stopped,
+        message: format!("Asleep: {why}."),
+        resources: Vec::new(),
+        targets: TargetHealth::default(),
+        elapsed_seconds: None,
+        eta_seconds: None,
+        error: None,
+        held_asleep: Some(HeldAsleep { why: why.clone(), until: *until }),
+        intent: Some(why.clone()),
+    })
+}
+
 fn observing_elsewhere(rule: &str) -> Status {
     Status {
         rule: rule.to_string(),
@@ -977,6 +987,7 @@ fn observing_elsewhere(rule: &str) -> Status {
         eta_seconds: None,
         error: None,
         held_asleep: None,
+        intent: None,
     }
 }
 

@@ -159,6 +159,9 @@ async fn overrides_win_until_they_expire() {
     assert_eq!(r["override"]["mode"], "awake", "{r}");
     assert_eq!(r["override"]["by"], "operator");
     assert_eq!(r["override"]["until"], local(tz, saturday, 14, 0));
+    // The progress page says why the rule runs on a Saturday.
+    let page = browser(&app, HOST).await;
+    assert!(page.body.contains("kept awake by operator until Sat 14:00 CET"), "{}", page.body);
     // The direct invoke starts it; a request then waits for it like any other.
     assert_eq!(api(&app, "GET", HOST, "/").await.status, 307);
     assert_eq!(app.cloud().routes_to(L1, HOST), TG_API);
