@@ -158,8 +158,9 @@ fn default_metrics_lag() -> String {
 #[serde(deny_unknown_fields)]
 struct RawRule {
     name: String,
+    #[serde(default)]
     hosts: Vec<String>,
-    target_group_arn: String,
+    target_group_arn: Option<String>,
     idle: Option<String>,
     priority: Option<i64>,
     ec2: Option<RawEc2>,
@@ -171,6 +172,11 @@ struct RawRule {
     wake: Option<String>,
     /// The name of a `[[schedules]]` entry.
     schedule: Option<String>,
+    /// Rules readied first, in order, when this one wakes.
+    #[serde(default)]
+    depends_on: Vec<String>,
+    /// Wait after the dependencies are ready, before this rule's own resources start.
+    delay: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -240,6 +246,21 @@ impl Config {
 
     pub fn rule(&self, name: &str) -> Option<&Rule> {
         self.rules.iter().find(|r| r.name == name)
+    }
+
+    /// The indices of every rule that depends on `name`, directly or through others.
+    pub fn dependents(&self, name: &str) -> Vec<usize> {
+        let mut found: Vec<usize> = Vec::new();
+        let mut queue = vec![name.to_string()];
+        while let Some(n) = queue.pop() {
+            for (i, r) in self.rules.iter().enumerate() {
+                if r.depends_on.contains(&n) && !found.contains(&i) {
+                    found.push(i);
+                    queue.push(r.name.clone());
+                }
+            }
+        }
+        found
     }
 
     pub fn rule_names(&self) -> Vec<&str> {
@@ -319,6 +340,7 @@ impl RawConfig {
             }
             rules.push(rule);
         }
+        check_dependencies(&rules)?;
         let (standing, standing_priorities) = plan_standing(&rules)?;
         Ok(Config {
             listener_arns: self.listener_arns,
@@ -378,8 +400,12 @@ impl RawRule {
         }
         let key = |k: &str| format!("rules[{i}] ({}).{k}", self.name);
         let gate = self.gate(&key, top)?;
-        if self.hosts.is_empty() {
-            return Err(err(key("hosts"), "must list at least one host"));
+        if self.hosts.is_empty() != self.target_group_arn.is_none() {
+            return Err(err(
+                key(if self.hosts.is_empty() { "hosts" } else { "target_group_arn" }),
+                "give both `hosts` and `target_group_arn`, or neither (a rule that only serves as a dependency, \
+                 such as a database, is ready when its resources are)",
+            ));
         }
         let mut hosts = Vec::with_capacity(self.hosts.len());
         for h in &self.hosts {
@@ -389,7 +415,16 @@ impl RawRule {
             }
             hosts.push(host);
         }
-        check_elb_arn(&key("target_group_arn"), &self.target_group_arn, "targetgroup/", 2)?;
+        if let Some(tg) = &self.target_group_arn {
+            check_elb_arn(&key("target_group_arn"), tg, "targetgroup/", 2)?;
+        }
+        let delay = match &self.delay {
+            Some(d) if self.depends_on.is_empty() => {
+                return Err(err(key("delay"), format!("`{d}`: a delay follows dependencies; `depends_on` is empty")))
+            }
+            Some(d) => parse_duration(d).map_err(|r| err(key("delay"), r))?,
+            None => Duration::ZERO,
+        };
         let idle = match &self.idle {
             Some(s) => parse_duration(s).map_err(|r| err(key("idle"), r))?,
             None => default_idle,
@@ -479,6 +514,8 @@ impl RawRule {
             busy_when,
             hourly_cost,
             schedule: None,
+            depends_on: self.depends_on,
+            delay,
         })
     }
 }
@@ -486,6 +523,47 @@ impl RawRule {
 /// The standing ALB rules and their priorities. Configured priorities must not overlap one
 /// another (two rules would fight over one ALB priority forever) and must keep ALB's first match
 /// in agreement with autostop's host matching.
+/// Every `depends_on` names another rule, once, and no rule depends on itself through others.
+fn check_dependencies(rules: &[Rule]) -> Result<(), ConfigError> {
+    let key = |i: usize| format!("rules[{i}] ({}).depends_on", rules[i].name);
+    let index = |name: &str| rules.iter().position(|r| r.name == name);
+    for (i, rule) in rules.iter().enumerate() {
+        for (j, dep) in rule.depends_on.iter().enumerate() {
+            if index(dep).is_none() {
+                let names: Vec<&str> = rules.iter().map(|r| r.name.as_str()).collect();
+                return Err(err(key(i), format!("no rule named `{dep}`; configured rules: {}", names.join(", "))));
+            }
+            if rule.depends_on[..j].contains(dep) {
+                return Err(err(key(i), format!("`{dep}` is listed twice")));
+            }
+        }
+    }
+    // Depth-first from each rule; a rule met again on the current path closes a cycle.
+    fn visit(rules: &[Rule], at: usize, path: &mut Vec<usize>) -> Option<Vec<usize>> {
+        if let Some(start) = path.iter().position(|p| *p == at) {
+            let mut cycle = path[start..].to_vec();
+            cycle.push(at);
+            return Some(cycle);
+        }
+        path.push(at);
+        for dep in &rules[at].depends_on {
+            let next = rules.iter().position(|r| &r.name == dep).expect("checked above");
+            if let Some(cycle) = visit(rules, next, path) {
+                return Some(cycle);
+            }
+        }
+        path.pop();
+        None
+    }
+    for i in 0..rules.len() {
+        if let Some(cycle) = visit(rules, i, &mut Vec::new()) {
+            let names: Vec<&str> = cycle.iter().map(|c| rules[*c].name.as_str()).collect();
+            return Err(err(key(cycle[0]), format!("dependency cycle: {}", names.join(" -> "))));
+        }
+    }
+    Ok(())
+}
+
 fn plan_standing(rules: &[Rule]) -> Result<(Vec<Chunk>, Vec<u32>), ConfigError> {
     let hosts: Vec<RuleHosts> =
         rules.iter().map(|r| RuleHosts { name: &r.name, hosts: &r.hosts, priority: r.priority }).collect();
@@ -965,5 +1043,37 @@ name = "api""#;
             &text.replace("awake = [\"mon-fri 08:00-19:00\"]\nasleep = [\"sat-sun\", \"mon-fri 22:00-06:00\"]", ""),
         );
         assert_eq!(e.key, "schedules[0] (office-hours).awake");
+    }
+
+    #[test]
+    fn dependencies_name_rules_without_cycles() {
+        let db = "\n[[rules]]\nname = \"db\"\nec2 = { instance_ids = [\"i-0aaaaaaaaaaaaaaaa\"] }\n";
+        let text = with("busy_when", "depends_on = [\"db\"]\ndelay = \"10s\"\nbusy_when") + db;
+        let c = Config::from_toml(&text).unwrap();
+        let (api, db_rule) = (c.rule("api").unwrap(), c.rule("db").unwrap());
+        assert_eq!((api.depends_on.clone(), api.delay), (vec!["db".to_string()], Duration::from_secs(10)));
+        assert!(db_rule.hosts.is_empty() && db_rule.target_group_arn.is_none());
+        assert_eq!(c.dependents("db"), vec![0]);
+
+        let e = load_err(&text.replace("depends_on = [\"db\"]", "depends_on = [\"dbx\"]"));
+        assert_eq!(e.key, "rules[0] (api).depends_on");
+        assert!(e.reason.contains("no rule named `dbx`"), "{e}");
+        let e = load_err(
+            &text
+                .replace("depends_on = [\"db\"]\ndelay = \"10s\"", "")
+                .replace("name = \"db\"\n", "name = \"db\"\ndelay = \"5s\"\n"),
+        );
+        assert_eq!(e.key, "rules[2] (db).delay");
+        let cyclic = text.replace("name = \"db\"\n", "name = \"db\"\ndepends_on = [\"web\"]\n").replace(
+            "ecs = { cluster = \"dev\", service = \"web\", desired_count = 2 }",
+            "ecs = { cluster = \"dev\", service = \"web\", desired_count = 2 }\ndepends_on = [\"api\"]",
+        );
+        let e = load_err(&cyclic);
+        assert!(e.reason.contains("dependency cycle: api -> db -> web -> api"), "{e}");
+        let e = load_err(&text.replace("depends_on = [\"db\"]", "depends_on = [\"api\"]"));
+        assert!(e.reason.contains("dependency cycle: api -> api"), "{e}");
+        let e = load_err(&(text.clone() + "\n[[rules]]\nname = \"half\"\nhosts = [\"half.x.com\"]\nec2 = { instance_ids = [\"i-0bbbbbbbbbbbbbbbb\"] }\n"));
+        assert_eq!(e.key, "rules[3] (half).target_group_arn");
+        assert!(e.reason.contains("or neither"), "{e}");
     }
 }

@@ -74,8 +74,9 @@ pub fn build_queries(config: &Config) -> (Vec<MetricQuery>, Vec<RuleQueries>) {
     let mut per_rule = Vec::with_capacity(config.rules.len());
     for (i, rule) in config.rules.iter().enumerate() {
         let mut rq = RuleQueries::default();
-        let tg = target_group_dimension(&rule.target_group_arn);
-        for (j, lb) in lbs.iter().enumerate() {
+        // A rule without a target group (a dependency) has no requests of its own.
+        let tg = rule.target_group_arn.as_deref().map(target_group_dimension);
+        for (j, (tg, lb)) in tg.iter().flat_map(|tg| lbs.iter().map(move |lb| (tg, lb))).enumerate() {
             let id = format!("r{i}_l{j}");
             queries.push(MetricQuery {
                 id: id.clone(),
@@ -213,10 +214,24 @@ pub struct Facts<'a> {
     pub fingerprint: String,
     /// What its override or schedule wants ([`crate::intent`]).
     pub intent: Intent,
+    /// An awake rule that depends on this one (directly or through others): while there is
+    /// one, this rule runs, whatever its idleness, schedule or override says.
+    pub needed_by: Option<String>,
 }
 
 /// The decision, its reason, and for how long the rule has been idle (seconds), if known.
 pub fn decide(f: &Facts) -> (Action, String, Option<i64>) {
+    if let Some(dependent) = &f.needed_by {
+        let why = format!("`{dependent}` depends on it and is awake");
+        return match f.awake {
+            true => (Action::Keep, why, None),
+            false if f.app_routes > 0 => {
+                let (action, why) = decide_stopped(f);
+                (action, why, None)
+            }
+            false => (Action::Start, why, None),
+        };
+    }
     if !f.awake {
         let (action, why) = decide_stopped(f);
         return (action, why, None);
@@ -353,7 +368,8 @@ pub async fn idle_check<C: Cloud>(
     let mut seen = observe(cloud, config, now).await?;
     let decisions: Vec<Decision> = {
         let index = seen.index();
-        config.rules.iter().enumerate().map(|(i, rule)| seen.decide(config, &index, i, rule, now)).collect()
+        let own = seen.own(config, &index, now);
+        (0..config.rules.len()).map(|i| seen.decide(config, &index, &own, i, now)).collect()
     };
 
     // Drift repair first: standing rules created or corrected; those of sleeping rules forward
@@ -572,36 +588,54 @@ impl Seen {
         Index { series: self.series.iter().map(|s| (s.id.as_str(), s)).collect(), standing }
     }
 
-    fn decide(&self, config: &Config, index: &Index, i: usize, rule: &Rule, now: i64) -> Decision {
-        let rule_instances: Vec<&Instance> =
+    /// Whether each rule is awake, and its own last activity, in config order: a dependency's
+    /// decision reads its dependents'.
+    fn own(&self, config: &Config, index: &Index, now: i64) -> Vec<(bool, Option<i64>)> {
+        let period = |id: &str| self.instances.get(id).map(Instance::metric_period).unwrap_or(60);
+        config
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(i, rule)| {
+                let (instances, service) = self.resources(rule);
+                let activity = last_activity(rule, &self.per_rule[i], &index.series, &period, now);
+                (is_awake(&instances, service), activity)
+            })
+            .collect()
+    }
+
+    fn resources(&self, rule: &Rule) -> (Vec<&Instance>, Option<&Service>) {
+        let instances =
             rule.ec2.iter().flat_map(|e| e.instance_ids.iter()).filter_map(|id| self.instances.get(id)).collect();
-        let service = rule.ecs.as_ref().and_then(|e| self.services.get(&(e.cluster.clone(), e.service.clone())));
+        (instances, rule.ecs.as_ref().and_then(|e| self.services.get(&(e.cluster.clone(), e.service.clone()))))
+    }
+
+    fn decide(&self, config: &Config, index: &Index, own: &[(bool, Option<i64>)], i: usize, now: i64) -> Decision {
+        let rule = &config.rules[i];
+        let (rule_instances, service) = self.resources(rule);
         let started_at = rule_instances
             .iter()
             .filter(|i| matches!(i.state, InstanceState::Running | InstanceState::Pending))
             .filter_map(|i| i.launched_at)
             .chain(service.filter(|s| s.desired > 0).and_then(|s| s.changed_at))
             .max();
+        let dependents = config.dependents(&rule.name);
         let ours: &[&ListenerRule] = index.standing.get(rule.name.as_str()).map(Vec::as_slice).unwrap_or_default();
-        let app_routes = ours.iter().filter(|r| routes::route_of(r, &rule.target_group_arn) == Route::App).count();
+        let app_routes = ours.iter().filter(|r| routes::route_of(r, rule.app_group()) == Route::App).count();
         let facts = Facts {
             now,
             idle: rule.idle,
             window: self.window,
             lag: config.metrics_lag,
-            last_activity: last_activity(
-                rule,
-                &self.per_rule[i],
-                &index.series,
-                &|id| self.instances.get(id).map(Instance::metric_period).unwrap_or(60),
-                now,
-            ),
+            // A dependency is in use while its dependents are.
+            last_activity: dependents.iter().map(|j| own[*j].1).chain([own[i].1]).max().flatten(),
             state: self.states.get(&rule.name),
-            awake: is_awake(&rule_instances, service),
+            awake: own[i].0,
             started_at,
             app_routes,
             fingerprint: fingerprint(rule, &rule_instances, service),
             intent: intent(rule, self.states.get(&rule.name), now),
+            needed_by: dependents.iter().find(|j| own[**j].0).map(|j| config.rules[*j].name.clone()),
         };
         let (action, reason, idle_for) = decide(&facts);
         let report = RuleReport {
@@ -877,6 +911,17 @@ pub async fn sweep_routes<C: Cloud>(cloud: &C, config: &Config, stopped: &[&Rule
 
 /// The operator's `stop`: observe, stop now regardless of activity, sweep.
 pub async fn stop_now<C: Cloud>(cloud: &C, config: &Config, rule: &Rule) -> Result<StopOutcome, CloudError> {
+    // Dependents first: a dependency is never stopped under a rule that needs it.
+    for j in config.dependents(&rule.name) {
+        let dependent = &config.rules[j];
+        let plan = plan_stop(cloud, dependent).await?;
+        if !plan.running.is_empty() || plan.service.as_ref().is_some_and(|s| s.desired > 0) {
+            return Ok(StopOutcome::BackedOff(format!(
+                "`{}` depends on it and is awake; stop `{}` first",
+                dependent.name, dependent.name
+            )));
+        }
+    }
     let current = read_state(cloud, config, &rule.name).await?;
     let plan = plan_stop(cloud, rule).await?;
     let mut views = routes::views(cloud, config).await?;
@@ -905,7 +950,20 @@ mod tests {
             app_routes: 0,
             fingerprint: "f".into(),
             intent: Intent::OnDemand,
+            needed_by: None,
         }
+    }
+
+    /// A dependency runs while a rule that depends on it is awake: kept however idle or
+    /// scheduled asleep, started if found stopped.
+    #[test]
+    fn a_dependency_runs_while_a_dependent_is_awake() {
+        let asleep = Intent::Asleep { why: "asleep on schedule `office`".into(), until: None };
+        let needed = Facts { needed_by: Some("api".into()), intent: asleep, ..facts(true) };
+        let (action, why, _) = decide(&needed);
+        assert_eq!((action, why.as_str()), (Action::Keep, "`api` depends on it and is awake"));
+        assert_eq!(decide(&Facts { awake: false, ..needed.clone() }).0, Action::Start);
+        assert_eq!(decide(&facts(true)).0, Action::Stop, "without an awake dependent: idle");
     }
 
     /// The intent comes before idleness: a held-asleep rule stops however busy, a rule that
@@ -966,7 +1024,7 @@ mod tests {
         let rule = Rule {
             name: "api".into(),
             hosts: vec!["api.x.com".into()],
-            target_group_arn: "tg".into(),
+            target_group_arn: Some("tg".into()),
             idle: Duration::from_secs(300),
             priority: None,
             ec2: None,
@@ -975,6 +1033,8 @@ mod tests {
             hourly_cost: None,
             gate: Default::default(),
             schedule: None,
+            depends_on: Vec::new(),
+            delay: Duration::ZERO,
         };
         let rq = RuleQueries { requests: vec!["r".into()], busy: vec![] };
         let series = MetricSeries { id: "r".into(), points: vec![(9_960, 3.0)] };

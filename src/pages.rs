@@ -8,6 +8,8 @@ use crate::wake::{Phase, ResourceState, Status};
 pub struct Step {
     pub phase: &'static str,
     pub label: &'static str,
+    /// For a dependency's step: the rule readied first (shown as "Readying `db`").
+    pub dependency: Option<String>,
     /// `done`, `current` or `todo`.
     pub state: &'static str,
 }
@@ -72,6 +74,7 @@ pub fn steps(phase: Phase) -> Vec<Step> {
         .map(|(i, (phase, label))| Step {
             phase,
             label,
+            dependency: None,
             state: match current {
                 Some(c) if i < c => "done",
                 Some(c) if i == c => "current",
@@ -79,6 +82,36 @@ pub fn steps(phase: Phase) -> Vec<Step> {
             },
         })
         .collect()
+}
+
+/// The steps of a wake, each dependency first ("Readying `db`"): while one is not ready, it is
+/// the current step and the rule's own steps are still to do.
+fn with_dependencies(status: &Status) -> Vec<Step> {
+    let pending = status.dependencies.iter().position(|d| d.phase != Phase::Ready);
+    let mut all: Vec<Step> = status
+        .dependencies
+        .iter()
+        .enumerate()
+        .map(|(i, d)| Step {
+            phase: "dependency",
+            label: "",
+            dependency: Some(d.rule.clone()),
+            state: match pending {
+                Some(p) if i < p => "done",
+                Some(p) if i == p => "current",
+                Some(_) => "todo",
+                None => "done",
+            },
+        })
+        .collect();
+    let own = steps(status.phase);
+    all.extend(own.into_iter().map(|mut s| {
+        if pending.is_some() {
+            s.state = "todo";
+        }
+        s
+    }));
+    all
 }
 
 pub fn progress(host: &str, status: &Status) -> String {
@@ -89,7 +122,7 @@ pub fn progress(host: &str, status: &Status) -> String {
     };
     ProgressPage {
         host,
-        steps: steps(status.phase),
+        steps: with_dependencies(status),
         message: shown,
         resources: &status.resources,
         elapsed: status.elapsed_seconds.unwrap_or(0),
@@ -139,6 +172,7 @@ mod tests {
             error: None,
             held_asleep: None,
             intent: None,
+            dependencies: Vec::new(),
         }
     }
 

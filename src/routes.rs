@@ -207,10 +207,10 @@ fn plan_rule<'a>(
 ) {
     let route = match want {
         Want::Route(r) => r,
-        Want::Keep if actual.iter().any(|a| route_of(a, &rule.target_group_arn) == Route::App) => Route::App,
+        Want::Keep if actual.iter().any(|a| route_of(a, rule.app_group()) == Route::App) => Route::App,
         Want::Keep => Route::Lambda,
     };
-    let action = forward(route, &view.lambda_tg, &rule.target_group_arn);
+    let action = forward(route, &view.lambda_tg, rule.app_group());
     for (d, a) in match_rules(wanted, &mut actual) {
         let Some(a) = a else {
             plan.create.push(NewRule {
@@ -442,7 +442,7 @@ pub async fn routed_everywhere<C: Cloud>(cloud: &C, config: &Config, rule: &Rule
     for listener in &config.listener_arns {
         let rules = cloud.listener_rules(listener).await?;
         let ours = rules.iter().filter(|r| r.owner.as_deref() == Some(rule.name.as_str()));
-        if !complete(config, &rules, rule) || ours.clone().any(|r| route_of(r, &rule.target_group_arn) != Route::App) {
+        if !complete(config, &rules, rule) || ours.clone().any(|r| route_of(r, rule.app_group()) != Route::App) {
             return Ok(false);
         }
     }
@@ -456,7 +456,7 @@ fn lambda_of(rules: &[ListenerRule], rule: &Rule) -> Option<String> {
         .iter()
         .filter(|r| r.owner.as_deref() == Some(rule.name.as_str()))
         .flat_map(|r| r.forward.iter())
-        .find(|w| w.target_group != rule.target_group_arn)
+        .find(|w| w.target_group != rule.app_group())
         .map(|w| w.target_group.clone())
 }
 

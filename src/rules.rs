@@ -13,7 +13,8 @@ pub struct Rule {
     pub name: String,
     /// Host patterns as written in the config, normalised: `api.dev.example.com` or `*.api.dev.example.com`.
     pub hosts: Vec<String>,
-    pub target_group_arn: String,
+    /// The app's target group; `None` for a rule that only serves as a dependency (no hosts).
+    pub target_group_arn: Option<String>,
     pub idle: Duration,
     /// Configured ALB priority for the first host chunk, if any (see [`crate::priority`]).
     pub priority: Option<u32>,
@@ -26,6 +27,18 @@ pub struct Rule {
     pub gate: crate::gate::Gate,
     /// Working hours and forced sleep ([`crate::schedule`]).
     pub schedule: Option<std::sync::Arc<crate::schedule::Schedule>>,
+    /// Rules readied first, in this order, when this one wakes; stopped after it.
+    pub depends_on: Vec<String>,
+    /// How long after its dependencies are ready this rule's own resources start.
+    pub delay: Duration,
+}
+
+impl Rule {
+    /// The app's target group as the standing rules name it. Only a rule with hosts has
+    /// standing rules, and a rule with hosts always has a target group; "" otherwise.
+    pub fn app_group(&self) -> &str {
+        self.target_group_arn.as_deref().unwrap_or_default()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

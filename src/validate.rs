@@ -96,8 +96,10 @@ async fn check_resources(
     rule: &crate::rules::Rule,
     problems: &mut Vec<String>,
 ) -> Result<(), CloudError> {
-    if cloud.target_group_type(&rule.target_group_arn).await?.is_none() {
-        problems.push(format!("rule `{}`: target group {} does not exist", rule.name, rule.target_group_arn));
+    if let Some(tg) = &rule.target_group_arn {
+        if cloud.target_group_type(tg).await?.is_none() {
+            problems.push(format!("rule `{}`: target group {tg} does not exist", rule.name));
+        }
     }
     if let Some(ec2) = &rule.ec2 {
         for i in cloud.instances(&ec2.instance_ids).await? {
@@ -141,7 +143,7 @@ fn budget(
         e.2.extend(
             rules.iter().filter(|r| r.owner.is_none()).flat_map(|r| r.forward.iter().map(|w| w.target_group.clone())),
         );
-        e.2.extend(config.rules.iter().map(|r| r.target_group_arn.clone()));
+        e.2.extend(config.rules.iter().filter_map(|r| r.target_group_arn.clone()));
     }
     for (lb, (ours, others, tgs, listeners)) in per_lb {
         let total = (ours + others) as u64;

@@ -115,6 +115,16 @@ pub struct Status {
     /// ... until ...", "awake on schedule ..."): the progress page and the status show it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub intent: Option<String>,
+    /// The rule's dependencies, in order, while its wake readies them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dependencies: Vec<DependencyState>,
+}
+
+/// One dependency of a waking rule, as its progress page shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DependencyState {
+    pub rule: String,
+    pub phase: Phase,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -254,6 +264,8 @@ struct Memo {
     phase_log: Vec<(Phase, Instant)>,
     /// Who asked last: recorded as the cause when a wake starts.
     cause: Option<Cause>,
+    /// When this environment first saw every dependency ready (the `delay` counts from it).
+    dependencies_ready: Option<Instant>,
 }
 
 /// The wake engine, shared by every request of this Lambda instance.
@@ -516,6 +528,7 @@ impl<C: Cloud> Waker<C> {
                 error: None,
                 held_asleep: None,
                 intent: None,
+                dependencies: Vec::new(),
             };
         }
         // Forget what this wake started so the next request retries from what AWS shows.
@@ -532,6 +545,7 @@ impl<C: Cloud> Waker<C> {
             error: Some(err),
             held_asleep: None,
             intent: None,
+            dependencies: Vec::new(),
         }
     }
 
@@ -640,6 +654,9 @@ impl<C: Cloud> Waker<C> {
                 Ok(cx.status(Phase::Stopped, "asleep: the next request wakes it", resources, memo))
             }
             ResourcePlan::Start { instances, scale_to } => {
+                if let Some(waiting) = self.dependencies_first(&cx, memo, &resources).await {
+                    return Ok(waiting);
+                }
                 self.start(&cx, memo, &obs, resources, &instances, scale_to).await
             }
             ResourcePlan::WaitForStop => {
@@ -653,6 +670,55 @@ impl<C: Cloud> Waker<C> {
             }
             ResourcePlan::Up => self.up(&cx, memo, mode, resources).await,
         }
+    }
+
+    /// Readies the rule's dependencies first, in order, each through its own wake (so its own
+    /// dependencies, lease and state apply). `None` once every one is ready and the rule's
+    /// `delay` has passed since this environment saw them so; until then the rule's status:
+    /// starting (or in error, with the dependency's error), each dependency a step.
+    async fn dependencies_first(&self, cx: &Step<'_>, memo: &mut Memo, resources: &[ResourceState]) -> Option<Status> {
+        let rule = cx.rule;
+        if rule.depends_on.is_empty() {
+            return None;
+        }
+        memo.wake_started.get_or_insert(Instant::now());
+        let cause = memo.cause.unwrap_or(Cause::Operator);
+        let mut states: Vec<DependencyState> =
+            rule.depends_on.iter().map(|d| DependencyState { rule: d.clone(), phase: Phase::Stopped }).collect();
+        for (i, name) in rule.depends_on.iter().enumerate() {
+            let Some(dep) = self.config.rule(name) else { continue };
+            let s = self.wake_dependency(dep, cause).await;
+            states[i].phase = s.phase;
+            if s.phase != Phase::Ready {
+                memo.dependencies_ready = None;
+                let phase = if s.phase == Phase::Error { Phase::Error } else { Phase::Starting };
+                let message = format!("readying `{name}` first: {}", s.message);
+                let mut status = cx.status(phase, &message, resources.to_vec(), memo);
+                status.error = s.error;
+                status.held_asleep = s.held_asleep;
+                status.dependencies = states;
+                return Some(status);
+            }
+        }
+        let since = *memo.dependencies_ready.get_or_insert(Instant::now());
+        let left = rule.delay.saturating_sub(since.elapsed());
+        if left.is_zero() {
+            return None;
+        }
+        let message = format!("{} ready; starting in {} s", rule.depends_on.join(", "), left.as_secs().max(1));
+        let mut status = cx.status(Phase::Starting, &message, resources.to_vec(), memo);
+        status.dependencies = states;
+        Some(status)
+    }
+
+    /// A dependency's wake, boxed: the wake of a rule may wake its dependencies, whose wake may
+    /// wake theirs (the config has no cycles).
+    fn wake_dependency<'a>(
+        &'a self,
+        rule: &'a Rule,
+        cause: Cause,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Status> + Send + 'a>> {
+        Box::pin(self.wake(rule, cause))
     }
 
     /// Starts what is asleep, and makes sure the rule's standing ALB rules exist first: a target
@@ -791,7 +857,10 @@ impl<C: Cloud> Waker<C> {
     ) -> Result<Status, (CloudError, Vec<ResourceState>)> {
         let rule = cx.rule;
         let fail = |e: CloudError| (e, resources.clone());
-        let health = self.cloud.target_health(&rule.target_group_arn).await.map_err(fail)?;
+        let Some(target_group) = rule.target_group_arn.as_deref() else {
+            return Ok(self.up_without_traffic(cx, memo, mode, resources).await);
+        };
+        let health = self.cloud.target_health(target_group).await.map_err(fail)?;
         if health.healthy == 0 {
             memo.routed_at = None;
             if mode == Mode::Wake {
@@ -859,8 +928,35 @@ impl<C: Cloud> Waker<C> {
         if changed > 0 {
             tracing::info!(rule = %rule.name, changed, "standing rules switched to the app");
         }
+        self.record_ready(cx).await;
+        Ok(true)
+    }
+
+    /// A rule that serves no traffic of its own (a dependency, such as a database) is ready
+    /// once its resources run: there is no target group to pass and no listener to switch.
+    async fn up_without_traffic(
+        &self,
+        cx: &Step<'_>,
+        memo: &mut Memo,
+        mode: Mode,
+        resources: Vec<ResourceState>,
+    ) -> Status {
+        let recorded = cx.state.as_ref().is_some_and(|s| s.phase == "ready");
+        if mode == Mode::Wake && !recorded {
+            let started = cx.state.as_ref().filter(|s| s.phase == "starting");
+            let (start, cause) = (started.and_then(|s| s.wake_started_at), started.and_then(|s| s.wake_cause.clone()));
+            let cause = cause.or_else(|| memo.cause.map(|c| c.as_str().to_string()));
+            self.record_ready(cx).await;
+            self.emit_ready(cx.rule, memo, start, cx.wall, cause.as_deref().unwrap_or("unknown"));
+        }
+        memo.started.clear();
+        cx.status(Phase::Ready, "ready: its resources run (it serves no traffic of its own)", resources, memo)
+    }
+
+    /// Records the wake as finished: `ready`, its warm-up kept for the ETA and pre-warming.
+    async fn record_ready(&self, cx: &Step<'_>) {
         let wall = cx.wall;
-        self.record(rule, cx.state.clone(), |s| {
+        self.record(cx.rule, cx.state.clone(), |s| {
             if let (Some(started), "starting") = (s.wake_started_at, s.phase.as_str()) {
                 s.warmups.push((wall - started).max(0) as u64);
                 let extra = s.warmups.len().saturating_sub(WARMUPS_KEPT);
@@ -877,7 +973,6 @@ impl<C: Cloud> Waker<C> {
             }
         })
         .await;
-        Ok(true)
     }
 }
 
@@ -928,6 +1023,7 @@ impl<'a> Step<'a> {
             error: None,
             held_asleep: None,
             intent: None,
+            dependencies: Vec::new(),
         }
     }
 }
@@ -973,6 +1069,7 @@ fn held_asleep(rule: &Rule, intent: &Intent) -> Option<Status> {
         error: None,
         held_asleep: Some(HeldAsleep { why: why.clone(), until: *until }),
         intent: Some(why.clone()),
+        dependencies: Vec::new(),
     })
 }
 
@@ -988,6 +1085,7 @@ fn observing_elsewhere(rule: &str) -> Status {
         error: None,
         held_asleep: None,
         intent: None,
+        dependencies: Vec::new(),
     }
 }
 
@@ -1049,7 +1147,7 @@ mod tests {
         Rule {
             name: "api".into(),
             hosts: vec!["api.x".into()],
-            target_group_arn: "tg".into(),
+            target_group_arn: Some("tg".into()),
             idle: Duration::from_secs(60),
             priority: None,
             ec2: Some(Ec2Resources { instance_ids: vec!["i-1".into(), "i-2".into()] }),
@@ -1058,6 +1156,8 @@ mod tests {
             hourly_cost: None,
             gate: Default::default(),
             schedule: None,
+            depends_on: Vec::new(),
+            delay: Duration::ZERO,
         }
     }
 

@@ -86,7 +86,7 @@ fn check_routing(app: &App<FakeCloud>, step: &str) -> Result<(), TestCaseError> 
         let to = cloud.routes_to(L1, &host);
         let want = match app.config().rule_for_host(&host) {
             Some(rule) if cloud.state_item(&rule.name).is_some_and(|s| s.phase == "ready") => {
-                rule.target_group_arn.clone()
+                rule.app_group().to_string()
             }
             _ => LAMBDA_TG.to_string(),
         };

@@ -1,0 +1,122 @@
+//! Dependencies on the in-memory cloud with a paused clock: a wake readies its dependencies
+//! first, in order, waits `delay`, then starts the rule; stops run in reverse order; a
+//! dependency is kept while a rule that needs it is awake.
+
+mod common;
+
+use std::time::Duration;
+
+use autostop::app::App;
+use autostop::cloud::fake::FakeCloud;
+use autostop::cloud::InstanceState;
+use common::*;
+use serde_json::{json, Value};
+use tokio::time::{advance, Instant};
+
+const HOST: &str = "api.dev.example.com";
+const DB: &str = "i-0aaaaaaaaaaaaaaaa";
+
+/// `db` (an instance, no hosts: a dependency only) boots in 30 s; `api` depends on it with a
+/// 10 s delay and boots in 20 s, healthy 10 s after.
+fn app() -> App<FakeCloud> {
+    let text = format!(
+        r#"
+listener_arns = ["{L1}"]
+hold = "3m"
+idle = "5m"
+metrics_lag = "0s"
+
+[[rules]]
+name = "db"
+ec2 = {{ instance_ids = ["{DB}"] }}
+
+[[rules]]
+name = "api"
+hosts = ["{HOST}"]
+target_group_arn = "{TG_API}"
+depends_on = ["db"]
+delay = "10s"
+ec2 = {{ instance_ids = ["{I1}"] }}
+"#
+    );
+    let cloud = ec2_world(20, 10, &[L1]);
+    cloud.add_instance(DB, InstanceState::Stopped, Duration::from_secs(30));
+    App::new(config(&text), cloud)
+}
+
+async fn check(app: &App<FakeCloud>) -> Value {
+    app.handle(json!({"autostop": "idle-check"}), None).await.expect("idle check runs")
+}
+
+fn action<'a>(report: &'a Value, rule: &str) -> &'a str {
+    report["rules"].as_array().unwrap().iter().find(|r| r["rule"] == rule).unwrap()["action"].as_str().unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wake_readies_the_dependency_first_then_waits_the_delay() {
+    let app = app();
+    let t0 = Instant::now();
+    let page = browser(&app, HOST).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Readying <code>db</code>"), "the dependency is a step: {}", page.body);
+    assert!(page.body.contains(r#"class="current" data-phase="dependency" data-rule="db""#), "{}", page.body);
+    assert_eq!(app.cloud().instance_state(DB), InstanceState::Pending);
+    assert_eq!(app.cloud().instance_state(I1), InstanceState::Stopped, "not before its dependency is ready");
+
+    // Poll as the progress page does until the app answers.
+    let (mut db_ready_at, mut api_started_at) = (None, None);
+    while app.cloud().routes_to(L1, HOST) != TG_API {
+        advance(Duration::from_secs(1)).await;
+        let s = status(&app, HOST).await;
+        let db = s["dependencies"].as_array().and_then(|d| d.first()).map(|d| d["phase"].clone());
+        if db_ready_at.is_none() && (db == Some(json!("ready")) || s["dependencies"].is_null()) {
+            db_ready_at = Some(Instant::now());
+        }
+        if api_started_at.is_none() && app.cloud().instance_state(I1) != InstanceState::Stopped {
+            api_started_at = Some(Instant::now());
+        }
+        assert!(t0.elapsed() < Duration::from_secs(180), "never ready: {s}");
+    }
+    let db_ready_at = db_ready_at.expect("the dependency was seen ready");
+    let api_started_at = api_started_at.expect("api started");
+    assert!(api_started_at.duration_since(db_ready_at) >= Duration::from_secs(10), "the delay after db is ready");
+    assert_eq!(app.cloud().calls("StartInstances"), 2, "db once, api once");
+    assert!(db_ready_at.duration_since(t0) >= Duration::from_secs(30), "db boots in 30 s");
+    assert!(t0.elapsed() >= Duration::from_secs(30 + 10 + 20 + 10), "db, delay, api boot, health: {:?}", t0.elapsed());
+    assert_eq!(app.cloud().state_item("db").unwrap().phase, "ready", "ready without a target group");
+}
+
+#[tokio::test(start_paused = true)]
+async fn stops_run_in_reverse_order_and_a_needed_dependency_stays() {
+    let app = app();
+    assert_eq!(api(&app, "GET", HOST, "/").await.status, 307);
+    assert_eq!(app.cloud().instance_state(DB), InstanceState::Running);
+
+    // While api is awake, db cannot be stopped by hand, and the idle check keeps it.
+    let r = app.handle(json!({"autostop": "stop", "rule": "db"}), None).await.unwrap();
+    assert_eq!(r["result"], "backed_off", "{r}");
+    assert!(r["detail"].as_str().unwrap().contains("`api` depends on it and is awake"), "{r}");
+    assert_eq!(app.cloud().instance_state(DB), InstanceState::Running);
+
+    advance(Duration::from_secs(10 * 60)).await;
+    let first = check(&app).await;
+    assert_eq!(action(&first, "api"), "stop", "{first}");
+    assert_eq!(action(&first, "db"), "keep", "api was awake when decided: {first}");
+    assert_eq!(app.cloud().calls("StopInstances"), 1);
+    advance(Duration::from_secs(60)).await;
+    let second = check(&app).await;
+    assert_eq!(action(&second, "db"), "stop", "{second}");
+    assert_eq!(app.cloud().calls("StopInstances"), 2);
+    assert_eq!(app.cloud().instance_state(I1), InstanceState::Stopped);
+}
+
+/// A dependency found stopped under an awake dependent (stopped by hand) is started again.
+#[tokio::test(start_paused = true)]
+async fn a_dependency_stopped_by_hand_under_its_dependent_is_started() {
+    let app = app();
+    assert_eq!(api(&app, "GET", HOST, "/").await.status, 307);
+    app.cloud().set_instance_state(DB, InstanceState::Stopped);
+    let report = check(&app).await;
+    assert_eq!(action(&report, "db"), "start", "{report}");
+    assert_eq!(app.cloud().instance_state(DB), InstanceState::Running);
+}
