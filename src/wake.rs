@@ -692,7 +692,7 @@ impl<C: Cloud> Waker<C> {
             if s.phase != Phase::Ready {
                 memo.dependencies_ready = None;
                 let phase = if s.phase == Phase::Error { Phase::Error } else { Phase::Starting };
-                let message = format!("readying `{name}` first: {}", s.message);
+                let message = format!("readying {name} first: {}", s.message);
                 let mut status = cx.status(phase, &message, resources.to_vec(), memo);
                 status.error = s.error;
                 status.held_asleep = s.held_asleep;

@@ -118,6 +118,7 @@ def main():
 
         phases, title, src = visit(port, "api.localhost", True, "Hello from api")
         check("JS: the progress page showed while waking", phases, phases)
+        check("JS: the database dependency was readied first", phases and phases[0] == "dependency", phases)
         check("JS: it showed the boot and the health checks",
               "starting" in phases and "waiting_for_health" in phases, phases)
         check("JS: landed on the app with no manual reload", title == "api is awake" and "Hello from api" in src, title)

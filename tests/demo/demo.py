@@ -74,7 +74,11 @@ class World:
             ImageId="ami-12c6146b", InstanceType="t3.micro", MinCount=1, MaxCount=1,
             TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "autostop", "Value": "enabled"}]}],
         )["Instances"][0]["InstanceId"]
-        self.ec2.stop_instances(InstanceIds=[self.instance])
+        self.db = self.ec2.run_instances(
+            ImageId="ami-12c6146b", InstanceType="t3.micro", MinCount=1, MaxCount=1,
+            TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "autostop", "Value": "enabled"}]}],
+        )["Instances"][0]["InstanceId"]
+        self.ec2.stop_instances(InstanceIds=[self.instance, self.db])
         self.ecs.create_cluster(clusterName="demo")
         self.ecs.register_task_definition(
             family="web", containerDefinitions=[{"name": "web", "image": "nginx", "memory": 128}])
@@ -95,10 +99,16 @@ settle = "2s"
 metrics_lag = "0s"   # moto's CloudWatch shows datapoints at once
 
 [[rules]]
+name = "db"          # no hosts: a dependency only, ready when its instance runs
+ec2 = {{ instance_ids = ["{self.db}"] }}
+
+[[rules]]
 name = "api"
 hosts = ["api.localhost"]
 target_group_arn = "{self.api_tg}"
 ec2 = {{ instance_ids = ["{self.instance}"] }}
+depends_on = ["db"]  # woken first; api starts 3 s after it is ready
+delay = "3s"
 
 [[rules]]
 name = "web"
@@ -405,7 +415,7 @@ def main():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     log(f"config: {config_path}; autostop log: {os.path.join(OUT, 'autostop.log')}")
     log("open these; each is asleep until you do (curl works too: curl -i http://api.localhost:%d/):" % port)
-    log(f"  http://api.localhost:{port}/   EC2 instance {world.instance}")
+    log(f"  http://api.localhost:{port}/   EC2 instance {world.instance}, after its database {world.db}")
     log(f"  http://web.localhost:{port}/   ECS service demo/web (remembers 2 tasks; wakes on a click)")
     log("left alone for about a minute, each goes back to sleep. Ctrl-C stops the demo.")
     print("autostop demo ready", flush=True)
