@@ -183,6 +183,8 @@ struct RawRule {
 #[serde(deny_unknown_fields)]
 struct RawEc2 {
     instance_ids: Vec<String>,
+    #[serde(default)]
+    hibernate: bool,
 }
 
 #[derive(Deserialize)]
@@ -451,7 +453,7 @@ impl RawRule {
                         return Err(err(key("ec2.instance_ids"), format!("`{id}` is listed twice")));
                     }
                 }
-                Some(Ec2Resources { instance_ids: raw.instance_ids })
+                Some(Ec2Resources { instance_ids: raw.instance_ids, hibernate: raw.hibernate })
             }
             None => None,
         };

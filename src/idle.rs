@@ -651,6 +651,7 @@ impl Seen {
         };
         let plan = StopPlan {
             running: rule_instances.iter().filter(|i| is_awake(&[*i], None)).map(|i| i.id.clone()).collect(),
+            cannot_hibernate: cannot_hibernate(rule, &rule_instances),
             service: service.cloned(),
             fingerprint: facts.fingerprint.clone(),
         };
@@ -707,9 +708,22 @@ async fn record_stopped<C: Cloud>(
 #[derive(Debug, Clone, Default)]
 pub struct StopPlan {
     pub running: Vec<String>,
+    /// With `hibernate = true`: the instances not enabled for hibernation at launch, which are
+    /// stopped instead (and named in the log; `validate --aws` names them too).
+    pub cannot_hibernate: Vec<String>,
     pub service: Option<Service>,
     /// [`fingerprint`] of the rule and its resources as observed.
     pub fingerprint: String,
+}
+
+/// With `hibernate = true`, the rule's instances that were not enabled for hibernation at launch.
+fn cannot_hibernate(rule: &Rule, instances: &[&Instance]) -> Vec<String> {
+    match &rule.ec2 {
+        Some(ec2) if ec2.hibernate => {
+            instances.iter().filter(|i| !i.hibernation_configured).map(|i| i.id.clone()).collect()
+        }
+        _ => Vec::new(),
+    }
 }
 
 /// Observes one rule and plans its stop (for the operator's `stop` command).
@@ -719,6 +733,7 @@ pub async fn plan_stop<C: Cloud>(cloud: &C, rule: &Rule) -> Result<StopPlan, Clo
     if let Some(ec2) = &rule.ec2 {
         instances = cloud.instances(&ec2.instance_ids).await?;
         plan.running = instances.iter().filter(|i| is_awake(&[i], None)).map(|i| i.id.clone()).collect();
+        plan.cannot_hibernate = cannot_hibernate(rule, &instances.iter().collect::<Vec<_>>());
     }
     if let Some(ecs) = &rule.ecs {
         plan.service = Some(cloud.service(&ecs.cluster, &ecs.service).await?);
@@ -827,9 +842,14 @@ async fn stop_resources<C: Cloud>(cloud: &C, rule: &Rule, plan: &StopPlan) -> Ve
             }
         }
     }
+    let hibernate = rule.ec2.as_ref().is_some_and(|e| e.hibernate);
     for id in &plan.running {
-        match cloud.stop_instances(std::slice::from_ref(id)).await {
-            Ok(()) => tracing::info!(rule = %rule.name, instance = %id, "instance stopping"),
+        let hibernate = hibernate && !plan.cannot_hibernate.contains(id);
+        if rule.ec2.as_ref().is_some_and(|e| e.hibernate) && !hibernate {
+            tracing::warn!(rule = %rule.name, instance = %id, "not enabled for hibernation at launch: stopping it instead (hibernation can only be enabled when an instance is launched)");
+        }
+        match cloud.stop_instances(std::slice::from_ref(id), hibernate).await {
+            Ok(()) => tracing::info!(rule = %rule.name, instance = %id, hibernate, "instance stopping"),
             Err(e) => {
                 tracing::warn!(rule = %rule.name, instance = %id, code = %e.code, message = %e.message, "StopInstances failed");
                 failures.push((id.clone(), e));

@@ -44,6 +44,8 @@ impl Rule {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ec2Resources {
     pub instance_ids: Vec<String>,
+    /// Stop with `Hibernate=true`: RAM is kept, so the app resumes where it was.
+    pub hibernate: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -105,6 +105,12 @@ async fn check_resources(
         for i in cloud.instances(&ec2.instance_ids).await? {
             if matches!(i.state, InstanceState::Missing | InstanceState::Terminated) {
                 problems.push(format!("rule `{}`: instance {} is {}", rule.name, i.id, i.state.as_str()));
+            } else if ec2.hibernate && !i.hibernation_configured {
+                problems.push(format!(
+                    "rule `{}`: instance {} is not enabled for hibernation (hibernate = true); hibernation can only \
+                     be enabled at launch: launch it with hibernation, or drop `hibernate`",
+                    rule.name, i.id
+                ));
             }
         }
     }

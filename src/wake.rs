@@ -1150,7 +1150,7 @@ mod tests {
             target_group_arn: Some("tg".into()),
             idle: Duration::from_secs(60),
             priority: None,
-            ec2: Some(Ec2Resources { instance_ids: vec!["i-1".into(), "i-2".into()] }),
+            ec2: Some(Ec2Resources { instance_ids: vec!["i-1".into(), "i-2".into()], hibernate: false }),
             ecs: Some(EcsService { cluster: "dev".into(), service: "web".into(), desired_count: None }),
             busy_when: None,
             hourly_cost: None,

@@ -798,3 +798,23 @@ async fn stops_that_do_not_fit_in_the_time_are_left_for_the_next_run() {
 async fn check_with(app: &App<FakeCloud>, time_left: Option<Duration>) -> Value {
     app.handle(json!({"autostop": "idle-check", "dry_run": false}), time_left).await.expect("idle check runs")
 }
+
+/// `hibernate = true`: the idle stop hibernates an instance enabled for hibernation at launch,
+/// and stops one that is not (AWS cannot hibernate it; the fake refuses `Hibernate=true` for it).
+#[tokio::test(start_paused = true)]
+async fn hibernate_hibernates_what_can_and_stops_the_rest() {
+    let text = ec2_rule_config("5m", "", &[I1, I2]).replace(
+        &format!("ec2 = {{ instance_ids = [\"{I1}\", \"{I2}\"] }}"),
+        &format!("ec2 = {{ instance_ids = [\"{I1}\", \"{I2}\"], hibernate = true }}"),
+    );
+    assert!(text.contains("hibernate = true"));
+    let app = App::new(config(&text), world(&[I1, I2]));
+    app.cloud().enable_hibernation(I1);
+    assert_eq!(api(&app, "GET", "api.dev.example.com", "/").await.status, 307);
+    advance(secs(10 * MIN)).await;
+    let report = check(&app, false).await;
+    assert_eq!(action(&report, "api"), ("stop".to_string(), "done".to_string()), "{report}");
+    assert!(app.cloud().hibernated(I1), "enabled at launch: hibernated");
+    assert!(!app.cloud().hibernated(I2), "not enabled: stopped");
+    assert_eq!(app.cloud().instance_state(I2), InstanceState::Stopping);
+}

@@ -465,6 +465,12 @@ async fn the_cli_validates_wakes_reports_and_stops() {
         out.contains("2 standing rules (1 host chunks x 2 listeners) + 0 rules not ours = 2 of 100 rules"),
         "the budget against moto's DescribeAccountLimits: {out}"
     );
+    // `hibernate = true` on an instance launched without hibernation: named, not a silent stop.
+    let hib = dir.join("hibernate.toml");
+    std::fs::write(&hib, format!("{base}{}", api_rule.replace("\"] }", "\"], hibernate = true }"))).unwrap();
+    let (code, out, err) = cli(&["validate", "--aws"], &hib);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains(&format!("instance {id} is not enabled for hibernation")), "{out}");
 
     let (code, out, err) = cli(&["wake", "api"], &good);
     assert_eq!(code, 0, "{out}{err}");

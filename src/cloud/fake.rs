@@ -59,6 +59,9 @@ struct FakeInstance {
     /// Simulates an encrypted volume without `kms:CreateGrant`: boots back to `stopped`.
     fails_to_boot: bool,
     detailed_monitoring: bool,
+    hibernation_configured: bool,
+    /// The last stop was a hibernation.
+    hibernated: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -184,8 +187,20 @@ impl FakeCloud {
                 stop: Duration::from_secs(30),
                 fails_to_boot: false,
                 detailed_monitoring: true,
+                hibernation_configured: false,
+                hibernated: false,
             },
         );
+    }
+
+    /// Launched with hibernation enabled.
+    pub fn enable_hibernation(&self, id: &str) {
+        self.lock().instances.get_mut(id).expect("unknown fake instance").hibernation_configured = true;
+    }
+
+    /// Whether the instance's last stop was a hibernation.
+    pub fn hibernated(&self, id: &str) -> bool {
+        self.lock().instances.get(id).is_some_and(|i| i.hibernated)
     }
 
     /// Puts an instance in `stopping` for `remaining`, then `stopped`.
@@ -745,6 +760,7 @@ impl Cloud for FakeCloud {
                     state_reason: i.state_reason.clone(),
                     launched_at: i.launched_at,
                     detailed_monitoring: i.detailed_monitoring,
+                    hibernation_configured: i.hibernation_configured,
                 },
                 None => Instance::missing(id),
             })
@@ -775,7 +791,10 @@ impl Cloud for FakeCloud {
         Ok(())
     }
 
-    async fn stop_instances(&self, ids: &[String]) -> CloudResult<()> {
+    /// Hibernation can be enabled only at launch (EC2 user guide, "Hibernate your Amazon EC2
+    /// instance"); the fake refuses `Hibernate=true` for any other instance, so a test sees
+    /// autostop never asks for it.
+    async fn stop_instances(&self, ids: &[String], hibernate: bool) -> CloudResult<()> {
         self.enter("StopInstances").await?;
         let now = Instant::now();
         let mut s = self.lock();
@@ -783,6 +802,14 @@ impl Cloud for FakeCloud {
             let Some(i) = s.instances.get_mut(id) else {
                 return Err(CloudError::new("StopInstances", "InvalidInstanceID.NotFound", id.clone()));
             };
+            if hibernate && !i.hibernation_configured {
+                return Err(CloudError::new(
+                    "StopInstances",
+                    "UnsupportedOperation",
+                    format!("{id} is not enabled for hibernation"),
+                ));
+            }
+            i.hibernated = hibernate;
             if matches!(i.state, InstanceState::Running | InstanceState::Pending) {
                 i.state = InstanceState::Stopping;
                 i.until = Some(now + i.stop);

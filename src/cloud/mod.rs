@@ -64,6 +64,9 @@ pub struct Instance {
     /// Detailed monitoring: EC2 metrics every minute. Without it (basic monitoring) they come
     /// every 5 minutes (EC2 user guide, "Instance metrics": monitoring frequency).
     pub detailed_monitoring: bool,
+    /// Enabled for hibernation at launch (`HibernationOptions.Configured`); only such an
+    /// instance can hibernate (EC2 user guide, "Hibernate your Amazon EC2 instance").
+    pub hibernation_configured: bool,
 }
 
 impl Instance {
@@ -75,6 +78,7 @@ impl Instance {
             state_reason: None,
             launched_at: None,
             detailed_monitoring: false,
+            hibernation_configured: false,
         }
     }
 
@@ -479,7 +483,9 @@ pub trait Cloud: Send + Sync + 'static {
     /// States of the given instances, in the given order; ids AWS does not know are `Missing`.
     fn instances(&self, ids: &[String]) -> impl Future<Output = CloudResult<Vec<Instance>>> + Send;
     fn start_instances(&self, ids: &[String]) -> impl Future<Output = CloudResult<()>> + Send;
-    fn stop_instances(&self, ids: &[String]) -> impl Future<Output = CloudResult<()>> + Send;
+    /// Stops the instances; with `hibernate`, hibernates them (StopInstances `Hibernate=true`,
+    /// which needs instances enabled for hibernation at launch).
+    fn stop_instances(&self, ids: &[String], hibernate: bool) -> impl Future<Output = CloudResult<()>> + Send;
     /// Services of one cluster, in the given order, `status == "MISSING"` for unknown ones.
     fn services(&self, cluster: &str, names: &[String]) -> impl Future<Output = CloudResult<Vec<Service>>> + Send;
     /// One service (see [`Cloud::services`]).

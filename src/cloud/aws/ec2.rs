@@ -47,6 +47,7 @@ fn to_instance(i: &aws_sdk_ec2::types::Instance) -> Option<Instance> {
         launched_at: i.launch_time().map(|t| t.secs()),
         detailed_monitoring: i.monitoring().and_then(|m| m.state())
             == Some(&aws_sdk_ec2::types::MonitoringState::Enabled),
+        hibernation_configured: i.hibernation_options().and_then(|h| h.configured()).unwrap_or(false),
     })
 }
 
@@ -70,11 +71,12 @@ pub async fn start_instances(client: &Client, ids: &[String]) -> CloudResult<()>
     Ok(())
 }
 
-/// Stops (never terminates) the instances.
-pub async fn stop_instances(client: &Client, ids: &[String]) -> CloudResult<()> {
+/// Stops (never terminates) the instances; `hibernate` sends `Hibernate=true`.
+pub async fn stop_instances(client: &Client, ids: &[String], hibernate: bool) -> CloudResult<()> {
     client
         .stop_instances()
         .set_instance_ids(Some(ids.to_vec()))
+        .set_hibernate(hibernate.then_some(true))
         .send()
         .await
         .map_err(|e| cloud_error("StopInstances", e))?;
@@ -164,5 +166,29 @@ mod tests {
             ("StartInstances", "InsufficientInstanceCapacity", ErrorKind::Capacity)
         );
         assert!(e.message.contains("t3.micro"));
+    }
+
+    /// `Hibernate=true` only when asked; a plain stop leaves the parameter out.
+    #[tokio::test]
+    async fn stop_hibernates_only_when_asked() {
+        use aws_sdk_ec2::operation::stop_instances::StopInstancesOutput;
+        let hibernating = mock!(Client::stop_instances)
+            .match_requests(|r| r.instance_ids() == ["i-00000001"] && r.hibernate() == Some(true))
+            .then_output(|| StopInstancesOutput::builder().build());
+        let plain = mock!(Client::stop_instances)
+            .match_requests(|r| r.hibernate().is_none())
+            .then_output(|| StopInstancesOutput::builder().build());
+        let client = mock_client!(aws_sdk_ec2, RuleMode::MatchAny, [&hibernating, &plain]);
+        stop_instances(&client, &["i-00000001".to_string()], true).await.unwrap();
+        stop_instances(&client, &["i-00000002".to_string()], false).await.unwrap();
+        assert_eq!((hibernating.num_calls(), plain.num_calls()), (1, 1));
+    }
+
+    #[test]
+    fn hibernation_is_read_from_the_instance() {
+        let mut i = instance("i-1", InstanceStateName::Running);
+        assert!(!to_instance(&i).unwrap().hibernation_configured);
+        i.hibernation_options = Some(aws_sdk_ec2::types::HibernationOptions::builder().configured(true).build());
+        assert!(to_instance(&i).unwrap().hibernation_configured);
     }
 }

@@ -154,8 +154,8 @@ impl Cloud for AwsCloud {
     async fn start_instances(&self, ids: &[String]) -> CloudResult<()> {
         ec2::start_instances(&self.clients().await.ec2, ids).await
     }
-    async fn stop_instances(&self, ids: &[String]) -> CloudResult<()> {
-        ec2::stop_instances(&self.clients().await.ec2, ids).await
+    async fn stop_instances(&self, ids: &[String], hibernate: bool) -> CloudResult<()> {
+        ec2::stop_instances(&self.clients().await.ec2, ids, hibernate).await
     }
     async fn services(&self, cluster: &str, names: &[String]) -> CloudResult<Vec<Service>> {
         ecs::services(&self.clients().await.ecs, cluster, names).await
