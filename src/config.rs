@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use crate::gate::{Cidr, Gate};
 use crate::priority::{self, Chunk, RuleHosts, MAX_PRIORITY};
-use crate::rules::{BusySignal, Ec2Resources, EcsService, HostIndex, Rule};
+use crate::rules::{AsgSpec, BusySignal, Ec2Resources, EcsService, HostIndex, Rule};
 use crate::schedule::{self, Schedule, Window};
 
 /// Validated configuration.
@@ -165,6 +165,7 @@ struct RawRule {
     priority: Option<i64>,
     ec2: Option<RawEc2>,
     ecs: Option<RawEcs>,
+    asg: Option<RawAsg>,
     busy_when: Option<RawBusyWhen>,
     hourly_cost: Option<f64>,
     wake_from: Option<Vec<String>>,
@@ -185,6 +186,13 @@ struct RawEc2 {
     instance_ids: Vec<String>,
     #[serde(default)]
     hibernate: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAsg {
+    name: String,
+    desired: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -474,8 +482,22 @@ impl RawRule {
             }
             None => None,
         };
-        if ec2.is_none() && ecs.is_none() {
-            return Err(err(key("ec2"), "a rule needs `ec2`, `ecs`, or both: it has no resources to wake"));
+        let asg = match self.asg {
+            Some(raw) => {
+                if raw.name.trim().is_empty() {
+                    return Err(err(key("asg.name"), "must not be empty"));
+                }
+                let desired = match raw.desired {
+                    Some(n) if (1..=1000).contains(&n) => Some(n as u32),
+                    Some(n) => return Err(err(key("asg.desired"), format!("{n} is outside 1..=1000"))),
+                    None => None,
+                };
+                Some(AsgSpec { name: raw.name, desired })
+            }
+            None => None,
+        };
+        if ec2.is_none() && ecs.is_none() && asg.is_none() {
+            return Err(err(key("ec2"), "a rule needs `ec2`, `ecs` or `asg`: it has no resources to wake"));
         }
         let busy_when = match self.busy_when {
             None => None,
@@ -513,6 +535,7 @@ impl RawRule {
             priority,
             ec2,
             ecs,
+            asg,
             busy_when,
             hourly_cost,
             schedule: None,

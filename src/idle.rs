@@ -25,8 +25,8 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::cloud::{
-    Cloud, CloudError, ErrorKind, Instance, InstanceState, ListenerRule, MetricQuery, MetricSeries, RuleState, Service,
-    DESIRED_COUNT_TAG,
+    AutoScalingGroup, Cloud, CloudError, ErrorKind, Instance, InstanceState, ListenerRule, MetricQuery, MetricSeries,
+    RuleState, Service, ASG_DESIRED_TAG, ASG_MIN_TAG, DESIRED_COUNT_TAG,
 };
 use crate::config::Config;
 use crate::metrics;
@@ -520,6 +520,7 @@ struct Seen {
     states: HashMap<String, RuleState>,
     instances: HashMap<String, Instance>,
     services: HashMap<(String, String), Service>,
+    asgs: HashMap<String, AutoScalingGroup>,
     views: Vec<ListenerView>,
     series: Vec<MetricSeries>,
     per_rule: Vec<RuleQueries>,
@@ -553,6 +554,14 @@ async fn observe<C: Cloud>(cloud: &C, config: &Config, now: i64) -> Result<Seen,
             services.insert((cluster.to_string(), s.name.clone()), s);
         }
     }
+    let mut names: Vec<String> = config.rules.iter().filter_map(|r| r.asg.as_ref()).map(|a| a.name.clone()).collect();
+    names.sort();
+    names.dedup();
+    let asgs: HashMap<String, AutoScalingGroup> = if names.is_empty() {
+        HashMap::new()
+    } else {
+        cloud.auto_scaling_groups(&names).await?.into_iter().map(|g| (g.name.clone(), g)).collect()
+    };
     let views = routes::views(cloud, config).await?;
     let longest = config.rules.iter().map(|r| r.idle).max().unwrap_or(config.idle);
     let window = longest + LAG_MARGIN;
@@ -560,7 +569,7 @@ async fn observe<C: Cloud>(cloud: &C, config: &Config, now: i64) -> Result<Seen,
     let start = start - start.rem_euclid(60);
     let (queries, per_rule) = build_queries(config);
     let series = if queries.is_empty() { Vec::new() } else { cloud.metric_data(&queries, start, now).await? };
-    Ok(Seen { states, instances, services, views, series, per_rule, window })
+    Ok(Seen { states, instances, services, asgs, views, series, per_rule, window })
 }
 
 /// One rule's decision and what acting on it needs.
@@ -599,9 +608,13 @@ impl Seen {
             .map(|(i, rule)| {
                 let (instances, service) = self.resources(rule);
                 let activity = last_activity(rule, &self.per_rule[i], &index.series, &period, now);
-                (is_awake(&instances, service), activity)
+                (is_awake(&instances, service) || self.asg(rule).is_some_and(|g| g.desired > 0), activity)
             })
             .collect()
+    }
+
+    fn asg(&self, rule: &Rule) -> Option<&AutoScalingGroup> {
+        rule.asg.as_ref().and_then(|a| self.asgs.get(&a.name))
     }
 
     fn resources(&self, rule: &Rule) -> (Vec<&Instance>, Option<&Service>) {
@@ -633,7 +646,7 @@ impl Seen {
             awake: own[i].0,
             started_at,
             app_routes,
-            fingerprint: fingerprint(rule, &rule_instances, service),
+            fingerprint: fingerprint(rule, &rule_instances, service, self.asg(rule)),
             intent: intent(rule, self.states.get(&rule.name), now),
             needed_by: dependents.iter().find(|j| own[**j].0).map(|j| config.rules[*j].name.clone()),
         };
@@ -652,6 +665,7 @@ impl Seen {
         let plan = StopPlan {
             running: rule_instances.iter().filter(|i| is_awake(&[*i], None)).map(|i| i.id.clone()).collect(),
             cannot_hibernate: cannot_hibernate(rule, &rule_instances),
+            asg: self.asg(rule).cloned(),
             service: service.cloned(),
             fingerprint: facts.fingerprint.clone(),
         };
@@ -711,6 +725,7 @@ pub struct StopPlan {
     /// With `hibernate = true`: the instances not enabled for hibernation at launch, which are
     /// stopped instead (and named in the log; `validate --aws` names them too).
     pub cannot_hibernate: Vec<String>,
+    pub asg: Option<AutoScalingGroup>,
     pub service: Option<Service>,
     /// [`fingerprint`] of the rule and its resources as observed.
     pub fingerprint: String,
@@ -738,7 +753,11 @@ pub async fn plan_stop<C: Cloud>(cloud: &C, rule: &Rule) -> Result<StopPlan, Clo
     if let Some(ecs) = &rule.ecs {
         plan.service = Some(cloud.service(&ecs.cluster, &ecs.service).await?);
     }
-    plan.fingerprint = fingerprint(rule, &instances.iter().collect::<Vec<_>>(), plan.service.as_ref());
+    if let Some(a) = &rule.asg {
+        plan.asg = cloud.auto_scaling_groups(std::slice::from_ref(&a.name)).await?.pop();
+    }
+    let instances: Vec<&Instance> = instances.iter().collect();
+    plan.fingerprint = fingerprint(rule, &instances, plan.service.as_ref(), plan.asg.as_ref());
     Ok(plan)
 }
 
@@ -842,6 +861,11 @@ async fn stop_resources<C: Cloud>(cloud: &C, rule: &Rule, plan: &StopPlan) -> Ve
             }
         }
     }
+    if let Some(g) = plan.asg.as_ref().filter(|g| g.exists && g.desired > 0) {
+        if let Err(e) = scale_group_to_zero(cloud, rule, g).await {
+            failures.push((format!("Auto Scaling group {}", g.name), e));
+        }
+    }
     let hibernate = rule.ec2.as_ref().is_some_and(|e| e.hibernate);
     for id in &plan.running {
         let hibernate = hibernate && !plan.cannot_hibernate.contains(id);
@@ -857,6 +881,17 @@ async fn stop_resources<C: Cloud>(cloud: &C, rule: &Rule, plan: &StopPlan) -> Ve
         }
     }
     failures
+}
+
+/// Remembers the group's min size and desired capacity in its tags, then sets both to 0: the
+/// group terminates its instances (stopping them one by one would only make it replace them).
+/// Without the tags the sizes would be lost, so a failed tag skips the scale.
+async fn scale_group_to_zero<C: Cloud>(cloud: &C, rule: &Rule, g: &AutoScalingGroup) -> Result<(), CloudError> {
+    let tags = [(ASG_MIN_TAG, g.min.to_string()), (ASG_DESIRED_TAG, g.desired.to_string())];
+    cloud.tag_auto_scaling_group(&g.name, &tags).await?;
+    cloud.update_auto_scaling_group(&g.name, 0, 0).await?;
+    tracing::info!(rule = %rule.name, group = %g.name, remembered_min = g.min, remembered_desired = g.desired, "Auto Scaling group scaled to 0");
+    Ok(())
 }
 
 /// A stop makes the status last published by a wake stale at once: without this, a request
@@ -898,13 +933,21 @@ async fn record_stop<C: Cloud>(
 /// What a rule and its resources look like, in a short stable string: a stop that failed for
 /// good is not tried again until this changes (a config change, an instance restarted or
 /// replaced, a service changed).
-pub fn fingerprint(rule: &Rule, instances: &[&Instance], service: Option<&Service>) -> String {
+pub fn fingerprint(
+    rule: &Rule,
+    instances: &[&Instance],
+    service: Option<&Service>,
+    asg: Option<&AutoScalingGroup>,
+) -> String {
     let mut text = format!("{rule:?}");
     for i in instances {
         text.push_str(&format!("|{}:{}:{:?}", i.id, i.state.as_str(), i.launched_at));
     }
     if let Some(s) = service {
         text.push_str(&format!("|{}:{}:{}", s.status, s.desired, s.changed_at.unwrap_or(0)));
+    }
+    if let Some(g) = asg {
+        text.push_str(&format!("|{}:{}:{}", g.exists, g.min, g.desired));
     }
     let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
     format!("{hash:016x}")
@@ -1049,6 +1092,7 @@ mod tests {
             priority: None,
             ec2: None,
             ecs: None,
+            asg: None,
             busy_when: None,
             hourly_cost: None,
             gate: Default::default(),

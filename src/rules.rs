@@ -20,6 +20,7 @@ pub struct Rule {
     pub priority: Option<u32>,
     pub ec2: Option<Ec2Resources>,
     pub ecs: Option<EcsService>,
+    pub asg: Option<AsgSpec>,
     pub busy_when: Option<BusySignal>,
     /// What the rule's resources cost per hour while awake (any currency), for the savings report.
     pub hourly_cost: Option<f64>,
@@ -46,6 +47,14 @@ pub struct Ec2Resources {
     pub instance_ids: Vec<String>,
     /// Stop with `Hibernate=true`: RAM is kept, so the app resumes where it was.
     pub hibernate: bool,
+}
+
+/// An Auto Scaling group: scaled to 0 (min size and desired capacity) to sleep.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AsgSpec {
+    pub name: String,
+    /// Capacity to restore on wake; when absent, the one remembered at scale-down, else 1.
+    pub desired: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -114,6 +114,33 @@ async fn check_resources(
             }
         }
     }
+    if let Some(ec2) = &rule.ec2 {
+        // Stopping an Auto Scaling group's instances one by one only makes the group replace them.
+        for (id, group) in cloud.groups_of_instances(&ec2.instance_ids).await? {
+            problems.push(format!(
+                "rule `{}`: instance {id} belongs to Auto Scaling group `{group}`: the group would replace it when \
+                 stopped; use asg = {{ name = \"{group}\" }} instead of its instance ids",
+                rule.name
+            ));
+        }
+    }
+    if let Some(spec) = &rule.asg {
+        let g = cloud.auto_scaling_groups(std::slice::from_ref(&spec.name)).await?.pop();
+        match g {
+            Some(g) if g.exists => {
+                if spec.desired.is_some_and(|d| d > g.max) {
+                    problems.push(format!(
+                        "rule `{}`: asg.desired {} is above the max size {} of Auto Scaling group `{}`",
+                        rule.name,
+                        spec.desired.unwrap_or(0),
+                        g.max,
+                        spec.name
+                    ));
+                }
+            }
+            _ => problems.push(format!("rule `{}`: Auto Scaling group `{}` does not exist", rule.name, spec.name)),
+        }
+    }
     if let Some(ecs) = &rule.ecs {
         let svc = cloud.service(&ecs.cluster, &ecs.service).await?;
         if !svc.is_active() {

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use crate::cloud::{Cloud, CloudError, ErrorKind, Instance, InstanceState, Service, TargetHealth};
+use crate::cloud::{AutoScalingGroup, Cloud, CloudError, ErrorKind, Instance, InstanceState, Service, TargetHealth};
 use crate::cloud::{RuleState, WARMUPS_KEPT};
 use crate::config::Config;
 use crate::intent::{intent, Intent};
@@ -138,8 +138,8 @@ pub struct HeldAsleep {
 pub enum ResourcePlan {
     /// Cannot be woken: terminated or missing instance, missing service, failed boot.
     Broken(StepError),
-    /// Start these stopped instances and/or scale the service to this count.
-    Start { instances: Vec<String>, scale_to: Option<u32> },
+    /// Start what is asleep.
+    Start(Launch),
     /// Some instance is still `stopping`; it can be started once `stopped`.
     WaitForStop,
     /// Started, not yet running.
@@ -148,11 +148,21 @@ pub enum ResourcePlan {
     Up,
 }
 
+/// What a start does: start these stopped instances, scale the service to this count, and/or
+/// set the Auto Scaling group's (min size, desired capacity).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Launch {
+    pub instances: Vec<String>,
+    pub scale_to: Option<u32>,
+    pub asg_to: Option<(u32, u32)>,
+}
+
 /// What one observation of a rule's resources found.
 #[derive(Debug, Clone, Default)]
 pub struct Observed {
     pub instances: Vec<Instance>,
     pub service: Option<Service>,
+    pub asg: Option<AutoScalingGroup>,
 }
 
 /// Decides what the resources need. `started` = instances this wake already started (to tell
@@ -204,10 +214,14 @@ pub fn plan_resources(rule: &Rule, obs: &Observed, started: &HashSet<String>) ->
             scale_to = Some(spec.desired_count.or(svc.remembered_count).unwrap_or(1));
         }
     }
+    let asg_to = match asg_plan(rule, obs) {
+        Ok(to) => to,
+        Err(e) => return ResourcePlan::Broken(e),
+    };
     let to_start: Vec<String> =
         obs.instances.iter().filter(|i| i.state == InstanceState::Stopped).map(|i| i.id.clone()).collect();
-    if !to_start.is_empty() || scale_to.is_some() {
-        return ResourcePlan::Start { instances: to_start, scale_to };
+    if !to_start.is_empty() || scale_to.is_some() || asg_to.is_some() {
+        return ResourcePlan::Start(Launch { instances: to_start, scale_to, asg_to });
     }
     if obs.instances.iter().any(|i| i.state == InstanceState::Stopping) {
         return ResourcePlan::WaitForStop;
@@ -216,6 +230,35 @@ pub fn plan_resources(rule: &Rule, obs: &Observed, started: &HashSet<String>) ->
         return ResourcePlan::Booting;
     }
     ResourcePlan::Up
+}
+
+/// An Auto Scaling group at 0 is restored: min size as remembered (else 0), desired capacity as
+/// configured, else as remembered, else 1, within the group's max size.
+fn asg_plan(rule: &Rule, obs: &Observed) -> Result<Option<(u32, u32)>, StepError> {
+    let (Some(spec), Some(g)) = (&rule.asg, &obs.asg) else { return Ok(None) };
+    if !g.exists {
+        return Err(StepError {
+            operation: "DescribeAutoScalingGroups".into(),
+            code: "AutoScalingGroupNotFound".into(),
+            kind: ErrorKind::NotFound.as_str().into(),
+            detail: format!("Auto Scaling group {} does not exist", spec.name),
+            action: format!("create the group or fix rule `{}` (asg.name)", rule.name),
+        });
+    }
+    if g.desired > 0 {
+        return Ok(None);
+    }
+    let desired = spec.desired.or(g.remembered_desired).unwrap_or(1);
+    if desired > g.max {
+        return Err(StepError {
+            operation: "UpdateAutoScalingGroup".into(),
+            code: "ValidationError".into(),
+            kind: ErrorKind::Other.as_str().into(),
+            detail: format!("Auto Scaling group {} has max size {}, below the {desired} to restore", spec.name, g.max),
+            action: format!("raise the group's max size, or lower asg.desired of rule `{}`", rule.name),
+        });
+    }
+    Ok(Some((g.remembered_min.unwrap_or(0).min(desired), desired)))
 }
 
 /// Advice for an AWS error, by kind and code.
@@ -563,8 +606,16 @@ impl<C: Cloud> Waker<C> {
                 None => Ok(None),
             }
         };
-        let (instances, service) = tokio::join!(ec2, ecs);
-        Ok(Observed { instances: instances?, service: service? })
+        let asg = async {
+            match &rule.asg {
+                Some(spec) => {
+                    self.cloud.auto_scaling_groups(std::slice::from_ref(&spec.name)).await.map(|mut g| g.pop())
+                }
+                None => Ok(None),
+            }
+        };
+        let (instances, service, asg) = tokio::join!(ec2, ecs, asg);
+        Ok(Observed { instances: instances?, service: service?, asg: asg? })
     }
 
     /// The rule's state item; `None` when there is none or the table cannot be read (waking never
@@ -650,14 +701,14 @@ impl<C: Cloud> Waker<C> {
                 s.error = Some(err);
                 Ok(s)
             }
-            ResourcePlan::Start { .. } if mode == Mode::Observe => {
+            ResourcePlan::Start(_) if mode == Mode::Observe => {
                 Ok(cx.status(Phase::Stopped, "asleep: the next request wakes it", resources, memo))
             }
-            ResourcePlan::Start { instances, scale_to } => {
+            ResourcePlan::Start(launch) => {
                 if let Some(waiting) = self.dependencies_first(&cx, memo, &resources).await {
                     return Ok(waiting);
                 }
-                self.start(&cx, memo, &obs, resources, &instances, scale_to).await
+                self.start(&cx, memo, &obs, resources, &launch).await
             }
             ResourcePlan::WaitForStop => {
                 memo.wake_started.get_or_insert(Instant::now());
@@ -729,10 +780,11 @@ impl<C: Cloud> Waker<C> {
         memo: &mut Memo,
         obs: &Observed,
         mut resources: Vec<ResourceState>,
-        instances: &[String],
-        scale_to: Option<u32>,
+        launch: &Launch,
     ) -> Result<Status, (CloudError, Vec<ResourceState>)> {
         let rule = cx.rule;
+        let Launch { instances, scale_to, asg_to } = launch;
+        let (instances, scale_to, asg_to) = (instances.as_slice(), *scale_to, *asg_to);
         if matches!(memo.last_phase, None | Some(Phase::Ready) | Some(Phase::Stopped)) || memo.wake_started.is_none() {
             self.begin_wake(cx, memo);
         }
@@ -755,10 +807,20 @@ impl<C: Cloud> Waker<C> {
             }
             did.push(format!("scaling {}/{} to {n}", ecs.cluster, ecs.service));
         }
+        if let (Some((min, desired)), Some(spec)) = (asg_to, &rule.asg) {
+            tracing::info!(rule = %rule.name, group = %spec.name, min, desired, "restoring Auto Scaling group");
+            let update = self.cloud.update_auto_scaling_group(&spec.name, min, desired).await;
+            update.map_err(|e| (e, resources.clone()))?;
+            for r in resources.iter_mut().filter(|r| r.kind == "asg") {
+                r.state = format!("starting (0/{desired})");
+            }
+            did.push(format!("scaling group {} to {desired}", spec.name));
+        }
         // A new wake when nothing of the rule was awake: it counts from now, not from an
         // earlier wake that never recorded its end.
         let fresh = !obs.instances.iter().any(|i| !matches!(i.state, InstanceState::Stopped))
-            && obs.service.as_ref().is_none_or(|s| s.desired == 0);
+            && obs.service.as_ref().is_none_or(|s| s.desired == 0)
+            && obs.asg.as_ref().is_none_or(|g| g.desired == 0);
         self.record_starting(cx, instances, fresh, memo.cause).await;
         let waiting = if obs.instances.iter().any(|i| i.state == InstanceState::Stopping) {
             "; waiting for a stopping instance to finish"
@@ -1135,6 +1197,15 @@ fn resource_states(rule: &Rule, obs: &Observed) -> Vec<ResourceState> {
         };
         v.push(ResourceState { kind: "ecs".into(), id: format!("{}/{}", spec.cluster, spec.service), state });
     }
+    if let Some(g) = &obs.asg {
+        let state = match (g.exists, g.desired) {
+            (false, _) => "missing".to_string(),
+            (true, 0) => "stopped".to_string(),
+            (true, n) if g.in_service >= n => format!("in service ({}/{n})", g.in_service),
+            (true, n) => format!("starting ({}/{n})", g.in_service),
+        };
+        v.push(ResourceState { kind: "asg".into(), id: g.name.clone(), state });
+    }
     v
 }
 
@@ -1152,6 +1223,7 @@ mod tests {
             priority: None,
             ec2: Some(Ec2Resources { instance_ids: vec!["i-1".into(), "i-2".into()], hibernate: false }),
             ecs: Some(EcsService { cluster: "dev".into(), service: "web".into(), desired_count: None }),
+            asg: None,
             busy_when: None,
             hourly_cost: None,
             gate: Default::default(),
@@ -1171,7 +1243,7 @@ mod tests {
     }
 
     fn plan(instances: &[(&str, InstanceState)], service: Option<Service>) -> ResourcePlan {
-        let obs = Observed { instances: instances.iter().map(|(i, s)| inst(i, *s)).collect(), service };
+        let obs = Observed { instances: instances.iter().map(|(i, s)| inst(i, *s)).collect(), service, asg: None };
         plan_resources(&rule(), &obs, &HashSet::new())
     }
 
@@ -1181,19 +1253,23 @@ mod tests {
     fn stopped_instances_start_and_service_scales_to_remembered_count() {
         assert_eq!(
             plan(&[("i-1", Stopped), ("i-2", Running)], svc(0, Some(3))),
-            ResourcePlan::Start { instances: vec!["i-1".into()], scale_to: Some(3) }
+            ResourcePlan::Start(Launch { instances: vec!["i-1".into()], scale_to: Some(3), asg_to: None })
         );
         assert_eq!(
             plan(&[("i-1", Running), ("i-2", Running)], svc(0, None)),
-            ResourcePlan::Start { instances: vec![], scale_to: Some(1) },
+            ResourcePlan::Start(Launch { instances: vec![], scale_to: Some(1), asg_to: None }),
             "no remembered count -> 1"
         );
         let mut r = rule();
         r.ecs.as_mut().unwrap().desired_count = Some(2);
-        let obs = Observed { instances: vec![inst("i-1", Running), inst("i-2", Running)], service: svc(0, Some(5)) };
+        let obs = Observed {
+            instances: vec![inst("i-1", Running), inst("i-2", Running)],
+            service: svc(0, Some(5)),
+            asg: None,
+        };
         assert_eq!(
             plan_resources(&r, &obs, &HashSet::new()),
-            ResourcePlan::Start { instances: vec![], scale_to: Some(2) },
+            ResourcePlan::Start(Launch { instances: vec![], scale_to: Some(2), asg_to: None }),
             "configured count wins"
         );
     }
@@ -1205,7 +1281,7 @@ mod tests {
         assert_eq!(plan(&[("i-1", Running), ("i-2", Running)], svc(1, None)), ResourcePlan::Up);
         assert_eq!(
             plan(&[("i-1", Stopping), ("i-2", Stopped)], svc(1, None)),
-            ResourcePlan::Start { instances: vec!["i-2".into()], scale_to: None },
+            ResourcePlan::Start(Launch { instances: vec!["i-2".into()], scale_to: None, asg_to: None }),
             "the stopped one starts while the other finishes stopping"
         );
     }
@@ -1244,6 +1320,7 @@ mod tests {
                 inst("i-2", Running),
             ],
             service: svc(1, None),
+            asg: None,
         };
         let started: HashSet<String> = ["i-1".to_string()].into();
         match plan_resources(&rule(), &obs, &started) {
@@ -1251,6 +1328,6 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // Not started by this wake: just asleep.
-        assert!(matches!(plan_resources(&rule(), &obs, &HashSet::new()), ResourcePlan::Start { .. }));
+        assert!(matches!(plan_resources(&rule(), &obs, &HashSet::new()), ResourcePlan::Start(_)));
     }
 }

@@ -818,3 +818,55 @@ async fn hibernate_hibernates_what_can_and_stops_the_rest() {
     assert!(!app.cloud().hibernated(I2), "not enabled: stopped");
     assert_eq!(app.cloud().instance_state(I2), InstanceState::Stopping);
 }
+
+/// An Auto Scaling group: the stop remembers min size and desired capacity in tags and sets
+/// both to 0; the wake restores them; readiness is the target group's health.
+#[tokio::test(start_paused = true)]
+async fn an_auto_scaling_group_is_scaled_to_zero_and_restored() {
+    let text = format!(
+        "listener_arns = [\"{L1}\"]\nhold = \"3m\"\n[[rules]]\nname = \"web\"\nhosts = [\"web.dev.example.com\"]\n\
+         target_group_arn = \"{TG_WEB}\"\nidle = \"5m\"\nasg = {{ name = \"web\" }}\n"
+    );
+    let world = FakeCloud::new();
+    world.add_asg("web", 1, 4, 2, secs(20));
+    world.add_target_group(TG_WEB, secs(10));
+    world.attach_asg(TG_WEB, "web");
+    world.add_listener(L1);
+    let app = App::new(config(&text), world);
+    app.handle(json!({"autostop": "sync"}), None).await.unwrap();
+    advance(secs(10 * MIN)).await;
+
+    let report = check(&app, false).await;
+    assert_eq!(action(&report, "web"), ("stop".to_string(), "done".to_string()), "{report}");
+    assert_eq!(cloud(&app).asg_sizes("web"), (0, 0));
+    assert_eq!(cloud(&app).asg_tag("web", "autostop:min-size").as_deref(), Some("1"));
+    assert_eq!(cloud(&app).asg_tag("web", "autostop:desired-capacity").as_deref(), Some("2"));
+
+    let r = api(&app, "GET", "web.dev.example.com", "/").await;
+    assert_eq!(r.status, 307, "{}", r.body);
+    assert_eq!(cloud(&app).asg_sizes("web"), (1, 2), "restored from the tags");
+    assert_eq!(cloud(&app).routes_to(L1, "web.dev.example.com"), TG_WEB);
+    let s = status(&app, "web.dev.example.com").await;
+    assert_eq!(s["resources"][0]["state"], "in service (2/2)", "{s}");
+}
+
+/// `asg.desired` wins over the remembered capacity; a restore above the group's max is an
+/// error page naming the fix, with no UpdateAutoScalingGroup call.
+#[tokio::test(start_paused = true)]
+async fn an_auto_scaling_group_restore_above_its_max_is_an_error() {
+    let text = format!(
+        "listener_arns = [\"{L1}\"]\nhold = \"3m\"\n[[rules]]\nname = \"web\"\nhosts = [\"web.dev.example.com\"]\n\
+         target_group_arn = \"{TG_WEB}\"\nasg = {{ name = \"web\", desired = 5 }}\n"
+    );
+    let world = FakeCloud::new();
+    world.add_asg("web", 0, 4, 0, secs(20));
+    world.add_target_group(TG_WEB, secs(10));
+    world.attach_asg(TG_WEB, "web");
+    world.add_listener(L1);
+    let app = App::new(config(&text), world);
+    let r = api(&app, "GET", "web.dev.example.com", "/").await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.json()["error"]["code"], "ValidationError", "{}", r.body);
+    assert!(r.json()["error"]["action"].as_str().unwrap().contains("max size"), "{}", r.body);
+    assert_eq!(cloud(&app).calls("UpdateAutoScalingGroup"), 0);
+}

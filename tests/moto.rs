@@ -758,3 +758,78 @@ async fn three_environments_wake_a_rule_with_one_start_and_one_switch_per_listen
     assert_eq!(on_listeners.get("CreateRule"), Some(&2), "one standing rule per listener: {on_listeners:?}");
     assert_eq!(on_listeners.get("ModifyRule"), Some(&2), "one switch per listener: {on_listeners:?}");
 }
+
+/// An Auto Scaling group through the real adapters: the operator stop remembers its sizes in
+/// tags and sets them to 0; a wake restores them; validate --aws names an instance of the group
+/// configured by id.
+#[tokio::test]
+#[ignore = "needs moto: run `make test`"]
+async fn an_auto_scaling_group_is_scaled_to_zero_and_restored() {
+    let w = world("it-asg").await;
+    let tg = w.target_group("it-asg-web", TargetTypeEnum::Instance).await;
+    let asg = aws_sdk_autoscaling::Client::new(&w.sdk);
+    let subnet = w.ec2.describe_subnets().send().await.unwrap().subnets()[0].subnet_id().unwrap().to_string();
+    asg.create_launch_configuration()
+        .launch_configuration_name("it-asg-lc")
+        .image_id("ami-12c6146b")
+        .instance_type("t3.micro")
+        .send()
+        .await
+        .unwrap();
+    asg.create_auto_scaling_group()
+        .auto_scaling_group_name("it-asg-web")
+        .launch_configuration_name("it-asg-lc")
+        .min_size(1)
+        .max_size(4)
+        .desired_capacity(2)
+        .vpc_zone_identifier(subnet)
+        .target_group_arns(&tg)
+        .send()
+        .await
+        .unwrap();
+    let sizes = || async {
+        let g = asg.describe_auto_scaling_groups().auto_scaling_group_names("it-asg-web").send().await.unwrap();
+        let g = &g.auto_scaling_groups()[0];
+        let tag = |k: &str| g.tags().iter().find(|t| t.key() == Some(k)).and_then(|t| t.value()).map(str::to_string);
+        (g.min_size(), g.desired_capacity(), tag("autostop:min-size"), tag("autostop:desired-capacity"))
+    };
+    let app = w.app(&format!(
+        "[[rules]]\nname = \"web\"\nhosts = [\"web.asg.example.com\"]\ntarget_group_arn = \"{tg}\"\nasg = {{ name = \"it-asg-web\" }}\n"
+    ));
+    let r = app.handle(serde_json::json!({"autostop": "stop", "rule": "web"}), None).await.unwrap();
+    assert_eq!(r["result"], "stopped", "{r}");
+    assert_eq!(sizes().await, (Some(0), Some(0), Some("1".into()), Some("2".into())));
+
+    let s = app.handle(serde_json::json!({"autostop": "wake", "rule": "web"}), None).await.unwrap();
+    assert_ne!(s["phase"], "error", "{s}");
+    assert_eq!((sizes().await.0, sizes().await.1), (Some(1), Some(2)), "restored from the tags");
+
+    // An instance of the group named by id: validate --aws says to use the group.
+    let member = asg
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names("it-asg-web")
+        .send()
+        .await
+        .unwrap()
+        .auto_scaling_groups()[0]
+        .instances()
+        .first()
+        .and_then(|i| i.instance_id())
+        .map(str::to_string)
+        .expect("moto launches the group's instances");
+    let listeners: Vec<String> = w.listeners.iter().map(|l| format!("\"{l}\"")).collect();
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("it-asg");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("by-id.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "listener_arns = [{}]\n[[rules]]\nname = \"web\"\nhosts = [\"web.asg.example.com\"]\ntarget_group_arn = \"{tg}\"\nec2 = {{ instance_ids = [\"{member}\"] }}\n",
+            listeners.join(", ")
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = cli(&["validate", "--aws"], &file);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains(&format!("instance {member} belongs to Auto Scaling group `it-asg-web`")), "{out}");
+}

@@ -31,8 +31,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{
-    Cloud, CloudError, CloudResult, Instance, InstanceState, ListenerRule, MetricQuery, MetricSeries, NewRule,
-    RuleChange, RuleState, Service, TargetHealth, Weighted, DESIRED_COUNT_TAG,
+    AutoScalingGroup, Cloud, CloudError, CloudResult, Instance, InstanceState, ListenerRule, MetricQuery, MetricSeries,
+    NewRule, RuleChange, RuleState, Service, TargetHealth, Weighted, ASG_DESIRED_TAG, ASG_MIN_TAG, DESIRED_COUNT_TAG,
 };
 
 /// The Lambda target group every fake listener's default action forwards to, unless a test
@@ -74,10 +74,23 @@ struct FakeService {
     boot: Duration,
 }
 
+#[derive(Debug, Clone)]
+struct FakeAsg {
+    min: u32,
+    max: u32,
+    desired: u32,
+    tags: HashMap<String, String>,
+    /// When the desired capacity last changed; its instances are in service `boot` later.
+    changed_at: Instant,
+    boot: Duration,
+}
+
 #[derive(Debug, Clone, Default)]
 struct FakeTargetGroup {
     instances: Vec<String>,
     service: Option<(String, String)>,
+    /// An Auto Scaling group whose instances register here (the group's target group).
+    asg: Option<String>,
     /// HealthyThresholdCount x interval: how long a target stays `initial`.
     health_delay: Duration,
     /// Since when a listener rule or default action references the group (`None`: not at all).
@@ -90,6 +103,7 @@ struct FakeTargetGroup {
 struct State {
     instances: HashMap<String, FakeInstance>,
     services: HashMap<(String, String), FakeService>,
+    asgs: HashMap<String, FakeAsg>,
     target_groups: HashMap<String, FakeTargetGroup>,
     listeners: HashMap<String, Vec<ListenerRule>>,
     /// The target group each listener's default action forwards to.
@@ -262,6 +276,29 @@ impl FakeCloud {
 
     pub fn register_instance(&self, tg: &str, id: &str) {
         self.lock().target_groups.get_mut(tg).expect("unknown fake target group").instances.push(id.to_string());
+    }
+
+    /// An Auto Scaling group: its instances are in service `boot` after the desired capacity
+    /// changes.
+    pub fn add_asg(&self, name: &str, min: u32, max: u32, desired: u32, boot: Duration) {
+        let asg = FakeAsg { min, max, desired, tags: HashMap::new(), changed_at: Instant::now(), boot };
+        self.lock().asgs.insert(name.to_string(), asg);
+    }
+
+    /// The group's instances register in this target group (as a group attached to it does).
+    pub fn attach_asg(&self, tg: &str, name: &str) {
+        self.lock().target_groups.get_mut(tg).expect("unknown fake target group").asg = Some(name.to_string());
+    }
+
+    /// (min size, desired capacity) of a group.
+    pub fn asg_sizes(&self, name: &str) -> (u32, u32) {
+        let s = self.lock();
+        let g = s.asgs.get(name).expect("unknown fake group");
+        (g.min, g.desired)
+    }
+
+    pub fn asg_tag(&self, name: &str, key: &str) -> Option<String> {
+        self.lock().asgs.get(name).and_then(|g| g.tags.get(key).cloned())
     }
 
     /// The service's tasks register in this target group (as ECS does).
@@ -624,6 +661,12 @@ impl State {
                 count(since, 1);
             }
         }
+        if let Some(g) = tg.asg.as_ref().and_then(|n| self.asgs.get(n)) {
+            // The group registers an instance once it is in service.
+            if g.desired > 0 && g.changed_at + g.boot <= now {
+                count(g.changed_at + g.boot, g.desired);
+            }
+        }
         if let Some(svc) = tg.service.as_ref().and_then(|k| self.services.get(k)) {
             // ECS registers a task's IP once the task runs.
             if svc.desired > 0 && svc.scaled_at + svc.boot <= now {
@@ -868,6 +911,68 @@ impl Cloud for FakeCloud {
             svc.scaled_at = Instant::now();
         }
         s.check_invariants();
+        Ok(())
+    }
+
+    async fn auto_scaling_groups(&self, names: &[String]) -> CloudResult<Vec<AutoScalingGroup>> {
+        for _ in names.chunks(100) {
+            self.enter("DescribeAutoScalingGroups").await?;
+        }
+        let (s, now) = (self.lock(), Instant::now());
+        Ok(names
+            .iter()
+            .map(|n| match s.asgs.get(n) {
+                Some(g) => AutoScalingGroup {
+                    name: n.clone(),
+                    exists: true,
+                    min: g.min,
+                    max: g.max,
+                    desired: g.desired,
+                    in_service: if g.changed_at + g.boot <= now { g.desired } else { 0 },
+                    remembered_min: g.tags.get(ASG_MIN_TAG).and_then(|v| v.parse().ok()),
+                    remembered_desired: g.tags.get(ASG_DESIRED_TAG).and_then(|v| v.parse().ok()).filter(|n| *n > 0),
+                },
+                None => AutoScalingGroup::missing(n),
+            })
+            .collect())
+    }
+
+    /// Desired capacity must lie within min and max (EC2 Auto Scaling API reference,
+    /// UpdateAutoScalingGroup: ValidationError otherwise).
+    async fn update_auto_scaling_group(&self, name: &str, min: u32, desired: u32) -> CloudResult<()> {
+        self.enter("UpdateAutoScalingGroup").await?;
+        let mut s = self.lock();
+        let Some(g) = s.asgs.get_mut(name) else {
+            return Err(CloudError::new(
+                "UpdateAutoScalingGroup",
+                "ValidationError",
+                format!("AutoScalingGroup name not found - {name}"),
+            ));
+        };
+        if desired < min || desired > g.max {
+            return Err(CloudError::new(
+                "UpdateAutoScalingGroup",
+                "ValidationError",
+                format!(
+                    "Desired capacity:{desired} must be between the specified min size:{min} and max size:{}",
+                    g.max
+                ),
+            ));
+        }
+        if g.desired != desired {
+            g.changed_at = Instant::now();
+        }
+        (g.min, g.desired) = (min, desired);
+        Ok(())
+    }
+
+    async fn tag_auto_scaling_group(&self, name: &str, tags: &[(&str, String)]) -> CloudResult<()> {
+        self.enter("CreateOrUpdateTags").await?;
+        let mut s = self.lock();
+        let g = s.asgs.get_mut(name).ok_or_else(|| CloudError::new("CreateOrUpdateTags", "ValidationError", name))?;
+        for (k, v) in tags {
+            g.tags.insert(k.to_string(), v.clone());
+        }
         Ok(())
     }
 

@@ -92,6 +92,33 @@ impl Instance {
     }
 }
 
+/// An Auto Scaling group as the wake and stop paths see it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AutoScalingGroup {
+    pub name: String,
+    /// `false` when DescribeAutoScalingGroups does not return it.
+    pub exists: bool,
+    pub min: u32,
+    pub max: u32,
+    pub desired: u32,
+    /// Instances `InService`.
+    pub in_service: u32,
+    /// Min size and desired capacity remembered in the [`ASG_MIN_TAG`] and [`ASG_DESIRED_TAG`]
+    /// tags when autostop scaled it to 0.
+    pub remembered_min: Option<u32>,
+    pub remembered_desired: Option<u32>,
+}
+
+impl AutoScalingGroup {
+    pub fn missing(name: &str) -> AutoScalingGroup {
+        AutoScalingGroup { name: name.to_string(), ..Default::default() }
+    }
+}
+
+/// Tags an Auto Scaling group keeps its min size and desired capacity in while scaled to 0.
+pub const ASG_MIN_TAG: &str = "autostop:min-size";
+pub const ASG_DESIRED_TAG: &str = "autostop:desired-capacity";
+
 /// An ECS service as the wake and stop paths see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Service {
@@ -499,6 +526,22 @@ pub trait Cloud: Send + Sync + 'static {
     fn scale_service(&self, cluster: &str, service: &str, desired: u32)
         -> impl Future<Output = CloudResult<()>> + Send;
     fn target_health(&self, target_group_arn: &str) -> impl Future<Output = CloudResult<TargetHealth>> + Send;
+    /// Auto Scaling groups by name, in the given order; ones AWS does not know have `exists`
+    /// false.
+    fn auto_scaling_groups(&self, names: &[String]) -> impl Future<Output = CloudResult<Vec<AutoScalingGroup>>> + Send;
+    /// Sets a group's min size and desired capacity (UpdateAutoScalingGroup).
+    fn update_auto_scaling_group(
+        &self,
+        name: &str,
+        min: u32,
+        desired: u32,
+    ) -> impl Future<Output = CloudResult<()>> + Send;
+    /// Creates or updates tags on a group (CreateOrUpdateTags).
+    fn tag_auto_scaling_group(
+        &self,
+        name: &str,
+        tags: &[(&str, String)],
+    ) -> impl Future<Output = CloudResult<()>> + Send;
     /// All non-default rules of a listener with their `autostop:rule` owner tag. A rule deleted
     /// between the listing and the tag lookup (`RuleNotFound` from DescribeTags) makes the
     /// adapter list again, so the answer is one consistent view.

@@ -3,6 +3,7 @@
 //! Each adapter turns SDK outputs into domain types in small pure functions and every SDK error
 //! into a [`CloudError`] carrying the AWS error code (see [`cloud_error`]).
 
+mod autoscaling;
 mod cloudwatch;
 mod ec2;
 mod ecs;
@@ -26,6 +27,7 @@ pub struct Clients {
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub sts: aws_sdk_sts::Client,
+    pub autoscaling: aws_sdk_autoscaling::Client,
 }
 
 impl Clients {
@@ -37,6 +39,7 @@ impl Clients {
             cloudwatch: aws_sdk_cloudwatch::Client::new(sdk),
             dynamodb: aws_sdk_dynamodb::Client::new(sdk),
             sts: aws_sdk_sts::Client::new(sdk),
+            autoscaling: aws_sdk_autoscaling::Client::new(sdk),
         }
     }
 }
@@ -113,6 +116,12 @@ impl AwsCloud {
         Ok(out.arn().unwrap_or("unknown").to_string())
     }
 
+    /// The Auto Scaling group each of these instances belongs to, for those in one (for
+    /// `autostop validate --aws`).
+    pub async fn groups_of_instances(&self, ids: &[String]) -> CloudResult<Vec<(String, String)>> {
+        autoscaling::groups_of_instances(&self.clients().await.autoscaling, ids).await
+    }
+
     /// The account's ELB limits by name (for `autostop validate --aws`).
     pub async fn account_limits(&self) -> CloudResult<std::collections::HashMap<String, u64>> {
         elbv2::account_limits(&self.clients().await.elb).await
@@ -168,6 +177,15 @@ impl Cloud for AwsCloud {
     }
     async fn target_health(&self, target_group_arn: &str) -> CloudResult<TargetHealth> {
         elbv2::target_health(&self.clients().await.elb, target_group_arn).await
+    }
+    async fn auto_scaling_groups(&self, names: &[String]) -> CloudResult<Vec<crate::cloud::AutoScalingGroup>> {
+        autoscaling::groups(&self.clients().await.autoscaling, names).await
+    }
+    async fn update_auto_scaling_group(&self, name: &str, min: u32, desired: u32) -> CloudResult<()> {
+        autoscaling::update(&self.clients().await.autoscaling, name, min, desired).await
+    }
+    async fn tag_auto_scaling_group(&self, name: &str, tags: &[(&str, String)]) -> CloudResult<()> {
+        autoscaling::tag(&self.clients().await.autoscaling, name, tags).await
     }
     async fn listener_rules(&self, listener_arn: &str) -> CloudResult<Vec<ListenerRule>> {
         elbv2::listener_rules(&self.clients().await.elb, listener_arn).await
