@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use crate::gate::{Cidr, Gate};
 use crate::priority::{self, Chunk, RuleHosts, MAX_PRIORITY};
-use crate::rules::{AsgSpec, BusySignal, Ec2Resources, EcsService, HostIndex, Rule};
+use crate::rules::{AsgSpec, BusySignal, Ec2Resources, EcsService, HostIndex, RdsSpec, Rule};
 use crate::schedule::{self, Schedule, Window};
 
 /// Validated configuration.
@@ -166,6 +166,7 @@ struct RawRule {
     ec2: Option<RawEc2>,
     ecs: Option<RawEcs>,
     asg: Option<RawAsg>,
+    rds: Option<RawRds>,
     busy_when: Option<RawBusyWhen>,
     hourly_cost: Option<f64>,
     wake_from: Option<Vec<String>>,
@@ -186,6 +187,15 @@ struct RawEc2 {
     instance_ids: Vec<String>,
     #[serde(default)]
     hibernate: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRds {
+    #[serde(default)]
+    instances: Vec<String>,
+    #[serde(default)]
+    clusters: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -368,6 +378,30 @@ impl RawConfig {
     }
 }
 
+/// `rds = { instances, clusters }`: at least one, each an RDS identifier (1-63 letters, digits
+/// and hyphens, starting with a letter), none twice.
+fn check_rds(key: &dyn Fn(&str) -> String, raw: RawRds) -> Result<RdsSpec, ConfigError> {
+    if raw.instances.is_empty() && raw.clusters.is_empty() {
+        return Err(err(key("rds"), "list `instances` or `clusters`"));
+    }
+    for (k, ids) in [("rds.instances", &raw.instances), ("rds.clusters", &raw.clusters)] {
+        for (j, id) in ids.iter().enumerate() {
+            let ok = (1..=63).contains(&id.len())
+                && id.starts_with(|c: char| c.is_ascii_alphabetic())
+                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !id.ends_with('-')
+                && !id.contains("--");
+            if !ok {
+                return Err(err(key(k), format!("`{id}` is not an RDS identifier (letters, digits, hyphens)")));
+            }
+            if ids[..j].contains(id) {
+                return Err(err(key(k), format!("`{id}` is listed twice")));
+            }
+        }
+    }
+    Ok(RdsSpec { instances: raw.instances, clusters: raw.clusters })
+}
+
 /// The `[[schedules]]`, each window checked, names unique.
 fn parse_schedules(raw: Vec<RawSchedule>) -> Result<Vec<Arc<Schedule>>, ConfigError> {
     let mut out: Vec<Arc<Schedule>> = Vec::with_capacity(raw.len());
@@ -496,8 +530,12 @@ impl RawRule {
             }
             None => None,
         };
-        if ec2.is_none() && ecs.is_none() && asg.is_none() {
-            return Err(err(key("ec2"), "a rule needs `ec2`, `ecs` or `asg`: it has no resources to wake"));
+        let rds = match self.rds {
+            Some(raw) => Some(check_rds(&key, raw)?),
+            None => None,
+        };
+        if ec2.is_none() && ecs.is_none() && asg.is_none() && rds.is_none() {
+            return Err(err(key("ec2"), "a rule needs `ec2`, `ecs`, `asg` or `rds`: it has no resources to wake"));
         }
         let busy_when = match self.busy_when {
             None => None,
@@ -536,6 +574,7 @@ impl RawRule {
             ec2,
             ecs,
             asg,
+            rds,
             busy_when,
             hourly_cost,
             schedule: None,

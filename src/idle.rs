@@ -25,8 +25,8 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::cloud::{
-    AutoScalingGroup, Cloud, CloudError, ErrorKind, Instance, InstanceState, ListenerRule, MetricQuery, MetricSeries,
-    RuleState, Service, ASG_DESIRED_TAG, ASG_MIN_TAG, DESIRED_COUNT_TAG,
+    AutoScalingGroup, Cloud, CloudError, Database, ErrorKind, Instance, InstanceState, ListenerRule, MetricQuery,
+    MetricSeries, RuleState, Service, ASG_DESIRED_TAG, ASG_MIN_TAG, DESIRED_COUNT_TAG,
 };
 use crate::config::Config;
 use crate::metrics;
@@ -299,6 +299,13 @@ fn decide_idle(f: &Facts) -> (Action, String, Option<i64>) {
             format!("no activity in the last {}s and no record of a wake", f.window.as_secs()),
         ),
     };
+    // Running, yet recorded as stopped by autostop: something else started it. RDS does so to a
+    // database stopped for 7 days (RDS user guide, "Stopping an Amazon RDS DB instance
+    // temporarily"); the idle check stops it again once idle, and says why.
+    let why = match state.filter(|s| s.phase == "stopped") {
+        Some(_) => format!("running although recorded stopped (started outside autostop; RDS starts a database again after 7 stopped days); {why}"),
+        None => why,
+    };
     if idle_for >= idle {
         (Action::Stop, format!("idle: {why} (idle time {idle}s)"), Some(idle_for))
     } else {
@@ -521,6 +528,8 @@ struct Seen {
     instances: HashMap<String, Instance>,
     services: HashMap<(String, String), Service>,
     asgs: HashMap<String, AutoScalingGroup>,
+    /// RDS databases by (identifier, is a cluster).
+    databases: HashMap<(String, bool), Database>,
     views: Vec<ListenerView>,
     series: Vec<MetricSeries>,
     per_rule: Vec<RuleQueries>,
@@ -562,6 +571,7 @@ async fn observe<C: Cloud>(cloud: &C, config: &Config, now: i64) -> Result<Seen,
     } else {
         cloud.auto_scaling_groups(&names).await?.into_iter().map(|g| (g.name.clone(), g)).collect()
     };
+    let databases = observe_databases(cloud, config).await?;
     let views = routes::views(cloud, config).await?;
     let longest = config.rules.iter().map(|r| r.idle).max().unwrap_or(config.idle);
     let window = longest + LAG_MARGIN;
@@ -569,7 +579,34 @@ async fn observe<C: Cloud>(cloud: &C, config: &Config, now: i64) -> Result<Seen,
     let start = start - start.rem_euclid(60);
     let (queries, per_rule) = build_queries(config);
     let series = if queries.is_empty() { Vec::new() } else { cloud.metric_data(&queries, start, now).await? };
-    Ok(Seen { states, instances, services, asgs, views, series, per_rule, window })
+    Ok(Seen { states, instances, services, asgs, databases, views, series, per_rule, window })
+}
+
+/// Every configured database, in one DescribeDBInstances and one DescribeDBClusters.
+async fn observe_databases<C: Cloud>(
+    cloud: &C,
+    config: &Config,
+) -> Result<HashMap<(String, bool), Database>, CloudError> {
+    let specs = config.rules.iter().filter_map(|r| r.rds.as_ref());
+    let (mut instances, mut clusters): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
+    for spec in specs {
+        instances.extend(spec.instances.iter().cloned());
+        clusters.extend(spec.clusters.iter().cloned());
+    }
+    for ids in [&mut instances, &mut clusters] {
+        ids.sort();
+        ids.dedup();
+    }
+    if instances.is_empty() && clusters.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let found = cloud.databases(&instances, &clusters).await?;
+    Ok(found.into_iter().map(|d| ((d.id.clone(), d.cluster), d)).collect())
+}
+
+/// A database runs (or is on its way to running): anything but stopped, stopping or missing.
+pub fn database_awake(d: &Database) -> bool {
+    !matches!(d.status.as_str(), "stopped" | "stopping" | "missing")
 }
 
 /// One rule's decision and what acting on it needs.
@@ -608,9 +645,18 @@ impl Seen {
             .map(|(i, rule)| {
                 let (instances, service) = self.resources(rule);
                 let activity = last_activity(rule, &self.per_rule[i], &index.series, &period, now);
-                (is_awake(&instances, service) || self.asg(rule).is_some_and(|g| g.desired > 0), activity)
+                let others = self.asg(rule).is_some_and(|g| g.desired > 0)
+                    || self.databases_of(rule).iter().any(|d| database_awake(d));
+                (is_awake(&instances, service) || others, activity)
             })
             .collect()
+    }
+
+    fn databases_of(&self, rule: &Rule) -> Vec<&Database> {
+        let Some(spec) = &rule.rds else { return Vec::new() };
+        let ids =
+            spec.instances.iter().map(|i| (i.clone(), false)).chain(spec.clusters.iter().map(|c| (c.clone(), true)));
+        ids.filter_map(|k| self.databases.get(&k)).collect()
     }
 
     fn asg(&self, rule: &Rule) -> Option<&AutoScalingGroup> {
@@ -646,7 +692,7 @@ impl Seen {
             awake: own[i].0,
             started_at,
             app_routes,
-            fingerprint: fingerprint(rule, &rule_instances, service, self.asg(rule)),
+            fingerprint: fingerprint(rule, &rule_instances, service, self.asg(rule), &self.databases_of(rule)),
             intent: intent(rule, self.states.get(&rule.name), now),
             needed_by: dependents.iter().find(|j| own[**j].0).map(|j| config.rules[*j].name.clone()),
         };
@@ -666,6 +712,7 @@ impl Seen {
             running: rule_instances.iter().filter(|i| is_awake(&[*i], None)).map(|i| i.id.clone()).collect(),
             cannot_hibernate: cannot_hibernate(rule, &rule_instances),
             asg: self.asg(rule).cloned(),
+            databases: self.databases_of(rule).into_iter().cloned().collect(),
             service: service.cloned(),
             fingerprint: facts.fingerprint.clone(),
         };
@@ -726,6 +773,7 @@ pub struct StopPlan {
     /// stopped instead (and named in the log; `validate --aws` names them too).
     pub cannot_hibernate: Vec<String>,
     pub asg: Option<AutoScalingGroup>,
+    pub databases: Vec<Database>,
     pub service: Option<Service>,
     /// [`fingerprint`] of the rule and its resources as observed.
     pub fingerprint: String,
@@ -756,8 +804,12 @@ pub async fn plan_stop<C: Cloud>(cloud: &C, rule: &Rule) -> Result<StopPlan, Clo
     if let Some(a) = &rule.asg {
         plan.asg = cloud.auto_scaling_groups(std::slice::from_ref(&a.name)).await?.pop();
     }
+    if let Some(spec) = &rule.rds {
+        plan.databases = cloud.databases(&spec.instances, &spec.clusters).await?;
+    }
     let instances: Vec<&Instance> = instances.iter().collect();
-    plan.fingerprint = fingerprint(rule, &instances, plan.service.as_ref(), plan.asg.as_ref());
+    let databases: Vec<&Database> = plan.databases.iter().collect();
+    plan.fingerprint = fingerprint(rule, &instances, plan.service.as_ref(), plan.asg.as_ref(), &databases);
     Ok(plan)
 }
 
@@ -866,6 +918,16 @@ async fn stop_resources<C: Cloud>(cloud: &C, rule: &Rule, plan: &StopPlan) -> Ve
             failures.push((format!("Auto Scaling group {}", g.name), e));
         }
     }
+    for d in plan.databases.iter().filter(|d| d.status == "available") {
+        if let Some(why) = &d.cannot_stop {
+            tracing::warn!(rule = %rule.name, database = %d.id, why = %why, "database left running");
+            continue;
+        }
+        match cloud.stop_database(&d.id, d.cluster).await {
+            Ok(()) => tracing::info!(rule = %rule.name, database = %d.id, cluster = d.cluster, "database stopping"),
+            Err(e) => failures.push((d.id.clone(), e)),
+        }
+    }
     let hibernate = rule.ec2.as_ref().is_some_and(|e| e.hibernate);
     for id in &plan.running {
         let hibernate = hibernate && !plan.cannot_hibernate.contains(id);
@@ -938,6 +1000,7 @@ pub fn fingerprint(
     instances: &[&Instance],
     service: Option<&Service>,
     asg: Option<&AutoScalingGroup>,
+    databases: &[&Database],
 ) -> String {
     let mut text = format!("{rule:?}");
     for i in instances {
@@ -948,6 +1011,9 @@ pub fn fingerprint(
     }
     if let Some(g) = asg {
         text.push_str(&format!("|{}:{}:{}", g.exists, g.min, g.desired));
+    }
+    for d in databases {
+        text.push_str(&format!("|{}:{}", d.id, d.status));
     }
     let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
     format!("{hash:016x}")
@@ -1093,6 +1159,7 @@ mod tests {
             ec2: None,
             ecs: None,
             asg: None,
+            rds: None,
             busy_when: None,
             hourly_cost: None,
             gate: Default::default(),

@@ -21,6 +21,7 @@ pub struct Rule {
     pub ec2: Option<Ec2Resources>,
     pub ecs: Option<EcsService>,
     pub asg: Option<AsgSpec>,
+    pub rds: Option<RdsSpec>,
     pub busy_when: Option<BusySignal>,
     /// What the rule's resources cost per hour while awake (any currency), for the savings report.
     pub hourly_cost: Option<f64>,
@@ -47,6 +48,13 @@ pub struct Ec2Resources {
     pub instance_ids: Vec<String>,
     /// Stop with `Hibernate=true`: RAM is kept, so the app resumes where it was.
     pub hibernate: bool,
+}
+
+/// RDS DB instances and Aurora DB clusters: started on wake, stopped to sleep.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RdsSpec {
+    pub instances: Vec<String>,
+    pub clusters: Vec<String>,
 }
 
 /// An Auto Scaling group: scaled to 0 (min size and desired capacity) to sleep.

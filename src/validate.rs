@@ -141,6 +141,16 @@ async fn check_resources(
             _ => problems.push(format!("rule `{}`: Auto Scaling group `{}` does not exist", rule.name, spec.name)),
         }
     }
+    if let Some(spec) = &rule.rds {
+        for d in cloud.databases(&spec.instances, &spec.clusters).await? {
+            let what = if d.cluster { "RDS cluster" } else { "RDS instance" };
+            if d.status == "missing" {
+                problems.push(format!("rule `{}`: {what} {} does not exist", rule.name, d.id));
+            } else if let Some(why) = &d.cannot_stop {
+                problems.push(format!("rule `{}`: {what} {} cannot be stopped: {why}", rule.name, d.id));
+            }
+        }
+    }
     if let Some(ecs) = &rule.ecs {
         let svc = cloud.service(&ecs.cluster, &ecs.service).await?;
         if !svc.is_active() {

@@ -25,7 +25,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use crate::cloud::{AutoScalingGroup, Cloud, CloudError, ErrorKind, Instance, InstanceState, Service, TargetHealth};
+use crate::cloud::{
+    AutoScalingGroup, Cloud, CloudError, Database, ErrorKind, Instance, InstanceState, Service, TargetHealth,
+};
 use crate::cloud::{RuleState, WARMUPS_KEPT};
 use crate::config::Config;
 use crate::intent::{intent, Intent};
@@ -155,6 +157,8 @@ pub struct Launch {
     pub instances: Vec<String>,
     pub scale_to: Option<u32>,
     pub asg_to: Option<(u32, u32)>,
+    /// Stopped databases to start: (identifier, is a cluster).
+    pub databases: Vec<(String, bool)>,
 }
 
 /// What one observation of a rule's resources found.
@@ -163,6 +167,7 @@ pub struct Observed {
     pub instances: Vec<Instance>,
     pub service: Option<Service>,
     pub asg: Option<AutoScalingGroup>,
+    pub databases: Vec<Database>,
 }
 
 /// Decides what the resources need. `started` = instances this wake already started (to tell
@@ -218,15 +223,31 @@ pub fn plan_resources(rule: &Rule, obs: &Observed, started: &HashSet<String>) ->
         Ok(to) => to,
         Err(e) => return ResourcePlan::Broken(e),
     };
+    if let Some(d) = obs.databases.iter().find(|d| d.status == "missing") {
+        return ResourcePlan::Broken(StepError {
+            operation: if d.cluster { "DescribeDBClusters" } else { "DescribeDBInstances" }.into(),
+            code: if d.cluster { "DBClusterNotFoundFault" } else { "DBInstanceNotFound" }.into(),
+            kind: ErrorKind::NotFound.as_str().into(),
+            detail: format!("RDS {} {} does not exist", if d.cluster { "cluster" } else { "instance" }, d.id),
+            action: format!("fix rule `{}` (rds.instances, rds.clusters) and redeploy the config", rule.name),
+        });
+    }
     let to_start: Vec<String> =
         obs.instances.iter().filter(|i| i.state == InstanceState::Stopped).map(|i| i.id.clone()).collect();
-    if !to_start.is_empty() || scale_to.is_some() || asg_to.is_some() {
-        return ResourcePlan::Start(Launch { instances: to_start, scale_to, asg_to });
+    let databases: Vec<(String, bool)> =
+        obs.databases.iter().filter(|d| d.status == "stopped").map(|d| (d.id.clone(), d.cluster)).collect();
+    if !to_start.is_empty() || scale_to.is_some() || asg_to.is_some() || !databases.is_empty() {
+        return ResourcePlan::Start(Launch { instances: to_start, scale_to, asg_to, databases });
     }
-    if obs.instances.iter().any(|i| i.state == InstanceState::Stopping) {
+    if obs.instances.iter().any(|i| i.state == InstanceState::Stopping)
+        || obs.databases.iter().any(|d| d.status == "stopping")
+    {
         return ResourcePlan::WaitForStop;
     }
-    if obs.instances.iter().any(|i| i.state == InstanceState::Pending) {
+    // A database is up once `available`; every other status is on its way there.
+    if obs.instances.iter().any(|i| i.state == InstanceState::Pending)
+        || obs.databases.iter().any(|d| d.status != "available")
+    {
         return ResourcePlan::Booting;
     }
     ResourcePlan::Up
@@ -614,8 +635,16 @@ impl<C: Cloud> Waker<C> {
                 None => Ok(None),
             }
         };
-        let (instances, service, asg) = tokio::join!(ec2, ecs, asg);
-        Ok(Observed { instances: instances?, service: service?, asg: asg? })
+        let rds = async {
+            match &rule.rds {
+                Some(spec) => self.cloud.databases(&spec.instances, &spec.clusters).await,
+                None => Ok(Vec::new()),
+            }
+        };
+        // Boxed: joined unboxed, four SDK futures side by side overflow a debug build's stack.
+        let (instances, service, asg, databases) =
+            tokio::join!(Box::pin(ec2), Box::pin(ecs), Box::pin(asg), Box::pin(rds));
+        Ok(Observed { instances: instances?, service: service?, asg: asg?, databases: databases? })
     }
 
     /// The rule's state item; `None` when there is none or the table cannot be read (waking never
@@ -675,7 +704,7 @@ impl<C: Cloud> Waker<C> {
                 None => self.read_state(rule).await,
             }
         };
-        let (obs, state) = tokio::join!(self.observe_resources(rule), read);
+        let (obs, state) = tokio::join!(Box::pin(self.observe_resources(rule)), Box::pin(read));
         let obs = obs.map_err(|e| (e, Vec::new()))?;
         let cx = Step::new(rule, state, self.cloud.now());
         let resources = resource_states(rule, &obs);
@@ -708,7 +737,7 @@ impl<C: Cloud> Waker<C> {
                 if let Some(waiting) = self.dependencies_first(&cx, memo, &resources).await {
                     return Ok(waiting);
                 }
-                self.start(&cx, memo, &obs, resources, &launch).await
+                Box::pin(self.start(&cx, memo, &obs, resources, &launch)).await
             }
             ResourcePlan::WaitForStop => {
                 memo.wake_started.get_or_insert(Instant::now());
@@ -719,7 +748,7 @@ impl<C: Cloud> Waker<C> {
                 memo.wake_started.get_or_insert(Instant::now());
                 Ok(cx.status(Phase::Starting, "booting", resources, memo))
             }
-            ResourcePlan::Up => self.up(&cx, memo, mode, resources).await,
+            ResourcePlan::Up => Box::pin(self.up(&cx, memo, mode, resources)).await,
         }
     }
 
@@ -783,7 +812,7 @@ impl<C: Cloud> Waker<C> {
         launch: &Launch,
     ) -> Result<Status, (CloudError, Vec<ResourceState>)> {
         let rule = cx.rule;
-        let Launch { instances, scale_to, asg_to } = launch;
+        let Launch { instances, scale_to, asg_to, databases } = launch;
         let (instances, scale_to, asg_to) = (instances.as_slice(), *scale_to, *asg_to);
         if matches!(memo.last_phase, None | Some(Phase::Ready) | Some(Phase::Stopped)) || memo.wake_started.is_none() {
             self.begin_wake(cx, memo);
@@ -816,11 +845,20 @@ impl<C: Cloud> Waker<C> {
             }
             did.push(format!("scaling group {} to {desired}", spec.name));
         }
+        for (id, cluster) in databases {
+            tracing::info!(rule = %rule.name, database = %id, cluster, "starting database");
+            self.cloud.start_database(id, *cluster).await.map_err(|e| (e, resources.clone()))?;
+            for r in resources.iter_mut().filter(|r| &r.id == id) {
+                r.state = "starting".into();
+            }
+            did.push(format!("starting database {id}"));
+        }
         // A new wake when nothing of the rule was awake: it counts from now, not from an
         // earlier wake that never recorded its end.
         let fresh = !obs.instances.iter().any(|i| !matches!(i.state, InstanceState::Stopped))
             && obs.service.as_ref().is_none_or(|s| s.desired == 0)
-            && obs.asg.as_ref().is_none_or(|g| g.desired == 0);
+            && obs.asg.as_ref().is_none_or(|g| g.desired == 0)
+            && obs.databases.iter().all(|d| d.status == "stopped");
         self.record_starting(cx, instances, fresh, memo.cause).await;
         let waiting = if obs.instances.iter().any(|i| i.state == InstanceState::Stopping) {
             "; waiting for a stopping instance to finish"
@@ -1197,6 +1235,9 @@ fn resource_states(rule: &Rule, obs: &Observed) -> Vec<ResourceState> {
         };
         v.push(ResourceState { kind: "ecs".into(), id: format!("{}/{}", spec.cluster, spec.service), state });
     }
+    for d in &obs.databases {
+        v.push(ResourceState { kind: d.kind().into(), id: d.id.clone(), state: d.status.clone() });
+    }
     if let Some(g) = &obs.asg {
         let state = match (g.exists, g.desired) {
             (false, _) => "missing".to_string(),
@@ -1224,6 +1265,7 @@ mod tests {
             ec2: Some(Ec2Resources { instance_ids: vec!["i-1".into(), "i-2".into()], hibernate: false }),
             ecs: Some(EcsService { cluster: "dev".into(), service: "web".into(), desired_count: None }),
             asg: None,
+            rds: None,
             busy_when: None,
             hourly_cost: None,
             gate: Default::default(),
@@ -1243,7 +1285,12 @@ mod tests {
     }
 
     fn plan(instances: &[(&str, InstanceState)], service: Option<Service>) -> ResourcePlan {
-        let obs = Observed { instances: instances.iter().map(|(i, s)| inst(i, *s)).collect(), service, asg: None };
+        let obs = Observed {
+            instances: instances.iter().map(|(i, s)| inst(i, *s)).collect(),
+            service,
+            asg: None,
+            databases: vec![],
+        };
         plan_resources(&rule(), &obs, &HashSet::new())
     }
 
@@ -1253,11 +1300,11 @@ mod tests {
     fn stopped_instances_start_and_service_scales_to_remembered_count() {
         assert_eq!(
             plan(&[("i-1", Stopped), ("i-2", Running)], svc(0, Some(3))),
-            ResourcePlan::Start(Launch { instances: vec!["i-1".into()], scale_to: Some(3), asg_to: None })
+            ResourcePlan::Start(Launch { instances: vec!["i-1".into()], scale_to: Some(3), ..Launch::default() })
         );
         assert_eq!(
             plan(&[("i-1", Running), ("i-2", Running)], svc(0, None)),
-            ResourcePlan::Start(Launch { instances: vec![], scale_to: Some(1), asg_to: None }),
+            ResourcePlan::Start(Launch { instances: vec![], scale_to: Some(1), asg_to: None, databases: vec![] }),
             "no remembered count -> 1"
         );
         let mut r = rule();
@@ -1266,10 +1313,11 @@ mod tests {
             instances: vec![inst("i-1", Running), inst("i-2", Running)],
             service: svc(0, Some(5)),
             asg: None,
+            databases: vec![],
         };
         assert_eq!(
             plan_resources(&r, &obs, &HashSet::new()),
-            ResourcePlan::Start(Launch { instances: vec![], scale_to: Some(2), asg_to: None }),
+            ResourcePlan::Start(Launch { instances: vec![], scale_to: Some(2), asg_to: None, databases: vec![] }),
             "configured count wins"
         );
     }
@@ -1281,7 +1329,12 @@ mod tests {
         assert_eq!(plan(&[("i-1", Running), ("i-2", Running)], svc(1, None)), ResourcePlan::Up);
         assert_eq!(
             plan(&[("i-1", Stopping), ("i-2", Stopped)], svc(1, None)),
-            ResourcePlan::Start(Launch { instances: vec!["i-2".into()], scale_to: None, asg_to: None }),
+            ResourcePlan::Start(Launch {
+                instances: vec!["i-2".into()],
+                scale_to: None,
+                asg_to: None,
+                databases: vec![]
+            }),
             "the stopped one starts while the other finishes stopping"
         );
     }
@@ -1321,6 +1374,7 @@ mod tests {
             ],
             service: svc(1, None),
             asg: None,
+            databases: vec![],
         };
         let started: HashSet<String> = ["i-1".to_string()].into();
         match plan_resources(&rule(), &obs, &started) {

@@ -120,3 +120,78 @@ async fn a_dependency_stopped_by_hand_under_its_dependent_is_started() {
     assert_eq!(action(&report, "db"), "start", "{report}");
     assert_eq!(app.cloud().instance_state(DB), InstanceState::Running);
 }
+
+/// `db` as an RDS instance and an Aurora cluster: the wake starts both and `db` is ready when
+/// both are `available`; the idle stop stops both; a database RDS started again after 7 stopped
+/// days is stopped again by the next check, which says why.
+#[tokio::test(start_paused = true)]
+async fn rds_databases_wake_stop_and_are_stopped_again_after_the_7_day_restart() {
+    let text = format!(
+        r#"
+listener_arns = ["{L1}"]
+idle = "5m"
+metrics_lag = "0s"
+[[rules]]
+name = "db"
+rds = {{ instances = ["dev-db"], clusters = ["dev-aurora"] }}
+"#
+    );
+    let cloud = FakeCloud::new();
+    cloud.add_listener(L1);
+    cloud.add_database("dev-db", false, "stopped", Duration::from_secs(120));
+    cloud.add_database("dev-aurora", true, "stopped", Duration::from_secs(90));
+    let app = App::new(config(&text), cloud);
+
+    let s = app.handle(json!({"autostop": "wake", "rule": "db"}), None).await.unwrap();
+    assert_eq!(s["phase"], "starting", "{s}");
+    assert_eq!(app.cloud().database_status("dev-db", false), "starting");
+    assert_eq!(app.cloud().database_status("dev-aurora", true), "starting");
+    advance(Duration::from_secs(100)).await;
+    let s = app.handle(json!({"autostop": "wake", "rule": "db"}), None).await.unwrap();
+    assert_eq!(s["phase"], "starting", "the instance is still starting: {s}");
+    advance(Duration::from_secs(30)).await;
+    let s = app.handle(json!({"autostop": "wake", "rule": "db"}), None).await.unwrap();
+    assert_eq!(s["phase"], "ready", "{s}");
+    let kinds: Vec<&str> = s["resources"].as_array().unwrap().iter().map(|r| r["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["rds", "rds-cluster"]);
+
+    advance(Duration::from_secs(10 * 60)).await;
+    let report = check(&app).await;
+    assert_eq!(action(&report, "db"), "stop", "{report}");
+    advance(Duration::from_secs(200)).await;
+    assert_eq!(app.cloud().database_status("dev-db", false), "stopped");
+    assert_eq!(app.cloud().database_status("dev-aurora", true), "stopped");
+
+    // Seven days on, RDS starts them again by itself.
+    advance(Duration::from_secs(7 * 86_400)).await;
+    app.cloud().auto_start_database("dev-db", false);
+    let report = check(&app).await;
+    assert_eq!(action(&report, "db"), "stop", "{report}");
+    let reason = report["rules"][0]["reason"].as_str().unwrap();
+    assert!(reason.contains("after 7 stopped days"), "{reason}");
+    assert_eq!(app.cloud().database_status("dev-db", false), "stopping");
+    assert_eq!(app.cloud().calls("StopDBInstance"), 2);
+}
+
+/// A read replica cannot be stopped: the stop leaves it running (and says so) and stops the
+/// rest; a wake of a rule whose database is missing is an error page naming the fix.
+#[tokio::test(start_paused = true)]
+async fn a_read_replica_is_left_running_and_a_missing_database_is_an_error() {
+    let text = format!(
+        "listener_arns = [\"{L1}\"]\n[[rules]]\nname = \"db\"\nrds = {{ instances = [\"dev-db\", \"dev-replica\"] }}\n\
+         [[rules]]\nname = \"gone\"\nrds = {{ instances = [\"nope\"] }}\n"
+    );
+    let cloud = FakeCloud::new();
+    cloud.add_listener(L1);
+    cloud.add_database("dev-db", false, "available", Duration::from_secs(60));
+    cloud.add_database("dev-replica", false, "available", Duration::from_secs(60));
+    cloud.make_read_replica("dev-replica", "dev-db");
+    let app = App::new(config(&text), cloud);
+    let r = app.handle(json!({"autostop": "stop", "rule": "db"}), None).await.unwrap();
+    assert_eq!(r["result"], "stopped", "{r}");
+    assert_eq!(app.cloud().database_status("dev-db", false), "stopping");
+    assert_eq!(app.cloud().database_status("dev-replica", false), "available");
+    let s = app.handle(json!({"autostop": "wake", "rule": "gone"}), None).await.unwrap();
+    assert_eq!((s["phase"].as_str(), s["error"]["code"].as_str()), (Some("error"), Some("DBInstanceNotFound")), "{s}");
+    assert_eq!(app.cloud().calls("StartDBInstance"), 0);
+}

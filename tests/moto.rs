@@ -833,3 +833,76 @@ async fn an_auto_scaling_group_is_scaled_to_zero_and_restored() {
     assert_eq!(code, 1, "{out}{err}");
     assert!(out.contains(&format!("instance {member} belongs to Auto Scaling group `it-asg-web`")), "{out}");
 }
+
+/// An RDS instance and an Aurora cluster through the real adapters: stopped, then woken until
+/// `available`; validate --aws names a read replica, which RDS cannot stop.
+#[tokio::test]
+#[ignore = "needs moto: run `make test`"]
+async fn rds_instances_and_clusters_wake_and_stop() {
+    let w = world("it-rds").await;
+    let rds = aws_sdk_rds::Client::new(&w.sdk);
+    rds.create_db_instance()
+        .db_instance_identifier("it-rds-db")
+        .engine("postgres")
+        .db_instance_class("db.t3.micro")
+        .allocated_storage(20)
+        .master_username("dev")
+        .master_user_password("not-a-secret-1")
+        .send()
+        .await
+        .unwrap();
+    rds.create_db_cluster()
+        .db_cluster_identifier("it-rds-aurora")
+        .engine("aurora-postgresql")
+        .master_username("dev")
+        .master_user_password("not-a-secret-1")
+        .send()
+        .await
+        .unwrap();
+    let status = || async {
+        let i = rds.describe_db_instances().db_instance_identifier("it-rds-db").send().await.unwrap();
+        let c = rds.describe_db_clusters().db_cluster_identifier("it-rds-aurora").send().await.unwrap();
+        (
+            i.db_instances()[0].db_instance_status().unwrap_or_default().to_string(),
+            c.db_clusters()[0].status().unwrap_or_default().to_string(),
+        )
+    };
+    let app =
+        w.app("[[rules]]\nname = \"db\"\nrds = { instances = [\"it-rds-db\"], clusters = [\"it-rds-aurora\"] }\n");
+    let r = app.handle(serde_json::json!({"autostop": "stop", "rule": "db"}), None).await.unwrap();
+    assert_eq!(r["result"], "stopped", "{r}");
+    assert_eq!(status().await, ("stopped".to_string(), "stopped".to_string()));
+    let mut phase = String::new();
+    for _ in 0..20 {
+        let s = app.handle(serde_json::json!({"autostop": "wake", "rule": "db"}), None).await.unwrap();
+        phase = s["phase"].as_str().unwrap_or_default().to_string();
+        if phase == "ready" || phase == "error" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    }
+    assert_eq!(phase, "ready");
+    assert_eq!(status().await, ("available".to_string(), "available".to_string()));
+
+    rds.create_db_instance_read_replica()
+        .db_instance_identifier("it-rds-replica")
+        .source_db_instance_identifier("it-rds-db")
+        .send()
+        .await
+        .unwrap();
+    let listeners: Vec<String> = w.listeners.iter().map(|l| format!("\"{l}\"")).collect();
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("it-rds");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("replica.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "listener_arns = [{}]\n[[rules]]\nname = \"db\"\nrds = {{ instances = [\"it-rds-replica\"] }}\n",
+            listeners.join(", ")
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = cli(&["validate", "--aws"], &file);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("RDS instance it-rds-replica cannot be stopped") && out.contains("read replica"), "{out}");
+}

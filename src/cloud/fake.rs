@@ -31,8 +31,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{
-    AutoScalingGroup, Cloud, CloudError, CloudResult, Instance, InstanceState, ListenerRule, MetricQuery, MetricSeries,
-    NewRule, RuleChange, RuleState, Service, TargetHealth, Weighted, ASG_DESIRED_TAG, ASG_MIN_TAG, DESIRED_COUNT_TAG,
+    AutoScalingGroup, Cloud, CloudError, CloudResult, Database, Instance, InstanceState, ListenerRule, MetricQuery,
+    MetricSeries, NewRule, RuleChange, RuleState, Service, TargetHealth, Weighted, ASG_DESIRED_TAG, ASG_MIN_TAG,
+    DESIRED_COUNT_TAG,
 };
 
 /// The Lambda target group every fake listener's default action forwards to, unless a test
@@ -85,6 +86,15 @@ struct FakeAsg {
     boot: Duration,
 }
 
+#[derive(Debug, Clone)]
+struct FakeDb {
+    status: String,
+    /// When the current transition (`starting`/`stopping`) ends.
+    until: Option<Instant>,
+    boot: Duration,
+    cannot_stop: Option<String>,
+}
+
 #[derive(Debug, Clone, Default)]
 struct FakeTargetGroup {
     instances: Vec<String>,
@@ -104,6 +114,8 @@ struct State {
     instances: HashMap<String, FakeInstance>,
     services: HashMap<(String, String), FakeService>,
     asgs: HashMap<String, FakeAsg>,
+    /// RDS DB instances and clusters by (id, is_cluster).
+    databases: HashMap<(String, bool), FakeDb>,
     target_groups: HashMap<String, FakeTargetGroup>,
     listeners: HashMap<String, Vec<ListenerRule>>,
     /// The target group each listener's default action forwards to.
@@ -178,6 +190,29 @@ impl FakeCloud {
         self.epoch = epoch;
         self.lock().epoch = epoch;
         self
+    }
+
+    async fn db_transition(&self, id: &str, cluster: bool, from: &str, to: &str) -> CloudResult<()> {
+        let op = match (to, cluster) {
+            ("starting", false) => "StartDBInstance",
+            ("starting", true) => "StartDBCluster",
+            (_, false) => "StopDBInstance",
+            (_, true) => "StopDBCluster",
+        };
+        self.enter(op).await?;
+        let (now, mut s) = (Instant::now(), self.lock());
+        s.settle_databases(now);
+        let Some(db) = s.databases.get_mut(&(id.to_string(), cluster)) else {
+            let code = if cluster { "DBClusterNotFoundFault" } else { "DBInstanceNotFound" };
+            return Err(CloudError::new(op, code, id));
+        };
+        let state_code = if cluster { "InvalidDBClusterStateFault" } else { "InvalidDBInstanceState" };
+        if db.status != from || (to == "stopping" && db.cannot_stop.is_some()) {
+            return Err(CloudError::new(op, state_code, format!("{id} is {}", db.status)));
+        }
+        db.status = to.to_string();
+        db.until = Some(now + db.boot);
+        Ok(())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -283,6 +318,35 @@ impl FakeCloud {
     pub fn add_asg(&self, name: &str, min: u32, max: u32, desired: u32, boot: Duration) {
         let asg = FakeAsg { min, max, desired, tags: HashMap::new(), changed_at: Instant::now(), boot };
         self.lock().asgs.insert(name.to_string(), asg);
+    }
+
+    /// An RDS DB instance (or, `cluster`, an Aurora cluster) in `status`; a start takes `boot`,
+    /// a stop as long.
+    pub fn add_database(&self, id: &str, cluster: bool, status: &str, boot: Duration) {
+        let db = FakeDb { status: status.to_string(), until: None, boot, cannot_stop: None };
+        self.lock().databases.insert((id.to_string(), cluster), db);
+    }
+
+    /// A read replica: RDS cannot stop it.
+    pub fn make_read_replica(&self, id: &str, source: &str) {
+        if let Some(db) = self.lock().databases.get_mut(&(id.to_string(), false)) {
+            db.cannot_stop = Some(format!("it is a read replica of {source}, and RDS cannot stop a read replica"));
+        }
+    }
+
+    /// What RDS does to a database stopped for 7 days (RDS user guide, "Stopping an Amazon RDS
+    /// DB instance temporarily"): it starts it again.
+    pub fn auto_start_database(&self, id: &str, cluster: bool) {
+        let mut s = self.lock();
+        let db = s.databases.get_mut(&(id.to_string(), cluster)).expect("unknown fake database");
+        db.status = "available".into();
+        db.until = None;
+    }
+
+    pub fn database_status(&self, id: &str, cluster: bool) -> String {
+        let mut s = self.lock();
+        s.settle_databases(Instant::now());
+        s.databases.get(&(id.to_string(), cluster)).map(|d| d.status.clone()).unwrap_or_else(|| "missing".into())
     }
 
     /// The group's instances register in this target group (as a group attached to it does).
@@ -676,6 +740,16 @@ impl State {
         h
     }
 
+    /// Ends the database transitions that are due.
+    fn settle_databases(&mut self, now: Instant) {
+        for db in self.databases.values_mut() {
+            if db.until.is_some_and(|t| t <= now) {
+                db.until = None;
+                db.status = if db.status == "starting" { "available" } else { "stopped" }.into();
+            }
+        }
+    }
+
     /// Rules of all listeners of the load balancer `listener` belongs to.
     fn rules_on_load_balancer(&self, listener: &str) -> usize {
         let lb = crate::idle::load_balancer_dimension(listener);
@@ -912,6 +986,38 @@ impl Cloud for FakeCloud {
         }
         s.check_invariants();
         Ok(())
+    }
+
+    async fn databases(&self, instances: &[String], clusters: &[String]) -> CloudResult<Vec<Database>> {
+        if !instances.is_empty() {
+            self.enter("DescribeDBInstances").await?;
+        }
+        if !clusters.is_empty() {
+            self.enter("DescribeDBClusters").await?;
+        }
+        let mut s = self.lock();
+        s.settle_databases(Instant::now());
+        let wanted = instances.iter().map(|i| (i, false)).chain(clusters.iter().map(|c| (c, true)));
+        Ok(wanted
+            .map(|(id, cluster)| match s.databases.get(&(id.clone(), cluster)) {
+                Some(db) => {
+                    Database { id: id.clone(), cluster, status: db.status.clone(), cannot_stop: db.cannot_stop.clone() }
+                }
+                None => Database::missing(id, cluster),
+            })
+            .collect())
+    }
+
+    /// Only a `stopped` database starts; anything else is InvalidDBInstanceState
+    /// (InvalidDBClusterStateFault for a cluster): RDS API reference, StartDBInstance.
+    async fn start_database(&self, id: &str, cluster: bool) -> CloudResult<()> {
+        self.db_transition(id, cluster, "stopped", "starting").await
+    }
+
+    /// Only an `available` database stops (RDS API reference, StopDBInstance); a read replica
+    /// never does.
+    async fn stop_database(&self, id: &str, cluster: bool) -> CloudResult<()> {
+        self.db_transition(id, cluster, "available", "stopping").await
     }
 
     async fn auto_scaling_groups(&self, names: &[String]) -> CloudResult<Vec<AutoScalingGroup>> {

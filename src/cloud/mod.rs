@@ -115,6 +115,33 @@ impl AutoScalingGroup {
     }
 }
 
+/// An RDS DB instance or Aurora DB cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Database {
+    pub id: String,
+    pub cluster: bool,
+    /// RDS's status (`available`, `stopped`, `starting`, `stopping`, ...); `missing` when
+    /// Describe does not return it.
+    pub status: String,
+    /// Why it cannot be stopped on its own, when it cannot: a read replica, or an instance of
+    /// an Aurora cluster (the cluster is stopped instead).
+    pub cannot_stop: Option<String>,
+}
+
+impl Database {
+    pub fn missing(id: &str, cluster: bool) -> Database {
+        Database { id: id.to_string(), cluster, status: "missing".into(), cannot_stop: None }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        if self.cluster {
+            "rds-cluster"
+        } else {
+            "rds"
+        }
+    }
+}
+
 /// Tags an Auto Scaling group keeps its min size and desired capacity in while scaled to 0.
 pub const ASG_MIN_TAG: &str = "autostop:min-size";
 pub const ASG_DESIRED_TAG: &str = "autostop:desired-capacity";
@@ -298,7 +325,12 @@ impl ErrorKind {
             | "IncorrectState"
             | "IncorrectSpotRequestState"
             | "ServiceNotActiveException"
-            | "InvalidInstanceState" => ErrorKind::InvalidState,
+            | "InvalidInstanceState"
+            | "InvalidDBInstanceState"
+            | "InvalidDBInstanceStateFault"
+            | "InvalidDBClusterStateFault"
+            | "ResourceContention"
+            | "ScalingActivityInProgress" => ErrorKind::InvalidState,
             "UnauthorizedOperation"
             | "AccessDenied"
             | "AccessDeniedException"
@@ -311,6 +343,9 @@ impl ErrorKind {
             | "ListenerNotFound"
             | "RuleNotFound"
             | "LoadBalancerNotFound"
+            | "DBInstanceNotFound"
+            | "DBInstanceNotFoundFault"
+            | "DBClusterNotFoundFault"
             | "ResourceNotFoundException" => ErrorKind::NotFound,
             "TooManyRules"
             | "TooManyTargets"
@@ -536,6 +571,16 @@ pub trait Cloud: Send + Sync + 'static {
         min: u32,
         desired: u32,
     ) -> impl Future<Output = CloudResult<()>> + Send;
+    /// RDS DB instances, then Aurora DB clusters, in the given order; unknown ones `missing`.
+    fn databases(
+        &self,
+        instances: &[String],
+        clusters: &[String],
+    ) -> impl Future<Output = CloudResult<Vec<Database>>> + Send;
+    /// StartDBInstance / StartDBCluster.
+    fn start_database(&self, id: &str, cluster: bool) -> impl Future<Output = CloudResult<()>> + Send;
+    /// StopDBInstance / StopDBCluster.
+    fn stop_database(&self, id: &str, cluster: bool) -> impl Future<Output = CloudResult<()>> + Send;
     /// Creates or updates tags on a group (CreateOrUpdateTags).
     fn tag_auto_scaling_group(
         &self,

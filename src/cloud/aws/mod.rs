@@ -8,6 +8,7 @@ mod cloudwatch;
 mod ec2;
 mod ecs;
 mod elbv2;
+mod rds;
 mod state;
 
 use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
@@ -28,6 +29,7 @@ pub struct Clients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub sts: aws_sdk_sts::Client,
     pub autoscaling: aws_sdk_autoscaling::Client,
+    pub rds: aws_sdk_rds::Client,
 }
 
 impl Clients {
@@ -40,6 +42,7 @@ impl Clients {
             dynamodb: aws_sdk_dynamodb::Client::new(sdk),
             sts: aws_sdk_sts::Client::new(sdk),
             autoscaling: aws_sdk_autoscaling::Client::new(sdk),
+            rds: aws_sdk_rds::Client::new(sdk),
         }
     }
 }
@@ -186,6 +189,15 @@ impl Cloud for AwsCloud {
     }
     async fn tag_auto_scaling_group(&self, name: &str, tags: &[(&str, String)]) -> CloudResult<()> {
         autoscaling::tag(&self.clients().await.autoscaling, name, tags).await
+    }
+    async fn databases(&self, instances: &[String], clusters: &[String]) -> CloudResult<Vec<crate::cloud::Database>> {
+        rds::databases(&self.clients().await.rds, instances, clusters).await
+    }
+    async fn start_database(&self, id: &str, cluster: bool) -> CloudResult<()> {
+        rds::start(&self.clients().await.rds, id, cluster).await
+    }
+    async fn stop_database(&self, id: &str, cluster: bool) -> CloudResult<()> {
+        rds::stop(&self.clients().await.rds, id, cluster).await
     }
     async fn listener_rules(&self, listener_arn: &str) -> CloudResult<Vec<ListenerRule>> {
         elbv2::listener_rules(&self.clients().await.elb, listener_arn).await
