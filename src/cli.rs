@@ -399,7 +399,9 @@ fn notes(report: &Value) -> String {
     let mut out = String::new();
     for r in report["rules"].as_array().into_iter().flatten() {
         let hosts: Vec<&str> = r["hosts"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
-        out.push_str(&format!("{}: {}\n", r["rule"].as_str().unwrap_or(""), hosts.join(", ")));
+        let hosts =
+            if hosts.is_empty() { "no hosts (a dependency of other rules)".to_string() } else { hosts.join(", ") };
+        out.push_str(&format!("{}: {hosts}\n", r["rule"].as_str().unwrap_or("")));
     }
     // Who was kept out: requests answered without a wake (bots, probes, other networks).
     for r in report["rules"].as_array().into_iter().flatten() {
@@ -443,7 +445,9 @@ mod tests {
              "refused_last_hour": {"bot": 12, "path": 3}, "intent": "kept awake by alice until Sat 14:00 CET"},
             {"rule": "web", "phase": "stopped", "resources": [], "hosts": ["web.x.com"], "idle_seconds": 300,
              "wakes": 0, "stops": 1, "last_error": null,
-             "schedule": {"name": "office-hours", "next_change_local": "Mon 08:00 CET"}}
+             "schedule": {"name": "office-hours", "next_change_local": "Mon 08:00 CET"}},
+            {"rule": "db", "phase": "stopped", "resources": [], "hosts": [], "idle_seconds": 300,
+             "wakes": 0, "stops": 0, "last_error": null}
         ]});
         let table = status_table(&report);
         assert!(table.contains("api: last error: could not stop: i-1: UnauthorizedOperation"), "{table}");
@@ -452,5 +456,6 @@ mod tests {
         assert!(!table.contains("web: refused"), "{table}");
         assert!(table.contains("api: kept awake by alice until Sat 14:00 CET"), "{table}");
         assert!(table.contains("web: on demand; schedule `office-hours` changes Mon 08:00 CET"), "{table}");
+        assert!(table.contains("db: no hosts (a dependency of other rules)"), "{table}");
     }
 }
