@@ -378,6 +378,77 @@ impl RawConfig {
     }
 }
 
+/// `ec2 = { instance_ids, hibernate }`: at least one id, each well-formed, none twice.
+fn check_ec2(key: &dyn Fn(&str) -> String, raw: RawEc2) -> Result<Ec2Resources, ConfigError> {
+    if raw.instance_ids.is_empty() {
+        return Err(err(key("ec2.instance_ids"), "must list at least one instance"));
+    }
+    let mut seen = HashSet::new();
+    for id in &raw.instance_ids {
+        if !is_instance_id(id) {
+            return Err(err(
+                key("ec2.instance_ids"),
+                format!("`{id}` is not an instance id (i- and 8 or 17 hex digits)"),
+            ));
+        }
+        if !seen.insert(id) {
+            return Err(err(key("ec2.instance_ids"), format!("`{id}` is listed twice")));
+        }
+    }
+    Ok(Ec2Resources { instance_ids: raw.instance_ids, hibernate: raw.hibernate })
+}
+
+/// `ecs = { cluster, service, desired_count? }`.
+fn check_ecs(key: &dyn Fn(&str) -> String, raw: RawEcs) -> Result<EcsService, ConfigError> {
+    if raw.cluster.trim().is_empty() {
+        return Err(err(key("ecs.cluster"), "must not be empty"));
+    }
+    if raw.service.trim().is_empty() {
+        return Err(err(key("ecs.service"), "must not be empty"));
+    }
+    let desired_count = match raw.desired_count {
+        Some(n) if (1..=1000).contains(&n) => Some(n as u32),
+        Some(n) => return Err(err(key("ecs.desired_count"), format!("{n} is outside 1..=1000"))),
+        None => None,
+    };
+    Ok(EcsService { cluster: raw.cluster, service: raw.service, desired_count })
+}
+
+/// `asg = { name, desired? }`.
+fn check_asg(key: &dyn Fn(&str) -> String, raw: RawAsg) -> Result<AsgSpec, ConfigError> {
+    if raw.name.trim().is_empty() {
+        return Err(err(key("asg.name"), "must not be empty"));
+    }
+    let desired = match raw.desired {
+        Some(n) if (1..=1000).contains(&n) => Some(n as u32),
+        Some(n) => return Err(err(key("asg.desired"), format!("{n} is outside 1..=1000"))),
+        None => None,
+    };
+    Ok(AsgSpec { name: raw.name, desired })
+}
+
+/// `busy_when`: exactly one signal; packets need instances to measure.
+fn check_busy_when(key: &dyn Fn(&str) -> String, raw: RawBusyWhen, has_ec2: bool) -> Result<BusySignal, ConfigError> {
+    match raw {
+        RawBusyWhen { network_packets_in: Some(n), cpu_percent: None } => {
+            if !has_ec2 {
+                return Err(err(key("busy_when.network_packets_in"), "needs `ec2` instances to measure"));
+            }
+            if n < 1 {
+                return Err(err(key("busy_when.network_packets_in"), "must be at least 1"));
+            }
+            Ok(BusySignal::NetworkPacketsIn(n as u64))
+        }
+        RawBusyWhen { network_packets_in: None, cpu_percent: Some(p) } => {
+            if !(p > 0.0 && p <= 100.0) {
+                return Err(err(key("busy_when.cpu_percent"), format!("{p} is outside (0, 100]")));
+            }
+            Ok(BusySignal::CpuPercent(p))
+        }
+        _ => Err(err(key("busy_when"), "give exactly one of `network_packets_in` or `cpu_percent`")),
+    }
+}
+
 /// `rds = { instances, clusters }`: at least one, each an RDS identifier (1-63 letters, digits
 /// and hyphens, starting with a letter), none twice.
 fn check_rds(key: &dyn Fn(&str) -> String, raw: RawRds) -> Result<RdsSpec, ConfigError> {
@@ -478,86 +549,14 @@ impl RawRule {
             Some(p) => return Err(err(key("priority"), format!("{p} is outside 1..={MAX_PRIORITY}"))),
             None => None,
         };
-        let ec2 = match self.ec2 {
-            Some(raw) => {
-                if raw.instance_ids.is_empty() {
-                    return Err(err(key("ec2.instance_ids"), "must list at least one instance"));
-                }
-                let mut seen = HashSet::new();
-                for id in &raw.instance_ids {
-                    if !is_instance_id(id) {
-                        return Err(err(
-                            key("ec2.instance_ids"),
-                            format!("`{id}` is not an instance id (i- and 8 or 17 hex digits)"),
-                        ));
-                    }
-                    if !seen.insert(id) {
-                        return Err(err(key("ec2.instance_ids"), format!("`{id}` is listed twice")));
-                    }
-                }
-                Some(Ec2Resources { instance_ids: raw.instance_ids, hibernate: raw.hibernate })
-            }
-            None => None,
-        };
-        let ecs = match self.ecs {
-            Some(raw) => {
-                if raw.cluster.trim().is_empty() {
-                    return Err(err(key("ecs.cluster"), "must not be empty"));
-                }
-                if raw.service.trim().is_empty() {
-                    return Err(err(key("ecs.service"), "must not be empty"));
-                }
-                let desired_count = match raw.desired_count {
-                    Some(n) if (1..=1000).contains(&n) => Some(n as u32),
-                    Some(n) => return Err(err(key("ecs.desired_count"), format!("{n} is outside 1..=1000"))),
-                    None => None,
-                };
-                Some(EcsService { cluster: raw.cluster, service: raw.service, desired_count })
-            }
-            None => None,
-        };
-        let asg = match self.asg {
-            Some(raw) => {
-                if raw.name.trim().is_empty() {
-                    return Err(err(key("asg.name"), "must not be empty"));
-                }
-                let desired = match raw.desired {
-                    Some(n) if (1..=1000).contains(&n) => Some(n as u32),
-                    Some(n) => return Err(err(key("asg.desired"), format!("{n} is outside 1..=1000"))),
-                    None => None,
-                };
-                Some(AsgSpec { name: raw.name, desired })
-            }
-            None => None,
-        };
-        let rds = match self.rds {
-            Some(raw) => Some(check_rds(&key, raw)?),
-            None => None,
-        };
+        let ec2 = self.ec2.map(|raw| check_ec2(&key, raw)).transpose()?;
+        let ecs = self.ecs.map(|raw| check_ecs(&key, raw)).transpose()?;
+        let asg = self.asg.map(|raw| check_asg(&key, raw)).transpose()?;
+        let rds = self.rds.map(|raw| check_rds(&key, raw)).transpose()?;
         if ec2.is_none() && ecs.is_none() && asg.is_none() && rds.is_none() {
             return Err(err(key("ec2"), "a rule needs `ec2`, `ecs`, `asg` or `rds`: it has no resources to wake"));
         }
-        let busy_when = match self.busy_when {
-            None => None,
-            Some(RawBusyWhen { network_packets_in: Some(n), cpu_percent: None }) => {
-                if ec2.is_none() {
-                    return Err(err(key("busy_when.network_packets_in"), "needs `ec2` instances to measure"));
-                }
-                if n < 1 {
-                    return Err(err(key("busy_when.network_packets_in"), "must be at least 1"));
-                }
-                Some(BusySignal::NetworkPacketsIn(n as u64))
-            }
-            Some(RawBusyWhen { network_packets_in: None, cpu_percent: Some(p) }) => {
-                if !(p > 0.0 && p <= 100.0) {
-                    return Err(err(key("busy_when.cpu_percent"), format!("{p} is outside (0, 100]")));
-                }
-                Some(BusySignal::CpuPercent(p))
-            }
-            Some(_) => {
-                return Err(err(key("busy_when"), "give exactly one of `network_packets_in` or `cpu_percent`"));
-            }
-        };
+        let busy_when = self.busy_when.map(|raw| check_busy_when(&key, raw, ec2.is_some())).transpose()?;
         let hourly_cost = match self.hourly_cost {
             Some(c) if c.is_finite() && c > 0.0 => Some(c),
             Some(c) => return Err(err(key("hourly_cost"), format!("{c} must be a positive number"))),

@@ -96,72 +96,73 @@ async fn check_resources(
     rule: &crate::rules::Rule,
     problems: &mut Vec<String>,
 ) -> Result<(), CloudError> {
+    let name = &rule.name;
     if let Some(tg) = &rule.target_group_arn {
         if cloud.target_group_type(tg).await?.is_none() {
-            problems.push(format!("rule `{}`: target group {tg} does not exist", rule.name));
+            problems.push(format!("rule `{name}`: target group {tg} does not exist"));
         }
     }
     if let Some(ec2) = &rule.ec2 {
-        for i in cloud.instances(&ec2.instance_ids).await? {
-            if matches!(i.state, InstanceState::Missing | InstanceState::Terminated) {
-                problems.push(format!("rule `{}`: instance {} is {}", rule.name, i.id, i.state.as_str()));
-            } else if ec2.hibernate && !i.hibernation_configured {
-                problems.push(format!(
-                    "rule `{}`: instance {} is not enabled for hibernation (hibernate = true); hibernation can only \
-                     be enabled at launch: launch it with hibernation, or drop `hibernate`",
-                    rule.name, i.id
-                ));
-            }
-        }
-    }
-    if let Some(ec2) = &rule.ec2 {
-        // Stopping an Auto Scaling group's instances one by one only makes the group replace them.
-        for (id, group) in cloud.groups_of_instances(&ec2.instance_ids).await? {
-            problems.push(format!(
-                "rule `{}`: instance {id} belongs to Auto Scaling group `{group}`: the group would replace it when \
-                 stopped; use asg = {{ name = \"{group}\" }} instead of its instance ids",
-                rule.name
-            ));
-        }
+        check_instances(cloud, name, ec2, problems).await?;
     }
     if let Some(spec) = &rule.asg {
-        let g = cloud.auto_scaling_groups(std::slice::from_ref(&spec.name)).await?.pop();
-        match g {
+        match cloud.auto_scaling_groups(std::slice::from_ref(&spec.name)).await?.pop() {
             Some(g) if g.exists => {
-                if spec.desired.is_some_and(|d| d > g.max) {
+                if let Some(d) = spec.desired.filter(|d| *d > g.max) {
                     problems.push(format!(
-                        "rule `{}`: asg.desired {} is above the max size {} of Auto Scaling group `{}`",
-                        rule.name,
-                        spec.desired.unwrap_or(0),
-                        g.max,
-                        spec.name
+                        "rule `{name}`: asg.desired {d} is above the max size {} of Auto Scaling group `{}`",
+                        g.max, spec.name
                     ));
                 }
             }
-            _ => problems.push(format!("rule `{}`: Auto Scaling group `{}` does not exist", rule.name, spec.name)),
+            _ => problems.push(format!("rule `{name}`: Auto Scaling group `{}` does not exist", spec.name)),
         }
     }
     if let Some(spec) = &rule.rds {
         for d in cloud.databases(&spec.instances, &spec.clusters).await? {
             let what = if d.cluster { "RDS cluster" } else { "RDS instance" };
             if d.status == "missing" {
-                problems.push(format!("rule `{}`: {what} {} does not exist", rule.name, d.id));
+                problems.push(format!("rule `{name}`: {what} {} does not exist", d.id));
             } else if let Some(why) = &d.cannot_stop {
-                problems.push(format!("rule `{}`: {what} {} cannot be stopped: {why}", rule.name, d.id));
+                problems.push(format!("rule `{name}`: {what} {} cannot be stopped: {why}", d.id));
             }
         }
     }
     if let Some(ecs) = &rule.ecs {
         let svc = cloud.service(&ecs.cluster, &ecs.service).await?;
         if !svc.is_active() {
+            let status = svc.status.to_lowercase();
+            problems.push(format!("rule `{name}`: ECS service {}/{} is {status}", ecs.cluster, ecs.service));
+        }
+    }
+    Ok(())
+}
+
+/// Missing or terminated instances, instances that cannot hibernate when asked to, and
+/// instances of an Auto Scaling group (stopping them one by one only makes the group replace
+/// them).
+async fn check_instances(
+    cloud: &AwsCloud,
+    name: &str,
+    ec2: &crate::rules::Ec2Resources,
+    problems: &mut Vec<String>,
+) -> Result<(), CloudError> {
+    for i in cloud.instances(&ec2.instance_ids).await? {
+        if matches!(i.state, InstanceState::Missing | InstanceState::Terminated) {
+            problems.push(format!("rule `{name}`: instance {} is {}", i.id, i.state.as_str()));
+        } else if ec2.hibernate && !i.hibernation_configured {
             problems.push(format!(
-                "rule `{}`: ECS service {}/{} is {}",
-                rule.name,
-                ecs.cluster,
-                ecs.service,
-                svc.status.to_lowercase()
+                "rule `{name}`: instance {} is not enabled for hibernation (hibernate = true); hibernation can only \
+                 be enabled at launch: launch it with hibernation, or drop `hibernate`",
+                i.id
             ));
         }
+    }
+    for (id, group) in cloud.groups_of_instances(&ec2.instance_ids).await? {
+        problems.push(format!(
+            "rule `{name}`: instance {id} belongs to Auto Scaling group `{group}`: the group would replace it when \
+             stopped; use asg = {{ name = \"{group}\" }} instead of its instance ids"
+        ));
     }
     Ok(())
 }

@@ -172,12 +172,13 @@ pub struct Observed {
 
 /// Decides what the resources need. `started` = instances this wake already started (to tell
 /// "started, then stopped again" from "still asleep").
-pub fn plan_resources(rule: &Rule, obs: &Observed, started: &HashSet<String>) -> ResourcePlan {
+/// An instance the wake cannot go on with: gone, or started and stopped again by itself.
+fn broken_instance(rule: &Rule, obs: &Observed, started: &HashSet<String>) -> Option<StepError> {
     for i in &obs.instances {
         match i.state {
             InstanceState::Terminated | InstanceState::ShuttingDown | InstanceState::Missing => {
                 let what = if i.state == InstanceState::Missing { "does not exist" } else { "is terminated" };
-                return ResourcePlan::Broken(StepError {
+                return Some(StepError {
                     operation: "DescribeInstances".into(),
                     code: if i.state == InstanceState::Missing { "InstanceMissing" } else { "InstanceTerminated" }.into(),
                     kind: ErrorKind::NotFound.as_str().into(),
@@ -191,7 +192,7 @@ pub fn plan_resources(rule: &Rule, obs: &Observed, started: &HashSet<String>) ->
             InstanceState::Stopped
                 if started.contains(&i.id) && i.state_reason.as_deref() == Some("Client.InternalError") =>
             {
-                return ResourcePlan::Broken(StepError {
+                return Some(StepError {
                     operation: "StartInstances".into(),
                     code: "Client.InternalError".into(),
                     kind: ErrorKind::Other.as_str().into(),
@@ -203,6 +204,13 @@ pub fn plan_resources(rule: &Rule, obs: &Observed, started: &HashSet<String>) ->
             }
             _ => {}
         }
+    }
+    None
+}
+
+pub fn plan_resources(rule: &Rule, obs: &Observed, started: &HashSet<String>) -> ResourcePlan {
+    if let Some(e) = broken_instance(rule, obs, started) {
+        return ResourcePlan::Broken(e);
     }
     let mut scale_to = None;
     if let (Some(spec), Some(svc)) = (&rule.ecs, &obs.service) {
