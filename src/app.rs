@@ -354,7 +354,7 @@ impl<C: Cloud> App<C> {
             Reply::json(200, to_json(&status).to_string(), "status")
         } else if req.is_browser() {
             let status = self.waker().wake(rule, Cause::Browser).await;
-            browser_reply(&host, &status)
+            browser_reply(&host, &status, self.cloud.now())
         } else {
             self.hold(req, rule, time_left).await
         };
@@ -387,7 +387,7 @@ impl<C: Cloud> App<C> {
             tracing::info!(host = %host, rule = %rule.name, "woken by its page's button");
             let status = self.waker().wake(rule, Cause::Click).await;
             if status.phase == Phase::Error || status.held_asleep.is_some() {
-                return Some(browser_reply(host, &status));
+                return Some(browser_reply(host, &status, self.cloud.now()));
             }
             // Post/Redirect/Get: the progress page is then a GET the browser may reload.
             return Some(Reply::see_other(req.same_url()));
@@ -604,7 +604,7 @@ fn not_found(req: &Request, host: &str) -> Reply {
 
 /// Browsers get the progress page (never a redirect: a redirect that lands on us again while
 /// the ALB has not applied the new rule would loop), or the error page.
-fn browser_reply(host: &str, status: &Status) -> Reply {
+fn browser_reply(host: &str, status: &Status, now: i64) -> Reply {
     if let Some(held) = &status.held_asleep {
         let page = pages::message(
             "Asleep on schedule",
@@ -616,7 +616,7 @@ fn browser_reply(host: &str, status: &Status) -> Reply {
             None,
             None,
         );
-        return Reply::html(503, page, "asleep").with("retry-after", "3600");
+        return Reply::html(503, page, "asleep").with("retry-after", retry_after_held(held, now).to_string());
     }
     match (&status.phase, &status.error) {
         (Phase::Error, Some(err)) => {

@@ -130,6 +130,7 @@ async fn forced_sleep_refuses_wakes_and_stops_what_runs() {
     let page = browser(&app, HOST).await;
     assert_eq!(page.status, 503, "{}", page.body);
     assert!(page.body.contains("Asleep on schedule") && page.body.contains("Mon 00:00 CET"), "{}", page.body);
+    assert_eq!(page.header("retry-after").as_deref(), Some("86400"), "until the hold ends, at most a day");
     let r = api(&app, "GET", HOST, "/").await;
     assert_eq!(r.status, 503);
     assert_eq!(r.json()["held_asleep"]["until"], local(tz, (2026, 11, 30), 0, 0));
