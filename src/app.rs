@@ -57,8 +57,8 @@ pub struct App<C> {
     /// The wake engine over the current config; replaced when the listeners change.
     waker: RwLock<Arc<Waker<C>>>,
     /// The load balancer whose listeners the config serves, when the deployment named it
-    /// (`AUTOSTOP_LOAD_BALANCER_ARN`), and when they were last looked up.
-    discovery: Option<(String, tokio::sync::Mutex<Instant>)>,
+    /// (`AUTOSTOP_LOAD_BALANCER_ARN`), and when they were last looked up (never yet: `None`).
+    discovery: Option<(String, tokio::sync::Mutex<Option<Instant>>)>,
     /// The shared secret API clients wake click-mode rules with (`wake_token.env`, read once).
     wake_secret: Option<String>,
     /// The `Refused` metric line of each rule and [`Reason`] (as in [`Reason::ALL`]), built once.
@@ -87,11 +87,13 @@ impl<C: Cloud> App<C> {
         self
     }
 
-    /// The config's listeners are those of `load_balancer`, looked up again on every idle check
-    /// and at most every [`LISTENER_REFRESH`] on the request path: a listener added after the
-    /// cold start (HTTPS once a certificate is set) is then served too.
+    /// The config's listeners are those of `load_balancer`: looked up before the first wake (a
+    /// request answered without one needs none), again on every idle check, and at most every
+    /// [`LISTENER_REFRESH`] on the request path, so a listener added later (HTTPS once a
+    /// certificate is set) is served too. A config given with listeners counts as looked up now.
     pub fn discovering_listeners_of(mut self, load_balancer: &str) -> App<C> {
-        self.discovery = Some((load_balancer.to_string(), tokio::sync::Mutex::new(Instant::now())));
+        let known = (!self.config().listener_arns.is_empty()).then(Instant::now);
+        self.discovery = Some((load_balancer.to_string(), tokio::sync::Mutex::new(known)));
         self
     }
 
@@ -112,10 +114,12 @@ impl<C: Cloud> App<C> {
     async fn refresh_listeners(&self, now: bool) {
         let Some((lb, last)) = &self.discovery else { return };
         let mut last = last.lock().await;
-        if !now && last.elapsed() < LISTENER_REFRESH {
+        // Without any listener known (the first lookup failed), every wake tries again.
+        let known = !self.config().listener_arns.is_empty();
+        if !now && known && last.is_some_and(|t| t.elapsed() < LISTENER_REFRESH) {
             return;
         }
-        *last = Instant::now();
+        *last = Some(Instant::now());
         let found = match self.cloud.listeners_of(lb).await {
             Ok(found) if !found.is_empty() => found,
             Ok(_) => return tracing::warn!(load_balancer = %lb, "no listeners found; keeping the ones known"),
@@ -147,7 +151,10 @@ impl<C: Cloud> App<C> {
     pub async fn answer(&self, event: Value, time_left: Option<Duration>) -> Result<Answer, EventError> {
         let event = classify_for(event, self.config().wake_token.as_ref().map(|t| t.header.as_str()))?;
         let now = matches!(event, Event::Schedule | Event::Command(Command::IdleCheck { .. } | Command::Sync));
-        self.refresh_listeners(now).await;
+        if !matches!(event, Event::Alb(..)) {
+            // A request looks them up only when it is about to wake something (`respond`).
+            self.refresh_listeners(now).await;
+        }
         match event {
             Event::Alb(req) => {
                 // Each branch boxed: an unboxed `handle` future is as large as all its branches'
@@ -199,6 +206,9 @@ impl<C: Cloud> App<C> {
             }
             (Some(_), None) => return Err(EventError("an override needs \"for\" or \"until\"".into())),
         };
+        if mode == Some(Mode::Asleep) {
+            self.listeners_known()?;
+        }
         if until.is_some_and(|u| u - now > MAX_OVERRIDE.as_secs() as i64) {
             return Err(EventError("an override lasts at most 30 days (\"for\" / \"until\")".into()));
         }
@@ -223,6 +233,7 @@ impl<C: Cloud> App<C> {
 
     async fn stop(&self, rule: &str) -> Result<Value, EventError> {
         let rule = self.named_rule(rule)?;
+        self.listeners_known()?;
         let outcome = idle::stop_now(self.cloud(), &self.config(), &rule)
             .await
             .map_err(|e| EventError(format!("stop of `{}` failed: {e}", rule.name)))?;
@@ -235,6 +246,7 @@ impl<C: Cloud> App<C> {
     }
 
     async fn idle_check(&self, dry_run: bool, time_left: Option<Duration>) -> Result<Value, EventError> {
+        self.listeners_known()?;
         let report = idle::idle_check(&self.waker(), dry_run, time_left)
             .await
             .map_err(|e| EventError(format!("idle check could not observe AWS, nothing was changed: {e}")))?;
@@ -244,6 +256,7 @@ impl<C: Cloud> App<C> {
     /// Creates or repairs every standing rule on every listener. Rules recorded as stopped
     /// forward to the Lambda; every other rule keeps the direction it has (a new one: the Lambda).
     pub async fn sync(&self) -> Result<Value, EventError> {
+        self.listeners_known()?;
         let cloud = self.cloud();
         let config = &self.config();
         let fail =
@@ -314,6 +327,19 @@ impl<C: Cloud> App<C> {
         json!({ "now": now, "rules": rules })
     }
 
+    /// Stopping or routing anything needs the listeners: without them (a lookup that failed) a
+    /// stop could not take the traffic away first.
+    fn listeners_known(&self) -> Result<(), EventError> {
+        if self.config().listener_arns.is_empty() {
+            return Err(EventError(
+                "the load balancer's listeners could not be looked up (DescribeListeners), so nothing was changed; \
+                 the next run retries"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
     fn named_rule(&self, name: &str) -> Result<Rule, EventError> {
         let config = self.config();
         config.rule(name).cloned().ok_or_else(|| {
@@ -343,6 +369,10 @@ impl<C: Cloud> App<C> {
         };
         if let Some(reason) = rule.gate.refuse(req) {
             return self.refuse(req, &host, rule, reason);
+        }
+        self.refresh_listeners(false).await;
+        if self.config().listener_arns.is_empty() {
+            return no_listeners(req);
         }
         if rule.gate.click {
             if let Some(reply) = self.click_gate(req, &host, rule).await {
@@ -561,6 +591,20 @@ fn refused(req: &Request, host: &str, rule: &Rule, reason: Reason, token_header:
 /// A rule's `Refused` lines, one per [`Reason`], indexed by `reason as usize`.
 fn refusal_lines(rule: &str) -> [metrics::Template; 5] {
     Reason::ALL.map(|r| metrics::Template::new(&[("Rule", rule), ("Reason", r.as_str())], &[metrics::count("Refused")]))
+}
+
+/// The load balancer's listeners could not be looked up yet: nothing can be routed, so nothing
+/// is woken; the next request tries again.
+fn no_listeners(req: &Request) -> Reply {
+    let why = "autostop could not look up the load balancer's listeners yet, so it cannot route this host; nothing was started.";
+    let what = "Try again in a minute; if it persists, the function's log says why (DescribeListeners).";
+    if prefers_json(&req.accept) || !req.is_browser() {
+        let body =
+            ErrorBody { error: "listeners_unknown", reason: None, host: "", message: why, what_to_do: Some(what) };
+        return Reply::json(503, body.to_json(), "error").with("retry-after", RETRY_ERROR_SECS.to_string());
+    }
+    let page = pages::message("Not ready to wake anything yet", None, vec![why.into(), what.into()], None, Some(30));
+    Reply::html(503, page, "error").with("retry-after", RETRY_ERROR_SECS.to_string())
 }
 
 /// The JSON answer of a request that wakes nothing, written without a JSON tree in between.

@@ -104,15 +104,15 @@ pub const FAILED: i32 = 1;
 pub const USAGE: i32 = 2;
 
 /// Loads the config as the Lambda and the CLI both do: the file (`path`, else the default), with
-/// keys it leaves out filled from the deployment's environment; `AUTOSTOP_LOAD_BALANCER_ARN` is
-/// resolved into its listeners with one DescribeListeners.
-pub async fn load_config(path: Option<PathBuf>, cloud: &AwsCloud) -> Result<Config, String> {
+/// keys it leaves out filled from the deployment's environment. `AUTOSTOP_LOAD_BALANCER_ARN` is
+/// resolved into its listeners with one DescribeListeners now when `resolve` (the CLI); the
+/// Lambda leaves that to its app, before the first wake, so that a cold start that only answers
+/// unknown hosts and refusals makes no AWS call.
+pub async fn load_config(path: Option<PathBuf>, cloud: &AwsCloud, resolve: bool) -> Result<Config, String> {
     let mut deployment = Deployment::from_env();
-    if deployment.listener_arns.is_empty() {
-        if let Some(lb) = std::env::var("AUTOSTOP_LOAD_BALANCER_ARN").ok().filter(|v| !v.is_empty()) {
-            deployment.listener_arns = cloud.listeners_of(&lb).await.map_err(|e| e.to_string())?;
-            tracing::info!(load_balancer = %lb, listeners = ?deployment.listener_arns, "listeners resolved");
-        }
+    if let (true, Some(lb), true) = (deployment.listener_arns.is_empty(), deployment.load_balancer.clone(), resolve) {
+        deployment.listener_arns = cloud.listeners_of(&lb).await.map_err(|e| e.to_string())?;
+        tracing::info!(load_balancer = %lb, listeners = ?deployment.listener_arns, "listeners resolved");
     }
     let path = path.unwrap_or_else(config::default_path);
     Config::load(&path, &deployment).map_err(|e| format!("{}: {e}", path.display()))
@@ -120,7 +120,7 @@ pub async fn load_config(path: Option<PathBuf>, cloud: &AwsCloud) -> Result<Conf
 
 pub async fn run(cli: Cli) -> i32 {
     let cloud = AwsCloud::from_env();
-    let config = match load_config(cli.config.clone(), &cloud).await {
+    let config = match load_config(cli.config.clone(), &cloud, true).await {
         Ok(c) => c,
         Err(e) => {
             eprintln!("autostop: {e}");

@@ -76,6 +76,9 @@ pub struct Deployment {
     pub listener_arns: Vec<String>,
     /// `AUTOSTOP_STATE_TABLE`.
     pub state_table: Option<String>,
+    /// `AUTOSTOP_LOAD_BALANCER_ARN`: without listeners in the file or `AUTOSTOP_LISTENER_ARNS`,
+    /// the config may load without listeners; the app looks them up before its first wake.
+    pub load_balancer: Option<String>,
 }
 
 impl Deployment {
@@ -86,6 +89,7 @@ impl Deployment {
                 .map(|v| v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
                 .unwrap_or_default(),
             state_table: var("AUTOSTOP_STATE_TABLE"),
+            load_balancer: var("AUTOSTOP_LOAD_BALANCER_ARN"),
         }
     }
 }
@@ -256,7 +260,7 @@ impl Config {
         if raw.state_table.is_none() {
             raw.state_table = deployment.state_table.clone();
         }
-        raw.validate()
+        raw.validate(deployment.load_balancer.is_some())
     }
 
     /// The rule serving a normalised host (see [`crate::rules::normalize_host`]).
@@ -289,8 +293,10 @@ impl Config {
 }
 
 impl RawConfig {
-    fn validate(self) -> Result<Config, ConfigError> {
-        if self.listener_arns.is_empty() {
+    /// `listeners_later`: the deployment names a load balancer whose listeners are looked up
+    /// when first needed, so none need be listed.
+    fn validate(self, listeners_later: bool) -> Result<Config, ConfigError> {
+        if self.listener_arns.is_empty() && !listeners_later {
             return Err(err(
                 "listener_arns",
                 "must name at least one listener (in the file, or from the deployment: AUTOSTOP_LISTENER_ARNS or \
@@ -1045,7 +1051,11 @@ ecs = {{ cluster = "dev", service = "web", desired_count = 2 }}
     #[test]
     fn the_deployment_fills_what_the_file_leaves_out() {
         let file = with(&format!("listener_arns = [\"{LISTENER}\"]\nstate_table = \"autostop-state\""), "");
-        let deployed = Deployment { listener_arns: vec![LISTENER.into()], state_table: Some("stack-state".into()) };
+        let deployed = Deployment {
+            listener_arns: vec![LISTENER.into()],
+            state_table: Some("stack-state".into()),
+            load_balancer: None,
+        };
         let c = Config::from_toml_with(&file, &deployed).unwrap();
         assert_eq!(
             (c.listener_arns.as_slice(), c.state_table.as_str()),
@@ -1055,7 +1065,7 @@ ecs = {{ cluster = "dev", service = "web", desired_count = 2 }}
         let c = Config::from_toml_with(&spec_example(), &deployed).unwrap();
         assert_eq!(c.state_table, "autostop-state");
         // Deployment values are validated like the file's.
-        let bad = Deployment { listener_arns: vec!["nope".into()], state_table: None };
+        let bad = Deployment { listener_arns: vec!["nope".into()], state_table: None, load_balancer: None };
         assert_eq!(Config::from_toml_with(&file, &bad).unwrap_err().key, "listener_arns[0]");
     }
 

@@ -327,3 +327,42 @@ async fn a_listener_added_after_the_cold_start_is_served() {
     assert_eq!(w.routes_to(L2, "api.dev.example.com"), TG_API);
     assert_eq!(w.routes_to(L1, "api.dev.example.com"), TG_API);
 }
+
+/// With only the load balancer named (the stack that creates the ALB), the listeners are looked
+/// up before the first wake, not at the cold start: unknown hosts and refusals make no AWS call
+/// at all. A failed lookup wakes nothing and stops nothing.
+#[tokio::test(start_paused = true)]
+async fn listeners_are_looked_up_before_the_first_wake_not_at_start() {
+    let lb = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/dev/50dc6c495c0c9188";
+    let w = FakeCloud::new();
+    w.add_instance(I1, InstanceState::Stopped, SECS(20));
+    w.add_target_group(TG_API, SECS(10));
+    w.register_instance(TG_API, I1);
+    w.add_listener(L1);
+    let w = Arc::new(w);
+    let text = format!(
+        "hold = \"2m\"\n[[rules]]\nname = \"api\"\nhosts = [\"api.dev.example.com\"]\ntarget_group_arn = \"{TG_API}\"\nec2 = {{ instance_ids = [\"{I1}\"] }}\n"
+    );
+    let deployment = autostop::config::Deployment { load_balancer: Some(lb.into()), ..Default::default() };
+    let config = autostop::config::Config::from_toml_with(&text, &deployment).expect("no listeners needed yet");
+    assert!(config.listener_arns.is_empty());
+    let app = App::with_cloud(config, Arc::clone(&w)).discovering_listeners_of(lb);
+
+    assert_eq!(api(&app, "GET", "nope.dev.example.com", "/").await.status, 404);
+    let bot = alb_event("GET", "api.dev.example.com", "/", &[("user-agent", "Googlebot/2.1")]);
+    assert_eq!(send(&app, bot).await.status, 503);
+    assert_eq!(w.total_calls(), 0, "no AWS call for unknown hosts and refusals");
+
+    // The lookup fails: nothing is woken, nothing is stopped.
+    w.fail_next("DescribeListeners", "Throttling", 2);
+    let r = api(&app, "GET", "api.dev.example.com", "/").await;
+    assert_eq!((r.status, r.json()["error"].as_str()), (503, Some("listeners_unknown")), "{}", r.body);
+    assert_eq!(w.calls("StartInstances"), 0);
+    let e = app.handle(json!({"autostop": "stop", "rule": "api"}), None).await.unwrap_err();
+    assert!(e.to_string().contains("listeners could not be looked up"), "{e}");
+
+    // The next wake looks them up again at once, and goes on.
+    assert_eq!(api(&app, "GET", "api.dev.example.com", "/").await.status, 307);
+    assert_eq!(app.config().listener_arns, vec![L1.to_string()]);
+    assert_eq!(w.routes_to(L1, "api.dev.example.com"), TG_API);
+}
