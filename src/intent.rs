@@ -58,7 +58,7 @@ impl Intent {
     }
 }
 
-/// The rule's intent at `now` (epoch seconds). `warmups`: its recent wake-to-ready seconds.
+/// The rule's intent at `now` (epoch seconds), from its state item (override, warm-ups).
 pub fn intent(rule: &Rule, state: Option<&RuleState>, now: i64) -> Intent {
     let schedule = rule.schedule.as_deref();
     if let Some(o) = Override::active(state, now) {
