@@ -265,12 +265,6 @@ pub struct AlbReply {
     pub multi_value: bool,
 }
 
-impl AlbReply {
-    pub fn status(&self) -> u16 {
-        self.reply.status
-    }
-}
-
 impl Serialize for AlbReply {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let r = &self.reply;

@@ -25,8 +25,8 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::cloud::{
-    AutoScalingGroup, Cloud, CloudError, Database, ErrorKind, Instance, InstanceState, ListenerRule, MetricQuery,
-    MetricSeries, RuleState, Service, ASG_DESIRED_TAG, ASG_MIN_TAG, DESIRED_COUNT_TAG,
+    AutoScalingGroup, Cloud, CloudError, Database, ErrorKind, Instance, ListenerRule, MetricQuery, MetricSeries,
+    RuleState, Service, ASG_DESIRED_TAG, ASG_MIN_TAG, DESIRED_COUNT_TAG,
 };
 use crate::config::Config;
 use crate::metrics;
@@ -34,7 +34,7 @@ use crate::routes::{self, ListenerView, Route, Want};
 
 use crate::intent::{intent, Intent};
 use crate::rules::{BusySignal, Rule};
-use crate::wake::{Cause, Phase, Waker, STATUS_TTL};
+use crate::wake::{self, Cause, Observed, Phase, Waker, STATUS_TTL};
 
 /// How far beyond the longest idle time activity is read, for CloudWatch's lag.
 pub const LAG_MARGIN: Duration = Duration::from_secs(10 * 60);
@@ -311,12 +311,6 @@ fn decide_idle(f: &Facts) -> (Action, String, Option<i64>) {
     } else {
         (Action::Keep, format!("in use: {why} (idle time {idle}s)"), Some(idle_for))
     }
-}
-
-/// Whether the rule's resources run (or are starting), from one observation.
-pub fn is_awake(instances: &[&Instance], service: Option<&Service>) -> bool {
-    instances.iter().any(|i| matches!(i.state, InstanceState::Running | InstanceState::Pending))
-        || service.is_some_and(|s| s.is_active() && s.desired > 0)
 }
 
 /// One line of the idle check's report (and of its log).
@@ -604,17 +598,12 @@ async fn observe_databases<C: Cloud>(
     Ok(found.into_iter().map(|d| ((d.id.clone(), d.cluster), d)).collect())
 }
 
-/// A database runs (or is on its way to running): anything but stopped, stopping or missing.
-pub fn database_awake(d: &Database) -> bool {
-    !matches!(d.status.as_str(), "stopped" | "stopping" | "missing")
-}
-
 /// One rule's decision and what acting on it needs.
 struct Decision {
     report: RuleReport,
     awake: bool,
     state: Option<RuleState>,
-    plan: StopPlan,
+    plan: Observed,
 }
 
 /// Lookups built once per idle check: metric series by id, standing rules by owner.
@@ -643,41 +632,34 @@ impl Seen {
             .iter()
             .enumerate()
             .map(|(i, rule)| {
-                let (instances, service) = self.resources(rule);
                 let activity = last_activity(rule, &self.per_rule[i], &index.series, &period, now);
-                let others = self.asg(rule).is_some_and(|g| g.desired > 0)
-                    || self.databases_of(rule).iter().any(|d| database_awake(d));
-                (is_awake(&instances, service) || others, activity)
+                (self.observed(rule).awake(), activity)
             })
             .collect()
     }
 
-    fn databases_of(&self, rule: &Rule) -> Vec<&Database> {
-        let Some(spec) = &rule.rds else { return Vec::new() };
-        let ids =
-            spec.instances.iter().map(|i| (i.clone(), false)).chain(spec.clusters.iter().map(|c| (c.clone(), true)));
-        ids.filter_map(|k| self.databases.get(&k)).collect()
-    }
-
-    fn asg(&self, rule: &Rule) -> Option<&AutoScalingGroup> {
-        rule.asg.as_ref().and_then(|a| self.asgs.get(&a.name))
-    }
-
-    fn resources(&self, rule: &Rule) -> (Vec<&Instance>, Option<&Service>) {
-        let instances =
-            rule.ec2.iter().flat_map(|e| e.instance_ids.iter()).filter_map(|id| self.instances.get(id)).collect();
-        (instances, rule.ecs.as_ref().and_then(|e| self.services.get(&(e.cluster.clone(), e.service.clone()))))
+    /// The rule's resources as this check's batched observation saw them.
+    fn observed(&self, rule: &Rule) -> Observed {
+        let ids = rule.ec2.iter().flat_map(|e| e.instance_ids.iter());
+        let databases = rule.rds.iter().flat_map(|spec| {
+            let instances = spec.instances.iter().map(|i| (i.clone(), false));
+            instances.chain(spec.clusters.iter().map(|c| (c.clone(), true)))
+        });
+        Observed {
+            instances: ids.filter_map(|id| self.instances.get(id)).cloned().collect(),
+            service: rule
+                .ecs
+                .as_ref()
+                .and_then(|e| self.services.get(&(e.cluster.clone(), e.service.clone())))
+                .cloned(),
+            asg: rule.asg.as_ref().and_then(|a| self.asgs.get(&a.name)).cloned(),
+            databases: databases.filter_map(|k| self.databases.get(&k)).cloned().collect(),
+        }
     }
 
     fn decide(&self, config: &Config, index: &Index, own: &[(bool, Option<i64>)], i: usize, now: i64) -> Decision {
         let rule = &config.rules[i];
-        let (rule_instances, service) = self.resources(rule);
-        let started_at = rule_instances
-            .iter()
-            .filter(|i| matches!(i.state, InstanceState::Running | InstanceState::Pending))
-            .filter_map(|i| i.launched_at)
-            .chain(service.filter(|s| s.desired > 0).and_then(|s| s.changed_at))
-            .max();
+        let observed = self.observed(rule);
         let dependents = config.dependents(&rule.name);
         let ours: &[&ListenerRule] = index.standing.get(rule.name.as_str()).map(Vec::as_slice).unwrap_or_default();
         let app_routes = ours.iter().filter(|r| routes::route_of(r, rule.app_group()) == Route::App).count();
@@ -690,9 +672,9 @@ impl Seen {
             last_activity: dependents.iter().map(|j| own[*j].1).chain([own[i].1]).max().flatten(),
             state: self.states.get(&rule.name),
             awake: own[i].0,
-            started_at,
+            started_at: observed.started_at(),
             app_routes,
-            fingerprint: fingerprint(rule, &rule_instances, service, self.asg(rule), &self.databases_of(rule)),
+            fingerprint: observed.fingerprint(rule),
             intent: intent(rule, self.states.get(&rule.name), now),
             needed_by: dependents.iter().find(|j| own[**j].0).map(|j| config.rules[*j].name.clone()),
         };
@@ -708,15 +690,7 @@ impl Seen {
             outcome: "nothing".into(),
             error: None,
         };
-        let plan = StopPlan {
-            running: rule_instances.iter().filter(|i| is_awake(&[*i], None)).map(|i| i.id.clone()).collect(),
-            cannot_hibernate: cannot_hibernate(rule, &rule_instances),
-            asg: self.asg(rule).cloned(),
-            databases: self.databases_of(rule).into_iter().cloned().collect(),
-            service: service.cloned(),
-            fingerprint: facts.fingerprint.clone(),
-        };
-        Decision { report, awake: facts.awake, state: facts.state.cloned(), plan }
+        Decision { report, awake: facts.awake, state: facts.state.cloned(), plan: observed }
     }
 }
 
@@ -763,56 +737,6 @@ async fn record_stopped<C: Cloud>(
     write_state(cloud, config, prev.as_ref(), &mut next).await
 }
 
-/// What one rule's stop touches, from an observation: the instances that run or start, and the
-/// service. The idle check builds it from its batched observation; an operator's stop observes
-/// first ([`plan_stop`]).
-#[derive(Debug, Clone, Default)]
-pub struct StopPlan {
-    pub running: Vec<String>,
-    /// With `hibernate = true`: the instances not enabled for hibernation at launch, which are
-    /// stopped instead (and named in the log; `validate --aws` names them too).
-    pub cannot_hibernate: Vec<String>,
-    pub asg: Option<AutoScalingGroup>,
-    pub databases: Vec<Database>,
-    pub service: Option<Service>,
-    /// [`fingerprint`] of the rule and its resources as observed.
-    pub fingerprint: String,
-}
-
-/// With `hibernate = true`, the rule's instances that were not enabled for hibernation at launch.
-fn cannot_hibernate(rule: &Rule, instances: &[&Instance]) -> Vec<String> {
-    match &rule.ec2 {
-        Some(ec2) if ec2.hibernate => {
-            instances.iter().filter(|i| !i.hibernation_configured).map(|i| i.id.clone()).collect()
-        }
-        _ => Vec::new(),
-    }
-}
-
-/// Observes one rule and plans its stop (for the operator's `stop` command).
-pub async fn plan_stop<C: Cloud>(cloud: &C, rule: &Rule) -> Result<StopPlan, CloudError> {
-    let mut plan = StopPlan::default();
-    let mut instances = Vec::new();
-    if let Some(ec2) = &rule.ec2 {
-        instances = cloud.instances(&ec2.instance_ids).await?;
-        plan.running = instances.iter().filter(|i| is_awake(&[i], None)).map(|i| i.id.clone()).collect();
-        plan.cannot_hibernate = cannot_hibernate(rule, &instances.iter().collect::<Vec<_>>());
-    }
-    if let Some(ecs) = &rule.ecs {
-        plan.service = Some(cloud.service(&ecs.cluster, &ecs.service).await?);
-    }
-    if let Some(a) = &rule.asg {
-        plan.asg = cloud.auto_scaling_groups(std::slice::from_ref(&a.name)).await?.pop();
-    }
-    if let Some(spec) = &rule.rds {
-        plan.databases = cloud.databases(&spec.instances, &spec.clusters).await?;
-    }
-    let instances: Vec<&Instance> = instances.iter().collect();
-    let databases: Vec<&Database> = plan.databases.iter().collect();
-    plan.fingerprint = fingerprint(rule, &instances, plan.service.as_ref(), plan.asg.as_ref(), &databases);
-    Ok(plan)
-}
-
 /// The ordered stop (see the module docs). `current` is the state the decision was made on: the
 /// claim is a write conditional on its version, so a wake recorded since then wins and this
 /// backs off, and of two checkers only one claims. `views` are the listeners as last listed. The
@@ -829,7 +753,7 @@ pub async fn stop_rule<C: Cloud>(
     config: &Config,
     rule: &Rule,
     current: Option<&RuleState>,
-    plan: &StopPlan,
+    plan: &Observed,
     views: &mut [ListenerView],
     reason: &str,
     cause: &'static str,
@@ -888,13 +812,13 @@ pub async fn stop_rule<C: Cloud>(
     tracing::warn!(rule = %rule.name, error = %message, "stop failed; the rule is in phase error");
     next.phase = "error".into();
     next.last_error = Some(message.clone());
-    next.stop_error_fingerprint = Some(plan.fingerprint.clone());
+    next.stop_error_fingerprint = Some(plan.fingerprint(rule));
     write_state(cloud, config, Some(&prev), &mut next).await?;
     Ok(StopOutcome::Partial(message))
 }
 
 /// Tags and scales the service to 0, stops each running instance; returns what failed.
-async fn stop_resources<C: Cloud>(cloud: &C, rule: &Rule, plan: &StopPlan) -> Vec<(String, CloudError)> {
+async fn stop_resources<C: Cloud>(cloud: &C, rule: &Rule, plan: &Observed) -> Vec<(String, CloudError)> {
     let mut failures = Vec::new();
     if let (Some(ecs), Some(svc)) = (&rule.ecs, &plan.service) {
         if svc.is_active() && svc.desired > 0 {
@@ -928,10 +852,12 @@ async fn stop_resources<C: Cloud>(cloud: &C, rule: &Rule, plan: &StopPlan) -> Ve
             Err(e) => failures.push((d.id.clone(), e)),
         }
     }
-    let hibernate = rule.ec2.as_ref().is_some_and(|e| e.hibernate);
-    for id in &plan.running {
-        let hibernate = hibernate && !plan.cannot_hibernate.contains(id);
-        if rule.ec2.as_ref().is_some_and(|e| e.hibernate) && !hibernate {
+    let asked = rule.ec2.as_ref().is_some_and(|e| e.hibernate);
+    for instance in plan.running_instances() {
+        let id = &instance.id;
+        // Hibernation can only be enabled at launch (EC2 user guide): never ask it of another.
+        let hibernate = asked && instance.hibernation_configured;
+        if asked && !hibernate {
             tracing::warn!(rule = %rule.name, instance = %id, "not enabled for hibernation at launch: stopping it instead (hibernation can only be enabled when an instance is launched)");
         }
         match cloud.stop_instances(std::slice::from_ref(id), hibernate).await {
@@ -992,33 +918,6 @@ async fn record_stop<C: Cloud>(
     Ok(())
 }
 
-/// What a rule and its resources look like, in a short stable string: a stop that failed for
-/// good is not tried again until this changes (a config change, an instance restarted or
-/// replaced, a service changed).
-pub fn fingerprint(
-    rule: &Rule,
-    instances: &[&Instance],
-    service: Option<&Service>,
-    asg: Option<&AutoScalingGroup>,
-    databases: &[&Database],
-) -> String {
-    let mut text = format!("{rule:?}");
-    for i in instances {
-        text.push_str(&format!("|{}:{}:{:?}", i.id, i.state.as_str(), i.launched_at));
-    }
-    if let Some(s) = service {
-        text.push_str(&format!("|{}:{}:{}", s.status, s.desired, s.changed_at.unwrap_or(0)));
-    }
-    if let Some(g) = asg {
-        text.push_str(&format!("|{}:{}:{}", g.exists, g.min, g.desired));
-    }
-    for d in databases {
-        text.push_str(&format!("|{}:{}", d.id, d.status));
-    }
-    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3));
-    format!("{hash:016x}")
-}
-
 /// After stops: one listing per listener, switching back any standing rule of the stopped rules
 /// that a racing wake switched to the app.
 pub async fn sweep_routes<C: Cloud>(cloud: &C, config: &Config, stopped: &[&Rule]) -> Result<usize, CloudError> {
@@ -1043,8 +942,7 @@ pub async fn stop_now<C: Cloud>(cloud: &C, config: &Config, rule: &Rule) -> Resu
     // Dependents first: a dependency is never stopped under a rule that needs it.
     for j in config.dependents(&rule.name) {
         let dependent = &config.rules[j];
-        let plan = plan_stop(cloud, dependent).await?;
-        if !plan.running.is_empty() || plan.service.as_ref().is_some_and(|s| s.desired > 0) {
+        if wake::observe(cloud, dependent).await?.awake() {
             return Ok(StopOutcome::BackedOff(format!(
                 "`{}` depends on it and is awake; stop `{}` first",
                 dependent.name, dependent.name
@@ -1052,7 +950,7 @@ pub async fn stop_now<C: Cloud>(cloud: &C, config: &Config, rule: &Rule) -> Resu
         }
     }
     let current = read_state(cloud, config, &rule.name).await?;
-    let plan = plan_stop(cloud, rule).await?;
+    let plan = wake::observe(cloud, rule).await?;
     let mut views = routes::views(cloud, config).await?;
     let outcome =
         stop_rule(cloud, config, rule, current.as_ref(), &plan, &mut views, "operator stop", "operator").await?;

@@ -45,11 +45,6 @@ pub enum Intent {
 }
 
 impl Intent {
-    /// Whether the rule should be running (or starting) now.
-    pub fn wants_running(&self) -> bool {
-        matches!(self, Intent::Awake { .. } | Intent::Prewarm { .. })
-    }
-
     pub fn why(&self) -> Option<&str> {
         match self {
             Intent::OnDemand => None,

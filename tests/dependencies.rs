@@ -195,3 +195,25 @@ async fn a_read_replica_is_left_running_and_a_missing_database_is_an_error() {
     assert_eq!((s["phase"].as_str(), s["error"]["code"].as_str()), (Some("error"), Some("DBInstanceNotFound")), "{s}");
     assert_eq!(app.cloud().calls("StartDBInstance"), 0);
 }
+
+/// "Awake" means any of a rule's resources: a dependent that is only an Auto Scaling group
+/// keeps its database from an operator's stop just as instances would.
+#[tokio::test(start_paused = true)]
+async fn a_dependent_group_keeps_its_database_from_a_stop() {
+    let text = format!(
+        "listener_arns = [\"{L1}\"]\n[[rules]]\nname = \"db\"\nrds = {{ instances = [\"dev-db\"] }}\n\
+         [[rules]]\nname = \"web\"\nhosts = [\"web.dev.example.com\"]\ntarget_group_arn = \"{TG_WEB}\"\n\
+         depends_on = [\"db\"]\nasg = {{ name = \"web\" }}\n"
+    );
+    let cloud = FakeCloud::new();
+    cloud.add_listener(L1);
+    cloud.add_target_group(TG_WEB, Duration::from_secs(10));
+    cloud.add_asg("web", 1, 4, 2, Duration::from_secs(20));
+    cloud.attach_asg(TG_WEB, "web");
+    cloud.add_database("dev-db", false, "available", Duration::from_secs(60));
+    let app = App::new(config(&text), cloud);
+    let r = app.handle(json!({"autostop": "stop", "rule": "db"}), None).await.unwrap();
+    assert_eq!(r["result"], "backed_off", "{r}");
+    assert_eq!(app.cloud().database_status("dev-db", false), "available");
+    assert_eq!(app.cloud().calls("StopDBInstance"), 0);
+}

@@ -330,7 +330,7 @@ async fn a_wake_after_the_decision_wins_and_the_checker_backs_off() {
                                   // The idle decision is made on version v; a wake writes v+1 before the claim.
     let rule = app.config().rule("api").unwrap().clone();
     let seen = cloud(&app).state_item("api");
-    let plan = autostop::idle::plan_stop(cloud(&app), &rule).await.unwrap();
+    let plan = autostop::wake::observe(cloud(&app), &rule).await.unwrap();
     let mut views = autostop::routes::views(cloud(&app), &app.config()).await.unwrap();
     cloud(&app).set_instance_state(I1, InstanceState::Stopped);
     let _ = status(&app, "api.dev.example.com").await; // starts it again: records a wake
@@ -819,20 +819,26 @@ async fn hibernate_hibernates_what_can_and_stops_the_rest() {
     assert_eq!(app.cloud().instance_state(I2), InstanceState::Stopping);
 }
 
+/// A `web` rule over the Auto Scaling group `web` of (min, max, desired), whose instances are
+/// in service 20 s after a change and healthy 10 s later; `asg` is the rule's resource lines.
+fn asg_app(asg: &str, (min, max, desired): (u32, u32, u32)) -> App<FakeCloud> {
+    let text = format!(
+        "listener_arns = [\"{L1}\"]\nhold = \"3m\"\n[[rules]]\nname = \"web\"\nhosts = [\"web.dev.example.com\"]\n\
+         target_group_arn = \"{TG_WEB}\"\n{asg}\n"
+    );
+    let world = FakeCloud::new();
+    world.add_asg("web", min, max, desired, secs(20));
+    world.add_target_group(TG_WEB, secs(10));
+    world.attach_asg(TG_WEB, "web");
+    world.add_listener(L1);
+    App::new(config(&text), world)
+}
+
 /// An Auto Scaling group: the stop remembers min size and desired capacity in tags and sets
 /// both to 0; the wake restores them; readiness is the target group's health.
 #[tokio::test(start_paused = true)]
 async fn an_auto_scaling_group_is_scaled_to_zero_and_restored() {
-    let text = format!(
-        "listener_arns = [\"{L1}\"]\nhold = \"3m\"\n[[rules]]\nname = \"web\"\nhosts = [\"web.dev.example.com\"]\n\
-         target_group_arn = \"{TG_WEB}\"\nidle = \"5m\"\nasg = {{ name = \"web\" }}\n"
-    );
-    let world = FakeCloud::new();
-    world.add_asg("web", 1, 4, 2, secs(20));
-    world.add_target_group(TG_WEB, secs(10));
-    world.attach_asg(TG_WEB, "web");
-    world.add_listener(L1);
-    let app = App::new(config(&text), world);
+    let app = asg_app("asg = { name = \"web\" }\nidle = \"5m\"", (1, 4, 2));
     app.handle(json!({"autostop": "sync"}), None).await.unwrap();
     advance(secs(10 * MIN)).await;
 
@@ -854,16 +860,7 @@ async fn an_auto_scaling_group_is_scaled_to_zero_and_restored() {
 /// error page naming the fix, with no UpdateAutoScalingGroup call.
 #[tokio::test(start_paused = true)]
 async fn an_auto_scaling_group_restore_above_its_max_is_an_error() {
-    let text = format!(
-        "listener_arns = [\"{L1}\"]\nhold = \"3m\"\n[[rules]]\nname = \"web\"\nhosts = [\"web.dev.example.com\"]\n\
-         target_group_arn = \"{TG_WEB}\"\nasg = {{ name = \"web\", desired = 5 }}\n"
-    );
-    let world = FakeCloud::new();
-    world.add_asg("web", 0, 4, 0, secs(20));
-    world.add_target_group(TG_WEB, secs(10));
-    world.attach_asg(TG_WEB, "web");
-    world.add_listener(L1);
-    let app = App::new(config(&text), world);
+    let app = asg_app("asg = { name = \"web\", desired = 5 }", (0, 4, 0));
     let r = api(&app, "GET", "web.dev.example.com", "/").await;
     assert_eq!(r.status, 503);
     assert_eq!(r.json()["error"]["code"], "ValidationError", "{}", r.body);

@@ -183,6 +183,14 @@ impl World {
         rules
     }
 
+    /// `autostop validate --aws` of a config with this world's listeners and `rules`.
+    fn validate_aws(&self, name: &str, rules: &str) -> (i32, String, String) {
+        let listeners: Vec<String> = self.listeners.iter().map(|l| format!("\"{l}\"")).collect();
+        let file = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.toml"));
+        std::fs::write(&file, format!("listener_arns = [{}]\n{rules}", listeners.join(", "))).unwrap();
+        cli(&["validate", "--aws"], &file)
+    }
+
     fn app(&self, rules: &str) -> App<AwsCloud> {
         self.app_at(rules, "autostop-state", 0)
     }
@@ -817,19 +825,10 @@ async fn an_auto_scaling_group_is_scaled_to_zero_and_restored() {
         .and_then(|i| i.instance_id())
         .map(str::to_string)
         .expect("moto launches the group's instances");
-    let listeners: Vec<String> = w.listeners.iter().map(|l| format!("\"{l}\"")).collect();
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("it-asg");
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("by-id.toml");
-    std::fs::write(
-        &file,
-        format!(
-            "listener_arns = [{}]\n[[rules]]\nname = \"web\"\nhosts = [\"web.asg.example.com\"]\ntarget_group_arn = \"{tg}\"\nec2 = {{ instance_ids = [\"{member}\"] }}\n",
-            listeners.join(", ")
-        ),
-    )
-    .unwrap();
-    let (code, out, err) = cli(&["validate", "--aws"], &file);
+    let rules = format!(
+        "[[rules]]\nname = \"web\"\nhosts = [\"web.asg.example.com\"]\ntarget_group_arn = \"{tg}\"\nec2 = {{ instance_ids = [\"{member}\"] }}\n"
+    );
+    let (code, out, err) = w.validate_aws("it-asg-by-id", &rules);
     assert_eq!(code, 1, "{out}{err}");
     assert!(out.contains(&format!("instance {member} belongs to Auto Scaling group `it-asg-web`")), "{out}");
 }
@@ -890,19 +889,8 @@ async fn rds_instances_and_clusters_wake_and_stop() {
         .send()
         .await
         .unwrap();
-    let listeners: Vec<String> = w.listeners.iter().map(|l| format!("\"{l}\"")).collect();
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("it-rds");
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("replica.toml");
-    std::fs::write(
-        &file,
-        format!(
-            "listener_arns = [{}]\n[[rules]]\nname = \"db\"\nrds = {{ instances = [\"it-rds-replica\"] }}\n",
-            listeners.join(", ")
-        ),
-    )
-    .unwrap();
-    let (code, out, err) = cli(&["validate", "--aws"], &file);
+    let rules = "[[rules]]\nname = \"db\"\nrds = { instances = [\"it-rds-replica\"] }\n";
+    let (code, out, err) = w.validate_aws("it-rds-replica", rules);
     assert_eq!(code, 1, "{out}{err}");
     assert!(out.contains("RDS instance it-rds-replica cannot be stopped") && out.contains("read replica"), "{out}");
 }

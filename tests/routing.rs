@@ -302,19 +302,16 @@ async fn a_rule_deleted_while_the_listener_is_listed_is_listed_again_and_the_wak
     assert!(w.rules(L1).iter().any(|r| r.owner.as_deref() == Some("wild")), "entangled rule recreated");
 }
 
+/// The load balancer of `L1` and `L2`.
+const LB: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/dev/50dc6c495c0c9188";
+
 #[tokio::test(start_paused = true)]
 async fn a_listener_added_after_the_cold_start_is_served() {
-    let lb = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/dev/50dc6c495c0c9188";
-    let w = FakeCloud::new();
-    w.add_instance(I1, InstanceState::Stopped, SECS(20));
-    w.add_target_group(TG_API, SECS(10));
-    w.register_instance(TG_API, I1);
-    w.add_listener(L1);
-    let w = Arc::new(w);
+    let w = Arc::new(ec2_world(20, 10, &[L1]));
     let text = format!(
         "listener_arns = [\"{L1}\"]\nhold = \"2m\"\n[[rules]]\nname = \"api\"\nhosts = [\"api.dev.example.com\"]\ntarget_group_arn = \"{TG_API}\"\nec2 = {{ instance_ids = [\"{I1}\"] }}\n"
     );
-    let app = App::with_cloud(config(&text), Arc::clone(&w)).discovering_listeners_of(lb);
+    let app = App::with_cloud(config(&text), Arc::clone(&w)).discovering_listeners_of(LB);
     assert_eq!(api(&app, "GET", "api.dev.example.com", "/").await.status, 307);
 
     // Someone adds the HTTPS listener (a certificate was set) after this environment started.
@@ -333,20 +330,14 @@ async fn a_listener_added_after_the_cold_start_is_served() {
 /// at all. A failed lookup wakes nothing and stops nothing.
 #[tokio::test(start_paused = true)]
 async fn listeners_are_looked_up_before_the_first_wake_not_at_start() {
-    let lb = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/dev/50dc6c495c0c9188";
-    let w = FakeCloud::new();
-    w.add_instance(I1, InstanceState::Stopped, SECS(20));
-    w.add_target_group(TG_API, SECS(10));
-    w.register_instance(TG_API, I1);
-    w.add_listener(L1);
-    let w = Arc::new(w);
+    let w = Arc::new(ec2_world(20, 10, &[L1]));
     let text = format!(
         "hold = \"2m\"\n[[rules]]\nname = \"api\"\nhosts = [\"api.dev.example.com\"]\ntarget_group_arn = \"{TG_API}\"\nec2 = {{ instance_ids = [\"{I1}\"] }}\n"
     );
-    let deployment = autostop::config::Deployment { load_balancer: Some(lb.into()), ..Default::default() };
+    let deployment = autostop::config::Deployment { load_balancer: Some(LB.into()), ..Default::default() };
     let config = autostop::config::Config::from_toml_with(&text, &deployment).expect("no listeners needed yet");
     assert!(config.listener_arns.is_empty());
-    let app = App::with_cloud(config, Arc::clone(&w)).discovering_listeners_of(lb);
+    let app = App::with_cloud(config, Arc::clone(&w)).discovering_listeners_of(LB);
 
     assert_eq!(api(&app, "GET", "nope.dev.example.com", "/").await.status, 404);
     let bot = alb_event("GET", "api.dev.example.com", "/", &[("user-agent", "Googlebot/2.1")]);

@@ -133,6 +133,11 @@ impl Database {
         Database { id: id.to_string(), cluster, status: "missing".into(), cannot_stop: None }
     }
 
+    /// Runs, or is on its way to running: anything but stopped, stopping or missing.
+    pub fn running(&self) -> bool {
+        !matches!(self.status.as_str(), "stopped" | "stopping" | "missing")
+    }
+
     pub fn kind(&self) -> &'static str {
         if self.cluster {
             "rds-cluster"
