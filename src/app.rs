@@ -9,19 +9,22 @@ use tokio::time::Instant;
 
 use crate::click;
 use crate::cloud::{Cloud, MetricQuery};
+use crate::config::gate::Reason;
 use crate::config::Config;
 use crate::event::{classify_for, Command, Event, EventError, Until};
-use crate::gate::Reason;
-use crate::http::{prefers_json, AlbReply, Reply, Request, STATUS_PATH};
+use crate::http::{prefers_json, AlbReply, Reply, Request};
+
+/// Path of the status endpoint on every rule's host.
+pub const STATUS_PATH: &str = "/__autostop/status";
+use crate::config::schedule::{self, Mode};
+use crate::config::{normalize_host, Rule};
 use crate::idle::{self, StopOutcome};
 use crate::intent;
-use crate::metrics;
 use crate::overrides::{self, MAX_OVERRIDE};
 use crate::pages;
 use crate::routes::{self, Route, Want};
-use crate::rules::{normalize_host, Rule};
 use crate::savings;
-use crate::schedule::{self, Mode};
+use crate::telemetry::emf;
 
 use crate::wake::{Cause, Phase, Status, Waker, STATUS_TTL};
 
@@ -62,7 +65,7 @@ pub struct App<C> {
     /// The shared secret API clients wake click-mode rules with (`wake_token.env`, read once).
     wake_secret: Option<String>,
     /// The `Refused` metric line of each rule and [`Reason`] (as in [`Reason::ALL`]), built once.
-    refusals: HashMap<String, [metrics::Template; 5]>,
+    refusals: HashMap<String, [emf::Template; 5]>,
 }
 
 impl<C: Cloud> App<C> {
@@ -486,7 +489,7 @@ async fn refused_last_hour<C: Cloud>(cloud: &C, config: &Config, now: i64) -> Ha
         for (j, reason) in Reason::ALL.iter().enumerate() {
             queries.push(MetricQuery {
                 id: format!("r{i}_{j}"),
-                namespace: metrics::NAMESPACE,
+                namespace: emf::NAMESPACE,
                 metric: "Refused",
                 dimensions: vec![("Rule", rule.name.clone()), ("Reason", reason.as_str().to_string())],
                 stat: "Sum",
@@ -589,8 +592,8 @@ fn refused(req: &Request, host: &str, rule: &Rule, reason: Reason, token_header:
 }
 
 /// A rule's `Refused` lines, one per [`Reason`], indexed by `reason as usize`.
-fn refusal_lines(rule: &str) -> [metrics::Template; 5] {
-    Reason::ALL.map(|r| metrics::Template::new(&[("Rule", rule), ("Reason", r.as_str())], &[metrics::count("Refused")]))
+fn refusal_lines(rule: &str) -> [emf::Template; 5] {
+    Reason::ALL.map(|r| emf::Template::new(&[("Rule", rule), ("Reason", r.as_str())], &[emf::count("Refused")]))
 }
 
 /// The load balancer's listeners could not be looked up yet: nothing can be routed, so nothing

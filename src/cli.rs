@@ -14,10 +14,10 @@ use serde_json::{json, Value};
 use crate::app::App;
 use crate::cloud::aws::AwsCloud;
 use crate::cloud::Cloud;
+use crate::config::schedule::Mode;
 use crate::config::{self, parse_duration, Config, Deployment};
 use crate::event::Until;
 use crate::idle::{self, StopOutcome};
-use crate::schedule::Mode;
 use crate::wake::{Phase, STATUS_TTL};
 
 #[derive(Parser, Debug)]

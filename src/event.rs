@@ -34,7 +34,7 @@ pub enum Command {
     /// `keep-awake` (`mode` awake), `sleep` (asleep), or `resume` (`mode` None: clear it).
     Override {
         rule: String,
-        mode: Option<crate::schedule::Mode>,
+        mode: Option<crate::config::schedule::Mode>,
         until: Option<Until>,
     },
 }
@@ -91,26 +91,6 @@ pub fn classify_for(event: Value, wake_header: Option<&str>) -> Result<Event, Ev
     )))
 }
 
-/// The query string of an ALB event, rebuilt in the order the event lists keys and values, as
-/// the ALB passed them (not decoded). Multi-value mode lists every value of a repeated key; in
-/// single-value mode the ALB keeps only the last one (ALB guide, Lambda functions as targets), so
-/// multi-value mode is the one to use. A key with an empty list contributes nothing.
-pub fn raw_query(event: &Value) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    if let Some(Value::Object(multi)) = event.get("multiValueQueryStringParameters") {
-        for (k, values) in multi {
-            for v in values.as_array().into_iter().flatten() {
-                parts.push(format!("{k}={}", v.as_str().unwrap_or_default()));
-            }
-        }
-    } else if let Some(Value::Object(single)) = event.get("queryStringParameters") {
-        for (k, v) in single {
-            parts.push(format!("{k}={}", v.as_str().unwrap_or_default()));
-        }
-    }
-    parts.join("&")
-}
-
 fn command(cmd: &Value, event: &Value) -> Result<Command, EventError> {
     let rule = || {
         event
@@ -127,12 +107,12 @@ fn command(cmd: &Value, event: &Value) -> Result<Command, EventError> {
         Some("stop") => Ok(Command::Stop { rule: rule()? }),
         Some("keep-awake") => Ok(Command::Override {
             rule: rule()?,
-            mode: Some(crate::schedule::Mode::Awake),
+            mode: Some(crate::config::schedule::Mode::Awake),
             until: Some(until(event)?),
         }),
         Some("sleep") => Ok(Command::Override {
             rule: rule()?,
-            mode: Some(crate::schedule::Mode::Asleep),
+            mode: Some(crate::config::schedule::Mode::Asleep),
             until: Some(until(event)?),
         }),
         Some("resume") => Ok(Command::Override { rule: rule()?, mode: None, until: None }),
@@ -210,15 +190,6 @@ mod tests {
             classify(json!({"autostop": "idle-check", "dry_run": true})).unwrap_command(),
             Command::IdleCheck { dry_run: true }
         );
-    }
-
-    #[test]
-    fn the_query_keeps_the_event_order_repeats_and_encoding() {
-        let multi = json!({"multiValueQueryStringParameters": {"z": ["1", "2"], "a": ["x%20y"], "e": []}});
-        assert_eq!(raw_query(&multi), "z=1&z=2&a=x%20y");
-        let single = json!({"queryStringParameters": {"sig": "ab%2Bc", "expires": "9"}});
-        assert_eq!(raw_query(&single), "sig=ab%2Bc&expires=9");
-        assert_eq!(raw_query(&json!({})), "");
     }
 
     #[test]

@@ -24,16 +24,17 @@ use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
 use tokio::time::Instant;
 
+use crate::cloud::alb::{load_balancer_dimension, target_group_dimension};
 use crate::cloud::{
     AutoScalingGroup, Cloud, CloudError, Database, ErrorKind, Instance, ListenerRule, MetricQuery, MetricSeries,
     RuleState, Service, ASG_DESIRED_TAG, ASG_MIN_TAG, DESIRED_COUNT_TAG,
 };
 use crate::config::Config;
-use crate::metrics;
 use crate::routes::{self, ListenerView, Route, Want};
+use crate::telemetry::emf;
 
+use crate::config::{BusySignal, Rule};
 use crate::intent::{intent, Intent};
-use crate::rules::{BusySignal, Rule};
 use crate::wake::{self, Cause, Observed, Phase, Waker, STATUS_TTL};
 
 /// How far beyond the longest idle time activity is read, for CloudWatch's lag.
@@ -43,18 +44,6 @@ pub const LAG_MARGIN: Duration = Duration::from_secs(10 * 60);
 // to `metrics_lag` ago (config, default 3m), the newest moment CloudWatch can vouch for: a rule
 // stops up to that much after its idle time, and never under users whose requests CloudWatch has
 // not shown yet.
-
-/// `targetgroup/api/73e2d6bc24d8a067` from a target group ARN (the CloudWatch dimension).
-pub fn target_group_dimension(arn: &str) -> String {
-    arn.rsplit_once(':').map(|(_, r)| r).unwrap_or(arn).to_string()
-}
-
-/// `app/dev/50dc6c495c0c9188` from a listener ARN (the CloudWatch `LoadBalancer` dimension).
-pub fn load_balancer_dimension(listener_arn: &str) -> String {
-    let resource = listener_arn.rsplit_once(':').map(|(_, r)| r).unwrap_or(listener_arn);
-    let lb = resource.strip_prefix("listener/").unwrap_or(resource);
-    lb.rsplit_once('/').map(|(lb, _)| lb).unwrap_or(lb).to_string()
-}
 
 /// Which query ids belong to a rule.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -910,11 +899,11 @@ async fn record_stop<C: Cloud>(
     write_state(cloud, config, Some(&prev), &mut next).await?;
     let now = cloud.now();
     let awake_since = current.and_then(|s| s.ready_at.or(s.wake_started_at).or(s.last_wake_at));
-    let mut values = vec![metrics::count("Stops")];
+    let mut values = vec![emf::count("Stops")];
     if let Some(since) = awake_since {
-        values.push(metrics::seconds("SecondsAwake", (now - since).max(0) as u64));
+        values.push(emf::seconds("SecondsAwake", (now - since).max(0) as u64));
     }
-    cloud.emit_metrics(metrics::line(now * 1000, &[("Rule", rule.name.as_str()), ("Reason", cause)], &values));
+    cloud.emit_metrics(emf::line(now * 1000, &[("Rule", rule.name.as_str()), ("Reason", cause)], &values));
     Ok(())
 }
 
@@ -1011,22 +1000,6 @@ mod tests {
         assert_eq!(decide(&f).0, Action::Start);
         // Routed to the app while stopped: switched back first, started on the next run.
         assert_eq!(decide(&Facts { intent: awake, app_routes: 1, ..facts(false) }).0, Action::SwitchBack);
-    }
-
-    #[test]
-    fn dimensions_from_arns() {
-        assert_eq!(
-            target_group_dimension(
-                "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/api/73e2d6bc24d8a067"
-            ),
-            "targetgroup/api/73e2d6bc24d8a067"
-        );
-        assert_eq!(
-            load_balancer_dimension(
-                "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/dev/50dc6c495c0c9188/f2f7dc8efc522ab2"
-            ),
-            "app/dev/50dc6c495c0c9188"
-        );
     }
 
     #[test]

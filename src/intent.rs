@@ -6,8 +6,8 @@
 //! ready when the window begins. Elsewhere it wakes on demand and sleeps when idle, as always.
 
 use crate::cloud::RuleState;
-use crate::rules::Rule;
-use crate::schedule::{Mode, Schedule};
+use crate::config::schedule::{Mode, Schedule};
+use crate::config::Rule;
 
 /// An operator's override, read from the state item.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,7 +86,7 @@ pub fn intent(rule: &Rule, state: Option<&RuleState>, now: i64) -> Intent {
                     why: format!(
                         "pre-warming for schedule `{name}`: its awake window begins {} and a start takes about {} s",
                         schedule.local(start),
-                        lead - crate::schedule::PREWARM_MARGIN.as_secs() as i64
+                        lead - crate::config::schedule::PREWARM_MARGIN.as_secs() as i64
                     ),
                     window_starts: start,
                 },
@@ -109,7 +109,7 @@ pub fn local(schedule: Option<&Schedule>, epoch: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schedule::Window;
+    use crate::config::schedule::Window;
     use std::sync::Arc;
 
     fn rule(schedule: Option<Schedule>) -> Rule {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::cloud::{Cloud, CloudError, ErrorKind, RuleState};
-use crate::schedule::Mode;
+use crate::config::schedule::Mode;
 
 /// The longest override: a forgotten one ends within a month.
 pub const MAX_OVERRIDE: Duration = Duration::from_secs(30 * 86_400);

@@ -1,7 +1,7 @@
 //! The standing listener rules: one home for every ALB rule autostop manages.
 //!
 //! Every configured host set has a standing rule on every configured listener, created once and
-//! kept while the config names it ([`crate::priority`] plans them). Its forward action has two
+//! kept while the config names it ([`crate::config::standing`] plans them). Its forward action has two
 //! members, autostop's Lambda target group (the one the listener's default action forwards to)
 //! and the app's target group:
 //!
@@ -20,9 +20,9 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::cloud::{Cloud, CloudError, ErrorKind, ListenerRule, NewRule, RuleChange, Weighted};
+use crate::config::standing::{self as priority, Chunk, MAX_PRIORITY};
 use crate::config::Config;
-use crate::priority::{self, Chunk, MAX_PRIORITY};
-use crate::rules::Rule;
+use crate::config::Rule;
 
 /// Where a standing rule sends its hosts' traffic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

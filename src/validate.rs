@@ -10,11 +10,10 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use crate::cloud::alb::{alb_host_match, load_balancer_dimension};
 use crate::cloud::aws::AwsCloud;
 use crate::cloud::{Cloud, CloudError, InstanceState, ListenerRule};
 use crate::config::Config;
-use crate::idle::load_balancer_dimension;
-use crate::rules::alb_host_match;
 
 /// ALB's default quotas, used when the account does not report them.
 const DEFAULT_RULES_PER_LB: u64 = 100;
@@ -93,7 +92,7 @@ fn check_foreign(config: &Config, listener: &str, rules: &[ListenerRule], proble
 
 async fn check_resources(
     cloud: &AwsCloud,
-    rule: &crate::rules::Rule,
+    rule: &crate::config::Rule,
     problems: &mut Vec<String>,
 ) -> Result<(), CloudError> {
     let name = &rule.name;
@@ -144,7 +143,7 @@ async fn check_resources(
 async fn check_instances(
     cloud: &AwsCloud,
     name: &str,
-    ec2: &crate::rules::Ec2Resources,
+    ec2: &crate::config::Ec2Resources,
     problems: &mut Vec<String>,
 ) -> Result<(), CloudError> {
     for i in cloud.instances(&ec2.instance_ids).await? {

@@ -31,10 +31,10 @@ use crate::cloud::{
 use crate::cloud::{RuleState, WARMUPS_KEPT};
 use crate::config::Config;
 use crate::intent::{intent, Intent};
-use crate::metrics;
+use crate::telemetry::emf;
 
+use crate::config::Rule;
 use crate::routes::{self, Route};
-use crate::rules::Rule;
 
 /// How long one observation serves every caller of a rule (the "about a second" of SPEC).
 pub const STATUS_TTL: Duration = Duration::from_secs(1);
@@ -605,7 +605,7 @@ impl<C: Cloud> Waker<C> {
                 if let Some(err) = &status.error {
                     let (code, op) = (err.code.as_str(), err.operation.as_str());
                     let dims = [("Rule", rule.name.as_str()), ("Code", code), ("Operation", op)];
-                    self.cloud.emit_metrics(metrics::line(self.cloud.now() * 1000, &dims, &[metrics::count("Errors")]));
+                    self.cloud.emit_metrics(emf::line(self.cloud.now() * 1000, &dims, &[emf::count("Errors")]));
                 }
                 tracing::info!(
                     rule = %rule.name, phase = status.phase.as_str(), elapsed_seconds = status.elapsed_seconds,
@@ -645,10 +645,10 @@ impl<C: Cloud> Waker<C> {
                 None => per_phase.push((name, secs)),
             }
         }
-        let mut values = vec![metrics::count("Wakes"), metrics::seconds("TimeToReady", to_ready)];
-        values.extend(per_phase.iter().map(|(n, s)| metrics::seconds(n, *s)));
+        let mut values = vec![emf::count("Wakes"), emf::seconds("TimeToReady", to_ready)];
+        values.extend(per_phase.iter().map(|(n, s)| emf::seconds(n, *s)));
         let dims = [("Rule", rule.name.as_str()), ("Cause", cause)];
-        let line = metrics::line_sets(self.cloud.now() * 1000, &dims, &[&["Rule"], &["Rule", "Cause"]], &values);
+        let line = emf::line_sets(self.cloud.now() * 1000, &dims, &[&["Rule"], &["Rule", "Cause"]], &values);
         self.cloud.emit_metrics(line);
     }
 
@@ -977,7 +977,7 @@ impl<C: Cloud> Waker<C> {
         memo.phase_log.clear();
         if let Some(asleep) = cx.state.as_ref().and_then(|s| s.stopped_at).map(|t| (cx.wall - t).max(0) as u64) {
             let dims = [("Rule", cx.rule.name.as_str())];
-            let line = metrics::line(cx.wall * 1000, &dims, &[metrics::seconds("SecondsAsleep", asleep)]);
+            let line = emf::line(cx.wall * 1000, &dims, &[emf::seconds("SecondsAsleep", asleep)]);
             self.cloud.emit_metrics(line);
         }
     }
@@ -1305,7 +1305,7 @@ fn resource_states(rule: &Rule, obs: &Observed) -> Vec<ResourceState> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::{Ec2Resources, EcsService};
+    use crate::config::{Ec2Resources, EcsService};
 
     fn rule() -> Rule {
         Rule {

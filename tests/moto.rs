@@ -368,7 +368,7 @@ async fn idle_check_stops_the_idle_rule_and_leaves_the_busy_one() {
     // Twenty minutes later the api has traffic (the ALB wrote RequestCount), the web has none.
     let later = 20 * 60;
     let cw = aws_sdk_cloudwatch::Client::new(&w.sdk);
-    let lb = autostop::idle::load_balancer_dimension(&w.listeners[0]);
+    let lb = autostop::cloud::alb::load_balancer_dimension(&w.listeners[0]);
     let when = std::time::SystemTime::now() + Duration::from_secs(later as u64 - 4 * 60);
     cw.put_metric_data()
         .namespace("AWS/ApplicationELB")
@@ -378,7 +378,7 @@ async fn idle_check_stops_the_idle_rule_and_leaves_the_busy_one() {
                 .dimensions(
                     aws_sdk_cloudwatch::types::Dimension::builder()
                         .name("TargetGroup")
-                        .value(autostop::idle::target_group_dimension(&api_tg))
+                        .value(autostop::cloud::alb::target_group_dimension(&api_tg))
                         .build(),
                 )
                 .dimensions(aws_sdk_cloudwatch::types::Dimension::builder().name("LoadBalancer").value(lb).build())

@@ -9,7 +9,7 @@ use std::time::Duration;
 use autostop::app::App;
 use autostop::cloud::fake::{FakeCloud, LAMBDA_TG};
 use autostop::cloud::{InstanceState, Weighted};
-use autostop::priority::DERIVED_BASE;
+use autostop::config::standing::DERIVED_BASE;
 use common::*;
 use serde_json::json;
 use tokio::time::advance;

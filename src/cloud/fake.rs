@@ -502,8 +502,8 @@ impl FakeCloud {
 
     /// ALB requests for a target group behind a load balancer, now.
     pub fn put_requests(&self, target_group_arn: &str, listener_arn: &str, count: f64) {
-        let tg = crate::idle::target_group_dimension(target_group_arn);
-        let lb = crate::idle::load_balancer_dimension(listener_arn);
+        let tg = super::alb::target_group_dimension(target_group_arn);
+        let lb = super::alb::load_balancer_dimension(listener_arn);
         self.put_metric(
             "AWS/ApplicationELB",
             "RequestCount",
@@ -694,7 +694,7 @@ impl State {
         let mut rules: Vec<&ListenerRule> =
             self.listeners.get(listener).map(|r| r.iter().collect()).unwrap_or_default();
         rules.sort_by_key(|r| r.priority);
-        match rules.into_iter().find(|r| r.hosts.iter().any(|p| crate::rules::alb_host_match(p, host))) {
+        match rules.into_iter().find(|r| r.hosts.iter().any(|p| super::alb::alb_host_match(p, host))) {
             Some(r) => r.routes_to().into_iter().map(str::to_string).collect(),
             None => self.defaults.get(listener).cloned().flatten().into_iter().collect(),
         }
@@ -752,8 +752,8 @@ impl State {
 
     /// Rules of all listeners of the load balancer `listener` belongs to.
     fn rules_on_load_balancer(&self, listener: &str) -> usize {
-        let lb = crate::idle::load_balancer_dimension(listener);
-        self.listeners.iter().filter(|(l, _)| crate::idle::load_balancer_dimension(l) == lb).map(|(_, r)| r.len()).sum()
+        let lb = super::alb::load_balancer_dimension(listener);
+        self.listeners.iter().filter(|(l, _)| super::alb::load_balancer_dimension(l) == lb).map(|(_, r)| r.len()).sum()
     }
 
     fn find_rule_mut(&mut self, arn: &str) -> Option<&mut ListenerRule> {
@@ -1134,7 +1134,7 @@ impl Cloud for FakeCloud {
         self.enter("DescribeListeners").await?;
         let lb = load_balancer_arn.split_once(":loadbalancer/").map(|(_, r)| r).unwrap_or(load_balancer_arn);
         let mut found: Vec<String> =
-            self.lock().listeners.keys().filter(|l| crate::idle::load_balancer_dimension(l) == lb).cloned().collect();
+            self.lock().listeners.keys().filter(|l| super::alb::load_balancer_dimension(l) == lb).cloned().collect();
         found.sort();
         Ok(found)
     }
@@ -1158,7 +1158,7 @@ impl Cloud for FakeCloud {
         if !s.listeners.contains_key(&rule.listener_arn) {
             return Err(CloudError::new("CreateRule", "ListenerNotFound", rule.listener_arn.clone()));
         }
-        if !(1..=crate::priority::MAX_PRIORITY).contains(&rule.priority) {
+        if !(1..=super::alb::MAX_PRIORITY).contains(&rule.priority) {
             return Err(CloudError::new("CreateRule", "ValidationError", format!("priority {}", rule.priority)));
         }
         s.validate_rule("CreateRule", &rule.hosts, &rule.forward)?;

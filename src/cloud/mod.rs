@@ -5,6 +5,7 @@
 //! `aws_sdk_*` type crosses this line. Every failure is a [`CloudError`] carrying the AWS error code
 //! and its classification, never a flattened string.
 
+pub mod alb;
 pub mod aws;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
@@ -537,7 +538,7 @@ pub trait Cloud: Send + Sync + 'static {
     fn now_ms(&self) -> i64 {
         self.now() * 1000
     }
-    /// Publishes one CloudWatch Embedded Metric Format line (see [`crate::metrics`]). In Lambda
+    /// Publishes one CloudWatch Embedded Metric Format line (see `crate::telemetry::emf`). In Lambda
     /// a log line is how EMF reaches CloudWatch: stderr goes to the function's log group.
     /// One write per line (`eprintln!` makes two on unbuffered stderr), so a line is never split
     /// or interleaved with a log line from another thread.

@@ -1,4 +1,5 @@
-//! The standing ALB rules a config needs, and their priorities, as pure functions.
+//! The standing ALB rules a config needs, and their priorities, as pure functions: planned when
+//! the config loads, so a config that ALB would order wrongly never loads.
 //!
 //! An ALB listener walks its rules by priority, lowest first, and the first match wins (ALB
 //! guide, "Listener rules"). autostop's own host matching prefers an exact host to a wildcard and
@@ -22,11 +23,9 @@
 
 use std::collections::HashSet;
 
-/// ALB's highest rule priority.
-pub const MAX_PRIORITY: u32 = 50_000;
-/// Host values per ALB rule: a rule may have one host-header condition, and a condition up to
-/// three match evaluations (ALB guide, "Condition types for listener rules": condition basics).
-pub const MAX_HOSTS_PER_ALB_RULE: usize = 3;
+use super::{err, ConfigError, Rule};
+
+pub use crate::cloud::alb::{MAX_HOSTS_PER_ALB_RULE, MAX_PRIORITY};
 /// Derived priorities start here, leaving the low ones to people.
 pub const DERIVED_BASE: u32 = 10_000;
 
@@ -190,6 +189,39 @@ pub fn same_hosts(a: &[String], b: &[String]) -> bool {
         v
     };
     norm(a) == norm(b)
+}
+
+/// The standing ALB rules and their priorities. Configured priorities must not overlap one
+/// another (two rules would fight over one ALB priority forever) and must keep ALB's first match
+/// in agreement with autostop's host matching.
+pub(super) fn plan(rules: &[Rule]) -> Result<(Vec<Chunk>, Vec<u32>), ConfigError> {
+    let hosts: Vec<RuleHosts> =
+        rules.iter().map(|r| RuleHosts { name: &r.name, hosts: &r.hosts, priority: r.priority }).collect();
+    let chunks = chunks(&hosts);
+    let key = |name: &str| {
+        let i = rules.iter().position(|r| r.name == name).unwrap_or(0);
+        format!("rules[{i}] ({name}).priority")
+    };
+    let mut ranges: Vec<(u32, u32, &str)> = Vec::new();
+    for rule in rules {
+        let Some(p) = rule.priority else { continue };
+        let n = chunks.iter().filter(|c| c.owner == rule.name).count() as u32;
+        let last = p + n - 1;
+        if last > MAX_PRIORITY {
+            return Err(err(key(&rule.name), format!("{p} leaves no room for its {n} ALB rules (max {MAX_PRIORITY})")));
+        }
+        if let Some((_, _, other)) = ranges.iter().find(|(a, b, _)| p <= *b && *a <= last) {
+            return Err(err(key(&rule.name), format!("{p} overlaps the priorities of rule `{other}`")));
+        }
+        ranges.push((p, last, &rule.name));
+    }
+    let priorities = assign(&chunks, &Default::default())
+        .ok_or_else(|| err("rules", "more standing ALB rules than ALB has priorities"))?;
+    check_order(&chunks, &priorities).map_err(|c| {
+        let pinned = rules.iter().find(|r| r.name == c.first.0 && r.priority.is_some()).map(|r| &r.name);
+        err(key(pinned.unwrap_or(&c.second.0)), c.to_string())
+    })?;
+    Ok((chunks, priorities))
 }
 
 #[cfg(test)]

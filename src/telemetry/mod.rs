@@ -1,4 +1,8 @@
-//! Structured logs: one JSON object per line via `tracing` (CloudWatch Logs parses them).
+//! What autostop tells CloudWatch: structured logs, one JSON object per line via `tracing`
+//! (CloudWatch Logs parses them), and metrics as Embedded Metric Format lines ([`emf`]). Imports
+//! nothing of the domain.
+
+pub mod emf;
 
 use tracing_subscriber::EnvFilter;
 

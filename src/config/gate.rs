@@ -150,7 +150,7 @@ pub struct Gate {
     pub user_agents: Vec<String>,
     pub paths: Vec<String>,
     /// `wake = "click"`: a sleeping rule wakes only from its page's button or with the
-    /// `wake_token` secret ([`crate::click`]).
+    /// `wake_token` secret (the click mode of `serve`).
     pub click: bool,
 }
 
