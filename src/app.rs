@@ -19,14 +19,14 @@ pub const STATUS_PATH: &str = "/__autostop/status";
 use crate::config::schedule::{self, Mode};
 use crate::config::{normalize_host, Rule};
 use crate::idle::{self, StopOutcome};
-use crate::intent;
-use crate::overrides::{self, MAX_OVERRIDE};
 use crate::pages;
-use crate::routes::{self, Route, Want};
-use crate::savings;
+use crate::routing::{self as routes, Route, Want};
+use crate::state::intent;
+use crate::state::savings;
+use crate::state::{transition, Phase, RuleState, MAX_OVERRIDE};
 use crate::telemetry::emf;
 
-use crate::wake::{Cause, Phase, Status, Waker, STATUS_TTL};
+use crate::wake::{Cause, Status, Waker, STATUS_TTL};
 
 /// Time kept back from the Lambda deadline when holding a request, so we always answer.
 const DEADLINE_MARGIN: Duration = Duration::from_secs(3);
@@ -215,7 +215,10 @@ impl<C: Cloud> App<C> {
         if until.is_some_and(|u| u - now > MAX_OVERRIDE.as_secs() as i64) {
             return Err(EventError("an override lasts at most 30 days (\"for\" / \"until\")".into()));
         }
-        overrides::save(self.cloud(), &self.config().state_table, &rule.name, mode, until, by)
+        let set = |prev: Option<&RuleState>| Some(transition::override_set(prev, &rule.name, mode, until, by));
+        self.waker()
+            .store()
+            .update(&rule.name, None, set)
             .await
             .map_err(|e| EventError(format!("override not saved, nothing changed: {e}")))?;
         tracing::info!(rule = %rule.name, mode = mode.map(Mode::as_str), until, by, "override set");
@@ -265,7 +268,7 @@ impl<C: Cloud> App<C> {
         let fail =
             |e: crate::cloud::CloudError| EventError(format!("sync failed, the next sync or idle check retries: {e}"));
         let states = cloud.load_states(&config.state_table).await.unwrap_or_default();
-        let stopped: Vec<String> = states.into_iter().filter(|s| s.phase == "stopped").map(|s| s.rule).collect();
+        let stopped: Vec<String> = states.into_iter().filter(|s| s.phase == Phase::Stopped).map(|s| s.rule).collect();
         let want = |name: &str| {
             if stopped.iter().any(|s| s == name) {
                 Want::Route(Route::Lambda)

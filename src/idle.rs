@@ -7,7 +7,7 @@
 //! request in the last N minutes": CloudWatch lags 1-3 minutes, so the window reaches back
 //! [`LAG_MARGIN`] beyond the longest idle time.
 //!
-//! Every run also repairs drift through the one reconciler ([`crate::routes`]): missing standing
+//! Every run also repairs drift through the one reconciler ([`crate::routing`]): missing standing
 //! rules are created, wrong hosts, priorities or actions corrected, a standing rule that forwards
 //! to the app of a stopped rule is switched back, and our rules for rules that left the config
 //! are removed.
@@ -30,12 +30,13 @@ use crate::cloud::{
     RuleState, Service, ASG_DESIRED_TAG, ASG_MIN_TAG, DESIRED_COUNT_TAG,
 };
 use crate::config::Config;
-use crate::routes::{self, ListenerView, Route, Want};
+use crate::routing::{self as routes, ListenerView, Route, Want};
 use crate::telemetry::emf;
 
 use crate::config::{BusySignal, Rule};
-use crate::intent::{intent, Intent};
-use crate::wake::{self, Cause, Observed, Phase, Waker, STATUS_TTL};
+use crate::state::intent::{intent, Intent};
+use crate::state::{transition, Phase, Store, Written};
+use crate::wake::{self, Cause, Observed, Waker, STATUS_TTL};
 
 /// How far beyond the longest idle time activity is read, for CloudWatch's lag.
 pub const LAG_MARGIN: Duration = Duration::from_secs(10 * 60);
@@ -238,7 +239,7 @@ pub fn decide(f: &Facts) -> (Action, String, Option<i64>) {
         Intent::Awake { why } | Intent::Prewarm { why, .. } => {
             // A wake the idle check began (or a request left) is followed until it is ready.
             let unfinished =
-                f.state.is_some_and(|s| matches!(s.phase.as_str(), "starting" | "waiting_for_health" | "routing"));
+                f.state.is_some_and(|s| matches!(s.phase, Phase::Starting | Phase::WaitingForHealth | Phase::Routing));
             match unfinished {
                 true => (Action::Start, format!("{why}; finishing the wake"), None),
                 false => (Action::Keep, why.clone(), None),
@@ -261,7 +262,7 @@ fn decide_stopped(f: &Facts) -> (Action, String) {
     }
     // Anything but `stopped` on a rule whose resources are all stopped is a record left
     // behind (a stop that did not record, a wake that never finished, a stop by hand).
-    if f.state.is_some_and(|s| matches!(s.phase.as_str(), "stopping" | "ready" | "error" | "starting")) {
+    if f.state.is_some_and(|s| matches!(s.phase, Phase::Stopping | Phase::Ready | Phase::Error | Phase::Starting)) {
         return (Action::FinishStop, "resources are stopped; recording the stop".into());
     }
     (Action::Asleep, "resources are stopped".into())
@@ -291,7 +292,7 @@ fn decide_idle(f: &Facts) -> (Action, String, Option<i64>) {
     // Running, yet recorded as stopped by autostop: something else started it. RDS does so to a
     // database stopped for 7 days (RDS user guide, "Stopping an Amazon RDS DB instance
     // temporarily"); the idle check stops it again once idle, and says why.
-    let why = match state.filter(|s| s.phase == "stopped") {
+    let why = match state.filter(|s| s.phase == Phase::Stopped) {
         Some(_) => format!("running although recorded stopped (started outside autostop; RDS starts a database again after 7 stopped days); {why}"),
         None => why,
     };
@@ -368,7 +369,9 @@ pub async fn idle_check<C: Cloud>(
     let asleep: HashSet<&str> = decisions.iter().filter(|d| !d.awake).map(|d| d.report.rule.as_str()).collect();
     let ready: HashSet<&str> = decisions
         .iter()
-        .filter(|d| d.awake && d.report.action != Action::Stop && d.state.as_ref().is_some_and(|s| s.phase == "ready"))
+        .filter(|d| {
+            d.awake && d.report.action != Action::Stop && d.state.as_ref().is_some_and(|s| s.phase == Phase::Ready)
+        })
         .map(|d| d.report.rule.as_str())
         .collect();
     let want = |name: &str| match (asleep.contains(name), ready.contains(name)) {
@@ -685,7 +688,7 @@ impl Seen {
 
 /// Reads the state; a missing table is `None` (waking and stopping go on without history).
 async fn read_state<C: Cloud>(cloud: &C, config: &Config, rule: &str) -> Result<Option<RuleState>, CloudError> {
-    match cloud.load_state(&config.state_table, rule).await {
+    match Store::new(cloud, &config.state_table).load(rule).await {
         Ok(s) => Ok(s),
         Err(e) if e.kind == ErrorKind::NotFound => {
             tracing::warn!(table = %config.state_table, "state table missing; stopping without coordination");
@@ -695,18 +698,42 @@ async fn read_state<C: Cloud>(cloud: &C, config: &Config, rule: &str) -> Result<
     }
 }
 
-/// Writes `next` over `prev` (conditional on `prev`'s version). A missing table is not an error.
-async fn write_state<C: Cloud>(
+/// Claims or records a stop on exactly the item it was decided on (a wake that moved it since
+/// wins: `Conflict`). A missing table is no error: stopping goes on without coordination.
+async fn claim<C: Cloud>(
     cloud: &C,
     config: &Config,
-    prev: Option<&RuleState>,
-    next: &mut RuleState,
-) -> Result<(), CloudError> {
-    next.version = prev.map(|p| p.version).unwrap_or(0) + 1;
-    match cloud.save_state(&config.state_table, next, prev.map(|p| p.version)).await {
-        Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
-        other => other,
+    decided: Option<&RuleState>,
+    next: RuleState,
+) -> Result<Option<RuleState>, CloudError> {
+    match Store::new(cloud, &config.state_table).claim(decided, next.clone()).await {
+        Ok(Written::Saved(item)) => Ok(Some(item)),
+        Ok(Written::Declined(_)) => Err(moved()),
+        Err(e) if e.kind == ErrorKind::NotFound => Ok(Some(next)),
+        Err(e) => Err(e),
     }
+}
+
+/// Writes a transition of a stop the checker has claimed, re-applied after a lost race while the
+/// item is still the claim (an override set meanwhile, say). A missing table is no error.
+async fn record_claimed<C: Cloud>(
+    cloud: &C,
+    config: &Config,
+    rule: &str,
+    claimed: Option<&RuleState>,
+    change: impl Fn(Option<&RuleState>) -> RuleState,
+) -> Result<(), CloudError> {
+    let still_claimed = |now: Option<&RuleState>| now.is_some_and(|n| n.phase == Phase::Stopping).then(|| change(now));
+    match Store::new(cloud, &config.state_table).update(rule, Some(claimed.cloned()), still_claimed).await {
+        Ok(Written::Saved(_)) => Ok(()),
+        Ok(Written::Declined(_)) => Err(moved()),
+        Err(e) if e.kind == ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn moved() -> CloudError {
+    CloudError::new("PutItem", "ConditionalCheckFailedException", "the state changed since the stop was decided")
 }
 
 async fn record_stopped<C: Cloud>(
@@ -715,15 +742,8 @@ async fn record_stopped<C: Cloud>(
     rule: &Rule,
     prev: Option<RuleState>,
 ) -> Result<(), CloudError> {
-    let mut next = prev.clone().unwrap_or_else(|| RuleState::new(&rule.name));
-    next.phase = "stopped".into();
-    forget_observed(&mut next);
-    next.stopped_at = Some(cloud.now());
-    next.last_error = None;
-    next.error_at = None;
-    next.stop_error_fingerprint = None;
-    next.started_instances.clear();
-    write_state(cloud, config, prev.as_ref(), &mut next).await
+    let next = transition::stopped(prev.as_ref(), &rule.name, cloud.now(), false);
+    claim(cloud, config, prev.as_ref(), next).await.map(|_| ())
 }
 
 /// The ordered stop (see the module docs). `current` is the state the decision was made on: the
@@ -747,21 +767,16 @@ pub async fn stop_rule<C: Cloud>(
     reason: &str,
     cause: &'static str,
 ) -> Result<StopOutcome, CloudError> {
-    // 1. Claim the stop.
-    let mut claimed = current.cloned().unwrap_or_else(|| RuleState::new(&rule.name));
-    if claimed.phase != "stopping" || claimed.stopping_since.is_none() {
-        claimed.stopping_since = Some(cloud.now());
-    }
-    claimed.phase = "stopping".into();
-    forget_observed(&mut claimed);
-    match write_state(cloud, config, current, &mut claimed).await {
+    // 1. Claim the stop, on the item the decision was made on.
+    let now = cloud.now();
+    let claimed = match claim(cloud, config, current, transition::claim_stop(current, &rule.name, now)).await {
         Err(e) if e.kind == ErrorKind::Conflict => {
             return Ok(StopOutcome::BackedOff(
                 "the state changed since the decision (a wake or another checker)".into(),
             ))
         }
         other => other?,
-    }
+    };
     tracing::info!(rule = %rule.name, reason, "stopping");
 
     // 2. Take traffic away first, so no request is routed to a target that is going away. If
@@ -780,29 +795,24 @@ pub async fn stop_rule<C: Cloud>(
 
     // 4. Record the outcome.
     if failures.is_empty() {
-        record_stop(cloud, config, rule, current, claimed, cause).await?;
+        record_stop(cloud, config, rule, current, claimed.as_ref(), cause).await?;
         return Ok(StopOutcome::Stopped);
     }
     let why = failures.iter().map(|(what, e)| format!("{what}: {} ({})", e.code, e.op)).collect::<Vec<_>>().join(", ");
-    let prev = claimed.clone();
-    let mut next = claimed;
-    next.error_at = Some(cloud.now());
-    if failures.iter().all(|(_, e)| e.kind.is_retryable()) {
-        next.last_error = Some(format!("could not stop: {why}; retrying on the next run"));
-        write_state(cloud, config, Some(&prev), &mut next).await?;
-        return Ok(StopOutcome::Partial(next.last_error.unwrap_or_default()));
-    }
-    let (_, first) = failures.iter().find(|(_, e)| !e.kind.is_retryable()).expect("one is not retryable");
-    let message = format!(
-        "could not stop: {why}. {} Then run `autostop stop {}`; until then the idle check leaves it alone",
-        crate::wake::advice(first),
-        rule.name
-    );
-    tracing::warn!(rule = %rule.name, error = %message, "stop failed; the rule is in phase error");
-    next.phase = "error".into();
-    next.last_error = Some(message.clone());
-    next.stop_error_fingerprint = Some(plan.fingerprint(rule));
-    write_state(cloud, config, Some(&prev), &mut next).await?;
+    let (message, fingerprint) = if failures.iter().all(|(_, e)| e.kind.is_retryable()) {
+        (format!("could not stop: {why}; retrying on the next run"), None)
+    } else {
+        let (_, first) = failures.iter().find(|(_, e)| !e.kind.is_retryable()).expect("one is not retryable");
+        let message = format!(
+            "could not stop: {why}. {} Then run `autostop stop {}`; until then the idle check leaves it alone",
+            crate::wake::advice(first),
+            rule.name
+        );
+        tracing::warn!(rule = %rule.name, error = %message, "stop failed; the rule is in phase error");
+        (message, Some(plan.fingerprint(rule)))
+    };
+    let failed = |p: Option<&RuleState>| transition::stop_failed(p, &rule.name, now, &message, fingerprint.as_deref());
+    record_claimed(cloud, config, &rule.name, claimed.as_ref(), failed).await?;
     Ok(StopOutcome::Partial(message))
 }
 
@@ -871,33 +881,18 @@ async fn scale_group_to_zero<C: Cloud>(cloud: &C, rule: &Rule, g: &AutoScalingGr
     Ok(())
 }
 
-/// A stop makes the status last published by a wake stale at once: without this, a request
-/// within `READY_TTL` of that publish would be told "ready" from the item.
-fn forget_observed(state: &mut RuleState) {
-    state.observed = None;
-    state.observed_at_ms = None;
-}
-
 /// Records a finished stop and publishes `Stops`.
 async fn record_stop<C: Cloud>(
     cloud: &C,
     config: &Config,
     rule: &Rule,
     current: Option<&RuleState>,
-    claimed: RuleState,
+    claimed: Option<&RuleState>,
     cause: &'static str,
 ) -> Result<(), CloudError> {
-    let prev = claimed.clone();
-    let mut next = claimed;
-    next.phase = "stopped".into();
-    next.stopped_at = Some(cloud.now());
-    next.stops += 1;
-    next.last_error = None;
-    next.error_at = None;
-    next.stop_error_fingerprint = None;
-    next.started_instances.clear();
-    write_state(cloud, config, Some(&prev), &mut next).await?;
     let now = cloud.now();
+    let done = |p: Option<&RuleState>| transition::stopped(p, &rule.name, now, true);
+    record_claimed(cloud, config, &rule.name, claimed, done).await?;
     let awake_since = current.and_then(|s| s.ready_at.or(s.wake_started_at).or(s.last_wake_at));
     let mut values = vec![emf::count("Stops")];
     if let Some(since) = awake_since {
@@ -995,7 +990,7 @@ mod tests {
         assert_eq!(decide(&Facts { intent: awake.clone(), ..facts(false) }).0, Action::Start);
         assert_eq!(decide(&Facts { intent: awake.clone(), ..facts(true) }).0, Action::Keep, "idle, but kept");
         let mut starting = RuleState::new("api");
-        starting.phase = "waiting_for_health".into();
+        starting.phase = Phase::WaitingForHealth;
         let f = Facts { intent: awake.clone(), state: Some(&starting), ..facts(true) };
         assert_eq!(decide(&f).0, Action::Start);
         // Routed to the app while stopped: switched back first, started on the next run.
@@ -1059,7 +1054,7 @@ mod tests {
         f.app_routes = 2;
         assert_eq!(decide(&f).0, Action::SwitchBack);
         f.app_routes = 0;
-        let stopping = RuleState { phase: "stopping".into(), ..RuleState::new("api") };
+        let stopping = RuleState { phase: Phase::Stopping, ..RuleState::new("api") };
         f.state = Some(Box::leak(Box::new(stopping)));
         assert_eq!(decide(&f).0, Action::FinishStop);
     }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use autostop::app::App;
 use autostop::cloud::fake::FakeCloud;
 use autostop::cloud::InstanceState;
+use autostop::state::Phase;
 use common::*;
 use serde_json::{json, Value};
 use tokio::time::{advance, Instant};
@@ -83,7 +84,7 @@ async fn a_wake_readies_the_dependency_first_then_waits_the_delay() {
     assert_eq!(app.cloud().calls("StartInstances"), 2, "db once, api once");
     assert!(db_ready_at.duration_since(t0) >= Duration::from_secs(30), "db boots in 30 s");
     assert!(t0.elapsed() >= Duration::from_secs(30 + 10 + 20 + 10), "db, delay, api boot, health: {:?}", t0.elapsed());
-    assert_eq!(app.cloud().state_item("db").unwrap().phase, "ready", "ready without a target group");
+    assert_eq!(app.cloud().state_item("db").unwrap().phase, Phase::Ready, "ready without a target group");
 }
 
 #[tokio::test(start_paused = true)]

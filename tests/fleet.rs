@@ -9,6 +9,7 @@ use std::time::Duration;
 use autostop::app::App;
 use autostop::cloud::fake::FakeCloud;
 use autostop::cloud::{Cloud, InstanceState, RuleState};
+use autostop::state::Phase;
 use common::*;
 use tokio::time::advance;
 
@@ -66,7 +67,7 @@ async fn an_observer_that_crashes_mid_lease_is_replaced_once_its_lease_runs_out(
     let s = status(&apps[0], "api.dev.example.com").await;
     assert_eq!(cloud.calls("StartInstances"), 1, "{s}");
     let item = cloud.state_item("api").unwrap();
-    assert_eq!(item.phase, "starting");
+    assert_eq!(item.phase, Phase::Starting);
     assert_ne!(item.lease_holder.as_deref(), Some("env-crashed"));
 }
 

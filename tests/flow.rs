@@ -10,6 +10,7 @@ use autostop::app::App;
 use autostop::cloud::fake::{FakeCloud, LAMBDA_TG};
 use autostop::cloud::{InstanceState, Weighted, DESIRED_COUNT_TAG};
 use autostop::config::standing::DERIVED_BASE;
+use autostop::state::Phase;
 use common::*;
 use tokio::time::advance;
 
@@ -429,7 +430,7 @@ async fn started_then_stopped_again_is_recognised_by_every_lambda_environment() 
         advance(SECS(2)).await;
     }
     assert_eq!(cloud.calls("StartInstances"), 1, "no start loop across environments");
-    assert_eq!(cloud.state_item("api").unwrap().phase, "error");
+    assert_eq!(cloud.state_item("api").unwrap().phase, Phase::Error);
     // After a pause, a request tries the start again (someone may have fixed the key policy).
     advance(SECS(60)).await;
     let other = App::with_cloud(config(&text), Arc::clone(&cloud));

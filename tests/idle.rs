@@ -9,6 +9,7 @@ use std::time::Duration;
 use autostop::app::App;
 use autostop::cloud::fake::{FakeCloud, LAMBDA_TG};
 use autostop::cloud::{Cloud, InstanceState, DESIRED_COUNT_TAG};
+use autostop::state::Phase;
 use common::*;
 use serde_json::{json, Value};
 use tokio::time::advance;
@@ -165,7 +166,7 @@ async fn a_rule_woken_a_minute_ago_without_traffic_is_kept() {
     let report = check(&app, false).await;
     assert_eq!(action(&report, "api"), ("keep".into(), "nothing".into()), "{report}");
     let state = cloud(&app).state_item("api").expect("the wake recorded state");
-    assert_eq!(state.phase, "ready");
+    assert_eq!(state.phase, Phase::Ready);
     assert_eq!(state.wakes, 1);
     assert_eq!(state.warmups.len(), 1);
     // Boot 20 s + health 10 s, then at most one poll and the 2 s settle.
@@ -184,7 +185,7 @@ async fn the_stop_is_ordered_and_recorded() {
     assert_eq!(cloud(&app).instance_state(I1), InstanceState::Stopping);
     assert!(cloud(&app).violations().is_empty(), "{:?}", cloud(&app).violations());
     let after = cloud(&app).state_item("api").unwrap();
-    assert_eq!((after.phase.as_str(), after.stops), ("stopped", 1));
+    assert_eq!((after.phase, after.stops), (Phase::Stopped, 1));
     assert_eq!(after.version, before.version + 2, "stopping, then stopped");
     assert!(after.stopped_at.is_some());
 }
@@ -331,7 +332,7 @@ async fn a_wake_after_the_decision_wins_and_the_checker_backs_off() {
     let rule = app.config().rule("api").unwrap().clone();
     let seen = cloud(&app).state_item("api");
     let plan = autostop::wake::observe(cloud(&app), &rule).await.unwrap();
-    let mut views = autostop::routes::views(cloud(&app), &app.config()).await.unwrap();
+    let mut views = autostop::routing::views(cloud(&app), &app.config()).await.unwrap();
     cloud(&app).set_instance_state(I1, InstanceState::Stopped);
     let _ = status(&app, "api.dev.example.com").await; // starts it again: records a wake
     let woken = cloud(&app).state_item("api").unwrap();
@@ -356,7 +357,7 @@ async fn a_throttled_stop_is_retried_next_run_without_renewing_its_claim() {
     let report = check(&app, false).await;
     assert_eq!(action(&report, "api"), ("stop".into(), "partial".into()), "{report}");
     let first = cloud(&app).state_item("api").unwrap();
-    assert_eq!(first.phase, "stopping", "retryable: the next run finishes the job");
+    assert_eq!(first.phase, Phase::Stopping, "retryable: the next run finishes the job");
     assert!(first.last_error.as_deref().unwrap().contains("RequestLimitExceeded"), "{first:?}");
 
     advance(secs(2 * MIN)).await;
@@ -373,7 +374,7 @@ async fn a_throttled_stop_is_retried_next_run_without_renewing_its_claim() {
         (InstanceState::Stopped, InstanceState::Stopped)
     );
     let state = cloud(&app).state_item("api").unwrap();
-    assert_eq!((state.phase.as_str(), state.last_error.as_deref()), ("stopped", None));
+    assert_eq!((state.phase, state.last_error.as_deref()), (Phase::Stopped, None));
 }
 
 #[tokio::test(start_paused = true)]
@@ -385,7 +386,7 @@ async fn a_stop_that_retrying_cannot_fix_puts_the_rule_in_error_and_never_locks_
     let report = check(&app, false).await;
     assert_eq!(action(&report, "api"), ("stop".into(), "partial".into()), "{report}");
     let state = cloud(&app).state_item("api").unwrap();
-    assert_eq!(state.phase, "error");
+    assert_eq!(state.phase, Phase::Error);
     let why = state.last_error.clone().unwrap();
     assert!(why.contains("UnauthorizedOperation") && why.contains("autostop stop api"), "{why}");
 
@@ -421,7 +422,7 @@ async fn a_service_that_cannot_be_tagged_is_not_scaled_to_zero_and_keeps_its_cou
     let report = check(&app, false).await;
     assert_eq!(action(&report, "web"), ("stop".into(), "partial".into()), "{report}");
     assert_eq!(cloud(&app).service_desired("dev", "web"), 3, "not scaled: the count would be lost");
-    assert_eq!(cloud(&app).state_item("web").unwrap().phase, "error");
+    assert_eq!(cloud(&app).state_item("web").unwrap().phase, Phase::Error);
 }
 
 #[tokio::test(start_paused = true)]
@@ -472,7 +473,7 @@ async fn drift_is_repaired_orphans_are_removed_and_foreign_rules_left_alone() {
     let report = check(&app, false).await;
     assert_eq!(action(&report, "api"), ("switch_back".into(), "done".into()), "{report}");
     assert_eq!(cloud(&app).routes_to(L1, "api.dev.example.com"), LAMBDA_TG);
-    assert_eq!(cloud(&app).state_item("api").unwrap().phase, "stopped", "the stop by hand is recorded");
+    assert_eq!(cloud(&app).state_item("api").unwrap().phase, Phase::Stopped, "the stop by hand is recorded");
     let left: Vec<(u32, Option<String>)> = cloud(&app).rules(L1).into_iter().map(|r| (r.priority, r.owner)).collect();
     assert_eq!(left, vec![(5, None), (10_000, Some("api".into()))], "foreign kept, orphan of ours removed");
     assert_eq!(report["standing_rules"][0]["deleted"], 1, "{report}");
@@ -671,7 +672,7 @@ async fn a_stop_older_than_ten_minutes_no_longer_holds_wakes() {
     advance(secs(60 * MIN)).await;
     let now = cloud(&app).now();
     let crashed = |minutes_ago: i64| autostop::cloud::RuleState {
-        phase: "stopping".into(),
+        phase: Phase::Stopping,
         stopping_since: Some(now - minutes_ago * 60),
         version: 3,
         ..autostop::cloud::RuleState::new("api")
@@ -693,7 +694,7 @@ async fn a_wake_left_unfinished_is_finished_by_the_idle_check_and_the_next_wake_
     advance(secs(60 * MIN)).await;
     let now = cloud(&app).now();
     let unfinished = autostop::cloud::RuleState {
-        phase: "starting".into(),
+        phase: Phase::Starting,
         wake_started_at: Some(now - 155),
         version: 4,
         ..autostop::cloud::RuleState::new("api")
@@ -709,7 +710,7 @@ async fn a_wake_left_unfinished_is_finished_by_the_idle_check_and_the_next_wake_
     cloud(&app).seed_state(unfinished);
     let report = check(&app, false).await;
     assert_eq!(action(&report, "api"), ("finish_stop".into(), "done".into()), "{report}");
-    assert_eq!(cloud(&app).state_item("api").unwrap().phase, "stopped");
+    assert_eq!(cloud(&app).state_item("api").unwrap().phase, Phase::Stopped);
 }
 
 #[tokio::test(start_paused = true)]
@@ -727,7 +728,7 @@ async fn a_wake_by_browsers_only_is_recorded_and_published_when_the_traffic_is_s
     }
     assert_eq!(phase, "routing", "the last answer before the app took over");
     let state = cloud(&app).state_item("api").unwrap();
-    assert_eq!((state.phase.as_str(), state.wakes, state.warmups.len()), ("ready", 1, 1), "{state:?}");
+    assert_eq!((state.phase, state.wakes, state.warmups.len()), (Phase::Ready, 1, 1), "{state:?}");
     let wakes = emf(&app, "Wakes");
     assert_eq!(wakes.len(), 1);
     assert_eq!(wakes[0]["TimeToReady"].as_f64().unwrap(), state.warmups[0] as f64);

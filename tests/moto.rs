@@ -527,7 +527,7 @@ async fn the_cli_validates_wakes_reports_and_stops() {
     assert_eq!(code, 0, "{out}{err}");
     let slept_at_most = epoch() - stopped_from;
     let item = w.item("it-cli-state", "api").await;
-    assert_eq!(item.get("asleep_month"), Some(&autostop::savings::month_label(epoch())), "{item:?}");
+    assert_eq!(item.get("asleep_month"), Some(&autostop::state::savings::month_label(epoch())), "{item:?}");
     let asleep: i64 = item["asleep_seconds"].parse().unwrap();
     assert!((0..=slept_at_most).contains(&asleep), "slept {asleep} s of at most {slept_at_most}: {item:?}");
     let saved: f64 = item["saved_this_month"].parse().unwrap();

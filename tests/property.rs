@@ -12,6 +12,7 @@ use std::time::Duration;
 use autostop::app::App;
 use autostop::cloud::fake::{FakeCloud, LAMBDA_TG};
 use autostop::cloud::InstanceState;
+use autostop::state::Phase;
 use common::*;
 use proptest::prelude::*;
 use serde_json::json;
@@ -85,7 +86,7 @@ fn check_routing(app: &App<FakeCloud>, step: &str) -> Result<(), TestCaseError> 
     for host in probes() {
         let to = cloud.routes_to(L1, &host);
         let want = match app.config().rule_for_host(&host) {
-            Some(rule) if cloud.state_item(&rule.name).is_some_and(|s| s.phase == "ready") => {
+            Some(rule) if cloud.state_item(&rule.name).is_some_and(|s| s.phase == Phase::Ready) => {
                 rule.app_group().to_string()
             }
             _ => LAMBDA_TG.to_string(),

@@ -9,6 +9,9 @@ pub mod alb;
 pub mod aws;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
+mod item;
+
+pub use item::{Phase, RuleState, WARMUPS_KEPT};
 
 use std::fmt;
 use std::future::Future;
@@ -469,65 +472,6 @@ pub struct MetricSeries {
 
 /// GetMetricData takes at most 500 queries per call.
 pub const METRIC_QUERIES_PER_CALL: usize = 500;
-
-/// A rule's item in the state table. Times are epoch seconds. AWS is the truth about what runs;
-/// this item coordinates (every write is conditional on `version`) and keeps history.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
-pub struct RuleState {
-    pub rule: String,
-    /// A [`crate::wake::Phase`] name.
-    pub phase: String,
-    pub version: u64,
-    pub wake_started_at: Option<i64>,
-    pub ready_at: Option<i64>,
-    pub last_wake_at: Option<i64>,
-    pub stopping_since: Option<i64>,
-    pub stopped_at: Option<i64>,
-    /// Seconds from wake to ready, newest last, at most [`WARMUPS_KEPT`].
-    pub warmups: Vec<u64>,
-    pub wakes: u64,
-    pub stops: u64,
-    /// Why the last stop (or wake) did not finish, if it did not: code, operation, what to do.
-    pub last_error: Option<String>,
-    /// When `last_error` was recorded (a wake retries a broken start after a pause).
-    pub error_at: Option<i64>,
-    /// Set when a stop failed in a way retrying cannot fix: what the rule and its resources
-    /// looked like then. The idle check does not decide "stop" again until they change.
-    pub stop_error_fingerprint: Option<String>,
-    /// Instances the wake in progress started: a started instance found `stopped` again with
-    /// `Client.InternalError` is the encrypted-volume case, whichever Lambda environment looks.
-    pub started_instances: Vec<String>,
-    /// Who asked for the wake in progress ([`crate::wake::Cause`]), for the `Wakes` metric of
-    /// whichever environment finishes it.
-    pub wake_cause: Option<String>,
-    /// The last observed status (the status JSON), shared by every Lambda environment, and
-    /// when it was observed (epoch milliseconds).
-    pub observed: Option<String>,
-    pub observed_at_ms: Option<i64>,
-    /// The observer lease: the environment that may call AWS for this rule until
-    /// `lease_until_ms` (see [`crate::wake`]).
-    pub lease_holder: Option<String>,
-    pub lease_until_ms: Option<i64>,
-    /// The UTC month (`2026-11`) `asleep_seconds` counts in.
-    pub asleep_month: Option<String>,
-    /// Seconds of completed sleeps in `asleep_month` (see [`crate::savings`]).
-    pub asleep_seconds: u64,
-    /// `asleep_seconds` priced at the rule's `hourly_cost`, when it has one.
-    pub saved_this_month: Option<f64>,
-    /// An operator's override ([`crate::intent`]): `awake` or `asleep` until `override_until`
-    /// (epoch seconds), set by `override_by` (the caller's identity, or `operator`).
-    pub override_mode: Option<String>,
-    pub override_until: Option<i64>,
-    pub override_by: Option<String>,
-}
-
-pub const WARMUPS_KEPT: usize = 20;
-
-impl RuleState {
-    pub fn new(rule: &str) -> RuleState {
-        RuleState { rule: rule.to_string(), phase: "stopped".into(), ..Default::default() }
-    }
-}
 
 /// The port. Every method is one logical AWS operation (an adapter may page or batch inside it);
 /// every mutating method is safe to repeat.

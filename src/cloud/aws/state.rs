@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
 use super::cloud_error;
-use crate::cloud::{CloudResult, RuleState};
+use crate::cloud::{CloudResult, Phase, RuleState};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -64,7 +64,7 @@ fn n(v: impl ToString) -> AttributeValue {
 pub fn to_item(s: &RuleState) -> Item {
     let mut item: Item = HashMap::new();
     item.insert("rule".into(), AttributeValue::S(s.rule.clone()));
-    item.insert("phase".into(), AttributeValue::S(s.phase.clone()));
+    item.insert("phase".into(), AttributeValue::S(s.phase.as_str().to_string()));
     item.insert("version".into(), n(s.version));
     item.insert("wakes".into(), n(s.wakes));
     item.insert("stops".into(), n(s.stops));
@@ -123,7 +123,9 @@ pub fn from_item(item: &Item) -> Option<RuleState> {
     let num = |k: &str| item.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok());
     Some(RuleState {
         rule: s("rule")?,
-        phase: s("phase").unwrap_or_else(|| "stopped".into()),
+        // A name no version wrote reads as `stopped`: AWS is the truth about what runs, and the
+        // idle check records what it finds.
+        phase: s("phase").as_deref().and_then(Phase::parse).unwrap_or(Phase::Stopped),
         version: num("version").unwrap_or(0).max(0) as u64,
         wake_started_at: num("wake_started_at"),
         ready_at: num("ready_at"),
@@ -170,7 +172,7 @@ mod tests {
     fn state() -> RuleState {
         RuleState {
             rule: "api".into(),
-            phase: "ready".into(),
+            phase: Phase::Ready,
             version: 7,
             wake_started_at: Some(100),
             ready_at: Some(160),

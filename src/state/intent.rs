@@ -5,7 +5,7 @@
 //! sleep, and shortly before an `awake` window it is started early (pre-warming) so that it is
 //! ready when the window begins. Elsewhere it wakes on demand and sleeps when idle, as always.
 
-use crate::cloud::RuleState;
+use super::RuleState;
 use crate::config::schedule::{Mode, Schedule};
 use crate::config::Rule;
 

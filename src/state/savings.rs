@@ -4,7 +4,7 @@
 //! ends them; a sleep in progress is added on read. A sleep that began last month counts from the
 //! first second of this one.
 
-use crate::cloud::RuleState;
+use super::{Phase, RuleState};
 
 /// `(year, month)` of an epoch second, UTC (Howard Hinnant's civil-from-days).
 pub fn year_month(epoch: i64) -> (i64, u32) {
@@ -61,8 +61,8 @@ pub fn saved(hourly_cost: f64, seconds: u64) -> f64 {
 pub fn asleep_this_month(s: &RuleState, now: i64) -> u64 {
     let label = month_label(now);
     let done = if s.asleep_month.as_deref() == Some(label.as_str()) { s.asleep_seconds } else { 0 };
-    let current = match (s.phase.as_str(), s.stopped_at) {
-        ("stopped", Some(stopped)) => (now - stopped.max(month_start(now))).max(0) as u64,
+    let current = match (s.phase, s.stopped_at) {
+        (Phase::Stopped, Some(stopped)) => (now - stopped.max(month_start(now))).max(0) as u64,
         _ => 0,
     };
     done + current
@@ -85,14 +85,14 @@ mod tests {
     #[test]
     fn sleeps_accumulate_per_month_and_the_current_one_counts() {
         let nov1 = 1_793_491_200;
-        let mut s = RuleState { phase: "stopped".into(), stopped_at: Some(nov1 - 3_600), ..RuleState::new("api") };
+        let mut s = RuleState { phase: Phase::Stopped, stopped_at: Some(nov1 - 3_600), ..RuleState::new("api") };
         // Asleep since an hour before the month began: only this month's part counts.
         assert_eq!(asleep_this_month(&s, nov1 + 7_200), 7_200);
         close_sleep(&mut s, nov1 + 7_200, Some(0.5));
         assert_eq!(s.saved_this_month, Some(1.0), "2 h at 0.50");
-        s.phase = "ready".into();
+        s.phase = Phase::Ready;
         assert_eq!(asleep_this_month(&s, nov1 + 9_000), 7_200, "awake: nothing in progress");
-        s.phase = "stopped".into();
+        s.phase = Phase::Stopped;
         s.stopped_at = Some(nov1 + 10_000);
         assert_eq!(asleep_this_month(&s, nov1 + 10_600), 7_800);
         // A new month starts from zero: still asleep 40 days after 1 November (10 days into
