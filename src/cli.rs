@@ -17,7 +17,7 @@ use crate::cloud::Cloud;
 use crate::config::schedule::Mode;
 use crate::config::{self, parse_duration, Config, Deployment};
 use crate::event::Until;
-use crate::idle::{self, StopOutcome};
+use crate::sleep::{self as idle, StopOutcome};
 use crate::wake::{Phase, STATUS_TTL};
 
 #[derive(Parser, Debug)]

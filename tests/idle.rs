@@ -337,12 +337,17 @@ async fn a_wake_after_the_decision_wins_and_the_checker_backs_off() {
     let _ = status(&app, "api.dev.example.com").await; // starts it again: records a wake
     let woken = cloud(&app).state_item("api").unwrap();
     cloud(&app).reset_calls();
-    let outcome =
-        autostop::idle::stop_rule(cloud(&app), &app.config(), &rule, seen.as_ref(), &plan, &mut views, "test", "idle")
-            .await
-            .unwrap();
+    let request = autostop::sleep::StopRequest {
+        rule: &rule,
+        decided: seen.as_ref(),
+        observed: &plan,
+        views: &mut views,
+        reason: "test",
+        cause: "idle",
+    };
+    let outcome = autostop::sleep::stop_rule(cloud(&app), &app.config(), request).await.unwrap();
 
-    assert!(matches!(outcome, autostop::idle::StopOutcome::BackedOff(_)), "{outcome:?}");
+    assert!(matches!(outcome, autostop::sleep::StopOutcome::BackedOff(_)), "{outcome:?}");
     // Backing off means touching nothing: the one call was the claim that lost.
     assert_eq!(cloud(&app).call_counts(), vec![("PutItem".to_string(), 1)]);
     assert_eq!(cloud(&app).state_item("api").unwrap(), woken, "the wake's record stands");
