@@ -9,15 +9,13 @@
 
 pub mod app;
 pub mod cli;
-pub mod click;
 pub mod cloud;
 pub mod config;
-pub mod event;
 pub mod http;
-pub mod pages;
+pub mod ops;
 pub mod routing;
+pub mod serve;
 pub mod sleep;
 pub mod state;
 pub mod telemetry;
-pub mod validate;
 pub mod wake;

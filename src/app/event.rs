@@ -1,4 +1,5 @@
 //! Which event arrived: an ALB request, the idle-check schedule, or an operator command.
+//! Only the handler reads events.
 //!
 //! Shapes are tried in turn by their distinguishing keys, so an unknown event gets an error
 //! naming what it looked like rather than an opaque "did not match any variant".
@@ -6,6 +7,7 @@
 use serde_json::Value;
 
 use crate::http::Request;
+pub use crate::ops::overrides::Until;
 
 #[derive(Debug)]
 pub enum Event {
@@ -37,14 +39,6 @@ pub enum Command {
         mode: Option<crate::config::schedule::Mode>,
         until: Option<Until>,
     },
-}
-
-/// How long an override lasts, as given: a duration (`"2h"`), or a local time (`"18:30"`,
-/// `"mon 08:00"`, `"2026-12-01 08:00"`) read in the rule's schedule's zone (UTC without one).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Until {
-    For(std::time::Duration),
-    At(String),
 }
 
 /// An event autostop cannot handle; the text says what arrived.

@@ -1,0 +1,44 @@
+//! Holding an API client while its rule wakes: 307 to the same URL once ready (method and body
+//! kept), else 503 with `Retry-After` when `hold` (or the Lambda's time) runs out or a step
+//! fails.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::cloud::Cloud;
+use crate::config::Rule;
+use crate::http::{Reply, Request};
+use crate::wake::{Cause, Phase, Waker, STATUS_TTL};
+
+use super::answers::{retry_after_held, to_json, RETRY_ERROR_SECS, RETRY_WAKING_SECS};
+
+/// Time kept back from the Lambda deadline when holding a request, so we always answer.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(3);
+
+pub async fn hold<C: Cloud>(waker: &Waker<C>, req: &Request, rule: &Rule, time_left: Option<Duration>) -> Reply {
+    let mut budget = waker.config().hold;
+    if let Some(left) = time_left {
+        budget = budget.min(left.saturating_sub(DEADLINE_MARGIN));
+    }
+    let deadline = Instant::now() + budget;
+    loop {
+        let status = waker.wake(rule, Cause::Api).await;
+        if let Some(held) = &status.held_asleep {
+            return Reply::json(503, to_json(&status).to_string(), "asleep")
+                .with("retry-after", retry_after_held(held, waker.cloud().now()).to_string());
+        }
+        match status.phase {
+            Phase::Ready => return Reply::redirect(req.same_url()),
+            Phase::Error => {
+                return Reply::json(503, to_json(&status).to_string(), "error")
+                    .with("retry-after", RETRY_ERROR_SECS.to_string())
+            }
+            _ if Instant::now() >= deadline => {
+                let retry = status.eta_seconds.unwrap_or(RETRY_WAKING_SECS).clamp(1, 60);
+                return Reply::json(503, to_json(&status).to_string(), "waking").with("retry-after", retry.to_string());
+            }
+            _ => tokio::time::sleep_until((Instant::now() + STATUS_TTL).min(deadline)).await,
+        }
+    }
+}
