@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use autostop::app::App;
-use autostop::cloud::fake::FakeCloud;
+use autostop::cloud::fake::{FakeCloud, Op};
 use autostop::cloud::InstanceState;
 use autostop::config::Config;
 use serde_json::{json, Value};
@@ -95,7 +95,7 @@ fn handler_times() {
 /// N held API requests at once for one sleeping rule; boot 30 s, healthy `health_ms` later.
 /// Returns the calls made and the delay from the first healthy moment to the standing rule's
 /// switch to the app.
-fn calls_per_wake(n: usize, health_ms: u64) -> (Vec<(String, usize)>, f64) {
+fn calls_per_wake(n: usize, health_ms: u64) -> (Vec<(Op, usize)>, f64) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
     rt.block_on(async {
         let latency = Duration::from_millis(20);
@@ -114,16 +114,16 @@ fn calls_per_wake(n: usize, health_ms: u64) -> (Vec<(String, usize)>, f64) {
         while tasks.join_next().await.is_some() {}
         let cloud = app.cloud();
         // StartInstances takes effect when its call returns; then 30 s of boot, then health.
-        let started = cloud.first_call_at("StartInstances").expect("started") + latency;
+        let started = cloud.first_call_at(Op::StartInstances).expect("started") + latency;
         let healthy_at = started + Duration::from_secs(30) + Duration::from_millis(health_ms);
-        let switched = cloud.first_call_at("ModifyRule").expect("the rule was switched") + latency;
+        let switched = cloud.first_call_at(Op::ModifyRule).expect("the rule was switched") + latency;
         (cloud.call_counts(), switched.duration_since(healthy_at).as_secs_f64())
     })
 }
 
 /// Twenty rules with an instance and a target group each; wakes one, then stops it by the
 /// operator's command or by an idle check an hour later. Counts only the stop's calls.
-fn calls_per_stop(how: &str) -> (Vec<(String, usize)>, usize) {
+fn calls_per_stop(how: &str) -> (Vec<(Op, usize)>, usize) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
     rt.block_on(async {
         let cloud = FakeCloud::with_latency(Duration::from_millis(20));
@@ -211,14 +211,14 @@ fn fleet(envs: usize, browsers: usize, held: usize) -> Fleet {
         let secs = start.elapsed().as_secs_f64().max(1.0);
         let counts = cloud.call_counts();
         let sum = |ddb: bool| -> usize {
-            counts.iter().filter(|(op, _)| ["GetItem", "PutItem", "Scan"].contains(&op.as_str()) == ddb).map(|(_, n)| n).sum()
+            counts.iter().filter(|(op, _)| [Op::GetItem, Op::PutItem, Op::Scan].contains(op) == ddb).map(|(_, n)| n).sum()
         };
-        let get = |name: &str| counts.iter().find(|(op, _)| op == name).map(|(_, n)| *n).unwrap_or(0);
+        let get = |want: Op| counts.iter().find(|(op, _)| *op == want).map(|(_, n)| *n).unwrap_or(0);
         Fleet {
             aws_per_sec: sum(false) as f64 / secs,
             ddb_per_sec: sum(true) as f64 / secs,
-            starts: get("StartInstances"),
-            switches: get("ModifyRule"),
+            starts: get(Op::StartInstances),
+            switches: get(Op::ModifyRule),
             invocations: invocations.load(std::sync::atomic::Ordering::Relaxed),
         }
     })
@@ -226,7 +226,7 @@ fn fleet(envs: usize, browsers: usize, held: usize) -> Fleet {
 
 /// One idle check over `n` awake rules (one instance each, with a `busy_when` signal, so two
 /// metric queries per rule), on a zero-latency fake: AWS calls by operation and wall time.
-fn idle_check_cost(n: usize, dry_run: bool) -> (Vec<(String, usize)>, f64) {
+fn idle_check_cost(n: usize, dry_run: bool) -> (Vec<(Op, usize)>, f64) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
     rt.block_on(async {
         let mut text = format!("listener_arns = [\"{L1}\"]\nidle = \"5m\"\n");

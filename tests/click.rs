@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use autostop::app::App;
-use autostop::cloud::fake::FakeCloud;
+use autostop::cloud::fake::{FakeCloud, Op};
 use common::*;
 use serde_json::{json, Value};
 
@@ -71,12 +71,12 @@ async fn fetching_the_page_wakes_nothing_and_its_button_wakes() {
     // An unfurler or prefetcher fetches it again: still nothing started.
     let again = page(&app).await;
     assert_ne!(tokens(&again), tokens(&first), "each page has its own token");
-    assert_eq!(app.cloud().calls("StartInstances"), 0);
+    assert_eq!(app.cloud().calls(Op::StartInstances), 0);
 
     let (field, cookie) = tokens(&first);
     let clicked = send(&app, post(&cookie, &field, "https://api.dev.example.com")).await;
     assert_eq!((clicked.status, clicked.header("location").as_deref()), (303, Some("/dashboard")), "{}", clicked.body);
-    assert_eq!(app.cloud().calls("StartInstances"), 1);
+    assert_eq!(app.cloud().calls(Op::StartInstances), 1);
     // Waking now: a plain visit shows the progress, as in request mode.
     assert_eq!(page(&app).await.header("x-autostop").as_deref(), Some("progress"));
     // The progress page's polls finish the wake; the Wakes metric names the click as its cause.
@@ -106,7 +106,7 @@ async fn other_sites_cannot_press_the_button() {
         let r = send(&app, ev).await;
         assert_eq!(r.status, 503, "{}", r.body);
     }
-    assert_eq!(app.cloud().calls("StartInstances"), 0);
+    assert_eq!(app.cloud().calls(Op::StartInstances), 0);
     let refused = emf_lines(app.cloud(), "Refused");
     assert_eq!(refused.len(), 3);
     assert!(refused.iter().all(|v| v["Reason"] == "click_required" && v["Rule"] == "api"), "{refused:?}");
@@ -121,19 +121,19 @@ async fn api_clients_wake_with_the_secret_only() {
     let wrong = send(&app, api("correct-horse-battery-stapl")).await;
     assert_eq!((wrong.status, wrong.json()["reason"].as_str()), (503, Some("click_required")), "{}", wrong.body);
     assert!(wrong.json()["what_to_do"].as_str().unwrap().contains("x-autostop-wake"), "{}", wrong.body);
-    assert_eq!(app.cloud().calls("StartInstances"), 0);
+    assert_eq!(app.cloud().calls(Op::StartInstances), 0);
     let status = send(&app, alb_event("GET", HOST, "/__autostop/status", &[("accept", "application/json")])).await;
     assert_eq!(status.json()["phase"], "stopped", "the status endpoint reports, it does not wake");
-    assert_eq!(app.cloud().calls("StartInstances"), 0);
+    assert_eq!(app.cloud().calls(Op::StartInstances), 0);
 
     let right = send(&app, api(SECRET)).await;
     assert_eq!(right.status, 503, "held until the hold ran out: {}", right.body);
-    assert_eq!(app.cloud().calls("StartInstances"), 1);
+    assert_eq!(app.cloud().calls(Op::StartInstances), 1);
 }
 
 #[tokio::test(start_paused = true)]
 async fn request_mode_stays_the_default_and_a_rule_may_differ() {
     let app = app("wake = \"click\"", "wake = \"request\"");
     assert_eq!(page(&app).await.header("x-autostop").as_deref(), Some("progress"));
-    assert_eq!(app.cloud().calls("StartInstances"), 1);
+    assert_eq!(app.cloud().calls(Op::StartInstances), 1);
 }

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use autostop::app::App;
-use autostop::cloud::fake::FakeCloud;
+use autostop::cloud::fake::{FakeCloud, Op};
 use autostop::cloud::InstanceState;
 use autostop::state::Phase;
 use common::*;
@@ -81,7 +81,7 @@ async fn a_wake_readies_the_dependency_first_then_waits_the_delay() {
     let db_ready_at = db_ready_at.expect("the dependency was seen ready");
     let api_started_at = api_started_at.expect("api started");
     assert!(api_started_at.duration_since(db_ready_at) >= Duration::from_secs(10), "the delay after db is ready");
-    assert_eq!(app.cloud().calls("StartInstances"), 2, "db once, api once");
+    assert_eq!(app.cloud().calls(Op::StartInstances), 2, "db once, api once");
     assert!(db_ready_at.duration_since(t0) >= Duration::from_secs(30), "db boots in 30 s");
     assert!(t0.elapsed() >= Duration::from_secs(30 + 10 + 20 + 10), "db, delay, api boot, health: {:?}", t0.elapsed());
     assert_eq!(app.cloud().state_item("db").unwrap().phase, Phase::Ready, "ready without a target group");
@@ -103,11 +103,11 @@ async fn stops_run_in_reverse_order_and_a_needed_dependency_stays() {
     let first = check(&app).await;
     assert_eq!(action(&first, "api"), "stop", "{first}");
     assert_eq!(action(&first, "db"), "keep", "api was awake when decided: {first}");
-    assert_eq!(app.cloud().calls("StopInstances"), 1);
+    assert_eq!(app.cloud().calls(Op::StopInstances), 1);
     advance(Duration::from_secs(60)).await;
     let second = check(&app).await;
     assert_eq!(action(&second, "db"), "stop", "{second}");
-    assert_eq!(app.cloud().calls("StopInstances"), 2);
+    assert_eq!(app.cloud().calls(Op::StopInstances), 2);
     assert_eq!(app.cloud().instance_state(I1), InstanceState::Stopped);
 }
 
@@ -171,7 +171,7 @@ rds = {{ instances = ["dev-db"], clusters = ["dev-aurora"] }}
     let reason = report["rules"][0]["reason"].as_str().unwrap();
     assert!(reason.contains("after 7 stopped days"), "{reason}");
     assert_eq!(app.cloud().database_status("dev-db", false), "stopping");
-    assert_eq!(app.cloud().calls("StopDBInstance"), 2);
+    assert_eq!(app.cloud().calls(Op::StopDBInstance), 2);
 }
 
 /// A read replica cannot be stopped: the stop leaves it running (and says so) and stops the
@@ -194,7 +194,7 @@ async fn a_read_replica_is_left_running_and_a_missing_database_is_an_error() {
     assert_eq!(app.cloud().database_status("dev-replica", false), "available");
     let s = app.handle(json!({"autostop": "wake", "rule": "gone"}), None).await.unwrap();
     assert_eq!((s["phase"].as_str(), s["error"]["code"].as_str()), (Some("error"), Some("DBInstanceNotFound")), "{s}");
-    assert_eq!(app.cloud().calls("StartDBInstance"), 0);
+    assert_eq!(app.cloud().calls(Op::StartDBInstance), 0);
 }
 
 /// "Awake" means any of a rule's resources: a dependent that is only an Auto Scaling group
@@ -216,5 +216,5 @@ async fn a_dependent_group_keeps_its_database_from_a_stop() {
     let r = app.handle(json!({"autostop": "stop", "rule": "db"}), None).await.unwrap();
     assert_eq!(r["result"], "backed_off", "{r}");
     assert_eq!(app.cloud().database_status("dev-db", false), "available");
-    assert_eq!(app.cloud().calls("StopDBInstance"), 0);
+    assert_eq!(app.cloud().calls(Op::StopDBInstance), 0);
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use autostop::app::App;
-use autostop::cloud::fake::FakeCloud;
+use autostop::cloud::fake::{FakeCloud, Op};
 use autostop::cloud::{Cloud, InstanceState, RuleState};
 use autostop::state::Phase;
 use common::*;
@@ -28,18 +28,24 @@ fn fleet(n: usize) -> (Arc<FakeCloud>, Vec<Arc<App<FakeCloud>>>) {
     (cloud, apps)
 }
 
-const AWS: [&str; 6] =
-    ["DescribeInstances", "StartInstances", "DescribeTargetHealth", "DescribeRules", "CreateRule", "ModifyRule"];
+const AWS: [Op; 6] = [
+    Op::DescribeInstances,
+    Op::StartInstances,
+    Op::DescribeTargetHealth,
+    Op::DescribeRules,
+    Op::CreateRule,
+    Op::ModifyRule,
+];
 
 fn aws_calls(cloud: &FakeCloud) -> usize {
-    AWS.iter().map(|op| cloud.calls(op)).sum()
+    AWS.iter().map(|op| cloud.calls(*op)).sum()
 }
 
 #[tokio::test(start_paused = true)]
 async fn two_environments_racing_the_first_request_start_once() {
     let (cloud, apps) = fleet(2);
     let (a, b) = tokio::join!(status(&apps[0], "api.dev.example.com"), status(&apps[1], "api.dev.example.com"));
-    assert_eq!(cloud.calls("StartInstances"), 1, "one start: {a} / {b}");
+    assert_eq!(cloud.calls(Op::StartInstances), 1, "one start: {a} / {b}");
     assert_eq!(cloud.instance_state(I1), InstanceState::Pending);
     let phases = [a["phase"].as_str().unwrap(), b["phase"].as_str().unwrap()];
     assert!(phases.iter().all(|p| *p == "starting"), "{phases:?}");
@@ -65,7 +71,7 @@ async fn an_observer_that_crashes_mid_lease_is_replaced_once_its_lease_runs_out(
     assert_eq!(aws_calls(&cloud), 0, "still its lease");
     advance(SECS(4)).await; // the lease ran out: this environment takes over
     let s = status(&apps[0], "api.dev.example.com").await;
-    assert_eq!(cloud.calls("StartInstances"), 1, "{s}");
+    assert_eq!(cloud.calls(Op::StartInstances), 1, "{s}");
     let item = cloud.state_item("api").unwrap();
     assert_eq!(item.phase, Phase::Starting);
     assert_ne!(item.lease_holder.as_deref(), Some("env-crashed"));
@@ -88,9 +94,9 @@ async fn held_requests_in_five_environments_all_get_their_307_with_one_switch_pe
         let r = r.unwrap();
         assert_eq!(r.status, 307, "{}", r.body);
     }
-    assert_eq!(cloud.calls("StartInstances"), 1);
-    assert_eq!(cloud.calls("ModifyRule"), 2, "one switch per listener");
-    assert_eq!(cloud.calls("CreateRule"), 2, "one standing rule per listener");
+    assert_eq!(cloud.calls(Op::StartInstances), 1);
+    assert_eq!(cloud.calls(Op::ModifyRule), 2, "one switch per listener");
+    assert_eq!(cloud.calls(Op::CreateRule), 2, "one standing rule per listener");
     for l in [L1, L2] {
         assert_eq!(cloud.routes_to(l, "api.dev.example.com"), TG_API);
     }
@@ -108,7 +114,7 @@ async fn a_second_environment_answers_from_the_item_after_the_first_woke_the_rul
     assert_eq!(second["phase"], "starting");
     assert_eq!(second["resources"], first["resources"], "the status the first published");
     assert_eq!(aws_calls(&cloud), 0, "no AWS call, one GetItem");
-    assert_eq!(cloud.calls("GetItem"), 1);
+    assert_eq!(cloud.calls(Op::GetItem), 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -127,8 +133,8 @@ async fn ten_browsers_polling_through_ten_environments_cost_about_one_observatio
         advance(SECS(1)).await;
     }
     assert_eq!(cloud.routes_to(L1, "api.dev.example.com"), TG_API);
-    assert_eq!(cloud.calls("StartInstances"), 1);
-    let observations = cloud.calls("DescribeInstances");
+    assert_eq!(cloud.calls(Op::StartInstances), 1);
+    let observations = cloud.calls(Op::DescribeInstances);
     assert!(observations <= 45, "about one a second over a 40 s wake, not one per environment: {observations}");
 }
 
@@ -155,7 +161,7 @@ async fn after_the_switch_the_wake_path_does_not_read_the_listeners_again() {
         let r = api(&apps[k % 3], "GET", "api.dev.example.com", "/again").await;
         assert_eq!(r.status, 307, "{}", r.body);
     }
-    for op in ["DescribeRules", "DescribeTags", "ModifyRule", "CreateRule", "DescribeListeners"] {
+    for op in [Op::DescribeRules, Op::DescribeTags, Op::ModifyRule, Op::CreateRule, Op::DescribeListeners] {
         assert_eq!(cloud.calls(op), 0, "{op}");
     }
 }

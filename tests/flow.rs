@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use autostop::app::App;
-use autostop::cloud::fake::{FakeCloud, LAMBDA_TG};
+use autostop::cloud::fake::{FakeCloud, Op, LAMBDA_TG};
 use autostop::cloud::{InstanceState, Weighted, DESIRED_COUNT_TAG};
 use autostop::config::standing::DERIVED_BASE;
 use autostop::state::Phase;
@@ -54,7 +54,7 @@ async fn pending_40s_then_healthy_20s_later_walks_every_phase_then_forwards() {
     assert_eq!(page.status, 200);
     assert_eq!(page.header("cache-control").as_deref(), Some("no-store, private"));
     assert_eq!(page.current_step().as_deref(), Some("starting"), "{}", page.body);
-    assert_eq!(cloud(&app).calls("StartInstances"), 1);
+    assert_eq!(cloud(&app).calls(Op::StartInstances), 1);
     assert_eq!(cloud(&app).instance_state(I1), InstanceState::Pending);
     // The standing rule exists from the first request: the Lambda answers, and the app's group,
     // attached at weight 0, is health-checked by the ALB.
@@ -92,9 +92,9 @@ async fn pending_40s_then_healthy_20s_later_walks_every_phase_then_forwards() {
     let r = api(&app, "POST", "api.dev.example.com", "/v1/items").await;
     assert_eq!(r.status, 307, "{}", r.body);
     assert_eq!(r.header("location").as_deref(), Some("/v1/items"));
-    assert_eq!(cloud(&app).calls("StartInstances"), 1);
-    assert_eq!(cloud(&app).calls("CreateRule"), 1);
-    assert_eq!(cloud(&app).calls("ModifyRule"), 1, "one switch");
+    assert_eq!(cloud(&app).calls(Op::StartInstances), 1);
+    assert_eq!(cloud(&app).calls(Op::CreateRule), 1);
+    assert_eq!(cloud(&app).calls(Op::ModifyRule), 1, "one switch");
 }
 
 #[tokio::test(start_paused = true)]
@@ -107,11 +107,11 @@ async fn a_stopping_instance_is_waited_for_then_started() {
     let s = status(&app, "api.dev.example.com").await;
     assert_eq!(s["phase"], "stopping");
     assert_eq!(browser(&app, "api.dev.example.com").await.current_step().as_deref(), Some("stopping"));
-    assert_eq!(cloud(&app).calls("StartInstances"), 0, "never start a stopping instance");
+    assert_eq!(cloud(&app).calls(Op::StartInstances), 0, "never start a stopping instance");
 
     let r = api(&app, "GET", "api.dev.example.com", "/health").await;
     assert_eq!(r.status, 307, "{}", r.body);
-    assert_eq!(cloud(&app).calls("StartInstances"), 1);
+    assert_eq!(cloud(&app).calls(Op::StartInstances), 1);
     assert_eq!(cloud(&app).instance_state(I1), InstanceState::Running);
 }
 
@@ -128,13 +128,13 @@ async fn a_terminated_instance_gets_an_error_page_naming_it() {
     let r = api(&app, "GET", "api.dev.example.com", "/").await;
     assert_eq!(r.status, 503);
     assert_eq!(r.json()["error"]["code"], "InstanceTerminated");
-    assert_eq!(cloud(&app).calls("StartInstances"), 0);
+    assert_eq!(cloud(&app).calls(Op::StartInstances), 0);
 }
 
 #[tokio::test(start_paused = true)]
 async fn capacity_error_shows_the_code_and_a_later_request_succeeds() {
     let app = ec2_app(10, 5);
-    cloud(&app).fail_next("StartInstances", "InsufficientInstanceCapacity", 1);
+    cloud(&app).fail_next(Op::StartInstances, "InsufficientInstanceCapacity", 1);
 
     let r = api(&app, "POST", "api.dev.example.com", "/v1/jobs").await;
     assert_eq!(r.status, 503);
@@ -150,18 +150,18 @@ async fn capacity_error_shows_the_code_and_a_later_request_succeeds() {
     advance(SECS(2)).await;
     let r = api(&app, "POST", "api.dev.example.com", "/v1/jobs").await;
     assert_eq!(r.status, 307, "{}", r.body);
-    assert_eq!(cloud(&app).calls("StartInstances"), 2);
+    assert_eq!(cloud(&app).calls(Op::StartInstances), 2);
 }
 
 #[tokio::test(start_paused = true)]
 async fn throttling_is_retried_within_the_hold() {
     let app = ec2_app(5, 2);
-    cloud(&app).fail_next("StartInstances", "RequestLimitExceeded", 2);
-    cloud(&app).fail_next("DescribeTargetHealth", "Throttling", 1);
+    cloud(&app).fail_next(Op::StartInstances, "RequestLimitExceeded", 2);
+    cloud(&app).fail_next(Op::DescribeTargetHealth, "Throttling", 1);
 
     let r = api(&app, "GET", "api.dev.example.com", "/").await;
     assert_eq!(r.status, 307, "{}", r.body);
-    assert_eq!(cloud(&app).calls("StartInstances"), 3);
+    assert_eq!(cloud(&app).calls(Op::StartInstances), 3);
 }
 
 #[tokio::test(start_paused = true)]
@@ -191,7 +191,7 @@ async fn a_foreign_rule_inserted_concurrently_is_stepped_past() {
     let app = App::new(config(&ec2_config(&[L1], "")), world);
 
     assert_eq!(api(&app, "GET", "api.dev.example.com", "/").await.status, 307);
-    assert_eq!(cloud(&app).calls("CreateRule"), 2, "PriorityInUse, then listed again and placed after it");
+    assert_eq!(cloud(&app).calls(Op::CreateRule), 2, "PriorityInUse, then listed again and placed after it");
     let ours: Vec<_> = cloud(&app).rules(L1).into_iter().filter(|r| r.owner.is_some()).collect();
     assert_eq!(ours.len(), 1);
     assert_eq!(ours[0].priority, DERIVED_BASE + 1);
@@ -212,7 +212,7 @@ async fn our_own_rule_inserted_concurrently_is_not_duplicated() {
 
     let r = api(&app, "GET", "api.dev.example.com", "/").await;
     assert_eq!(r.status, 307, "{}", r.body);
-    assert_eq!(cloud(&app).calls("CreateRule"), 1, "the PriorityInUse by our own rule counts as done");
+    assert_eq!(cloud(&app).calls(Op::CreateRule), 1, "the PriorityInUse by our own rule counts as done");
     let rules = cloud(&app).rules(L1);
     assert_eq!(rules.len(), 1, "{rules:?}");
     assert_eq!(rules[0].priority, DERIVED_BASE);
@@ -250,7 +250,7 @@ ecs = {{ cluster = "dev", service = "web" }}
     assert_eq!(status(&app, "web.dev.example.com").await["phase"], "routing");
     let r = api(&app, "DELETE", "web.dev.example.com", "/v1/x").await;
     assert_eq!(r.status, 307);
-    assert_eq!(cloud(&app).calls("UpdateService"), 1);
+    assert_eq!(cloud(&app).calls(Op::UpdateService), 1);
     assert_eq!(cloud(&app).rules(L1).len(), 1);
     assert_eq!(cloud(&app).routes_to(L1, "web.dev.example.com"), TG_WEB);
 }
@@ -298,11 +298,11 @@ async fn two_hundred_concurrent_requests_cost_the_calls_of_one() {
     let one = concurrent_wake(1).await;
     let many = concurrent_wake(200).await;
     let (one, many) = (cloud(&one), cloud(&many));
-    assert_eq!(many.calls("StartInstances"), 1);
-    assert_eq!(many.calls("CreateRule"), 2, "one per listener");
+    assert_eq!(many.calls(Op::StartInstances), 1);
+    assert_eq!(many.calls(Op::CreateRule), 2, "one per listener");
     assert_eq!(many.rules(L1).len(), 1);
     assert_eq!(many.rules(L2).len(), 1);
-    for op in ["DescribeInstances", "DescribeTargetHealth", "DescribeRules"] {
+    for op in [Op::DescribeInstances, Op::DescribeTargetHealth, Op::DescribeRules] {
         assert!(
             many.calls(op) <= one.calls(op) + 1,
             "{op}: {} calls for 200 requests vs {} for one",
@@ -346,7 +346,7 @@ async fn a_request_that_raced_the_rule_gets_routing_page_or_307() {
     assert!(page.body.contains("data-rendered-ready=\"true\""));
     let r = api(&app, "PUT", "api.dev.example.com", "/a/b").await;
     assert_eq!((r.status, r.header("location").as_deref()), (307, Some("/a/b")));
-    assert_eq!(cloud(&app).calls("CreateRule"), 1);
+    assert_eq!(cloud(&app).calls(Op::CreateRule), 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -429,13 +429,13 @@ async fn started_then_stopped_again_is_recognised_by_every_lambda_environment() 
         assert!(page.body.contains("kms:CreateGrant"), "{}", page.body);
         advance(SECS(2)).await;
     }
-    assert_eq!(cloud.calls("StartInstances"), 1, "no start loop across environments");
+    assert_eq!(cloud.calls(Op::StartInstances), 1, "no start loop across environments");
     assert_eq!(cloud.state_item("api").unwrap().phase, Phase::Error);
     // After a pause, a request tries the start again (someone may have fixed the key policy).
     advance(SECS(60)).await;
     let other = App::with_cloud(config(&text), Arc::clone(&cloud));
     assert_eq!(status(&other, "api.dev.example.com").await["phase"], "starting");
-    assert_eq!(cloud.calls("StartInstances"), 2);
+    assert_eq!(cloud.calls(Op::StartInstances), 2);
 }
 
 #[tokio::test(start_paused = true)]
@@ -443,7 +443,7 @@ async fn anonymous_clients_see_the_code_and_what_to_do_never_the_aws_message() {
     let app = ec2_app(10, 5);
     let secret = "User: arn:aws:sts::123456789012:assumed-role/autostop-role/fn is not authorized. Encoded \
                   authorization failure message: AbCdEf0123";
-    cloud(&app).fail_next_with("StartInstances", "UnauthorizedOperation", secret, 2);
+    cloud(&app).fail_next_with(Op::StartInstances, "UnauthorizedOperation", secret, 2);
     let page = browser(&app, "api.dev.example.com").await;
     assert_eq!(page.status, 503);
     assert!(page.body.contains("UnauthorizedOperation") && page.body.contains("add the permission"), "{}", page.body);
@@ -492,5 +492,5 @@ async fn a_request_right_after_a_stop_starts_again_instead_of_reading_a_stale_re
     // Once stopped (30 s in the fake), the next request starts it again.
     advance(SECS(31)).await;
     status(&app, "api.dev.example.com").await;
-    assert_eq!(cloud(&app).calls("StartInstances"), 2, "the request starts it again");
+    assert_eq!(cloud(&app).calls(Op::StartInstances), 2, "the request starts it again");
 }

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use autostop::app::App;
-use autostop::cloud::fake::FakeCloud;
+use autostop::cloud::fake::{FakeCloud, Op};
 use common::*;
 
 const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:130.0) Gecko/20100101 Firefox/130.0";
@@ -58,7 +58,7 @@ async fn bots_probes_and_odd_methods_get_a_static_answer_and_no_aws_call() {
     assert_eq!(refused, want.into(), "{report:?}");
     // A person's request wakes it as before.
     assert_eq!(get(&app, "GET", "/", FIREFOX, "198.51.100.2").await.status, 200);
-    assert_eq!(app.cloud().calls("StartInstances"), 1);
+    assert_eq!(app.cloud().calls(Op::StartInstances), 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -84,7 +84,7 @@ async fn only_clients_from_wake_from_wake_and_the_right_most_forwarded_entry_cou
     for xff in ["198.51.100.2, 10.1.2.3", "2001:db8:1::5"] {
         assert_eq!(get(&app, "GET", "/", FIREFOX, xff).await.status, 200, "{xff}");
     }
-    assert_eq!(app.cloud().calls("StartInstances"), 1);
+    assert_eq!(app.cloud().calls(Op::StartInstances), 1);
 }
 
 #[tokio::test(start_paused = true)]

@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use autostop::app::App;
-use autostop::cloud::fake::FakeCloud;
+use autostop::cloud::fake::{FakeCloud, Op};
 use autostop::cloud::InstanceState;
 use common::*;
 use serde_json::{json, Value};
@@ -98,7 +98,7 @@ async fn browser_fixture_gets_the_progress_page() {
     assert_eq!(r.header("content-type").as_deref(), Some("text/html; charset=utf-8"));
     assert_eq!(r.header("cache-control").as_deref(), Some("no-store, private"));
     assert!(r.body.contains("api.dev.example.com"));
-    assert_eq!(app.cloud().calls("StartInstances"), 1);
+    assert_eq!(app.cloud().calls(Op::StartInstances), 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -125,7 +125,7 @@ async fn status_commands_and_bad_events() {
     let all = app.handle(json!({"autostop": "status"}), None).await.unwrap();
     let phases: Vec<&str> = all["rules"].as_array().unwrap().iter().map(|s| s["phase"].as_str().unwrap()).collect();
     assert_eq!(phases, vec!["stopped", "stopped"]);
-    assert_eq!(app.cloud().calls("StartInstances"), 0, "status never wakes");
+    assert_eq!(app.cloud().calls(Op::StartInstances), 0, "status never wakes");
 
     let woke = app.handle(json!({"autostop": "wake", "rule": "web"}), None).await.unwrap();
     assert_eq!(woke["rule"], "web");

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use autostop::app::App;
-use autostop::cloud::fake::{FakeCloud, LAMBDA_TG};
+use autostop::cloud::fake::{FakeCloud, Op, LAMBDA_TG};
 use autostop::cloud::{Cloud, InstanceState, DESIRED_COUNT_TAG};
 use autostop::state::Phase;
 use common::*;
@@ -15,8 +15,18 @@ use serde_json::{json, Value};
 use tokio::time::advance;
 
 const MIN: u64 = 60;
-const MUTATING: [&str; 8] =
-    ["StartInstances", "StopInstances", "UpdateService", "TagResource", "CreateRule", "DeleteRule", "PutItem", "Scan"];
+const MUTATING: [Op; 10] = [
+    Op::StartInstances,
+    Op::StopInstances,
+    Op::UpdateService,
+    Op::TagResource,
+    Op::CreateRule,
+    Op::ModifyRule,
+    Op::SetRulePriorities,
+    Op::DeleteRule,
+    Op::UpdateAutoScalingGroup,
+    Op::PutItem,
+];
 
 fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
@@ -103,7 +113,7 @@ async fn sparse_traffic_every_four_minutes_is_never_stopped() {
         }
     }
     assert_eq!(cloud(&app).instance_state(I1), InstanceState::Running);
-    assert_eq!(cloud(&app).calls("StopInstances"), 0);
+    assert_eq!(cloud(&app).calls(Op::StopInstances), 0);
 }
 
 #[tokio::test(start_paused = true)]
@@ -140,7 +150,7 @@ async fn a_websocket_user_keeps_the_rule_awake_through_network_packets() {
         cloud(&app).put_metric("AWS/EC2", "NetworkPacketsIn", &[("InstanceId", I1)], now - 60, 900.0);
         assert_eq!(action(&check(&app, false).await, "api").0, "keep", "minute {minute}");
     }
-    assert_eq!(cloud(&app).calls("StopInstances"), 0);
+    assert_eq!(cloud(&app).calls(Op::StopInstances), 0);
 }
 
 #[tokio::test(start_paused = true)]
@@ -211,7 +221,7 @@ async fn a_request_during_the_stop_ends_with_the_rule_running_and_one_listener_r
     advance(secs(9 * MIN)).await; // idle 5 m + 3 m lag allowance
                                   // The SDK spends 3 s retrying a throttled StopInstances: traffic is back on the Lambda, the
                                   // instance still runs and is healthy. A wake must not route to it again.
-    cloud(&app).slow_down("StopInstances", secs(3));
+    cloud(&app).slow_down(Op::StopInstances, secs(3));
     let checker = {
         let app = Arc::clone(&app);
         tokio::spawn(async move { check(&app, false).await })
@@ -231,8 +241,8 @@ async fn a_request_during_the_stop_ends_with_the_rule_running_and_one_listener_r
         assert_eq!(r.unwrap(), "app");
     }
 
-    assert_eq!(cloud(&app).calls("StopInstances"), 1);
-    assert_eq!(cloud(&app).calls("StartInstances"), 2, "woken again after the stop");
+    assert_eq!(cloud(&app).calls(Op::StopInstances), 1);
+    assert_eq!(cloud(&app).calls(Op::StartInstances), 2, "woken again after the stop");
 
     assert_eq!(cloud(&app).instance_state(I1), InstanceState::Running);
     assert_eq!(cloud(&app).rules(L1).len(), 1);
@@ -245,8 +255,8 @@ async fn a_wake_step_that_read_ready_before_the_claim_never_routes_to_a_stopping
     advance(secs(9 * MIN)).await; // idle 5 m + 3 m lag allowance
                                   // A request's step reads the state (`ready`) and then waits 2 s on DescribeTargetHealth; in
                                   // between, the checker claims the stop, switches traffic away and starts a 3 s StopInstances.
-    cloud(&app).slow_down("DescribeTargetHealth", secs(2));
-    cloud(&app).slow_down("StopInstances", secs(3));
+    cloud(&app).slow_down(Op::DescribeTargetHealth, secs(2));
+    cloud(&app).slow_down(Op::StopInstances, secs(3));
     let step = {
         let app = Arc::clone(&app);
         tokio::spawn(async move { status(&app, "api.dev.example.com").await })
@@ -261,8 +271,8 @@ async fn a_wake_step_that_read_ready_before_the_claim_never_routes_to_a_stopping
 /// DescribeTags takes 2 s. The checker lists (t = 0..2 s), claims and switches to the Lambda at
 /// about 2.05 s; a request reaches autostop at 1.9 s. Returns the checker's report.
 async fn a_request_in_the_checkers_decision_window(app: &Arc<App<FakeCloud>>) -> Value {
-    cloud(app).slow_down("DescribeTags", secs(2));
-    cloud(app).slow_down("StopInstances", secs(3));
+    cloud(app).slow_down(Op::DescribeTags, secs(2));
+    cloud(app).slow_down(Op::StopInstances, secs(3));
     let checker = {
         let app = Arc::clone(app);
         tokio::spawn(async move { check(&app, false).await })
@@ -279,7 +289,7 @@ async fn a_request_in_the_decision_window_takes_the_observer_lease_and_the_check
     let report = a_request_in_the_checkers_decision_window(&app).await;
     // The request moved the item's version before the claim: the rule is in use, the wake wins.
     assert_eq!(action(&report, "api"), ("stop".into(), "backed_off".into()), "{report}");
-    assert_eq!(cloud(&app).calls("StopInstances"), 0);
+    assert_eq!(cloud(&app).calls(Op::StopInstances), 0);
     assert_eq!(cloud(&app).routes_to(L1, "api.dev.example.com"), TG_API);
     assert!(cloud(&app).violations().is_empty(), "{:?}", cloud(&app).violations());
 }
@@ -295,7 +305,7 @@ async fn without_the_table_a_switch_landing_after_the_stop_switched_away_is_swep
     let report = a_request_in_the_checkers_decision_window(&app).await;
     assert_eq!(action(&report, "api"), ("stop".into(), "done".into()), "{report}");
     assert_eq!(cloud(&app).routes_to(L1, "api.dev.example.com"), LAMBDA_TG, "the sweep switched it back");
-    assert_eq!(cloud(&app).calls("ModifyRule"), 3 + 1, "wake, stop, the late switch, the sweep");
+    assert_eq!(cloud(&app).calls(Op::ModifyRule), 3 + 1, "wake, stop, the late switch, the sweep");
 }
 
 #[tokio::test(start_paused = true)]
@@ -308,7 +318,7 @@ async fn a_browser_during_the_stop_sees_the_stopping_phase_then_the_wake() {
     assert_eq!(s["phase"], "stopping");
     advance(secs(31)).await;
     assert_eq!(status(&app, "api.dev.example.com").await["phase"], "starting");
-    assert_eq!(cloud(&app).calls("StartInstances"), 2, "the first wake and this one");
+    assert_eq!(cloud(&app).calls(Op::StartInstances), 2, "the first wake and this one");
 }
 
 #[tokio::test(start_paused = true)]
@@ -318,7 +328,7 @@ async fn two_concurrent_checkers_stop_once() {
     let (a, b) = tokio::join!(check(&app, false), check(&app, false));
     let outcomes = [action(&a, "api").1, action(&b, "api").1];
     assert!(outcomes.contains(&"done".to_string()), "{outcomes:?}");
-    assert_eq!(cloud(&app).calls("StopInstances"), 1);
+    assert_eq!(cloud(&app).calls(Op::StopInstances), 1);
     assert_eq!(cloud(&app).state_item("api").unwrap().stops, 1);
 }
 
@@ -349,7 +359,7 @@ async fn a_wake_after_the_decision_wins_and_the_checker_backs_off() {
 
     assert!(matches!(outcome, autostop::sleep::StopOutcome::BackedOff(_)), "{outcome:?}");
     // Backing off means touching nothing: the one call was the claim that lost.
-    assert_eq!(cloud(&app).call_counts(), vec![("PutItem".to_string(), 1)]);
+    assert_eq!(cloud(&app).call_counts(), vec![(Op::PutItem, 1)]);
     assert_eq!(cloud(&app).state_item("api").unwrap(), woken, "the wake's record stands");
     assert_eq!(cloud(&app).instance_state(I1), InstanceState::Pending, "the wake's start goes on");
 }
@@ -358,7 +368,7 @@ async fn a_wake_after_the_decision_wins_and_the_checker_backs_off() {
 async fn a_throttled_stop_is_retried_next_run_without_renewing_its_claim() {
     let app = awake_app(&ec2_rule_config("5m", "", &[I1, I2]), &[I1, I2]).await;
     advance(secs(9 * MIN)).await; // idle 5 m + 3 m lag allowance
-    cloud(&app).fail_next("StopInstances", "RequestLimitExceeded", 3); // I1 and I2, then I1 again
+    cloud(&app).fail_next(Op::StopInstances, "RequestLimitExceeded", 3); // I1 and I2, then I1 again
     let report = check(&app, false).await;
     assert_eq!(action(&report, "api"), ("stop".into(), "partial".into()), "{report}");
     let first = cloud(&app).state_item("api").unwrap();
@@ -387,7 +397,7 @@ async fn a_stop_that_retrying_cannot_fix_puts_the_rule_in_error_and_never_locks_
     let app = awake_app(&ec2_rule_config("5m", "", &[I1]), &[I1]).await;
     advance(secs(9 * MIN)).await; // idle 5 m + 3 m lag allowance
                                   // An instance without the autostop tag: the role may not stop it, however often it tries.
-    cloud(&app).fail_next("StopInstances", "UnauthorizedOperation", 100);
+    cloud(&app).fail_next(Op::StopInstances, "UnauthorizedOperation", 100);
     let report = check(&app, false).await;
     assert_eq!(action(&report, "api"), ("stop".into(), "partial".into()), "{report}");
     let state = cloud(&app).state_item("api").unwrap();
@@ -406,7 +416,7 @@ async fn a_stop_that_retrying_cannot_fix_puts_the_rule_in_error_and_never_locks_
         let report = check(&app, false).await;
         assert_eq!(action(&report, "api").0, "stop_failed", "{report}");
     }
-    assert_eq!(cloud(&app).calls("StopInstances"), 1);
+    assert_eq!(cloud(&app).calls(Op::StopInstances), 1);
     // ...and the status says why and what to do.
     let st = app.handle(json!({"autostop": "status"}), None).await.unwrap();
     assert!(st["rules"][0]["last_error"].as_str().unwrap().contains("UnauthorizedOperation"), "{st}");
@@ -423,7 +433,7 @@ async fn a_stop_that_retrying_cannot_fix_puts_the_rule_in_error_and_never_locks_
 async fn a_service_that_cannot_be_tagged_is_not_scaled_to_zero_and_keeps_its_count() {
     let app = ecs_app("10m", "", 3);
     advance(secs(14 * MIN)).await;
-    cloud(&app).fail_next("TagResource", "AccessDeniedException", 1);
+    cloud(&app).fail_next(Op::TagResource, "AccessDeniedException", 1);
     let report = check(&app, false).await;
     assert_eq!(action(&report, "web"), ("stop".into(), "partial".into()), "{report}");
     assert_eq!(cloud(&app).service_desired("dev", "web"), 3, "not scaled: the count would be lost");
@@ -437,8 +447,8 @@ async fn a_wake_that_loses_its_write_to_a_stop_claim_does_not_overwrite_it() {
     let app = Arc::new(awake_app(&ec2_rule_config("5m", "", &[I1, I2]), &[I1, I2]).await);
     cloud(&app).set_instance_state(I2, InstanceState::Stopped);
     advance(secs(9 * MIN)).await; // idle 5 m + 3 m lag allowance
-    cloud(&app).slow_down("StartInstances", secs(1));
-    cloud(&app).slow_down("StopInstances", secs(3));
+    cloud(&app).slow_down(Op::StartInstances, secs(1));
+    cloud(&app).slow_down(Op::StopInstances, secs(3));
     let step = {
         let app = Arc::clone(&app);
         tokio::spawn(async move { status(&app, "api.dev.example.com").await })
@@ -461,7 +471,7 @@ async fn dry_run_decides_but_calls_nothing_that_changes_anything() {
     cloud(&app).reset_calls();
     let report = check(&app, true).await;
     assert_eq!(action(&report, "api"), ("stop".into(), "dry_run".into()));
-    for op in MUTATING.iter().filter(|op| **op != "Scan") {
+    for op in MUTATING {
         assert_eq!(cloud(&app).calls(op), 0, "{op}");
     }
     assert_eq!(cloud(&app).instance_state(I1), InstanceState::Running);
@@ -572,7 +582,7 @@ fn emf(app: &App<FakeCloud>, name: &str) -> Vec<Value> {
 #[tokio::test(start_paused = true)]
 async fn wakes_stops_and_errors_are_published_as_emf_metrics() {
     let app = App::new(config(&ec2_rule_config("5m", "", &[I1])), world(&[I1]));
-    cloud(&app).fail_next("StartInstances", "InsufficientInstanceCapacity", 1);
+    cloud(&app).fail_next(Op::StartInstances, "InsufficientInstanceCapacity", 1);
     assert_eq!(api(&app, "GET", "api.dev.example.com", "/").await.status, 503);
     let errors = emf(&app, "Errors");
     assert_eq!(errors.len(), 1);
@@ -685,12 +695,12 @@ async fn a_stop_older_than_ten_minutes_no_longer_holds_wakes() {
     // A checker claimed the stop 5 minutes ago and may still be at it: the wake waits.
     cloud(&app).seed_state(crashed(5));
     assert_eq!(status(&app, "api.dev.example.com").await["phase"], "stopping");
-    assert_eq!(cloud(&app).calls("StartInstances"), 0);
+    assert_eq!(cloud(&app).calls(Op::StartInstances), 0);
     // Claimed 11 minutes ago: taken as crashed, the wake goes on.
     cloud(&app).seed_state(crashed(11));
     advance(secs(2)).await;
     assert_eq!(status(&app, "api.dev.example.com").await["phase"], "starting");
-    assert_eq!(cloud(&app).calls("StartInstances"), 1);
+    assert_eq!(cloud(&app).calls(Op::StartInstances), 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -777,8 +787,8 @@ async fn many_idle_rules_stop_a_few_at_a_time_within_the_invocations_time() {
         json!({"version": "0", "id": "x", "detail-type": "Scheduled Event", "source": "aws.events", "detail": {}});
     let report = app.handle(scheduled, Some(secs(60))).await.unwrap();
     assert!(outcomes(&report).iter().all(|o| o == "done"), "{report}");
-    assert_eq!(cloud(&app).calls("StopInstances"), 100);
-    let most = cloud(&app).max_in_flight("StopInstances");
+    assert_eq!(cloud(&app).calls(Op::StopInstances), 100);
+    let most = cloud(&app).max_in_flight(Op::StopInstances);
     assert!((2..=8).contains(&most), "{most} StopInstances at once: in parallel, but bounded");
     assert!(start.elapsed() < secs(30), "took {:?}: one by one it would be 30 s", start.elapsed());
 }
@@ -793,12 +803,12 @@ async fn stops_that_do_not_fit_in_the_time_are_left_for_the_next_run() {
         outcomes(&report).iter().filter(|o| *o == "deferred").count(),
     );
     assert!(done > 0 && deferred > 0 && done + deferred == 100, "{done} done, {deferred} deferred");
-    assert_eq!(cloud(&app).calls("StopInstances"), done);
+    assert_eq!(cloud(&app).calls(Op::StopInstances), done);
     // The next run continues with the rest; nothing is stopped twice.
     advance(secs(2 * MIN)).await;
     let report = check_with(&app, Some(secs(60))).await;
     assert_eq!(outcomes(&report).iter().filter(|o| *o == "done").count(), deferred, "{report}");
-    assert_eq!(cloud(&app).calls("StopInstances"), 100);
+    assert_eq!(cloud(&app).calls(Op::StopInstances), 100);
 }
 
 async fn check_with(app: &App<FakeCloud>, time_left: Option<Duration>) -> Value {
@@ -871,5 +881,5 @@ async fn an_auto_scaling_group_restore_above_its_max_is_an_error() {
     assert_eq!(r.status, 503);
     assert_eq!(r.json()["error"]["code"], "ValidationError", "{}", r.body);
     assert!(r.json()["error"]["action"].as_str().unwrap().contains("max size"), "{}", r.body);
-    assert_eq!(cloud(&app).calls("UpdateAutoScalingGroup"), 0);
+    assert_eq!(cloud(&app).calls(Op::UpdateAutoScalingGroup), 0);
 }

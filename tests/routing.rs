@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use autostop::app::App;
-use autostop::cloud::fake::{FakeCloud, LAMBDA_TG};
+use autostop::cloud::fake::{FakeCloud, Op, LAMBDA_TG};
 use autostop::cloud::{InstanceState, Weighted};
 use autostop::config::standing::DERIVED_BASE;
 use common::*;
@@ -222,8 +222,8 @@ async fn sync_creates_standing_rules_and_follows_config_changes() {
     let app = App::with_cloud(config(&sync_config(&rules_text(&[SPECIAL, API]))), Arc::clone(&w));
     let v = sync(&app).await;
     assert_eq!((v["listeners"][0]["deleted"].as_u64(), v["listeners"][0]["moved"].as_u64()), (Some(1), Some(3)), "{v}");
-    assert_eq!(w.calls("SetRulePriorities"), 2);
-    assert_eq!(w.calls("CreateRule"), 0, "nothing duplicated");
+    assert_eq!(w.calls(Op::SetRulePriorities), 2);
+    assert_eq!(w.calls(Op::CreateRule), 0, "nothing duplicated");
     assert_eq!(
         layout(&w),
         vec![
@@ -271,7 +271,7 @@ async fn too_many_rules_is_an_error_page_with_the_code_and_what_to_do() {
     assert!(page.body.contains("TooManyRules"), "{}", page.body);
     assert!(page.body.contains("raise it or remove unused rules"), "{}", page.body);
     assert!(page.header("retry-after").is_some());
-    assert_eq!(w.calls("StartInstances"), 0, "nothing started that the ALB could not health-check");
+    assert_eq!(w.calls(Op::StartInstances), 0, "nothing started that the ALB could not health-check");
 }
 
 #[tokio::test(start_paused = true)]
@@ -295,9 +295,9 @@ async fn a_rule_deleted_while_the_listener_is_listed_is_listed_again_and_the_wak
     // A person deletes wild's standing rule between a DescribeRules and its DescribeTags.
     let wild = w.rules(L1).into_iter().find(|r| r.owner.as_deref() == Some("wild")).unwrap();
     w.delete_during_next_listing(&wild.arn);
-    let before = w.calls("DescribeRules");
+    let before = w.calls(Op::DescribeRules);
     assert_eq!(api(&app, "GET", "api.dev.example.com", "/").await.status, 307);
-    assert!(w.calls("DescribeRules") > before + 1, "listed again after RuleNotFound");
+    assert!(w.calls(Op::DescribeRules) > before + 1, "listed again after RuleNotFound");
     assert_eq!(routes(&w, &["api.dev.example.com"]), vec![TG_API]);
     assert!(w.rules(L1).iter().any(|r| r.owner.as_deref() == Some("wild")), "entangled rule recreated");
 }
@@ -345,10 +345,10 @@ async fn listeners_are_looked_up_before_the_first_wake_not_at_start() {
     assert_eq!(w.total_calls(), 0, "no AWS call for unknown hosts and refusals");
 
     // The lookup fails: nothing is woken, nothing is stopped.
-    w.fail_next("DescribeListeners", "Throttling", 2);
+    w.fail_next(Op::DescribeListeners, "Throttling", 2);
     let r = api(&app, "GET", "api.dev.example.com", "/").await;
     assert_eq!((r.status, r.json()["error"].as_str()), (503, Some("listeners_unknown")), "{}", r.body);
-    assert_eq!(w.calls("StartInstances"), 0);
+    assert_eq!(w.calls(Op::StartInstances), 0);
     let e = app.handle(json!({"autostop": "stop", "rule": "api"}), None).await.unwrap_err();
     assert!(e.to_string().contains("listeners could not be looked up"), "{e}");
 

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use autostop::app::App;
-use autostop::cloud::fake::{FakeCloud, LAMBDA_TG};
+use autostop::cloud::fake::{FakeCloud, Op, LAMBDA_TG};
 use autostop::cloud::{Cloud, InstanceState};
 use common::*;
 use serde_json::{json, Value};
@@ -87,14 +87,14 @@ async fn prewarming_is_ready_when_the_window_begins_across_dst() {
         let cloud = ec2_world(60, 60, &[L1]).starting_at(local(tz, monday, 7, 15));
         let app = app(tz, "awake = [\"mon-fri 08:00-19:00\"]", cloud);
         let ready = checks_until(&app, window).await;
-        assert_eq!(app.cloud().calls("StartInstances"), 1, "{tz} {monday:?}: started once");
+        assert_eq!(app.cloud().calls(Op::StartInstances), 1, "{tz} {monday:?}: started once");
         let ready = ready.unwrap_or_else(|| panic!("{tz} {monday:?}: not routed to the app by 08:00"));
         assert!(ready <= window, "{tz} {monday:?}: ready {} s late", ready - window);
         assert!(window - ready <= 15 * 60, "{tz} {monday:?}: started more than prewarm + margin early");
         // Inside the window it is kept, idle or not.
         let report = scheduled_check(&app).await;
         assert_eq!(action(&report), "keep", "{report}");
-        assert_eq!(app.cloud().calls("StopInstances"), 0);
+        assert_eq!(app.cloud().calls(Op::StopInstances), 0);
     }
 }
 
@@ -110,7 +110,7 @@ async fn the_lead_follows_the_rules_warmups() {
     let app = app(tz, "awake = [\"mon-fri 08:00-19:00\"]", cloud);
     let window = local(tz, monday, 8, 0);
     checks_until(&app, window - 8 * 60).await;
-    assert_eq!(app.cloud().calls("StartInstances"), 0, "120 s + 5 m margin: not before 07:53");
+    assert_eq!(app.cloud().calls(Op::StartInstances), 0, "120 s + 5 m margin: not before 07:53");
     let ready = checks_until(&app, window).await;
     assert!(ready.is_some_and(|r| r <= window), "ready by 08:00");
 }
@@ -134,8 +134,8 @@ async fn forced_sleep_refuses_wakes_and_stops_what_runs() {
     assert_eq!(r.status, 503);
     assert_eq!(r.json()["held_asleep"]["until"], local(tz, (2026, 11, 30), 0, 0));
     assert_eq!(r.header("retry-after").as_deref(), Some("86400"), "36 h until Monday 00:00, at most a day");
-    let calls: Vec<String> = app.cloud().call_counts().into_iter().map(|(op, _)| op).collect();
-    assert_eq!(calls, ["GetItem"], "only the item is read");
+    let calls: Vec<Op> = app.cloud().call_counts().into_iter().map(|(op, _)| op).collect();
+    assert_eq!(calls, [Op::GetItem], "only the item is read");
     assert_eq!(app.cloud().instance_state(I1), InstanceState::Stopped);
 
     // Started by hand during the window: the next check stops it, however busy.

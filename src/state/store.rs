@@ -87,7 +87,7 @@ impl<'a, C: Cloud> Store<'a, C> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cloud::fake::FakeCloud;
+    use crate::cloud::fake::{FakeCloud, Op};
     use crate::cloud::Phase;
 
     fn ready(prev: Option<&RuleState>) -> Option<RuleState> {
@@ -121,11 +121,11 @@ mod tests {
     async fn races_lost_every_time_end_after_the_last_attempt_with_the_conflict() {
         let cloud = FakeCloud::new();
         cloud.seed_state(RuleState { version: 1, ..RuleState::new("api") });
-        cloud.fail_next("PutItem", "ConditionalCheckFailedException", ATTEMPTS);
+        cloud.fail_next(Op::PutItem, "ConditionalCheckFailedException", ATTEMPTS);
         let store = Store::new(&cloud, "t");
         let e = store.update("api", None, ready).await.unwrap_err();
         assert_eq!(e.kind, ErrorKind::Conflict);
-        assert_eq!(cloud.calls("PutItem"), ATTEMPTS);
+        assert_eq!(cloud.calls(Op::PutItem), ATTEMPTS);
     }
 
     #[tokio::test(start_paused = true)]
@@ -135,7 +135,7 @@ mod tests {
         let decided = RuleState { version: 1, ..RuleState::new("api") };
         let out = Store::new(&cloud, "t").claim(Some(&decided), ready(Some(&decided)).unwrap()).await.unwrap();
         assert_eq!(out, Written::Declined(None));
-        assert_eq!(cloud.call_counts(), vec![("PutItem".to_string(), 1)]);
+        assert_eq!(cloud.call_counts(), vec![(Op::PutItem, 1)]);
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,0 +1,155 @@
+//! The call log: every call of the port is counted by its [`Op`], with when it began and how
+//! many of its kind were under way at once; and the one path every call takes (latency, the
+//! clock's transitions, an injected failure).
+
+use std::collections::{HashMap, VecDeque};
+
+use tokio::time::Instant;
+
+use super::FakeCloud;
+use crate::cloud::CloudResult;
+
+/// Every AWS operation the fake answers, by its AWS name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Op {
+    // EC2
+    DescribeInstances,
+    StartInstances,
+    StopInstances,
+    // ECS
+    DescribeServices,
+    TagResource,
+    UpdateService,
+    // ELBv2 target health
+    DescribeTargetHealth,
+    // EC2 Auto Scaling
+    DescribeAutoScalingGroups,
+    UpdateAutoScalingGroup,
+    CreateOrUpdateTags,
+    // RDS
+    DescribeDBInstances,
+    DescribeDBClusters,
+    StartDBInstance,
+    StartDBCluster,
+    StopDBInstance,
+    StopDBCluster,
+    // ELBv2 listeners and rules
+    DescribeRules,
+    DescribeTags,
+    DescribeListeners,
+    CreateRule,
+    ModifyRule,
+    SetRulePriorities,
+    DeleteRule,
+    // CloudWatch
+    GetMetricData,
+    // DynamoDB
+    Scan,
+    GetItem,
+    PutItem,
+}
+
+impl Op {
+    /// The operation's AWS name, as a [`crate::cloud::CloudError`] names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::DescribeInstances => "DescribeInstances",
+            Op::StartInstances => "StartInstances",
+            Op::StopInstances => "StopInstances",
+            Op::DescribeServices => "DescribeServices",
+            Op::TagResource => "TagResource",
+            Op::UpdateService => "UpdateService",
+            Op::DescribeTargetHealth => "DescribeTargetHealth",
+            Op::DescribeAutoScalingGroups => "DescribeAutoScalingGroups",
+            Op::UpdateAutoScalingGroup => "UpdateAutoScalingGroup",
+            Op::CreateOrUpdateTags => "CreateOrUpdateTags",
+            Op::DescribeDBInstances => "DescribeDBInstances",
+            Op::DescribeDBClusters => "DescribeDBClusters",
+            Op::StartDBInstance => "StartDBInstance",
+            Op::StartDBCluster => "StartDBCluster",
+            Op::StopDBInstance => "StopDBInstance",
+            Op::StopDBCluster => "StopDBCluster",
+            Op::DescribeRules => "DescribeRules",
+            Op::DescribeTags => "DescribeTags",
+            Op::DescribeListeners => "DescribeListeners",
+            Op::CreateRule => "CreateRule",
+            Op::ModifyRule => "ModifyRule",
+            Op::SetRulePriorities => "SetRulePriorities",
+            Op::DeleteRule => "DeleteRule",
+            Op::GetMetricData => "GetMetricData",
+            Op::Scan => "Scan",
+            Op::GetItem => "GetItem",
+            Op::PutItem => "PutItem",
+        }
+    }
+}
+
+impl std::fmt::Display for Op {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FakeCloud {
+    /// How many times `op` was called (failed calls included).
+    pub fn calls(&self, op: Op) -> usize {
+        self.lock().calls.iter().filter(|(c, _)| *c == op).count()
+    }
+
+    pub fn total_calls(&self) -> usize {
+        self.lock().calls.len()
+    }
+
+    /// Calls per operation, sorted by name.
+    pub fn call_counts(&self) -> Vec<(Op, usize)> {
+        let s = self.lock();
+        let mut counts: HashMap<Op, usize> = HashMap::new();
+        for (c, _) in &s.calls {
+            *counts.entry(*c).or_default() += 1;
+        }
+        let mut v: Vec<(Op, usize)> = counts.into_iter().collect();
+        v.sort_by_key(|(op, _)| op.name());
+        v
+    }
+
+    /// When `op` was first called (tokio time), if it was.
+    pub fn first_call_at(&self, op: Op) -> Option<Instant> {
+        self.lock().calls.iter().find(|(c, _)| *c == op).map(|(_, at)| *at)
+    }
+
+    /// The most calls of `op` that were under way at once.
+    pub fn max_in_flight(&self, op: Op) -> usize {
+        self.lock().max_in_flight.get(&op).copied().unwrap_or(0)
+    }
+
+    pub fn reset_calls(&self) {
+        self.lock().calls.clear();
+    }
+
+    /// Logs the call, waits the latency, then returns an injected failure if one is queued.
+    pub(super) async fn enter(&self, op: Op) -> CloudResult<()> {
+        {
+            let mut s = self.lock();
+            s.calls.push((op, Instant::now()));
+            let now = s.in_flight.entry(op).or_default();
+            *now += 1;
+            let now = *now;
+            let max = s.max_in_flight.entry(op).or_default();
+            *max = (*max).max(now);
+        }
+        let latency = self.slow.lock().unwrap_or_else(|p| p.into_inner()).get(&op).copied().unwrap_or(self.latency);
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+
+        let mut s = self.lock();
+        *s.in_flight.entry(op).or_default() -= 1;
+        if s.advance(Instant::now()) {
+            s.check_invariants();
+        }
+        match s.failures.get_mut(&op).and_then(VecDeque::pop_front) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
