@@ -32,6 +32,27 @@ pub struct Rule {
 }
 
 impl Rule {
+    /// A rule with nothing but defaults, for validation to fill in.
+    pub(super) fn empty() -> Rule {
+        Rule {
+            name: String::new(),
+            hosts: Vec::new(),
+            target_group_arn: None,
+            idle: Duration::ZERO,
+            priority: None,
+            ec2: None,
+            ecs: None,
+            asg: None,
+            rds: None,
+            busy_when: None,
+            hourly_cost: None,
+            gate: Default::default(),
+            schedule: None,
+            depends_on: Vec::new(),
+            delay: Duration::ZERO,
+        }
+    }
+
     /// The app's target group as the standing rules name it. Only a rule with hosts has
     /// standing rules, and a rule with hosts always has a target group; "" otherwise.
     pub fn app_group(&self) -> &str {

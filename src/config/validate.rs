@@ -19,25 +19,34 @@ impl RawConfig {
     /// `listeners_later`: the deployment names a load balancer whose listeners are looked up
     /// when first needed, so none need be listed.
     pub(super) fn validate(self, listeners_later: bool) -> Result<Config, ConfigError> {
-        if self.listener_arns.is_empty() && !listeners_later {
-            return Err(err(
-                "listener_arns",
-                "must name at least one listener (in the file, or from the deployment: AUTOSTOP_LISTENER_ARNS or \
-                 AUTOSTOP_LOAD_BALANCER_ARN)",
-            ));
-        }
-        let state_table = self.state_table.unwrap_or_else(|| "autostop-state".into());
-        let mut seen_listeners = HashSet::new();
-        for (i, arn) in self.listener_arns.iter().enumerate() {
-            let key = format!("listener_arns[{i}]");
-            check_elb_arn(&key, arn, "listener/app/", 3)?;
-            if !seen_listeners.insert(arn.as_str()) {
-                return Err(err(key, format!("listener {arn} is listed twice")));
-            }
-        }
+        check_listeners(&self.listener_arns, listeners_later)?;
+        let state_table = self.state_table.clone().unwrap_or_else(|| "autostop-state".into());
         if state_table.trim().is_empty() {
             return Err(err("state_table", "must not be empty"));
         }
+        let t = self.timings()?;
+        let top = self.top_gate()?;
+        let wake_token = check_wake_token(self.wake_token)?;
+        let schedules = parse_schedules(self.schedules)?;
+        let (rules, hosts) = validate_rules(self.rules, t.idle, &top, &schedules)?;
+        check_dependencies(&rules)?;
+        let (standing, standing_priorities) = standing::plan(&rules)?;
+        Ok(Config {
+            listener_arns: self.listener_arns,
+            state_table,
+            idle: t.idle,
+            hold: t.hold,
+            settle: t.settle,
+            metrics_lag: t.metrics_lag,
+            rules,
+            standing,
+            standing_priorities,
+            wake_token,
+            hosts,
+        })
+    }
+
+    fn timings(&self) -> Result<Timings, ConfigError> {
         let idle = parse_duration(&self.idle).map_err(|r| err("idle", r))?;
         let hold = parse_duration(&self.hold).map_err(|r| err("hold", r))?;
         let settle = parse_duration(&self.settle).map_err(|r| err("settle", r))?;
@@ -46,65 +55,90 @@ impl RawConfig {
             "0" | "0s" => Duration::ZERO,
             other => parse_duration(other).map_err(|r| err("metrics_lag", r))?,
         };
-
         if hold > Duration::from_secs(900) {
             return Err(err("hold", "must be at most 15m (the Lambda time limit)"));
         }
+        Ok(Timings { idle, hold, settle, metrics_lag })
+    }
 
+    fn top_gate(&self) -> Result<TopGate, ConfigError> {
         let never_wake = self.never_wake.clone().unwrap_or_default();
         check_never_wake("never_wake", &never_wake)?;
-        let top = TopGate {
+        Ok(TopGate {
             wake_from: parse_networks("wake_from", self.wake_from.as_deref())?,
             never_wake,
             click: parse_wake("wake", self.wake.as_deref())?.unwrap_or(false),
-        };
-        let wake_token = check_wake_token(self.wake_token)?;
-        let schedules = parse_schedules(self.schedules)?;
-        let mut rules: Vec<Rule> = Vec::with_capacity(self.rules.len());
-        let mut hosts = HostIndex::default();
-        let mut names = HashSet::new();
-        for (i, raw) in self.rules.into_iter().enumerate() {
-            let schedule = raw.schedule.clone();
-            let mut rule = raw.validate(i, idle, &top)?;
-            rule.schedule = match schedule {
-                None => None,
-                Some(name) => Some(schedules.iter().find(|s| s.name == name).cloned().ok_or_else(|| {
-                    let known: Vec<&str> = schedules.iter().map(|s| s.name.as_str()).collect();
-                    err(
-                        format!("rules[{i}] ({}).schedule", rule.name),
-                        format!("no schedule named `{name}`; [[schedules]] has: {}", known.join(", ")),
-                    )
-                })?),
-            };
-            if !names.insert(rule.name.clone()) {
-                return Err(err(format!("rules[{i}].name"), format!("duplicate rule name `{}`", rule.name)));
-            }
-            for host in &rule.hosts {
-                if let Err(other) = hosts.insert(host, i) {
-                    return Err(err(
-                        format!("rules[{i}] ({}).hosts", rule.name),
-                        format!("host `{host}` is already claimed by rule `{}`", rules[other].name),
-                    ));
-                }
-            }
-            rules.push(rule);
-        }
-        check_dependencies(&rules)?;
-        let (standing, standing_priorities) = standing::plan(&rules)?;
-        Ok(Config {
-            listener_arns: self.listener_arns,
-            state_table,
-            idle,
-            hold,
-            settle,
-            metrics_lag,
-            rules,
-            standing,
-            standing_priorities,
-            wake_token,
-            hosts,
         })
     }
+}
+
+/// The top level's durations.
+struct Timings {
+    idle: Duration,
+    hold: Duration,
+    settle: Duration,
+    metrics_lag: Duration,
+}
+
+/// At least one listener (unless they are looked up later), each a listener ARN, none twice.
+fn check_listeners(arns: &[String], listeners_later: bool) -> Result<(), ConfigError> {
+    if arns.is_empty() && !listeners_later {
+        return Err(err(
+            "listener_arns",
+            "must name at least one listener (in the file, or from the deployment: AUTOSTOP_LISTENER_ARNS or \
+             AUTOSTOP_LOAD_BALANCER_ARN)",
+        ));
+    }
+    let mut seen = HashSet::new();
+    for (i, arn) in arns.iter().enumerate() {
+        let key = format!("listener_arns[{i}]");
+        check_elb_arn(&key, arn, "listener/app/", 3)?;
+        if !seen.insert(arn.as_str()) {
+            return Err(err(key, format!("listener {arn} is listed twice")));
+        }
+    }
+    Ok(())
+}
+
+/// Every rule, each validated, names unique and hosts claimed once, with its schedule.
+fn validate_rules(
+    raw: Vec<RawRule>,
+    idle: Duration,
+    top: &TopGate,
+    schedules: &[Arc<Schedule>],
+) -> Result<(Vec<Rule>, HostIndex), ConfigError> {
+    let mut rules: Vec<Rule> = Vec::with_capacity(raw.len());
+    let mut hosts = HostIndex::default();
+    let mut names = HashSet::new();
+    for (i, raw) in raw.into_iter().enumerate() {
+        let schedule = raw.schedule.clone();
+        let mut rule = raw.validate(i, idle, top)?;
+        rule.schedule = schedule.map(|name| named_schedule(schedules, &name, i, &rule.name)).transpose()?;
+        if !names.insert(rule.name.clone()) {
+            return Err(err(format!("rules[{i}].name"), format!("duplicate rule name `{}`", rule.name)));
+        }
+        for host in &rule.hosts {
+            if let Err(other) = hosts.insert(host, i) {
+                return Err(err(
+                    format!("rules[{i}] ({}).hosts", rule.name),
+                    format!("host `{host}` is already claimed by rule `{}`", rules[other].name),
+                ));
+            }
+        }
+        rules.push(rule);
+    }
+    Ok((rules, hosts))
+}
+
+/// The `[[schedules]]` entry a rule names.
+fn named_schedule(schedules: &[Arc<Schedule>], name: &str, i: usize, rule: &str) -> Result<Arc<Schedule>, ConfigError> {
+    schedules.iter().find(|s| s.name == name).cloned().ok_or_else(|| {
+        let known: Vec<&str> = schedules.iter().map(|s| s.name.as_str()).collect();
+        err(
+            format!("rules[{i}] ({rule}).schedule"),
+            format!("no schedule named `{name}`; [[schedules]] has: {}", known.join(", ")),
+        )
+    })
 }
 
 /// The `[[schedules]]`, each window checked, names unique.
@@ -140,33 +174,11 @@ fn parse_schedules(raw: Vec<RawSchedule>) -> Result<Vec<Arc<Schedule>>, ConfigEr
 
 impl RawRule {
     fn validate(self, i: usize, default_idle: Duration, top: &TopGate) -> Result<Rule, ConfigError> {
-        let key = |k: &str| format!("rules[{i}].{k}");
-        let name_ok = !self.name.is_empty()
-            && self.name.len() <= 64
-            && self.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if !name_ok {
-            return Err(err(key("name"), format!("`{}` must be 1-64 characters of [a-z0-9-]", self.name)));
-        }
-        let key = |k: &str| format!("rules[{i}] ({}).{k}", self.name);
+        check_name(&self.name, i)?;
+        let name = self.name.clone();
+        let key = |k: &str| format!("rules[{i}] ({name}).{k}");
         let gate = self.gate(&key, top)?;
-        if self.hosts.is_empty() != self.target_group_arn.is_none() {
-            return Err(err(
-                key(if self.hosts.is_empty() { "hosts" } else { "target_group_arn" }),
-                "give both `hosts` and `target_group_arn`, or neither (a rule that only serves as a dependency, \
-                 such as a database, is ready when its resources are)",
-            ));
-        }
-        let mut hosts = Vec::with_capacity(self.hosts.len());
-        for h in &self.hosts {
-            let host = validate_host_pattern(h).map_err(|r| err(key("hosts"), format!("`{h}`: {r}")))?;
-            if hosts.contains(&host) {
-                return Err(err(key("hosts"), format!("`{h}` is listed twice")));
-            }
-            hosts.push(host);
-        }
-        if let Some(tg) = &self.target_group_arn {
-            check_elb_arn(&key("target_group_arn"), tg, "targetgroup/", 2)?;
-        }
+        let hosts = self.hosts(&key)?;
         let delay = match &self.delay {
             Some(d) if self.depends_on.is_empty() => {
                 return Err(err(key("delay"), format!("`{d}`: a delay follows dependencies; `depends_on` is empty")))
@@ -183,37 +195,72 @@ impl RawRule {
             Some(p) => return Err(err(key("priority"), format!("{p} is outside 1..={MAX_PRIORITY}"))),
             None => None,
         };
-        let ec2 = self.ec2.map(|raw| check_ec2(&key, raw)).transpose()?;
-        let ecs = self.ecs.map(|raw| check_ecs(&key, raw)).transpose()?;
-        let asg = self.asg.map(|raw| check_asg(&key, raw)).transpose()?;
-        let rds = self.rds.map(|raw| check_rds(&key, raw)).transpose()?;
-        if ec2.is_none() && ecs.is_none() && asg.is_none() && rds.is_none() {
-            return Err(err(key("ec2"), "a rule needs `ec2`, `ecs`, `asg` or `rds`: it has no resources to wake"));
-        }
-        let busy_when = self.busy_when.map(|raw| check_busy_when(&key, raw, ec2.is_some())).transpose()?;
         let hourly_cost = match self.hourly_cost {
             Some(c) if c.is_finite() && c > 0.0 => Some(c),
             Some(c) => return Err(err(key("hourly_cost"), format!("{c} must be a positive number"))),
             None => None,
         };
-        Ok(Rule {
-            name: self.name,
+        let base = Rule {
+            name: self.name.clone(),
             gate,
-
             hosts,
-            target_group_arn: self.target_group_arn,
+            target_group_arn: self.target_group_arn.clone(),
             idle,
             priority,
-            ec2,
-            ecs,
-            asg,
-            rds,
-            busy_when,
             hourly_cost,
-            schedule: None,
-            depends_on: self.depends_on,
             delay,
-        })
+            ..Rule::empty()
+        };
+        self.with_resources(base, &key)
+    }
+
+    /// The host patterns, each as ALB and our matcher accept it, none twice; and with them a
+    /// target group, or neither.
+    fn hosts(&self, key: &dyn Fn(&str) -> String) -> Result<Vec<String>, ConfigError> {
+        if self.hosts.is_empty() != self.target_group_arn.is_none() {
+            return Err(err(
+                key(if self.hosts.is_empty() { "hosts" } else { "target_group_arn" }),
+                "give both `hosts` and `target_group_arn`, or neither (a rule that only serves as a dependency, \
+                 such as a database, is ready when its resources are)",
+            ));
+        }
+        if let Some(tg) = &self.target_group_arn {
+            check_elb_arn(&key("target_group_arn"), tg, "targetgroup/", 2)?;
+        }
+        let mut hosts = Vec::with_capacity(self.hosts.len());
+        for h in &self.hosts {
+            let host = validate_host_pattern(h).map_err(|r| err(key("hosts"), format!("`{h}`: {r}")))?;
+            if hosts.contains(&host) {
+                return Err(err(key("hosts"), format!("`{h}` is listed twice")));
+            }
+            hosts.push(host);
+        }
+        Ok(hosts)
+    }
+
+    /// The rule's resources (at least one kind), busy signal and dependencies.
+    fn with_resources(self, mut rule: Rule, key: &dyn Fn(&str) -> String) -> Result<Rule, ConfigError> {
+        rule.ec2 = self.ec2.map(|raw| check_ec2(key, raw)).transpose()?;
+        rule.ecs = self.ecs.map(|raw| check_ecs(key, raw)).transpose()?;
+        rule.asg = self.asg.map(|raw| check_asg(key, raw)).transpose()?;
+        rule.rds = self.rds.map(|raw| check_rds(key, raw)).transpose()?;
+        if rule.ec2.is_none() && rule.ecs.is_none() && rule.asg.is_none() && rule.rds.is_none() {
+            return Err(err(key("ec2"), "a rule needs `ec2`, `ecs`, `asg` or `rds`: it has no resources to wake"));
+        }
+        rule.busy_when = self.busy_when.map(|raw| check_busy_when(key, raw, rule.ec2.is_some())).transpose()?;
+        rule.depends_on = self.depends_on;
+        Ok(rule)
+    }
+}
+
+/// A rule's name: 1-64 characters of `[a-z0-9-]`.
+fn check_name(name: &str, i: usize) -> Result<(), ConfigError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    match ok {
+        true => Ok(()),
+        false => Err(err(format!("rules[{i}].name"), format!("`{name}` must be 1-64 characters of [a-z0-9-]"))),
     }
 }
 
