@@ -4,60 +4,56 @@
 //! [`LISTENER_REFRESH`] on the request path, so a listener added later (HTTPS once a
 //! certificate is set) is served too.
 
-use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use crate::cloud::Cloud;
-use crate::wake::Waker;
-
-use super::App;
 
 /// How often the request path looks the load balancer's listeners up again (the idle check
 /// does on every run).
 pub const LISTENER_REFRESH: Duration = Duration::from_secs(300);
 
 /// The load balancer, and when its listeners were last looked up (never yet: `None`).
-pub(super) type Discovery = (String, tokio::sync::Mutex<Option<Instant>>);
+pub struct Discovery {
+    load_balancer: String,
+    last: Mutex<Option<Instant>>,
+}
 
-impl<C: Cloud> App<C> {
-    /// The config's listeners are those of `load_balancer` (see the module docs). A config
-    /// given with listeners counts as looked up now.
-    pub fn discovering_listeners_of(mut self, load_balancer: &str) -> App<C> {
-        let known = (!self.config().listener_arns.is_empty()).then(Instant::now);
-        self.discovery = Some((load_balancer.to_string(), tokio::sync::Mutex::new(known)));
-        self
+impl Discovery {
+    /// `known`: the config came with listeners, which count as looked up now.
+    pub fn new(load_balancer: &str, known: bool) -> Discovery {
+        Discovery { load_balancer: load_balancer.to_string(), last: Mutex::new(known.then(Instant::now)) }
     }
 
-    /// Looks the load balancer's listeners up again when due (or `now`), and serves the new set
-    /// if it changed. A failed lookup keeps the listeners there are.
-    pub(super) async fn refresh_listeners(&self, now: bool) {
-        let Some((lb, last)) = &self.discovery else { return };
-        let mut last = last.lock().await;
-        // Without any listener known (the first lookup failed), every wake tries again.
-        let known = !self.config().listener_arns.is_empty();
-        if !now && known && last.is_some_and(|t| t.elapsed() < LISTENER_REFRESH) {
-            return;
+    /// The load balancer's listeners, when a lookup was due (or `now`) and they differ from
+    /// `current`. A failed lookup keeps the listeners there are; without any (the first lookup
+    /// failed) every call looks again.
+    pub async fn changed<C: Cloud>(&self, cloud: &C, current: &[String], now: bool) -> Option<Vec<String>> {
+        let lb = &self.load_balancer;
+        let mut last = self.last.lock().await;
+        if !now && !current.is_empty() && last.is_some_and(|t| t.elapsed() < LISTENER_REFRESH) {
+            return None;
         }
         *last = Some(Instant::now());
-        let found = match self.cloud.listeners_of(lb).await {
+        let found = match cloud.listeners_of(lb).await {
             Ok(found) if !found.is_empty() => found,
-            Ok(_) => return tracing::warn!(load_balancer = %lb, "no listeners found; keeping the ones known"),
+            Ok(_) => {
+                tracing::warn!(load_balancer = %lb, "no listeners found; keeping the ones known");
+                return None;
+            }
             Err(e) => {
-                return tracing::warn!(load_balancer = %lb, code = %e.code, "listeners not looked up; keeping the ones known")
+                tracing::warn!(load_balancer = %lb, code = %e.code, "listeners not looked up; keeping the ones known");
+                return None;
             }
         };
-        let config = self.config();
-        let (mut a, mut b) = (found.clone(), config.listener_arns.clone());
+        let (mut a, mut b) = (found.clone(), current.to_vec());
         a.sort();
         b.sort();
-        if a != b {
-            tracing::info!(load_balancer = %lb, before = ?config.listener_arns, now = ?found, "listeners changed");
-            let mut next = (*config).clone();
-            next.listener_arns = found;
-            let waker = Waker::new(Arc::clone(&self.cloud), Arc::new(next));
-            *self.waker.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(waker);
-        }
+        (a != b).then(|| {
+            tracing::info!(load_balancer = %lb, before = ?current, now = ?found, "listeners changed");
+            found
+        })
     }
 }

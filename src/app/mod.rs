@@ -27,6 +27,7 @@ use crate::sleep::{self, IdleReport};
 use crate::wake::{Cause, Status, Waker};
 
 use event::{classify_for, Command, Event, EventError};
+use listeners::Discovery;
 pub use listeners::LISTENER_REFRESH;
 
 /// What an invocation answers: the ALB's response to a request, or a command's JSON report.
@@ -50,7 +51,8 @@ pub struct App<C> {
     cloud: Arc<C>,
     /// The wake engine over the current config; replaced when the listeners change.
     waker: RwLock<Arc<Waker<C>>>,
-    discovery: Option<listeners::Discovery>,
+    /// The load balancer whose listeners the config serves, when the deployment named it.
+    discovery: Option<Discovery>,
     front: Front,
 }
 
@@ -70,6 +72,26 @@ impl<C: Cloud> App<C> {
     pub fn with_wake_secret(mut self, secret: &str) -> App<C> {
         self.front = self.front.with_wake_secret(secret);
         self
+    }
+
+    /// The config's listeners are those of `load_balancer` (see [`listeners`]). A config given
+    /// with listeners counts as looked up now.
+    pub fn discovering_listeners_of(mut self, load_balancer: &str) -> App<C> {
+        self.discovery = Some(Discovery::new(load_balancer, !self.config().listener_arns.is_empty()));
+        self
+    }
+
+    /// Looks the load balancer's listeners up again when due (or `now`), and serves the new set
+    /// if it changed.
+    async fn refresh_listeners(&self, now: bool) {
+        let Some(discovery) = &self.discovery else { return };
+        let config = self.config();
+        if let Some(found) = discovery.changed(self.cloud.as_ref(), &config.listener_arns, now).await {
+            let mut next = (*config).clone();
+            next.listener_arns = found;
+            let waker = Waker::new(Arc::clone(&self.cloud), Arc::new(next));
+            *self.waker.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(waker);
+        }
     }
 
     pub fn config(&self) -> Arc<Config> {

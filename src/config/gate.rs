@@ -13,6 +13,8 @@
 
 use std::net::IpAddr;
 
+use serde::Deserialize;
+
 use crate::http::Request;
 
 /// Why a request was refused: the `Reason` of the `Refused` metric and the log.
@@ -139,6 +141,15 @@ impl std::fmt::Display for Cidr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.addr, self.prefix)
     }
+}
+
+/// The header an API client wakes a click-mode rule with, and the environment variable
+/// holding the shared secret (`wake_token = { header, env }`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WakeToken {
+    pub header: String,
+    pub env: String,
 }
 
 /// What may wake a rule (the top-level settings merged with the rule's).

@@ -9,6 +9,7 @@
 //! ([`hosts`]), who may wake it ([`gate`]), its schedule ([`schedule`]) and the standing ALB
 //! rules the whole config needs ([`standing`]). Nothing here calls AWS.
 
+mod error;
 pub mod gate;
 pub mod hosts;
 mod raw;
@@ -22,12 +23,12 @@ mod values;
 #[cfg(test)]
 mod tests;
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
-
+pub(crate) use error::err;
+pub use error::ConfigError;
+pub use gate::WakeToken;
 pub use hosts::{normalize_host, HostIndex};
 pub use rule::{AsgSpec, BusySignal, Ec2Resources, EcsService, RdsSpec, Rule};
 pub use standing::Chunk;
@@ -54,36 +55,6 @@ pub struct Config {
     /// holding the shared secret (`wake_token = { header, env }`).
     pub wake_token: Option<WakeToken>,
     hosts: HostIndex,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WakeToken {
-    pub header: String,
-    pub env: String,
-}
-
-/// A config that could not be loaded: the key at fault and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    pub key: String,
-    pub reason: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.key.is_empty() {
-            write!(f, "config: {}", self.reason)
-        } else {
-            write!(f, "config key `{}`: {}", self.key, self.reason)
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
-pub(crate) fn err(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
-    ConfigError { key: key.into(), reason: reason.into() }
 }
 
 /// Values the deployment provides through the environment, for keys the file leaves out: the

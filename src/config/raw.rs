@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::WakeToken;
+use super::gate::WakeToken;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -3,9 +3,10 @@
 
 use std::collections::HashSet;
 
+use super::error::{err, ConfigError};
 use super::raw::{RawAsg, RawBusyWhen, RawEc2, RawEcs, RawRds};
+use super::rule::{AsgSpec, BusySignal, Ec2Resources, EcsService, RdsSpec};
 use super::values::is_instance_id;
-use super::{err, AsgSpec, BusySignal, ConfigError, Ec2Resources, EcsService, RdsSpec};
 
 /// `ec2 = { instance_ids, hibernate }`: at least one id, each well-formed, none twice.
 pub(super) fn check_ec2(key: &dyn Fn(&str) -> String, raw: RawEc2) -> Result<Ec2Resources, ConfigError> {

@@ -23,7 +23,8 @@
 
 use std::collections::HashSet;
 
-use super::{err, ConfigError, Rule};
+use super::error::{err, ConfigError};
+use super::rule::Rule;
 
 pub use crate::cloud::alb::{MAX_HOSTS_PER_ALB_RULE, MAX_PRIORITY};
 /// Derived priorities start here, leaving the low ones to people.

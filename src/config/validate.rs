@@ -5,14 +5,17 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::error::{err, ConfigError};
+use super::gate::WakeToken;
 use super::gate::{Cidr, Gate};
 use super::hosts::HostIndex;
 use super::raw::{RawConfig, RawNeverWake, RawRule, RawSchedule};
+use super::rule::Rule;
 use super::schedule::{self, Schedule, Window};
 use super::sections::{check_asg, check_busy_when, check_ec2, check_ecs, check_rds};
 use super::standing;
 use super::values::{check_elb_arn, parse_duration, validate_host_pattern};
-use super::{err, Config, ConfigError, Rule, WakeToken};
+use super::Config;
 use crate::cloud::alb::MAX_PRIORITY;
 
 impl RawConfig {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{err, ConfigError};
+use super::error::{err, ConfigError};
 
 /// Parses "90s", "15m", "2h", "1h30m". Must be positive.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {

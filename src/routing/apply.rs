@@ -8,7 +8,8 @@ use crate::config::standing::{self as priority, MAX_PRIORITY};
 use crate::config::{Config, Rule};
 
 use super::diff::{diff, diff_only, Delete, Modify, Move, Plan};
-use super::{complete, entangled, lambda_of, route_of, view, ListenerView, Route, Want};
+use super::listener::{complete, entangled, lambda_of, view, ListenerView};
+use super::route::{route_of, Route, Want};
 
 /// Applies a plan to one listener, in an order that never leaves two rules on one priority:
 /// modify the matched (hosts, action), delete the extra, move priorities, create the missing.

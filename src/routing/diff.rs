@@ -9,7 +9,8 @@ use crate::config::standing as priority;
 use crate::config::{Config, Rule};
 
 use super::desired::{desired, Desired, PlanError};
-use super::{forward, route_of, ListenerView, Route, Want};
+use super::listener::ListenerView;
+use super::route::{forward, route_of, Route, Want};
 
 /// A matched rule of ours to change in place (ModifyRule).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,10 +4,14 @@
 //! and the reading of their series).
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
 use crate::cloud::alb::{load_balancer_dimension, target_group_dimension};
 use crate::cloud::{MetricQuery, MetricSeries};
 use crate::config::{BusySignal, Config, Rule};
+
+/// How far beyond the longest idle time activity is read, for CloudWatch's lag.
+pub const LAG_MARGIN: Duration = Duration::from_secs(10 * 60);
 
 /// Which query ids belong to a rule.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -122,7 +126,6 @@ pub fn last_activity(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn activity_in_the_current_minute_is_dated_no_later_than_now() {

@@ -6,7 +6,6 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use futures_util::stream::{self, StreamExt};
-use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::cloud::{Cloud, CloudError};
@@ -17,34 +16,8 @@ use crate::wake::{Cause, Waker, STATUS_TTL};
 
 use super::decide::Action;
 use super::observe::{observe, Decision, Seen};
+use super::report::{IdleReport, RuleReport};
 use super::stop::{record_stopped, stop_rule, sweep_routes, StopOutcome, StopRequest};
-
-/// One line of the idle check's report (and of its log).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RuleReport {
-    pub rule: String,
-    pub action: Action,
-    pub reason: String,
-    pub last_activity: Option<i64>,
-    pub idle_for_seconds: Option<i64>,
-    pub idle_seconds: u64,
-    /// Standing rules of this rule over all listeners when the check began.
-    pub listener_rules: usize,
-    /// What happened: `done`, `dry_run`, `backed_off`, `partial`, `failed`, `nothing`.
-    pub outcome: String,
-    pub error: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct IdleReport {
-    pub dry_run: bool,
-    pub now: i64,
-    pub rules: Vec<RuleReport>,
-    /// Drift repair of the standing rules, per listener (planned only, in a dry run).
-    pub standing_rules: Vec<routes::Report>,
-    /// Why the standing rules could not be repaired, if they could not.
-    pub standing_rules_error: Option<String>,
-}
 
 /// How many rules the idle check acts on at once.
 pub const STOP_PARALLELISM: usize = 8;

@@ -20,14 +20,12 @@ pub mod check;
 pub mod decide;
 mod observe;
 pub mod operator;
+pub mod report;
 pub mod stop;
 
-use std::time::Duration;
-
-pub use check::{idle_check, IdleReport, RuleReport, DEADLINE_MARGIN, START_FOLLOW, STOP_PARALLELISM};
+pub use activity::LAG_MARGIN;
+pub use check::{idle_check, DEADLINE_MARGIN, START_FOLLOW, STOP_PARALLELISM};
 pub use decide::Action;
 pub use operator::stop_now;
+pub use report::{IdleReport, RuleReport};
 pub use stop::{stop_rule, sweep_routes, StopOutcome, StopRequest};
-
-/// How far beyond the longest idle time activity is read, for CloudWatch's lag.
-pub const LAG_MARGIN: Duration = Duration::from_secs(10 * 60);

@@ -14,10 +14,9 @@ use crate::state::intent::intent;
 use crate::state::Store;
 use crate::wake::Observed;
 
-use super::activity::{build_queries, last_activity, RuleQueries};
-use super::check::RuleReport;
+use super::activity::{build_queries, last_activity, RuleQueries, LAG_MARGIN};
 use super::decide::{decide, Facts};
-use super::LAG_MARGIN;
+use super::report::RuleReport;
 
 /// Everything one idle check reads, in batches: the state items, instances, services, the
 /// listeners and their rules, and the metrics.

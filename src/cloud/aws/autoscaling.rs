@@ -4,7 +4,7 @@
 use aws_sdk_autoscaling::types::{LifecycleState, Tag};
 use aws_sdk_autoscaling::Client;
 
-use super::cloud_error;
+use super::error::cloud_error;
 use crate::cloud::{AutoScalingGroup, CloudResult, ASG_DESIRED_TAG, ASG_MIN_TAG};
 
 /// DescribeAutoScalingGroups takes at most 100 names per call (MaxRecords 100).

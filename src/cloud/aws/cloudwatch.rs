@@ -6,7 +6,7 @@ use aws_sdk_cloudwatch::primitives::DateTime;
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, ScanBy};
 use aws_sdk_cloudwatch::Client;
 
-use super::cloud_error;
+use super::error::cloud_error;
 use crate::cloud::{CloudResult, MetricQuery, MetricSeries, METRIC_QUERIES_PER_CALL};
 
 pub async fn metric_data(

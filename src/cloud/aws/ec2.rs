@@ -3,7 +3,7 @@
 use aws_sdk_ec2::types::Filter;
 use aws_sdk_ec2::Client;
 
-use super::cloud_error;
+use super::error::cloud_error;
 use crate::cloud::{CloudResult, Instance, InstanceState};
 
 /// EC2 accepts at most 200 values per filter.

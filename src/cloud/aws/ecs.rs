@@ -3,7 +3,7 @@
 use aws_sdk_ecs::types::{ServiceField, Tag};
 use aws_sdk_ecs::Client;
 
-use super::cloud_error;
+use super::error::cloud_error;
 use crate::cloud::{CloudResult, Service, DESIRED_COUNT_TAG};
 
 /// DescribeServices takes at most 10 services per call.

@@ -8,7 +8,7 @@ use aws_sdk_elasticloadbalancingv2::types::{
 };
 use aws_sdk_elasticloadbalancingv2::Client;
 
-use super::cloud_error;
+use super::error::cloud_error;
 use crate::cloud::{CloudResult, ErrorKind, ListenerRule, NewRule, RuleChange, TargetHealth, Weighted, RULE_TAG};
 
 /// DescribeTags takes at most 20 ARNs.

@@ -1,22 +1,22 @@
 //! The real AWS adapters behind [`crate::cloud::Cloud`]: one file per service.
 //!
 //! Each adapter turns SDK outputs into domain types in small pure functions and every SDK error
-//! into a [`CloudError`] carrying the AWS error code (see [`cloud_error`]).
+//! into a [`CloudError`] carrying the AWS error code (see [`error::cloud_error`]).
 
 mod autoscaling;
 mod cloudwatch;
 mod ec2;
 mod ecs;
 mod elbv2;
+mod error;
 mod rds;
 mod state;
 
-use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_ec2::operation::RequestId;
+use error::cloud_error;
 
 use crate::cloud::{
-    Cloud, CloudError, CloudResult, Instance, ListenerRule, MetricQuery, MetricSeries, NewRule, RuleChange, RuleState,
-    Service, TargetHealth,
+    Cloud, CloudResult, Instance, ListenerRule, MetricQuery, MetricSeries, NewRule, RuleChange, RuleState, Service,
+    TargetHealth,
 };
 
 /// The SDK clients of every service autostop calls, from one shared SDK config.
@@ -136,20 +136,6 @@ async fn load_clients() -> Clients {
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).retry_config(retry).load().await;
     tracing::debug!("AWS clients built");
     Clients::new(&sdk)
-}
-
-/// Any SDK error -> [`CloudError`]: the service's error code when there is one, else a transient
-/// failure (network, timeout, unparseable response) described with its full source chain.
-pub(crate) fn cloud_error<E>(op: &'static str, err: SdkError<E>) -> CloudError
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
-    let request_id = err.request_id().map(str::to_string);
-    let e = match err.code() {
-        Some(code) => CloudError::new(op, code, err.message().unwrap_or_default()),
-        None => CloudError::transient(op, DisplayErrorContext(&err).to_string()),
-    };
-    e.with_request_id(request_id.as_deref())
 }
 
 impl Cloud for AwsCloud {

@@ -3,7 +3,7 @@
 use aws_sdk_rds::types::Filter;
 use aws_sdk_rds::Client;
 
-use super::cloud_error;
+use super::error::cloud_error;
 use crate::cloud::{CloudResult, Database};
 
 /// Describes by `db-instance-id` / `db-cluster-id` filter, so an unknown id comes back missing

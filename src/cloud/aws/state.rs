@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
-use super::cloud_error;
+use super::error::cloud_error;
 use crate::cloud::{CloudResult, Phase, RuleState};
 
 type Item = HashMap<String, AttributeValue>;

@@ -28,6 +28,7 @@ mod calls;
 mod compute;
 mod failure;
 mod metrics;
+mod op;
 mod port;
 mod table;
 #[cfg(test)]
@@ -41,7 +42,7 @@ use tokio::time::Instant;
 
 use super::{CloudError, InstanceState, ListenerRule, RuleState};
 
-pub use calls::Op;
+pub use op::Op;
 
 /// The Lambda target group every fake listener's default action forwards to, unless a test
 /// names another ([`FakeCloud::add_listener_with_default`]).
