@@ -1,11 +1,35 @@
 //! autostop: wakes sleeping AWS dev environments on the first request and puts them back to
 //! sleep when idle. One binary, deployed as the default target of an Application Load Balancer.
 //!
-//! - the wake path: [`app`] (events in, responses out) -> [`http`] (which response for which
-//!   request) -> [`wake`] (observe, decide, act) -> [`cloud`] (the AWS port and its adapters);
-//! - pure pieces: [`config`] (TOML -> validated config), [`rules`] (host matching),
-//!   [`priority`] (ALB rule priorities and host chunks), [`pages`] (askama templates);
-//! - [`event`] tells an ALB request from the schedule and from operator commands.
+//! The map of the crate, top down: each folder imports only those below it (`tests/layout.rs`
+//! checks it, and that no two files import each other in a circle). `cloud`, `http` and
+//! `telemetry` import nothing of the domain.
+//!
+//! ```text
+//! main.rs     in Lambda: config, then lambda_runtime::run over app; elsewhere: the CLI
+//! cli/        the autostop CLI (clap): each command calls app's typed method and prints the
+//!             report (print.rs); never reads a report back from JSON
+//! app/        the handler: reads an event (event.rs), dispatches it (the only dispatch),
+//!             looks the load balancer's listeners up (listeners.rs)
+//! ops/        operator commands as typed reports: status, stop, sync, overrides, validate --aws
+//! serve/      the HTTP table: screen (answers without an AWS call: health, unknown host,
+//!             refusals), then wake (click page and button, status, progress page, hold)
+//! sleep/      the idle check: activity (metrics, pure), decide (pure), observe (batched),
+//!             check (the run), stop (the ordered stop, StopRequest), operator (stop now)
+//! wake/       the wake path: observe and plan (pure), step, start, ready (health, switch),
+//!             dependencies, fleet (lease and published status), status (the status JSON)
+//! routing/    the standing listener rules: desired (pure), diff (pure, table-tested),
+//!             apply (the only code that changes listener rules), route, listener
+//! state/      the state item's one writer (Store, one retry policy), its transitions (pure),
+//!             intent (override, schedule) and savings
+//! config/     TOML -> validated Config (raw, validate, one check per section); the Rule, host
+//!             matching, gate, schedule and the standing-rule plan; errors name the key
+//! http/       the ALB protocol: Request from an ALB event, Reply in the ALB's shape
+//! cloud/      the port (Cloud) in domain words, ALB facts (alb.rs), the item (item.rs);
+//!             aws/ one file per service; fake/ the strict in-memory cloud (compute, alb,
+//!             metrics, table, calls by Op, failure injection, its own tests)
+//! telemetry/  JSON logs, and CloudWatch EMF lines (emf.rs)
+//! ```
 
 pub mod app;
 pub mod cli;

@@ -2,7 +2,8 @@
 //! It is the only place that reads events ([`event`]) and dispatches them: an ALB request to
 //! the HTTP table ([`crate::serve`]), the schedule to the idle check ([`crate::sleep`]), a
 //! direct invoke to an operator command ([`crate::ops`]). Each command also has a typed method
-//! here, which the CLI calls and prints.
+//! here, which the CLI calls and prints. It decides nothing itself: which answer is serve's,
+//! what to do is the commands', the idle check's and the wake's.
 
 pub mod event;
 mod listeners;
@@ -74,7 +75,7 @@ impl<C: Cloud> App<C> {
         self
     }
 
-    /// The config's listeners are those of `load_balancer` (see [`listeners`]). A config given
+    /// The config's listeners are those of `load_balancer` (see `app::listeners`). A config given
     /// with listeners counts as looked up now.
     pub fn discovering_listeners_of(mut self, load_balancer: &str) -> App<C> {
         self.discovery = Some(Discovery::new(load_balancer, !self.config().listener_arns.is_empty()));

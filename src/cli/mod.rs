@@ -1,5 +1,6 @@
 //! The same binary outside Lambda: the `autostop` CLI for operators. It calls the handler's
-//! typed commands and prints their reports ([`print`]); it never reads a report back from JSON.
+//! typed commands and prints their reports ([`mod@print`]); it never reads a report back from JSON,
+//! and decides nothing the handler would not.
 //!
 //! Uses the config the Lambda uses and the normal AWS credential chain (`AWS_ENDPOINT_URL`
 //! honoured, so it works against moto). Exit codes: 0 success; 1 the operation failed or found

@@ -1,7 +1,7 @@
 //! The cloud port: what autostop needs from AWS, in domain words.
 //!
 //! [`Cloud`] is implemented by the real adapters in [`aws`] (one file per service) and by the
-//! in-memory [`fake`] used by flow tests and benchmarks. The domain only sees the types here
+//! in-memory `fake` used by flow tests and benchmarks. The domain only sees the types here
 //! ([`resources`], [`listener`], [`metrics`], [`item`], [`error`]) and the ALB facts in [`alb`];
 //! no `aws_sdk_*` type crosses this line, and nothing here imports the domain. Every failure is
 //! a [`CloudError`] carrying the AWS error code and its classification, never a flattened

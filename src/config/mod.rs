@@ -1,8 +1,8 @@
 //! Configuration: the TOML file of SPEC, read in two stages.
 //!
-//! [`raw`] is the serde shape of the file (unknown keys are rejected by serde, naming the key);
-//! [`Config::from_toml`] validates it into [`Config`] ([`validate`], one check per section in
-//! [`sections`]), with every error naming the key and the reason. A config either loads whole or
+//! `raw` is the serde shape of the file (unknown keys are rejected by serde, naming the key);
+//! [`Config::from_toml`] validates it into [`Config`] (`validate`, one check per section in
+//! `sections`), with every error naming the key and the reason. A config either loads whole or
 //! not at all: the Lambda never serves with half a config.
 //!
 //! The validated shapes live here too: a [`Rule`] and its resources ([`rule`]), host matching
@@ -48,7 +48,7 @@ pub struct Config {
     pub metrics_lag: Duration,
     pub rules: Vec<Rule>,
     /// The standing ALB rules the config needs on every listener, in evaluation order, with the
-    /// priorities they get on a listener that holds no rules of others ([`crate::priority`]).
+    /// priorities they get on a listener that holds no rules of others ([`standing`]).
     pub standing: Vec<Chunk>,
     pub standing_priorities: Vec<u32>,
     /// The header an API client wakes a click-mode rule with, and the environment variable
@@ -122,7 +122,7 @@ impl Config {
         raw.validate(deployment.load_balancer.is_some())
     }
 
-    /// The rule serving a normalised host (see [`crate::rules::normalize_host`]).
+    /// The rule serving a normalised host (see [`normalize_host`]).
     pub fn rule_for_host(&self, host: &str) -> Option<&Rule> {
         self.hosts.lookup(host).map(|i| &self.rules[i])
     }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-/// One autostopping rule, validated (see [`super::validate`]).
+/// One autostopping rule, validated (see `config::validate`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rule {
     pub name: String,

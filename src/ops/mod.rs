@@ -1,6 +1,7 @@
 //! Operator commands: status, stop, sync, overrides and `validate --aws`. Each returns a typed
 //! report; the handler (`app`) serialises it for a direct invoke and the CLI prints it. None of
-//! them is reached from an ALB request.
+//! them is reached from an ALB request, and none changes a listener rule or the state item but
+//! through `routing` and `state::Store`.
 
 pub mod overrides;
 pub mod status;

@@ -122,7 +122,7 @@ pub struct Report {
 }
 
 /// Diffs and applies every listener; `dry_run` only plans. Races with other invocations (a rule
-/// gone meanwhile, a priority taken) are met by listing again ([`RACE_ATTEMPTS`]).
+/// gone meanwhile, a priority taken) are met by listing again (`RACE_ATTEMPTS`).
 pub async fn reconcile<C: Cloud>(
     cloud: &C,
     config: &Config,

@@ -13,10 +13,11 @@
 //!   atomic, idempotent, no priority to probe, nothing to duplicate.
 //!
 //! Reconciling is the shape of aws-load-balancer-controller's rule synthesizer: build the desired
-//! rules purely from the config ([`desired`]), list the actual ones, match them ([`diff`]), then
+//! rules purely from the config ([`desired`]), list the actual ones, match them ([`mod@diff`]), then
 //! modify the matched, delete the unmatched of ours, move priorities, create the missing
 //! ([`apply`], the only code that changes a listener's rules). Only rules tagged
-//! `autostop:rule` are ever changed or deleted.
+//! `autostop:rule` are ever changed or deleted. Routing never touches a resource or the state
+//! item.
 
 pub mod apply;
 pub mod desired;

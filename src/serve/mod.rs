@@ -5,7 +5,7 @@
 //! request would wake. [`Front::wake`] answers the rest: the click mode's page and button
 //! ([`click`]), the status endpoint, the progress page for a browser ([`pages`]), and a held
 //! API request ([`hold`]). The handler calls one, then the other, looking the listeners up in
-//! between.
+//! between. It knows no SDK type, writes no state and calls AWS only through the waker.
 
 pub mod answers;
 pub mod click;

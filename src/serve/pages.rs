@@ -50,7 +50,7 @@ struct ClickPage<'a> {
     token: &'a str,
 }
 
-/// The "Wake <host>" page of a click-mode rule ([`super::click`]).
+/// The "Wake `host`" page of a click-mode rule ([`super::click`]).
 pub fn click(host: &str, action: &str, token: &str) -> String {
     ClickPage { host, action, token }.render().unwrap_or_else(|e| format!("template error: {e}"))
 }

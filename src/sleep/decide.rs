@@ -53,9 +53,9 @@ pub struct Facts<'a> {
     pub started_at: Option<i64>,
     /// Standing rules of this rule that forward to the app, over all listeners.
     pub app_routes: usize,
-    /// [`fingerprint`] of the rule and its resources now.
+    /// `Observed::fingerprint` of the rule and its resources now.
     pub fingerprint: String,
-    /// What its override or schedule wants ([`crate::intent`]).
+    /// What its override or schedule wants (`state::intent`).
     pub intent: Intent,
     /// An awake rule that depends on this one (directly or through others): while there is
     /// one, this rule runs, whatever its idleness, schedule or override says.

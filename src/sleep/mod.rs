@@ -13,7 +13,8 @@
 //! rule that forwards to the app of a stopped rule is switched back, and our rules for rules
 //! that left the config are removed. The stop itself ([`stop`]) is ordered so no request is
 //! ever routed to a target that is going away; the operator's stop ([`operator`]) is the same
-//! stop, now.
+//! stop, now. It changes listener rules only through `routing` and the state item only through
+//! `state::Store`.
 
 pub mod activity;
 pub mod check;

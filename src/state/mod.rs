@@ -2,7 +2,8 @@
 //! ([`Store`], one conditional-write retry policy), the transitions it goes through (pure,
 //! [`transition`]), and what is derived from it: a rule's intent from its override and schedule
 //! ([`intent`]) and its savings ([`savings`]). AWS is the truth about what runs; the item
-//! coordinates Lambda environments and keeps history.
+//! coordinates Lambda environments and keeps history. Nothing here decides what to wake or
+//! stop, and nothing but [`Store`] writes the table.
 
 pub mod intent;
 pub mod savings;

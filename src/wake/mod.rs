@@ -3,15 +3,15 @@
 //! [`Waker::wake`] is what every request for a sleeping rule calls. Concurrent callers in one
 //! Lambda environment queue on that rule's async mutex; the first does the step, the rest find
 //! its status cached for [`STATUS_TTL`]. Across environments, the state item carries the last
-//! observed status and an observer lease ([`fleet`]): one environment observes, every other
+//! observed status and an observer lease (`fleet`): one environment observes, every other
 //! answers from the item. Each step:
 //!
-//! 1. observes the rule's resources ([`observe`]);
+//! 1. observes the rule's resources ([`observe()`]);
 //! 2. decides with [`plan::plan_resources`] (pure): error, wait for a stop, start, booting, or up;
-//! 3. acts: readies its dependencies first ([`dependencies`]), makes sure the rule's standing ALB
+//! 3. acts: readies its dependencies first (`dependencies`), makes sure the rule's standing ALB
 //!    rules exist (so the ALB health-checks the app's target group) and starts what is asleep
-//!    ([`start`]); once up, reads target health and, with a healthy target, switches the
-//!    standing rules to the app and records the wake as finished ([`ready`]). The rule is
+//!    (`start`); once up, reads target health and, with a healthy target, switches the
+//!    standing rules to the app and records the wake as finished (`ready`). The rule is
 //!    `ready` once the switch has been in place for `settle`: ALB applies a change within
 //!    seconds.
 //!

@@ -1,7 +1,7 @@
 //! The real AWS adapters behind [`crate::cloud::Cloud`]: one file per service.
 //!
 //! Each adapter turns SDK outputs into domain types in small pure functions and every SDK error
-//! into a [`CloudError`] carrying the AWS error code (see [`error::cloud_error`]).
+//! into a [`crate::cloud::CloudError`] carrying the AWS error code (see `error::cloud_error`).
 
 mod autoscaling;
 mod cloudwatch;
