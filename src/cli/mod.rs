@@ -20,6 +20,7 @@ use crate::cloud::Cloud;
 use crate::config::schedule::Mode;
 use crate::config::{self, parse_duration, Config, Deployment};
 use crate::ops::overrides::Until;
+use crate::ops::stop::StopResult;
 use crate::ops::OpError;
 use crate::wake::{Phase, STATUS_TTL};
 
@@ -194,7 +195,7 @@ async fn validate(cloud: &AwsCloud, config: &Config, aws: bool) -> i32 {
 
 async fn stop(app: &App<AwsCloud>, rule: &str) -> i32 {
     match app.stop(rule).await {
-        Ok(report) if report.stopped() => {
+        Ok(report) if report.result == StopResult::Stopped => {
             println!("{}: stopped (listener rules switched back to autostop, resources stopping)", report.rule);
             OK
         }

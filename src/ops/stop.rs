@@ -8,18 +8,22 @@ use crate::wake::Waker;
 
 use super::{listeners_known, named_rule, OpError};
 
-/// How the stop ended: `stopped`, `backed_off` or `partial`, with why when it did not finish.
+/// How the stop ended, with why when it did not finish.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StopReport {
     pub rule: String,
-    pub result: &'static str,
+    pub result: StopResult,
     pub detail: Option<String>,
 }
 
-impl StopReport {
-    pub fn stopped(&self) -> bool {
-        self.result == "stopped"
-    }
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopResult {
+    Stopped,
+    /// A wake or another checker moved the state first: nothing was touched.
+    BackedOff,
+    /// Some resources did not stop; the next run finishes the job.
+    Partial,
 }
 
 pub async fn stop<C: Cloud>(waker: &Waker<C>, name: &str) -> Result<StopReport, OpError> {
@@ -29,9 +33,9 @@ pub async fn stop<C: Cloud>(waker: &Waker<C>, name: &str) -> Result<StopReport, 
         .await
         .map_err(|e| OpError::Failed(format!("stop of `{}` failed: {e}", rule.name)))?;
     let (result, detail) = match outcome {
-        StopOutcome::Stopped => ("stopped", None),
-        StopOutcome::BackedOff(why) => ("backed_off", Some(why)),
-        StopOutcome::Partial(why) => ("partial", Some(why)),
+        StopOutcome::Stopped => (StopResult::Stopped, None),
+        StopOutcome::BackedOff(why) => (StopResult::BackedOff, Some(why)),
+        StopOutcome::Partial(why) => (StopResult::Partial, Some(why)),
     };
     Ok(StopReport { rule: rule.name, result, detail })
 }

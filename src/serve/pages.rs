@@ -59,20 +59,20 @@ pub fn click(host: &str, action: &str, token: &str) -> String {
 /// place, yet this request still reached us) is shown as `routing`: browsers never see "ready"
 /// from us, the app itself is the proof.
 pub fn steps(phase: Phase) -> Vec<Step> {
-    let mut all: Vec<(&'static str, &'static str)> = vec![
-        ("starting", "Starting the resources"),
-        ("waiting_for_health", "Passing the load balancer's health checks"),
-        ("routing", "Routing your traffic to the app"),
+    let mut all: Vec<(Phase, &'static str)> = vec![
+        (Phase::Starting, "Starting the resources"),
+        (Phase::WaitingForHealth, "Passing the load balancer's health checks"),
+        (Phase::Routing, "Routing your traffic to the app"),
     ];
     if phase == Phase::Stopping {
-        all.insert(0, ("stopping", "Finishing the previous shutdown"));
+        all.insert(0, (Phase::Stopping, "Finishing the previous shutdown"));
     }
     let shown = if phase == Phase::Ready { Phase::Routing } else { phase };
-    let current = all.iter().position(|(p, _)| *p == shown.as_str());
+    let current = all.iter().position(|(p, _)| *p == shown);
     all.into_iter()
         .enumerate()
         .map(|(i, (phase, label))| Step {
-            phase,
+            phase: phase.as_str(),
             label,
             dependency: None,
             state: match current {
@@ -161,19 +161,11 @@ mod tests {
     use crate::cloud::TargetHealth;
 
     fn status(phase: Phase) -> Status {
-        Status {
-            rule: "api".into(),
-            phase,
-            message: "booting".into(),
-            resources: vec![ResourceState { kind: "ec2".into(), id: "i-1".into(), state: "pending".into() }],
-            targets: TargetHealth::counts(0, 1),
-            elapsed_seconds: Some(12),
-            eta_seconds: None,
-            error: None,
-            held_asleep: None,
-            intent: None,
-            dependencies: Vec::new(),
-        }
+        let resources = vec![ResourceState { kind: "ec2".into(), id: "i-1".into(), state: "pending".into() }];
+        let mut s = Status::new("api", phase, "booting").with_resources(resources);
+        s.targets = TargetHealth::counts(0, 1);
+        s.elapsed_seconds = Some(12);
+        s
     }
 
     #[test]
