@@ -87,6 +87,26 @@ async fn only_clients_from_wake_from_wake_and_the_right_most_forwarded_entry_cou
     assert_eq!(app.cloud().calls(Op::StartInstances), 1);
 }
 
+/// Behind CloudFront the right-most entry is CloudFront's address; with `trusted_proxies` the
+/// client is the right-most entry outside them. An `ip:port` entry (the ALB's
+/// `routing.http.xff_client_port.enabled`) is read as its address.
+#[tokio::test(start_paused = true)]
+async fn behind_trusted_proxies_the_client_is_the_entry_before_them_and_ports_are_read() {
+    let plain = app("wake_from = [\"10.0.0.0/8\"]", "");
+    let app = app("wake_from = [\"10.0.0.0/8\"]\ntrusted_proxies = [\"130.176.0.0/16\"]", "");
+    let stranger = get(&app, "GET", "/", FIREFOX, "10.1.2.3, 198.51.100.2:50123, 130.176.4.9:443").await;
+    assert_eq!(stranger.status, 403, "a forged office entry left of the stranger counts for nothing");
+    assert_eq!(app.cloud().total_calls(), 0);
+    let office = get(&app, "GET", "/", FIREFOX, "10.1.2.3:50123, 130.176.4.9:443").await;
+    assert_eq!(office.status, 200, "{}", office.body);
+    assert_eq!(app.cloud().calls(Op::StartInstances), 1);
+    assert_eq!(
+        get(&plain, "GET", "/", FIREFOX, "10.1.2.3, 130.176.4.9").await.status,
+        403,
+        "untrusted: the CDN is the client"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_rule_may_open_or_narrow_what_the_top_level_says() {
     // Top level: the office only, extra bot and path. The rule: anyone, built-in lists off.
@@ -121,6 +141,8 @@ fn bad_gate_keys_are_named() {
     for (extra, key) in [
         ("wake_from = [\"10.0.0.0/33\"]\n", "wake_from"),
         ("wake_from = []\n", "wake_from"),
+        ("trusted_proxies = [\"130.176.0.0\"]\n", "trusted_proxies"),
+        ("trusted_proxies = []\n", "trusted_proxies"),
         ("never_wake = { paths = [\"wp-admin\"] }\n", "never_wake.paths"),
         ("never_wake = { user_agents = [\" \"] }\n", "never_wake.user_agents"),
         ("wake = \"sometimes\"\n", "wake"),

@@ -894,3 +894,27 @@ async fn rds_instances_and_clusters_wake_and_stop() {
     assert_eq!(code, 1, "{out}{err}");
     assert!(out.contains("RDS instance it-rds-replica cannot be stopped") && out.contains("read replica"), "{out}");
 }
+
+/// validate --aws reads the load balancer's X-Forwarded-For handling (DescribeLoadBalancerAttributes)
+/// and says when it defeats wake_from: `preserve` passes on what the client wrote.
+#[tokio::test]
+#[ignore = "needs moto: run `make test`"]
+async fn validate_names_a_forwarded_for_mode_that_defeats_wake_from() {
+    use aws_sdk_elasticloadbalancingv2::types::LoadBalancerAttribute;
+    let w = world("it-xff").await;
+    let tg = w.target_group("it-xff-api", TargetTypeEnum::Instance).await;
+    let id = w.stopped_instance(&tg).await;
+    let rules = format!(
+        "wake_from = [\"10.0.0.0/8\"]\n[[rules]]\nname = \"api\"\nhosts = [\"api.xff.example.com\"]\ntarget_group_arn = \"{tg}\"\nec2 = {{ instance_ids = [\"{id}\"] }}\n"
+    );
+    let (code, out, err) = w.validate_aws("it-xff-append", &rules);
+    assert_eq!(code, 0, "append (the default) is fine: {out}{err}");
+    let listener = w.elb.describe_listeners().listener_arns(&w.listeners[0]).send().await.unwrap();
+    let lb = listener.listeners()[0].load_balancer_arn().unwrap().to_string();
+    let preserve =
+        LoadBalancerAttribute::builder().key("routing.http.xff_header_processing.mode").value("preserve").build();
+    w.elb.modify_load_balancer_attributes().load_balancer_arn(&lb).attributes(preserve).send().await.unwrap();
+    let (code, out, err) = w.validate_aws("it-xff-preserve", &rules);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("routing.http.xff_header_processing.mode is `preserve`"), "{out}");
+}

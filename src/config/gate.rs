@@ -9,7 +9,11 @@
 //! - its `User-Agent` names a well-known bot (a built-in list, extendable, switchable off);
 //! - `wake_from` is set and the client's address is in none of its networks. The client is the
 //!   **right-most** `X-Forwarded-For` entry: the one the ALB appended from the connection it
-//!   accepted. Entries to its left come from the request as sent, so anyone can write them.
+//!   accepted (its `routing.http.xff_header_processing.mode` is `append`, the default; with
+//!   `routing.http.xff_client_port.enabled` the entry is `ip:port`, or `[ipv6]:port`; ELBv2 API
+//!   reference, LoadBalancerAttribute). Entries to its left come from the request as sent, so
+//!   anyone can write them, except those `trusted_proxies` (a CDN, a corporate proxy in front of
+//!   the ALB) appended: the client is then the right-most entry outside those networks.
 
 use std::net::IpAddr;
 
@@ -160,6 +164,9 @@ pub struct Gate {
     /// Lower case substrings.
     pub user_agents: Vec<String>,
     pub paths: Vec<String>,
+    /// Proxies in front of the load balancer whose `X-Forwarded-For` entries are skipped, from
+    /// the right, to find the client.
+    pub trusted_proxies: Vec<Cidr>,
     /// `wake = "click"`: a sleeping rule wakes only from its page's button or with the
     /// `wake_token` secret (the click mode of `serve`).
     pub click: bool,
@@ -174,7 +181,7 @@ impl Gate {
         ua.extend(user_agents.iter().map(|u| u.to_ascii_lowercase()));
         let mut p = builtin(DEFAULT_PATHS);
         p.extend(paths.iter().cloned());
-        Gate { wake_from, user_agents: ua, paths: p, click: false }
+        Gate { wake_from, user_agents: ua, paths: p, trusted_proxies: Vec::new(), click: false }
     }
 
     /// `None`: the request may wake the rule.
@@ -190,7 +197,10 @@ impl Gate {
             return Some(Reason::Bot);
         }
         match &self.wake_from {
-            Some(nets) if !client_ip(&req.forwarded_for).is_some_and(|ip| nets.iter().any(|n| n.contains(ip))) => {
+            Some(nets)
+                if !client_ip(&req.forwarded_for, &self.trusted_proxies)
+                    .is_some_and(|ip| nets.iter().any(|n| n.contains(ip))) =>
+            {
                 Some(Reason::Network)
             }
             _ => None,
@@ -205,12 +215,33 @@ fn path_matches(pattern: &str, path: &str) -> bool {
     }
 }
 
-/// The client's address: the right-most `X-Forwarded-For` entry, which the ALB appended. `None`
-/// when there is none or it is not an address.
-pub fn client_ip(forwarded_for: &str) -> Option<IpAddr> {
-    let last = forwarded_for.rsplit(',').next()?.trim();
-    let last = last.strip_prefix('[').and_then(|l| l.split_once(']')).map(|(ip, _)| ip).unwrap_or(last);
-    last.parse().ok()
+/// The client's address: the right-most `X-Forwarded-For` entry that is not one of the
+/// `trusted` proxies. `None` when there is none, or an entry on the way is not an address (an
+/// entry the client wrote stands left of every trusted one).
+pub fn client_ip(forwarded_for: &str, trusted: &[Cidr]) -> Option<IpAddr> {
+    for entry in forwarded_for.rsplit(',') {
+        let ip = entry_ip(entry.trim())?;
+        if !trusted.iter().any(|n| n.contains(ip)) {
+            return Some(ip);
+        }
+    }
+    None
+}
+
+/// One `X-Forwarded-For` entry's address: `203.0.113.7`, `203.0.113.7:5432` (the ALB's client
+/// port), `2001:db8::1`, `[2001:db8::1]` or `[2001:db8::1]:5432`.
+fn entry_ip(entry: &str) -> Option<IpAddr> {
+    if let Some(rest) = entry.strip_prefix('[') {
+        let (ip, after) = rest.split_once(']')?;
+        let port_ok = after.is_empty() || after.strip_prefix(':').is_some_and(|p| p.parse::<u16>().is_ok());
+        return port_ok.then(|| ip.parse().ok()).flatten();
+    }
+    if let Ok(ip) = entry.parse() {
+        return Some(ip);
+    }
+    let (ip, port) = entry.rsplit_once(':')?;
+    let v4: std::net::Ipv4Addr = ip.parse().ok()?;
+    port.parse::<u16>().ok().map(|_| IpAddr::V4(v4))
 }
 
 #[cfg(test)]
@@ -247,12 +278,35 @@ mod tests {
             ("spoofed, 10.0.0.1 , 198.51.100.2", Some("198.51.100.2")),
             ("2001:db8::1", Some("2001:db8::1")),
             ("[2001:db8::2]:443", Some("2001:db8::2")),
+            ("203.0.113.7:51234", Some("203.0.113.7")),
+            ("10.0.0.1, 198.51.100.2:443", Some("198.51.100.2")),
+            ("203.0.113.7:port", None),
+            ("203.0.113.7:99999", None),
             ("", None),
             ("not-an-ip", None),
             ("10.0.0.1, ", None),
         ] {
-            assert_eq!(client_ip(xff), want.map(|w| w.parse().unwrap()), "{xff}");
+            assert_eq!(client_ip(xff, &[]), want.map(|w| w.parse().unwrap()), "{xff}");
         }
+    }
+
+    #[test]
+    fn behind_trusted_proxies_the_client_is_the_right_most_entry_outside_them() {
+        let cloudfront = [Cidr::parse("130.176.0.0/16").unwrap(), Cidr::parse("2600:9000::/28").unwrap()];
+        for (xff, want) in [
+            ("198.51.100.2, 130.176.4.9", Some("198.51.100.2")),
+            ("10.9.9.9, 198.51.100.2, 130.176.4.9:443", Some("198.51.100.2")),
+            ("198.51.100.2, [2600:9000::1]:443", Some("198.51.100.2")),
+            ("130.176.4.9", None),
+            ("garbage, 130.176.4.9", None),
+        ] {
+            assert_eq!(client_ip(xff, &cloudfront), want.map(|w| w.parse().unwrap()), "{xff}");
+        }
+        assert_eq!(
+            client_ip("198.51.100.2, 130.176.4.9", &[]),
+            Some("130.176.4.9".parse().unwrap()),
+            "untrusted: the CDN"
+        );
     }
 
     #[test]

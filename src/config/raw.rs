@@ -23,6 +23,8 @@ pub(super) struct RawConfig {
     pub(super) rules: Vec<RawRule>,
     /// Networks whose clients may wake environments (any when absent).
     pub(super) wake_from: Option<Vec<String>>,
+    /// Proxies in front of the load balancer (a CDN, a corporate proxy).
+    pub(super) trusted_proxies: Option<Vec<String>>,
     pub(super) never_wake: Option<RawNeverWake>,
     /// `"request"` (the default) or `"click"`.
     pub(super) wake: Option<String>,

@@ -69,6 +69,7 @@ impl RawConfig {
         check_never_wake("never_wake", &never_wake)?;
         Ok(TopGate {
             wake_from: parse_networks("wake_from", self.wake_from.as_deref())?,
+            trusted_proxies: parse_networks("trusted_proxies", self.trusted_proxies.as_deref())?.unwrap_or_default(),
             never_wake,
             click: parse_wake("wake", self.wake.as_deref())?.unwrap_or(false),
         })
@@ -328,6 +329,7 @@ impl RawRule {
         let agents: Vec<String> = top.never_wake.user_agents.iter().chain(&mine.user_agents).cloned().collect();
         let paths: Vec<String> = top.never_wake.paths.iter().chain(&mine.paths).cloned().collect();
         let mut gate = Gate::new(own.or_else(|| top.wake_from.clone()), defaults, &agents, &paths);
+        gate.trusted_proxies = top.trusted_proxies.clone();
         gate.click = parse_wake(&key("wake"), self.wake.as_deref())?.unwrap_or(top.click);
         Ok(gate)
     }
@@ -336,6 +338,7 @@ impl RawRule {
 /// The top level's `wake_from`, `never_wake` and `wake`, checked: what each rule starts from.
 struct TopGate {
     wake_from: Option<Vec<Cidr>>,
+    trusted_proxies: Vec<Cidr>,
     never_wake: RawNeverWake,
     click: bool,
 }

@@ -45,6 +45,7 @@ pub async fn check_aws(cloud: &AwsCloud, config: &Config) -> Result<Findings, Cl
     for rule in &config.rules {
         check_resources(cloud, rule, &mut f.problems).await?;
     }
+    check_forwarded_for(cloud, config, &mut f.problems).await?;
     let limits = cloud.account_limits().await?;
     budget(config, &listed, &limits, &mut f);
     Ok(f)
@@ -166,6 +167,40 @@ async fn check_instances(
     Ok(())
 }
 
+/// How each load balancer handles `X-Forwarded-For`, where a rule's `wake_from` depends on it.
+async fn check_forwarded_for(cloud: &AwsCloud, config: &Config, problems: &mut Vec<String>) -> Result<(), CloudError> {
+    if !config.rules.iter().any(|r| r.gate.wake_from.is_some()) {
+        return Ok(());
+    }
+    let mut seen = HashSet::new();
+    for listener in &config.listener_arns {
+        let Some(lb) = cloud.load_balancer_of(listener).await? else { continue };
+        if seen.insert(lb.clone()) {
+            let attributes = cloud.load_balancer_attributes(&lb).await?;
+            problems.extend(forwarded_for_problem(&lb, &attributes));
+        }
+    }
+    Ok(())
+}
+
+/// `wake_from` reads the right-most `X-Forwarded-For` entry, which only the load balancer's
+/// `append` mode (the default) writes itself; `preserve` passes on what the client sent, and
+/// `remove` sends none (ELBv2 API reference, LoadBalancerAttribute). `ip:port` entries, from
+/// `routing.http.xff_client_port.enabled`, are read as their address.
+fn forwarded_for_problem(lb: &str, attributes: &std::collections::HashMap<String, String>) -> Option<String> {
+    let mode = attributes.get("routing.http.xff_header_processing.mode").map(String::as_str).unwrap_or("append");
+    let why = match mode {
+        "preserve" => "passes on the X-Forwarded-For header as the client sent it, so anyone can name an address of wake_from",
+        "remove" => "removes the X-Forwarded-For header, so autostop sees no client address and refuses every wake of a rule with wake_from",
+        _ => return None,
+    };
+    Some(format!(
+        "load balancer {lb}: routing.http.xff_header_processing.mode is `{mode}`: it {why}; set it to `append` \
+         (aws elbv2 modify-load-balancer-attributes --load-balancer-arn {lb} --attributes \
+         Key=routing.http.xff_header_processing.mode,Value=append), and list proxies in front of it in trusted_proxies"
+    ))
+}
+
 /// Standing rules (host chunks x listeners) plus the rules of others, and the target groups
 /// the rules reference, per load balancer, against the account's quotas.
 fn budget(
@@ -263,6 +298,17 @@ mod tests {
         let mut f = Findings::default();
         budget(&config(), &listed, &Default::default(), &mut f);
         assert!(f.problems.is_empty(), "ALB's default of 100 applies when the account says nothing");
+    }
+
+    #[test]
+    fn only_the_append_mode_lets_wake_from_trust_the_right_most_entry() {
+        let attrs = |mode: &str| [("routing.http.xff_header_processing.mode".to_string(), mode.to_string())].into();
+        assert_eq!(forwarded_for_problem("lb", &attrs("append")), None);
+        assert_eq!(forwarded_for_problem("lb", &Default::default()), None, "append is the default");
+        let preserve = forwarded_for_problem("lb", &attrs("preserve")).unwrap();
+        assert!(preserve.contains("as the client sent it") && preserve.contains("Value=append"), "{preserve}");
+        let remove = forwarded_for_problem("lb", &attrs("remove")).unwrap();
+        assert!(remove.contains("refuses every wake"), "{remove}");
     }
 
     #[test]

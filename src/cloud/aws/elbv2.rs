@@ -294,6 +294,31 @@ pub async fn listener_default_targets(client: &Client, arn: &str) -> CloudResult
     }
 }
 
+/// The load balancer a listener belongs to, `None` if the listener does not exist.
+pub async fn load_balancer_of(client: &Client, listener_arn: &str) -> CloudResult<Option<String>> {
+    match client.describe_listeners().listener_arns(listener_arn).send().await {
+        Ok(out) => Ok(out.listeners().first().and_then(|l| l.load_balancer_arn()).map(str::to_string)),
+        Err(e) => match cloud_error("DescribeListeners", e) {
+            e if e.kind == crate::cloud::ErrorKind::NotFound => Ok(None),
+            e => Err(e),
+        },
+    }
+}
+
+/// A load balancer's attributes by key (DescribeLoadBalancerAttributes).
+pub async fn load_balancer_attributes(
+    client: &Client,
+    load_balancer_arn: &str,
+) -> CloudResult<HashMap<String, String>> {
+    let out = client
+        .describe_load_balancer_attributes()
+        .load_balancer_arn(load_balancer_arn)
+        .send()
+        .await
+        .map_err(|e| cloud_error("DescribeLoadBalancerAttributes", e))?;
+    Ok(out.attributes().iter().filter_map(|a| Some((a.key()?.to_string(), a.value()?.to_string()))).collect())
+}
+
 /// ARNs of every listener of a load balancer (paged).
 pub async fn listeners_of(client: &Client, load_balancer_arn: &str) -> CloudResult<Vec<String>> {
     let mut arns = Vec::new();
@@ -611,5 +636,25 @@ mod tests {
         let h = target_health(&client, TG).await.unwrap();
         assert_eq!((h.healthy, h.total, h.initial, h.unhealthy, h.not_in_use), (1, 3, 1, 1, 1));
         assert_eq!(h.unhealthy_reason.as_deref(), Some("Target.Timeout"));
+    }
+
+    #[tokio::test]
+    async fn load_balancer_attributes_are_asked_of_the_load_balancer_and_read_by_key() {
+        use aws_sdk_elasticloadbalancingv2::operation::describe_load_balancer_attributes::DescribeLoadBalancerAttributesOutput;
+        use aws_sdk_elasticloadbalancingv2::types::LoadBalancerAttribute;
+        let lb = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/dev/1";
+        let attrs = mock!(Client::describe_load_balancer_attributes)
+            .match_requests(move |r| r.load_balancer_arn() == Some(lb))
+            .then_output(|| {
+                let attr = |k: &str, v: &str| LoadBalancerAttribute::builder().key(k).value(v).build();
+                DescribeLoadBalancerAttributesOutput::builder()
+                    .attributes(attr("routing.http.xff_header_processing.mode", "preserve"))
+                    .attributes(attr("routing.http.xff_client_port.enabled", "true"))
+                    .build()
+            });
+        let client = mock_client!(aws_sdk_elasticloadbalancingv2, [&attrs]);
+        let found = load_balancer_attributes(&client, lb).await.unwrap();
+        assert_eq!(found.get("routing.http.xff_header_processing.mode").map(String::as_str), Some("preserve"));
+        assert_eq!(found.get("routing.http.xff_client_port.enabled").map(String::as_str), Some("true"));
     }
 }

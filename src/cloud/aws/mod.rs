@@ -125,6 +125,17 @@ impl AwsCloud {
         autoscaling::groups_of_instances(&self.clients().await.autoscaling, ids).await
     }
 
+    /// The load balancer a listener belongs to, `None` if it does not exist (for `autostop
+    /// validate --aws`).
+    pub async fn load_balancer_of(&self, listener_arn: &str) -> CloudResult<Option<String>> {
+        elbv2::load_balancer_of(&self.clients().await.elb, listener_arn).await
+    }
+
+    /// A load balancer's attributes by key (for `autostop validate --aws`).
+    pub async fn load_balancer_attributes(&self, arn: &str) -> CloudResult<std::collections::HashMap<String, String>> {
+        elbv2::load_balancer_attributes(&self.clients().await.elb, arn).await
+    }
+
     /// The account's ELB limits by name (for `autostop validate --aws`).
     pub async fn account_limits(&self) -> CloudResult<std::collections::HashMap<String, u64>> {
         elbv2::account_limits(&self.clients().await.elb).await
