@@ -11,6 +11,7 @@ use autostop::cloud::fake::{FakeCloud, Op, LAMBDA_TG};
 use autostop::cloud::{InstanceState, Weighted, DESIRED_COUNT_TAG};
 use autostop::config::standing::DERIVED_BASE;
 use autostop::state::Phase;
+use autostop::wake::READY_TTL;
 use common::*;
 use tokio::time::advance;
 
@@ -151,6 +152,38 @@ async fn capacity_error_shows_the_code_and_a_later_request_succeeds() {
     let r = api(&app, "POST", "api.dev.example.com", "/v1/jobs").await;
     assert_eq!(r.status, 307, "{}", r.body);
     assert_eq!(cloud(&app).calls(Op::StartInstances), 2);
+}
+
+/// Two instances behind one target group, one of them short of capacity: the rule is ready on
+/// the other's healthy target, the status names the one that failed, and later steps start it.
+#[tokio::test(start_paused = true)]
+async fn one_instance_short_of_capacity_does_not_hold_the_rule_in_error() {
+    let text = ec2_config(&[L1], "").replace(&format!("[\"{I1}\"]"), &format!("[\"{I1}\", \"{I2}\"]"));
+    let world = ec2_world(10, 5, &[L1]);
+    world.add_instance(I2, InstanceState::Stopped, SECS(10));
+    world.register_instance(TG_API, I2);
+    world.no_capacity_for(I2, true);
+    let app = App::new(config(&text), world);
+
+    let r = api(&app, "POST", "api.dev.example.com", "/v1/jobs").await;
+    assert_eq!(r.status, 307, "ready on the healthy one: {}", r.body);
+    assert_eq!(cloud(&app).routes_to(L1, "api.dev.example.com"), TG_API);
+    let s = status(&app, "api.dev.example.com").await;
+    let i2 = s["resources"].as_array().unwrap().iter().find(|r| r["id"] == I2).cloned().unwrap();
+    assert_eq!(i2["state"], "stopped (InsufficientInstanceCapacity)", "{s}");
+    assert!(
+        s["message"].as_str().unwrap().contains(&format!("{I2} could not start (InsufficientInstanceCapacity)")),
+        "{s}"
+    );
+    let tries = cloud(&app).calls(Op::StartInstances);
+
+    cloud(&app).no_capacity_for(I2, false);
+    advance(READY_TTL + SECS(1)).await; // the published `ready` serves every environment until then
+    let s = status(&app, "api.dev.example.com").await;
+    assert!(cloud(&app).calls(Op::StartInstances) > tries, "a later step tries it again");
+    assert_eq!(cloud(&app).instance_state(I2), InstanceState::Pending, "{s}");
+    let state = cloud(&app).state_item("api").unwrap();
+    assert_eq!((state.phase, state.wakes), (Phase::Ready, 1), "still the one wake");
 }
 
 #[tokio::test(start_paused = true)]

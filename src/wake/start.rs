@@ -1,11 +1,12 @@
 //! Starting what is asleep: the rule's standing ALB rules first (a target group no rule
 //! references is never health-checked, so the wake could never finish), then StartInstances,
 //! UpdateService, UpdateAutoScalingGroup and StartDBInstance/Cluster as the plan says, then the
-//! wake recorded in the state item.
+//! wake recorded in the state item. An instance its zone has no capacity for does not hold the
+//! rest: the others start, health decides, and later steps try it again.
 
 use tokio::time::Instant;
 
-use crate::cloud::{Cloud, CloudError, InstanceState};
+use crate::cloud::{Cloud, CloudError, ErrorKind, InstanceState};
 use crate::config::Rule;
 use crate::routing;
 use crate::state::{transition, Phase};
@@ -15,7 +16,15 @@ use super::observe::Observed;
 use super::plan::Launch;
 use super::status::{eta, ResourceState};
 use super::step::{Step, StepFailure};
-use super::{Memo, Status, Waker};
+use super::{Memo, Mode, Status, Waker};
+
+/// What a start did: its words, the instances it started, and those short of capacity.
+#[derive(Default)]
+struct Launched {
+    did: Vec<String>,
+    started: Vec<String>,
+    short: Vec<(String, CloudError)>,
+}
 
 impl<C: Cloud> Waker<C> {
     pub(super) async fn start(
@@ -26,12 +35,16 @@ impl<C: Cloud> Waker<C> {
         mut resources: Vec<ResourceState>,
         launch: &Launch,
     ) -> Result<Status, StepFailure> {
-        if matches!(memo.last_phase, None | Some(Phase::Ready) | Some(Phase::Stopped)) || memo.wake_started.is_none() {
+        // A wake already recorded as finished, starting again what was short of capacity: not a
+        // new wake, and nothing to record over its end.
+        let finished = cx.recorded(Phase::Ready).is_some();
+        let new_wake = matches!(memo.last_phase, None | Some(Phase::Ready) | Some(Phase::Stopped));
+        if !finished && (new_wake || memo.wake_started.is_none()) {
             self.begin_wake(cx, memo);
         }
         self.ensure_standing(cx.rule).await.map_err(|e| (e, resources.clone()))?;
-        let did = match self.launch(cx.rule, memo, &mut resources, launch).await {
-            Ok(did) => did,
+        let launched = match self.launch(cx.rule, memo, &mut resources, launch).await {
+            Ok(launched) => launched,
             Err(e) => return Err((e, resources)),
         };
         // A new wake when nothing of the rule was awake: it counts from now, not from an
@@ -40,13 +53,18 @@ impl<C: Cloud> Waker<C> {
             && obs.service.as_ref().is_none_or(|s| s.desired == 0)
             && obs.asg.as_ref().is_none_or(|g| g.desired == 0)
             && obs.databases.iter().all(|d| d.status == "stopped");
-        self.record_starting(cx, &launch.instances, fresh, memo).await;
+        if !finished {
+            self.record_starting(cx, &launched.started, fresh, memo).await;
+        }
+        if !launched.short.is_empty() {
+            return self.short_of_capacity(cx, memo, obs, resources, launched).await;
+        }
         let waiting = if obs.instances.iter().any(|i| i.state == InstanceState::Stopping) {
             "; waiting for a stopping instance to finish"
         } else {
             ""
         };
-        let mut status = cx.status(Phase::Starting, &format!("{}{waiting}", did.join("; ")), resources, memo);
+        let mut status = cx.status(Phase::Starting, &format!("{}{waiting}", launched.did.join("; ")), resources, memo);
         if fresh {
             status.elapsed_seconds = Some(0);
             status.eta_seconds = eta(&cx.warmups, Some(0));
@@ -54,45 +72,96 @@ impl<C: Cloud> Waker<C> {
         Ok(status)
     }
 
-    /// The calls of a start, each resource line updated as it is made; returns what was done.
+    /// Some instances could not start for lack of capacity. With others of the rule running or
+    /// starting behind its target group, health decides as for any wake, and the status names
+    /// the ones that failed; with nothing else, the wake is in error with the code.
+    async fn short_of_capacity(
+        &self,
+        cx: &Step<'_>,
+        memo: &mut Memo,
+        obs: &Observed,
+        mut resources: Vec<ResourceState>,
+        launched: Launched,
+    ) -> Result<Status, StepFailure> {
+        let others = !launched.started.is_empty() || !obs.running_instances().is_empty();
+        if cx.rule.target_group_arn.is_none() || !others {
+            let (_, e) = launched.short.into_iter().next().expect("some instance was short");
+            return Err((e, resources));
+        }
+        let mut notes = Vec::new();
+        for (id, e) in &launched.short {
+            tracing::warn!(rule = %cx.rule.name, instance = %id, code = %e.code, "instance short of capacity: the others go on, the next step tries it again");
+            resources.iter_mut().filter(|r| &r.id == id).for_each(|r| r.state = format!("stopped ({})", e.code));
+            notes.push(format!("instance {id} could not start ({}); the next request tries it again", e.code));
+        }
+        let mut status = self.up(cx, memo, Mode::Wake, resources).await?;
+        status.message = format!("{}; {}", status.message, notes.join("; "));
+        Ok(status)
+    }
+
+    /// The calls of a start, each resource line updated as it is made.
     async fn launch(
         &self,
         rule: &Rule,
         memo: &mut Memo,
         resources: &mut [ResourceState],
         launch: &Launch,
-    ) -> Result<Vec<String>, CloudError> {
-        let mut did = Vec::new();
+    ) -> Result<Launched, CloudError> {
+        let mut done = Launched::default();
         let mut mark = |pick: &dyn Fn(&ResourceState) -> bool, state: String| {
             resources.iter_mut().filter(|r| pick(r)).for_each(|r| r.state = state.clone());
         };
         if !launch.instances.is_empty() {
-            let ids = &launch.instances;
-            tracing::info!(rule = %rule.name, instances = ?ids, "starting instances");
-            self.cloud.start_instances(ids).await?;
-            memo.started.extend(ids.iter().cloned());
-            mark(&|r| ids.contains(&r.id), "pending".into());
-            did.push(format!("starting {}", ids.join(", ")));
+            tracing::info!(rule = %rule.name, instances = ?launch.instances, "starting instances");
+            (done.started, done.short) = self.start_instances(&launch.instances).await?;
+            memo.started.extend(done.started.iter().cloned());
+            mark(&|r| done.started.contains(&r.id), "pending".into());
+            if !done.started.is_empty() {
+                done.did.push(format!("starting {}", done.started.join(", ")));
+            }
         }
         if let (Some(n), Some(ecs)) = (launch.scale_to, &rule.ecs) {
             tracing::info!(rule = %rule.name, cluster = %ecs.cluster, service = %ecs.service, desired = n, "scaling service up");
             self.cloud.scale_service(&ecs.cluster, &ecs.service, n).await?;
             mark(&|r| r.kind == "ecs", format!("starting (0/{n})"));
-            did.push(format!("scaling {}/{} to {n}", ecs.cluster, ecs.service));
+            done.did.push(format!("scaling {}/{} to {n}", ecs.cluster, ecs.service));
         }
         if let (Some((min, desired)), Some(spec)) = (launch.asg_to, &rule.asg) {
             tracing::info!(rule = %rule.name, group = %spec.name, min, desired, "restoring Auto Scaling group");
             self.cloud.update_auto_scaling_group(&spec.name, min, desired).await?;
             mark(&|r| r.kind == "asg", format!("starting (0/{desired})"));
-            did.push(format!("scaling group {} to {desired}", spec.name));
+            done.did.push(format!("scaling group {} to {desired}", spec.name));
         }
         for (id, cluster) in &launch.databases {
             tracing::info!(rule = %rule.name, database = %id, cluster, "starting database");
             self.cloud.start_database(id, *cluster).await?;
             mark(&|r| &r.id == id, "starting".into());
-            did.push(format!("starting database {id}"));
+            done.did.push(format!("starting database {id}"));
         }
-        Ok(did)
+        Ok(done)
+    }
+
+    /// StartInstances for all of them; when a zone lacks capacity for one, which fails the whole
+    /// call, each alone, so the others start. Returns the started ones and those short of
+    /// capacity; any other failure is the step's.
+    async fn start_instances(&self, ids: &[String]) -> Result<(Vec<String>, Vec<(String, CloudError)>), CloudError> {
+        match self.cloud.start_instances(ids).await {
+            Ok(()) => return Ok((ids.to_vec(), Vec::new())),
+            Err(e) if e.kind == ErrorKind::Capacity && ids.len() == 1 => {
+                return Ok((Vec::new(), vec![(ids[0].clone(), e)]))
+            }
+            Err(e) if e.kind == ErrorKind::Capacity => {}
+            Err(e) => return Err(e),
+        }
+        let (mut started, mut short) = (Vec::new(), Vec::new());
+        for id in ids {
+            match self.cloud.start_instances(std::slice::from_ref(id)).await {
+                Ok(()) => started.push(id.clone()),
+                Err(e) if e.kind == ErrorKind::Capacity => short.push((id.clone(), e)),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((started, short))
     }
 
     /// Records the wake and which instances it started, so that every Lambda environment can

@@ -53,6 +53,7 @@ impl FakeCloud {
                 detailed_monitoring: true,
                 hibernation_configured: false,
                 hibernated: false,
+                no_capacity: false,
             },
         );
     }
@@ -88,6 +89,11 @@ impl FakeCloud {
     /// [`FakeCloud::put_metric`] is told).
     pub fn basic_monitoring(&self, id: &str) {
         self.lock().instances.get_mut(id).expect("unknown fake instance").detailed_monitoring = false;
+    }
+
+    /// The instance's type has no capacity in its zone (`true`) or has it again (`false`).
+    pub fn no_capacity_for(&self, id: &str, short: bool) {
+        self.lock().instances.get_mut(id).expect("unknown fake instance").no_capacity = short;
     }
 
     /// Every start of this instance ends back in `stopped` with `Client.InternalError`.
@@ -209,6 +215,10 @@ impl FakeCloud {
                 None => return Err(CloudError::new("StartInstances", "InvalidInstanceID.NotFound", id.clone())),
                 Some(InstanceState::Stopping | InstanceState::Terminated | InstanceState::ShuttingDown) => {
                     return Err(CloudError::new("StartInstances", "IncorrectInstanceState", id.clone()))
+                }
+                Some(InstanceState::Stopped) if s.instances[id].no_capacity => {
+                    let why = format!("We currently do not have sufficient capacity for {id} in its Availability Zone");
+                    return Err(CloudError::new("StartInstances", "InsufficientInstanceCapacity", why));
                 }
                 _ => {}
             }

@@ -71,6 +71,8 @@ struct FakeInstance {
     hibernation_configured: bool,
     /// The last stop was a hibernation.
     hibernated: bool,
+    /// Its Availability Zone has no capacity for its type: a start asking for it fails.
+    no_capacity: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -263,3 +263,18 @@ async fn calls_are_counted_by_operation_and_failures_are_injected_per_operation(
     cloud.start_instances(&s(&[I1])).await.unwrap();
     assert_eq!(cloud.call_counts(), vec![(Op::DescribeInstances, 1), (Op::StartInstances, 2)]);
 }
+
+/// EC2 API reference, error codes: `InsufficientInstanceCapacity` fails the StartInstances that
+/// asks for such an instance; the fake starts none of its instances.
+#[tokio::test(start_paused = true)]
+async fn a_start_asking_for_an_instance_without_capacity_fails_whole() {
+    let cloud = world();
+    let i2 = "i-0fedcba9876543210";
+    cloud.add_instance(i2, InstanceState::Stopped, Duration::from_secs(30));
+    cloud.set_instance_state(I1, InstanceState::Stopped);
+    cloud.no_capacity_for(i2, true);
+    assert_eq!(code(cloud.start_instances(&s(&[I1, i2])).await), "InsufficientInstanceCapacity");
+    assert_eq!(cloud.instance_state(I1), InstanceState::Stopped, "none of the call's instances started");
+    cloud.start_instances(&s(&[I1])).await.unwrap();
+    assert_eq!(cloud.instance_state(I1), InstanceState::Pending);
+}
