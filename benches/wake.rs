@@ -159,6 +159,40 @@ fn calls_per_stop(how: &str) -> (Vec<(Op, usize)>, usize) {
     })
 }
 
+/// A sleeping click-mode rule whose page is polled once a second by `clients` browsers through
+/// `envs` environments for a minute (nothing wakes it): AWS calls per second, EC2/ECS/ELBv2 and
+/// DynamoDB apart.
+fn click_page(envs: usize, clients: usize) -> (f64, f64) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+    rt.block_on(async move {
+        let text = format!(
+            "listener_arns = [\"{L1}\"]\n[[rules]]\nname = \"api\"\nhosts = [\"api.dev.example.com\"]\ntarget_group_arn = \"{TG}\"\nec2 = {{ instance_ids = [\"{I1}\"] }}\nwake = \"click\"\n"
+        );
+        let cloud = Arc::new(world(Duration::from_millis(20), 30, 10));
+        let apps: Vec<Arc<App<FakeCloud>>> = (0..envs)
+            .map(|_| Arc::new(App::with_cloud(Config::from_toml(&text).unwrap(), Arc::clone(&cloud))))
+            .collect();
+        let mut tasks = tokio::task::JoinSet::new();
+        for c in 0..clients {
+            let apps = apps.clone();
+            tasks.spawn(async move {
+                for tick in 0..60usize {
+                    let app = &apps[(c + tick) % apps.len()];
+                    let v = app.handle(event("api.dev.example.com", "/__autostop/status", "application/json"), None).await;
+                    assert_eq!(v.unwrap()["statusCode"], 200);
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+        let counts = cloud.call_counts();
+        let sum = |ddb: bool| -> usize {
+            counts.iter().filter(|(op, _)| [Op::GetItem, Op::PutItem, Op::Scan].contains(op) == ddb).map(|(_, n)| n).sum()
+        };
+        (sum(false) as f64 / 60.0, sum(true) as f64 / 60.0)
+    })
+}
+
 /// What a fleet of Lambda environments does during one wake.
 struct Fleet {
     /// AWS calls per second while waking, EC2/ECS/ELBv2 and DynamoDB apart.
@@ -271,6 +305,12 @@ fn main() {
     let mean = delays.iter().sum::<f64>() / delays.len() as f64;
     let max = delays.iter().cloned().fold(0.0, f64::max);
     println!("  target healthy -> standing rule switched to the app: mean {mean:.2} s, max {max:.2} s (10 offsets; poll ~1 s, 20 ms calls)");
+    println!();
+    println!("a sleeping click-mode page polled once a second for a minute (20 ms calls; it wakes nothing):");
+    for (envs, clients) in [(1usize, 1usize), (1, 50), (5, 50), (20, 50)] {
+        let (aws, ddb) = click_page(envs, clients);
+        println!("  {envs:>3} envs {clients:>4} clients: {aws:>5.1} EC2/ECS/ELBv2 calls per s, {ddb:>5.1} DynamoDB calls per s");
+    }
     println!();
     println!(
         "one wake across a fleet of Lambda environments (boot 30 s, healthy 10 s later, 20 ms calls, one listener):"

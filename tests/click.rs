@@ -137,3 +137,38 @@ async fn request_mode_stays_the_default_and_a_rule_may_differ() {
     assert_eq!(page(&app).await.header("x-autostop").as_deref(), Some("progress"));
     assert_eq!(app.cloud().calls(Op::StartInstances), 1);
 }
+
+/// A sleeping click-mode page, its polls and API requests, from 50 clients through 5 Lambda
+/// environments for a minute: they answer from one fleet-wide observation (a look, which wakes
+/// nothing), so the EC2 calls stay at about one a second however many requests arrive, and a
+/// click still wakes at once.
+#[tokio::test(start_paused = true)]
+async fn the_click_page_and_its_polls_cost_one_observation_a_second_fleet_wide() {
+    use std::sync::Arc;
+    let text = format!(
+        "listener_arns = [\"{L1}\"]\n[[rules]]\nname = \"api\"\nhosts = [\"{HOST}\"]\ntarget_group_arn = \"{TG_API}\"\nec2 = {{ instance_ids = [\"{I1}\"] }}\nwake = \"click\"\n"
+    );
+    let cloud = Arc::new(ec2_world(20, 10, &[L1]));
+    let apps: Vec<App<FakeCloud>> = (0..5).map(|_| App::with_cloud(config(&text), Arc::clone(&cloud))).collect();
+    let mut requests = 0;
+    for tick in 0..600 {
+        for client in 0..5 {
+            let app = &apps[(tick + client) % apps.len()];
+            let r = match client % 3 {
+                0 => page(app).await,
+                1 => send(app, alb_event("GET", HOST, "/__autostop/status", &[("accept", "application/json")])).await,
+                _ => api(app, "POST", HOST, "/v1/items").await,
+            };
+            assert_ne!(r.status, 500);
+            requests += 1;
+        }
+        tokio::time::advance(Duration::from_millis(100)).await;
+    }
+    let describes = cloud.calls(Op::DescribeInstances);
+    assert!(describes <= 62, "{describes} DescribeInstances for {requests} requests in 60 s");
+    assert_eq!(cloud.calls(Op::StartInstances), 0, "looking wakes nothing");
+    let page = page(&apps[0]).await;
+    let (field, cookie) = tokens(&page);
+    assert_eq!(send(&apps[1], post(&cookie, &field, &format!("https://{HOST}"))).await.status, 303);
+    assert_eq!(cloud.calls(Op::StartInstances), 1, "a click right after a look still wakes");
+}

@@ -81,10 +81,15 @@ pub struct RuleState {
     /// when it was observed (epoch milliseconds).
     pub observed: Option<String>,
     pub observed_at_ms: Option<i64>,
+    /// The observation was a look (a click-mode page, its poll), which wakes nothing: a wake
+    /// does not take its `stopped` for an answer.
+    pub observed_by_look: bool,
     /// The observer lease: the environment that may call AWS for this rule until
     /// `lease_until_ms` (the wake's fleet-wide coordination).
     pub lease_holder: Option<String>,
     pub lease_until_ms: Option<i64>,
+    /// The lease is held for a look: a wake need not wait for it.
+    pub lease_for_look: bool,
     /// The UTC month (`2026-11`) `asleep_seconds` counts in.
     pub asleep_month: Option<String>,
     /// Seconds of completed sleeps in `asleep_month` .

@@ -120,7 +120,7 @@ impl Front {
             // Post/Redirect/Get: the progress page is then a GET the browser may reload.
             return Some(Reply::see_other(req.same_url()));
         }
-        let status = waker.observe(rule).await;
+        let status = waker.look(rule).await;
         if status.phase != Phase::Stopped {
             return None;
         }

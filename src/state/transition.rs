@@ -25,6 +25,7 @@ fn clear_error(s: &mut RuleState) {
 fn forget_observed(s: &mut RuleState) {
     s.observed = None;
     s.observed_at_ms = None;
+    s.observed_by_look = false;
 }
 
 /// What a wake that starts resources records.
@@ -89,19 +90,30 @@ pub fn broken(prev: Option<&RuleState>, rule: &str, now: i64, message: &str) -> 
     s
 }
 
+/// Who observes a rule for the fleet, and how: `look` for a look that wakes nothing (a
+/// click-mode page), else a wake step.
+#[derive(Debug, Clone, Copy)]
+pub struct Observer<'a> {
+    pub holder: &'a str,
+    pub look: bool,
+}
+
 /// This environment takes the observer lease until `until_ms`.
-pub fn claim_lease(prev: Option<&RuleState>, rule: &str, holder: &str, until_ms: i64) -> RuleState {
+pub fn claim_lease(prev: Option<&RuleState>, rule: &str, by: Observer, until_ms: i64) -> RuleState {
     let mut s = base(prev, rule);
-    s.lease_holder = Some(holder.to_string());
+    s.lease_holder = Some(by.holder.to_string());
     s.lease_until_ms = Some(until_ms);
+    s.lease_for_look = by.look;
     s
 }
 
 /// The status an environment observed, for every other one; its lease, if it held it, ends.
-pub fn published(prev: Option<&RuleState>, rule: &str, status_json: &str, now_ms: i64, holder: &str) -> RuleState {
+pub fn published(prev: Option<&RuleState>, rule: &str, status_json: &str, now_ms: i64, by: Observer) -> RuleState {
+    let holder = by.holder;
     let mut s = base(prev, rule);
     s.observed = Some(status_json.to_string());
     s.observed_at_ms = Some(now_ms);
+    s.observed_by_look = by.look;
     if s.lease_holder.as_deref() == Some(holder) {
         s.lease_until_ms = Some(now_ms);
     }
@@ -233,17 +245,20 @@ mod tests {
 
     #[test]
     fn the_lease_is_claimed_and_freed_by_its_holders_publish_only() {
-        let leased = claim_lease(None, "api", "env-a", T * 1000 + 5000);
-        let by_other = published(Some(&leased), "api", "{}", T * 1000 + 100, "env-b");
+        let (a, b) = (Observer { holder: "env-a", look: false }, Observer { holder: "env-b", look: true });
+        let leased = claim_lease(None, "api", a, T * 1000 + 5000);
+        let by_other = published(Some(&leased), "api", "{}", T * 1000 + 100, b);
         assert_eq!(by_other.lease_until_ms, Some(T * 1000 + 5000));
-        let by_holder = published(Some(&leased), "api", "{\"phase\":\"starting\"}", T * 1000 + 100, "env-a");
+        assert!(by_other.observed_by_look && !leased.lease_for_look, "a look says so; a wake's lease is not a look's");
+        let by_holder = published(Some(&leased), "api", "{\"phase\":\"starting\"}", T * 1000 + 100, a);
         assert_eq!((by_holder.lease_until_ms, by_holder.observed_at_ms), (Some(T * 1000 + 100), Some(T * 1000 + 100)));
         assert_eq!(by_holder.observed.as_deref(), Some("{\"phase\":\"starting\"}"));
     }
 
     #[test]
     fn a_stop_keeps_its_first_claim_time_forgets_the_observation_and_counts_once() {
-        let seen = published(Some(&ready(None, "api", T)), "api", "{\"phase\":\"ready\"}", T * 1000, "env-a");
+        let a = Observer { holder: "env-a", look: true };
+        let seen = published(Some(&ready(None, "api", T)), "api", "{\"phase\":\"ready\"}", T * 1000, a);
         let claim = claim_stop(Some(&seen), "api", T + 10);
         assert_eq!(
             (claim.phase, claim.stopping_since, claim.observed.as_deref()),

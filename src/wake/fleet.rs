@@ -14,10 +14,13 @@ use crate::state::{self, transition, Phase, RuleState, Written};
 use super::{Memo, Mode, Status, Waker, LEASE, READY_TTL, STATUS_TTL};
 
 impl<C: Cloud> Waker<C> {
-    pub(super) async fn fleet_step(&self, rule: &Rule, memo: &mut Memo) -> Status {
+    /// `mode`: a wake step, or a look ([`Mode::Observe`]) that wakes nothing. A look answers
+    /// from any fresh observation, a wake only from a wake's; a look's lease does not hold a
+    /// wake back.
+    pub(super) async fn fleet_step(&self, rule: &Rule, memo: &mut Memo, mode: Mode) -> Status {
         let item = match self.store().load(&rule.name).await {
             Ok(item) => item,
-            Err(e) => return self.degraded_step(rule, memo, e).await,
+            Err(e) => return self.degraded_step(rule, memo, e, mode).await,
         };
         let intent = intent(rule, item.as_ref(), self.cloud.now());
         if let Some(held) = held_asleep(rule, &intent) {
@@ -26,17 +29,17 @@ impl<C: Cloud> Waker<C> {
         if state::stop_in_progress(item.as_ref(), self.cloud.now()) {
             // The checker owns the item until its stop is recorded: a lease or a publish would
             // move the version under its final write. The step only reads while it waits.
-            return self.step(rule, memo, Mode::Wake, None).await;
+            return self.step(rule, memo, mode, None).await;
         }
         let now = self.cloud.now_ms();
-        if let Some(status) = item.as_ref().and_then(|i| self.shared(i, now)) {
+        if let Some(status) = item.as_ref().and_then(|i| self.shared(i, now, mode)) {
             return status;
         }
-        let until = now + LEASE.as_millis() as i64;
+        let (until, by) = (now + LEASE.as_millis() as i64, self.observer(mode));
         let claim = |prev: Option<&RuleState>| {
             let taken =
-                prev.is_some_and(|p| self.shared(p, now).is_some()) || state::stop_in_progress(prev, now / 1000);
-            (!taken).then(|| transition::claim_lease(prev, &rule.name, &self.id, until))
+                prev.is_some_and(|p| self.shared(p, now, mode).is_some()) || state::stop_in_progress(prev, now / 1000);
+            (!taken).then(|| transition::claim_lease(prev, &rule.name, by, until))
         };
         let claimed = match self.store().update(&rule.name, Some(item), claim).await {
             Ok(Written::Saved(claimed)) => claimed,
@@ -44,26 +47,33 @@ impl<C: Cloud> Waker<C> {
             Ok(Written::Declined(latest)) => {
                 return latest.as_ref().and_then(observation).unwrap_or_else(|| observing_elsewhere(&rule.name))
             }
-            Err(e) => return self.degraded_step(rule, memo, e).await,
+            Err(e) => return self.degraded_step(rule, memo, e, mode).await,
         };
         // The item as just written: the step need not read it again.
-        let mut status = self.step(rule, memo, Mode::Wake, Some(Some(claimed))).await;
+        let mut status = self.step(rule, memo, mode, Some(Some(claimed))).await;
         status.intent = intent.why().map(str::to_string);
-        self.publish(rule, &status).await;
+        self.publish(rule, &status, by).await;
         status
     }
 
+    fn observer(&self, mode: Mode) -> transition::Observer<'_> {
+        transition::Observer { holder: &self.id, look: mode == Mode::Observe }
+    }
+
     /// The status from the item when this environment need not observe: fresh, or being
-    /// observed by another environment right now.
-    fn shared(&self, item: &RuleState, now_ms: i64) -> Option<Status> {
-        let observed = observation(item);
+    /// observed by another environment right now. A wake takes neither a look's observation
+    /// (it woke nothing) nor waits for a look's lease.
+    fn shared(&self, item: &RuleState, now_ms: i64, mode: Mode) -> Option<Status> {
+        let wake = mode == Mode::Wake;
+        let observed = observation(item).filter(|_| !(wake && item.observed_by_look));
         let ttl = match observed.as_ref().map(|s| s.phase) {
             Some(Phase::Ready) => READY_TTL,
             _ => STATUS_TTL,
         };
-        let fresh = item.observed_at_ms.is_some_and(|t| now_ms - t < ttl.as_millis() as i64);
+        let fresh = observed.is_some() && item.observed_at_ms.is_some_and(|t| now_ms - t < ttl.as_millis() as i64);
         let leased_elsewhere = item.lease_holder.as_deref().is_some_and(|h| h != self.id)
-            && item.lease_until_ms.is_some_and(|t| t > now_ms);
+            && item.lease_until_ms.is_some_and(|t| t > now_ms)
+            && !(wake && item.lease_for_look);
         match (fresh, leased_elsewhere) {
             (true, _) => observed,
             (false, true) => Some(observed.unwrap_or_else(|| observing_elsewhere(&item.rule))),
@@ -72,22 +82,22 @@ impl<C: Cloud> Waker<C> {
     }
 
     /// Writes the status into the item for every other environment and frees the lease.
-    async fn publish(&self, rule: &Rule, status: &Status) {
+    async fn publish(&self, rule: &Rule, status: &Status, by: transition::Observer<'_>) {
         let Ok(json) = serde_json::to_string(status) else { return };
         let now = self.cloud.now_ms();
-        self.record(rule, None, |prev| transition::published(prev, &rule.name, &json, now, &self.id)).await;
+        self.record(rule, None, |prev| transition::published(prev, &rule.name, &json, now, by)).await;
     }
 
     /// The state table cannot be reached: step on our own, and say so once per environment.
     /// The schedule still holds the rule asleep (overrides are in the table, out of reach).
-    async fn degraded_step(&self, rule: &Rule, memo: &mut Memo, e: CloudError) -> Status {
+    async fn degraded_step(&self, rule: &Rule, memo: &mut Memo, e: CloudError, mode: Mode) -> Status {
         if self.note_degraded() {
             tracing::warn!(table = %self.config.state_table, code = %e.code, "state table unreachable: this environment observes and starts on its own (more AWS calls; waking still works)");
         }
         if let Some(held) = held_asleep(rule, &intent(rule, None, self.cloud.now())) {
             return held;
         }
-        self.step(rule, memo, Mode::Wake, None).await
+        self.step(rule, memo, mode, None).await
     }
 }
 

@@ -95,6 +95,8 @@ enum Mode {
 #[derive(Default)]
 struct Memo {
     cached: Option<(Instant, Status)>,
+    /// The last look ([`Waker::look`]): never served to a wake, which must act.
+    looked: Option<(Instant, Status)>,
     wake_started: Option<Instant>,
     /// Instances this wake started.
     started: HashSet<String>,
@@ -153,8 +155,25 @@ impl<C: Cloud> Waker<C> {
                 return status.clone();
             }
         }
-        let status = self.fleet_step(rule, &mut memo).await;
+        let status = self.fleet_step(rule, &mut memo, Mode::Wake).await;
         memo.cached = Some((Instant::now(), status.clone()));
+        status
+    }
+
+    /// The rule's status for a page or poll that wakes nothing (a click-mode rule's page):
+    /// from this environment's last step or look within [`STATUS_TTL`], else the fleet's
+    /// observation (one environment observes for all, as for a wake), so the AWS calls stay
+    /// flat however many such requests arrive.
+    pub async fn look(&self, rule: &Rule) -> Status {
+        let mut memo = self.memo(rule).lock().await;
+        let fresh = |c: &Option<(Instant, Status)>| {
+            c.as_ref().filter(|(at, _)| at.elapsed() < STATUS_TTL).map(|(_, s)| s.clone())
+        };
+        if let Some(status) = fresh(&memo.cached).or_else(|| fresh(&memo.looked)) {
+            return status;
+        }
+        let status = self.fleet_step(rule, &mut memo, Mode::Observe).await;
+        memo.looked = Some((Instant::now(), status.clone()));
         status
     }
 

@@ -103,6 +103,11 @@ pub fn to_item(s: &RuleState) -> Item {
             item.insert(key.into(), n(t));
         }
     }
+    for (key, on) in [("observed_by_look", s.observed_by_look), ("lease_for_look", s.lease_for_look)] {
+        if on {
+            item.insert(key.into(), AttributeValue::Bool(true));
+        }
+    }
     if !s.started_instances.is_empty() {
         let ids = s.started_instances.iter().map(|i| AttributeValue::S(i.clone())).collect();
         item.insert("started_instances".into(), AttributeValue::L(ids));
@@ -121,6 +126,7 @@ pub fn to_item(s: &RuleState) -> Item {
 pub fn from_item(item: &Item) -> Option<RuleState> {
     let s = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
     let num = |k: &str| item.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok());
+    let flag = |k: &str| item.get(k).and_then(|v| v.as_bool().ok()).copied().unwrap_or(false);
     Some(RuleState {
         rule: s("rule")?,
         // A name no version wrote reads as `stopped`: AWS is the truth about what runs, and the
@@ -144,6 +150,8 @@ pub fn from_item(item: &Item) -> Option<RuleState> {
         error_at: num("error_at"),
         observed: s("observed"),
         observed_at_ms: num("observed_at_ms"),
+        observed_by_look: flag("observed_by_look"),
+        lease_for_look: flag("lease_for_look"),
         lease_holder: s("lease_holder"),
         lease_until_ms: num("lease_until_ms"),
         stop_error_fingerprint: s("stop_error_fingerprint"),
@@ -189,8 +197,10 @@ mod tests {
             wake_cause: Some("click".into()),
             observed: Some(r#"{"rule":"api","phase":"starting"}"#.into()),
             observed_at_ms: Some(100_250),
+            observed_by_look: true,
             lease_holder: Some("env-1".into()),
             lease_until_ms: Some(105_250),
+            lease_for_look: true,
             asleep_month: Some("2026-11".into()),
             asleep_seconds: 7_200,
             saved_this_month: Some(1.25),
