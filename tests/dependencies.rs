@@ -174,6 +174,45 @@ rds = {{ instances = ["dev-db"], clusters = ["dev-aurora"] }}
     assert_eq!(app.cloud().calls(Op::StopDBInstance), 2);
 }
 
+/// RDS user guide, "Viewing instance status": a database serves while backing up, so its wake
+/// is ready; an idle stop of it cannot be made yet (RDS stops only an `available` one), so the
+/// rule stays `stopping`, no sleep is counted, and a later check stops it once it is available;
+/// a database that ran out of storage is an error saying what to do.
+#[tokio::test(start_paused = true)]
+async fn a_busy_database_serves_its_stop_waits_for_available_and_a_full_one_says_what_to_do() {
+    let text = format!(
+        "listener_arns = [\"{L1}\"]\nidle = \"5m\"\nmetrics_lag = \"0s\"\n\
+         [[rules]]\nname = \"db\"\nhourly_cost = 1.0\nrds = {{ instances = [\"dev-db\"] }}\n\
+         [[rules]]\nname = \"full\"\nrds = {{ instances = [\"dev-full\"] }}\n"
+    );
+    let cloud = FakeCloud::new();
+    cloud.add_listener(L1);
+    cloud.add_database("dev-db", false, "backing-up", Duration::from_secs(60));
+    cloud.add_database("dev-full", false, "storage-full", Duration::from_secs(60));
+    let app = App::new(config(&text), cloud);
+
+    let s = app.handle(json!({"autostop": "wake", "rule": "db"}), None).await.unwrap();
+    assert_eq!(s["phase"], "ready", "backing up, it serves: {s}");
+    advance(Duration::from_secs(10 * 60)).await;
+    let report = check(&app).await;
+    let db = report["rules"].as_array().unwrap().iter().find(|r| r["rule"] == "db").unwrap().clone();
+    assert_eq!((db["action"].as_str(), db["outcome"].as_str()), (Some("stop"), Some("partial")), "{db}");
+    assert_eq!(app.cloud().calls(Op::StopDBInstance), 0, "RDS stops only an available database");
+    let item = app.cloud().state_item("db").unwrap();
+    assert_eq!((item.phase, item.stopped_at), (Phase::Stopping, None), "not recorded stopped");
+    assert_eq!(app.status().await.rules[0].hours_asleep_this_month, 0.0, "nothing saved yet");
+
+    app.cloud().set_database_status("dev-db", false, "available");
+    let report = check(&app).await;
+    assert_eq!(action(&report, "db"), "stop", "{report}");
+    assert_eq!(app.cloud().calls(Op::StopDBInstance), 1);
+    assert_eq!(app.cloud().state_item("db").unwrap().phase, Phase::Stopped);
+
+    let s = app.handle(json!({"autostop": "wake", "rule": "full"}), None).await.unwrap();
+    assert_eq!((s["phase"].as_str(), s["error"]["code"].as_str()), (Some("error"), Some("storage-full")), "{s}");
+    assert!(s["error"]["action"].as_str().unwrap().contains("allocated storage"), "{s}");
+}
+
 /// A read replica cannot be stopped: the stop leaves it running (and says so) and stops the
 /// rest; a wake of a rule whose database is missing is an error page naming the fix.
 #[tokio::test(start_paused = true)]

@@ -24,8 +24,8 @@ pub use item::{Phase, RuleState, WARMUPS_KEPT};
 pub use listener::{ListenerRule, NewRule, RuleChange, Weighted, RULE_TAG};
 pub use metrics::{MetricQuery, MetricSeries, METRIC_QUERIES_PER_CALL};
 pub use resources::{
-    AutoScalingGroup, Database, Instance, InstanceState, Service, TargetHealth, ASG_DESIRED_TAG, ASG_MIN_TAG,
-    DESIRED_COUNT_TAG,
+    AutoScalingGroup, Database, DatabaseState, Instance, InstanceState, Service, TargetHealth, ASG_DESIRED_TAG,
+    ASG_MIN_TAG, DESIRED_COUNT_TAG,
 };
 
 /// The port. Every method is one logical AWS operation (an adapter may page or batch inside it);

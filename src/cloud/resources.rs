@@ -135,6 +135,74 @@ impl Database {
             "rds"
         }
     }
+
+    /// Its status, normalised.
+    pub fn state(&self) -> DatabaseState {
+        DatabaseState::of(&self.status)
+    }
+}
+
+/// What an RDS DB instance's or Aurora DB cluster's status means for a wake and a stop (RDS user
+/// guide, "Viewing instance status", and Aurora user guide, "Viewing DB cluster status").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseState {
+    /// `available`: serving, and the only status StopDBInstance / StopDBCluster accept.
+    Available,
+    /// Serving while RDS works on it (a backup, a modification, maintenance, an upgrade, ...):
+    /// up for a wake; a stop waits until it is `available` again.
+    Busy,
+    /// On its way to serving (`starting`, `creating`, `rebooting`, a failover, ...).
+    Starting,
+    Stopping,
+    Stopped,
+    /// A status RDS does not leave by itself (`failed`, `storage-full`, `incompatible-*`,
+    /// `inaccessible-encryption-credentials`, being deleted, ...): someone must act.
+    Broken,
+    /// Describe did not return it.
+    Missing,
+}
+
+impl DatabaseState {
+    pub fn of(status: &str) -> DatabaseState {
+        match status {
+            "available" => DatabaseState::Available,
+            "stopped" => DatabaseState::Stopped,
+            "stopping" => DatabaseState::Stopping,
+            "missing" => DatabaseState::Missing,
+            "backing-up"
+            | "modifying"
+            | "maintenance"
+            | "upgrading"
+            | "storage-optimization"
+            | "renaming"
+            | "resetting-master-credentials"
+            | "storage-config-upgrade"
+            | "update-iam-db-auth"
+            | "backtracking" => DatabaseState::Busy,
+            s if s.starts_with("configuring-") => DatabaseState::Busy,
+            "starting" | "creating" | "rebooting" | "failing-over" | "promoting" | "migrating" | "moving-to-vpc"
+            | "converting-to-vpc" => DatabaseState::Starting,
+            "failed"
+            | "storage-full"
+            | "restore-error"
+            | "insufficient-capacity"
+            | "cloning-failed"
+            | "migration-failed"
+            | "deleting"
+            | "delete-precheck" => DatabaseState::Broken,
+            s if s.starts_with("incompatible-") || s.starts_with("inaccessible-encryption-credentials") => {
+                DatabaseState::Broken
+            }
+            // A status added after this was written: take it as on its way, and say so in the
+            // status; the next observation tells.
+            _ => DatabaseState::Starting,
+        }
+    }
+
+    /// Up for a wake: it serves.
+    pub fn serves(self) -> bool {
+        matches!(self, DatabaseState::Available | DatabaseState::Busy)
+    }
 }
 
 /// Tags an Auto Scaling group keeps its min size and desired capacity in while scaled to 0.
@@ -228,5 +296,36 @@ mod tests {
             assert_eq!(state.as_str(), name);
         }
         assert_eq!(InstanceState::from_ec2_name("rebooting"), InstanceState::Pending);
+    }
+
+    #[test]
+    fn rds_statuses_normalise_into_what_a_wake_and_a_stop_need() {
+        use DatabaseState::*;
+        for (status, state) in [
+            ("available", Available),
+            ("backing-up", Busy),
+            ("modifying", Busy),
+            ("configuring-enhanced-monitoring", Busy),
+            ("configuring-log-exports", Busy),
+            ("storage-optimization", Busy),
+            ("maintenance", Busy),
+            ("upgrading", Busy),
+            ("starting", Starting),
+            ("rebooting", Starting),
+            ("failing-over", Starting),
+            ("stopping", Stopping),
+            ("stopped", Stopped),
+            ("failed", Broken),
+            ("storage-full", Broken),
+            ("incompatible-parameters", Broken),
+            ("incompatible-network", Broken),
+            ("inaccessible-encryption-credentials", Broken),
+            ("inaccessible-encryption-credentials-recoverable", Broken),
+            ("missing", Missing),
+            ("something-new", Starting),
+        ] {
+            assert_eq!(DatabaseState::of(status), state, "{status}");
+        }
+        assert!(Busy.serves() && Available.serves() && !Starting.serves() && !Broken.serves());
     }
 }

@@ -4,7 +4,8 @@
 //! databases and instances (never terminate) -> record `stopped`.
 
 use crate::cloud::{
-    AutoScalingGroup, Cloud, CloudError, ErrorKind, RuleState, ASG_DESIRED_TAG, ASG_MIN_TAG, DESIRED_COUNT_TAG,
+    AutoScalingGroup, Cloud, CloudError, DatabaseState, ErrorKind, RuleState, ASG_DESIRED_TAG, ASG_MIN_TAG,
+    DESIRED_COUNT_TAG,
 };
 use crate::config::{Config, Rule};
 use crate::routing::{self as routes, ListenerView, Route};
@@ -156,7 +157,7 @@ async fn record_failure<C: Cloud>(
     failures: &[(String, CloudError)],
 ) -> Result<StopOutcome, CloudError> {
     let why = failures.iter().map(|(what, e)| format!("{what}: {} ({})", e.code, e.op)).collect::<Vec<_>>().join(", ");
-    let (message, fingerprint) = match failures.iter().find(|(_, e)| !e.kind.is_retryable()) {
+    let (message, fingerprint) = match failures.iter().find(|(_, e)| !retry_later(e)) {
         None => (format!("could not stop: {why}; retrying on the next run"), None),
         Some((_, first)) => {
             let message = format!(
@@ -199,16 +200,7 @@ async fn stop_resources<C: Cloud>(cloud: &C, rule: &Rule, plan: &Observed) -> Ve
             failures.push((format!("Auto Scaling group {}", g.name), e));
         }
     }
-    for d in plan.databases.iter().filter(|d| d.status == "available") {
-        if let Some(why) = &d.cannot_stop {
-            tracing::warn!(rule = %rule.name, database = %d.id, why = %why, "database left running");
-            continue;
-        }
-        match cloud.stop_database(&d.id, d.cluster).await {
-            Ok(()) => tracing::info!(rule = %rule.name, database = %d.id, cluster = d.cluster, "database stopping"),
-            Err(e) => failures.push((d.id.clone(), e)),
-        }
-    }
+    failures.extend(stop_databases(cloud, rule, plan).await);
     let asked = rule.ec2.as_ref().is_some_and(|e| e.hibernate);
     for instance in plan.running_instances() {
         let id = &instance.id;
@@ -226,6 +218,47 @@ async fn stop_resources<C: Cloud>(cloud: &C, rule: &Rule, plan: &Observed) -> Ve
         }
     }
     failures
+}
+
+/// Stops each database that is `available`, the only status RDS stops (RDS API reference,
+/// StopDBInstance / StopDBCluster). One that serves but is busy (a backup, a modification,
+/// maintenance) or still starting cannot be stopped yet: a failure the next run retries, so the
+/// rule stays `stopping` and no sleep is counted until the stop took.
+async fn stop_databases<C: Cloud>(cloud: &C, rule: &Rule, plan: &Observed) -> Vec<(String, CloudError)> {
+    let mut failures = Vec::new();
+    for d in &plan.databases {
+        match d.state() {
+            DatabaseState::Available if d.cannot_stop.is_some() => {
+                let why = d.cannot_stop.as_deref().unwrap_or_default();
+                tracing::warn!(rule = %rule.name, database = %d.id, why = %why, "database left running");
+            }
+            DatabaseState::Available => match cloud.stop_database(&d.id, d.cluster).await {
+                Ok(()) => tracing::info!(rule = %rule.name, database = %d.id, cluster = d.cluster, "database stopping"),
+                Err(e) => failures.push((d.id.clone(), e)),
+            },
+            DatabaseState::Busy | DatabaseState::Starting => {
+                let (op, code) = if d.cluster {
+                    ("StopDBCluster", "InvalidDBClusterStateFault")
+                } else {
+                    ("StopDBInstance", "InvalidDBInstanceState")
+                };
+                let why = format!("{} is {}; RDS stops it once it is available", d.id, d.status);
+                tracing::info!(rule = %rule.name, database = %d.id, status = %d.status, "database not stoppable yet; the next run retries");
+                failures.push((d.id.clone(), CloudError::new(op, code, why)));
+            }
+            DatabaseState::Broken => {
+                tracing::warn!(rule = %rule.name, database = %d.id, status = %d.status, "database left as it is: RDS reports a status it does not leave by itself");
+            }
+            DatabaseState::Stopping | DatabaseState::Stopped | DatabaseState::Missing => {}
+        }
+    }
+    failures
+}
+
+/// A failure the next run may fix by itself: throttling, a network fault, or a resource that
+/// is changing state (a database backing up, an instance still pending).
+fn retry_later(e: &CloudError) -> bool {
+    e.kind.is_retryable() || e.kind == ErrorKind::InvalidState
 }
 
 /// Remembers the group's min size and desired capacity in its tags, then sets both to 0: the

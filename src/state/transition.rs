@@ -45,7 +45,9 @@ pub struct Starting<'a> {
 /// A wake starts (or goes on starting) resources; the sleep it ends is counted for savings.
 pub fn starting(prev: Option<&RuleState>, rule: &str, w: Starting) -> RuleState {
     let mut s = base(prev, rule);
-    if matches!(s.phase, Phase::Stopped | Phase::Stopping) {
+    // Only a stop that took counts as a sleep: one still `stopping` (retrying, or crashed) has
+    // no `stopped_at` of its own, and the one recorded is an earlier sleep's.
+    if s.phase == Phase::Stopped {
         savings::close_sleep(&mut s, w.now, w.hourly_cost);
     }
     if s.phase != Phase::Starting || w.fresh {

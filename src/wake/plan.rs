@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use crate::cloud::{ErrorKind, InstanceState};
+use crate::cloud::{DatabaseState, ErrorKind, InstanceState};
 use crate::config::Rule;
 
 use super::observe::Observed;
@@ -96,34 +96,73 @@ pub fn plan_resources(rule: &Rule, obs: &Observed, started: &HashSet<String>) ->
         Ok(to) => to,
         Err(e) => return ResourcePlan::Broken(e),
     };
-    if let Some(d) = obs.databases.iter().find(|d| d.status == "missing") {
-        return ResourcePlan::Broken(StepError {
-            operation: if d.cluster { "DescribeDBClusters" } else { "DescribeDBInstances" }.into(),
-            code: if d.cluster { "DBClusterNotFoundFault" } else { "DBInstanceNotFound" }.into(),
-            kind: ErrorKind::NotFound.as_str().into(),
-            detail: format!("RDS {} {} does not exist", if d.cluster { "cluster" } else { "instance" }, d.id),
-            action: format!("fix rule `{}` (rds.instances, rds.clusters) and redeploy the config", rule.name),
-        });
+    if let Some(e) = broken_database(rule, obs) {
+        return ResourcePlan::Broken(e);
     }
     let to_start: Vec<String> =
         obs.instances.iter().filter(|i| i.state == InstanceState::Stopped).map(|i| i.id.clone()).collect();
-    let databases: Vec<(String, bool)> =
-        obs.databases.iter().filter(|d| d.status == "stopped").map(|d| (d.id.clone(), d.cluster)).collect();
+    let databases: Vec<(String, bool)> = obs
+        .databases
+        .iter()
+        .filter(|d| d.state() == DatabaseState::Stopped)
+        .map(|d| (d.id.clone(), d.cluster))
+        .collect();
     if !to_start.is_empty() || scale_to.is_some() || asg_to.is_some() || !databases.is_empty() {
         return ResourcePlan::Start(Launch { instances: to_start, scale_to, asg_to, databases });
     }
     if obs.instances.iter().any(|i| i.state == InstanceState::Stopping)
-        || obs.databases.iter().any(|d| d.status == "stopping")
+        || obs.databases.iter().any(|d| d.state() == DatabaseState::Stopping)
     {
         return ResourcePlan::WaitForStop;
     }
-    // A database is up once `available`; every other status is on its way there.
+    // A database is up while it serves: `available`, or busy with a backup, a modification,
+    // maintenance and the like.
     if obs.instances.iter().any(|i| i.state == InstanceState::Pending)
-        || obs.databases.iter().any(|d| d.status != "available")
+        || obs.databases.iter().any(|d| !d.state().serves())
     {
         return ResourcePlan::Booting;
     }
     ResourcePlan::Up
+}
+
+/// A database the wake cannot go on with: it does not exist, or RDS reports a status it does
+/// not leave by itself.
+fn broken_database(rule: &Rule, obs: &Observed) -> Option<StepError> {
+    let d = obs.databases.iter().find(|d| matches!(d.state(), DatabaseState::Missing | DatabaseState::Broken))?;
+    let (what, op) = if d.cluster { ("cluster", "DescribeDBClusters") } else { ("instance", "DescribeDBInstances") };
+    if d.state() == DatabaseState::Missing {
+        return Some(StepError {
+            operation: op.into(),
+            code: if d.cluster { "DBClusterNotFoundFault" } else { "DBInstanceNotFound" }.into(),
+            kind: ErrorKind::NotFound.as_str().into(),
+            detail: format!("RDS {what} {} does not exist", d.id),
+            action: format!("fix rule `{}` (rds.instances, rds.clusters) and redeploy the config", rule.name),
+        });
+    }
+    let action = match d.status.as_str() {
+        "storage-full" => "it has run out of storage: raise its allocated storage (aws rds modify-db-instance \
+                           --allocated-storage), then reload this page"
+            .to_string(),
+        s if s.starts_with("inaccessible-encryption-credentials") => "RDS cannot use its KMS key: enable the key \
+             again or give RDS access to it, then reload this page (RDS user guide, encryption)"
+            .to_string(),
+        s if s.starts_with("incompatible-") => format!(
+            "its {} does not fit: fix it in RDS (its events say \
+             how), then reload this page",
+            s.trim_start_matches("incompatible-").replace('-', " ")
+        ),
+        "deleting" | "delete-precheck" => {
+            format!("it is being deleted: restore it, or remove it from rule `{}`", rule.name)
+        }
+        s => format!("RDS reports it {s} and does not recover it by itself: see its events in the RDS console"),
+    };
+    Some(StepError {
+        operation: op.into(),
+        code: d.status.clone(),
+        kind: ErrorKind::InvalidState.as_str().into(),
+        detail: format!("RDS {what} {} is {}", d.id, d.status),
+        action,
+    })
 }
 
 /// An Auto Scaling group at 0 is restored: min size as remembered (else 0), desired capacity as
@@ -280,5 +319,47 @@ mod tests {
         }
         // Not started by this wake: just asleep.
         assert!(matches!(plan_resources(&rule(), &obs, &HashSet::new()), ResourcePlan::Start(_)));
+    }
+
+    fn with_database(status: &str) -> ResourcePlan {
+        let mut r = rule();
+        r.ecs = None;
+        r.rds = Some(crate::config::RdsSpec { instances: vec!["db".into()], clusters: vec![] });
+        let obs = Observed {
+            instances: vec![inst("i-1", Running), inst("i-2", Running)],
+            service: None,
+            asg: None,
+            databases: vec![crate::cloud::Database {
+                status: status.into(),
+                ..crate::cloud::Database::missing("db", false)
+            }],
+        };
+        plan_resources(&r, &obs, &HashSet::new())
+    }
+
+    /// RDS user guide, "Viewing instance status": a database serves while backing up, being
+    /// modified or maintained; some statuses it does not leave by itself.
+    #[test]
+    fn a_serving_database_is_up_a_terminal_one_is_an_error_saying_what_to_do() {
+        for serving in ["available", "backing-up", "modifying", "configuring-enhanced-monitoring", "maintenance"] {
+            assert_eq!(with_database(serving), ResourcePlan::Up, "{serving}");
+        }
+        for starting in ["starting", "rebooting"] {
+            assert_eq!(with_database(starting), ResourcePlan::Booting, "{starting}");
+        }
+        for (terminal, says) in [
+            ("storage-full", "allocated storage"),
+            ("inaccessible-encryption-credentials", "KMS key"),
+            ("incompatible-parameters", "parameters does not fit"),
+            ("failed", "does not recover it by itself"),
+        ] {
+            match with_database(terminal) {
+                ResourcePlan::Broken(e) => {
+                    assert_eq!(e.code, terminal);
+                    assert!(e.action.contains(says) && e.detail.contains("db is"), "{e:?}");
+                }
+                other => panic!("{terminal}: {other:?}"),
+            }
+        }
     }
 }

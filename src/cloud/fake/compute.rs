@@ -151,6 +151,14 @@ impl FakeCloud {
         db.until = None;
     }
 
+    /// RDS puts the database in `status` (a backup begins, its storage runs full, ...).
+    pub fn set_database_status(&self, id: &str, cluster: bool, status: &str) {
+        let mut s = self.lock();
+        let db = s.databases.get_mut(&(id.to_string(), cluster)).expect("unknown fake database");
+        db.status = status.to_string();
+        db.until = None;
+    }
+
     pub fn database_status(&self, id: &str, cluster: bool) -> String {
         let mut s = self.lock();
         s.settle_databases(Instant::now());
