@@ -9,7 +9,9 @@ use std::time::Duration;
 use autostop::app::App;
 use autostop::cloud::fake::{FakeCloud, Op};
 use autostop::cloud::{Cloud, InstanceState, RuleState};
+use autostop::serve::hold::REDIRECT_PACE;
 use autostop::state::Phase;
+use autostop::wake::PROPAGATION;
 use common::*;
 use tokio::time::advance;
 
@@ -155,13 +157,50 @@ async fn after_the_switch_the_wake_path_does_not_read_the_listeners_again() {
     let (cloud, apps) = fleet(3);
     assert_eq!(api(&apps[0], "POST", "api.dev.example.com", "/").await.status, 307);
     cloud.reset_calls();
-    // Requests that raced the switch keep reaching autostop for a while, in any environment.
-    for k in 0..30 {
+    // Requests that raced the switch keep reaching autostop while it propagates, in any
+    // environment: each is paced (REDIRECT_PACE), and none reads the listeners.
+    let switched = tokio::time::Instant::now();
+    for k in 0.. {
         advance(SECS(1)).await;
+        if switched.elapsed() + REDIRECT_PACE >= PROPAGATION - SECS(2) {
+            assert!(k >= 8, "{k} requests in the window");
+            break;
+        }
         let r = api(&apps[k % 3], "GET", "api.dev.example.com", "/again").await;
         assert_eq!(r.status, 307, "{}", r.body);
     }
     for op in [Op::DescribeRules, Op::DescribeTags, Op::ModifyRule, Op::CreateRule, Op::DescribeListeners] {
         assert_eq!(cloud.calls(op), 0, "{op}");
     }
+}
+
+/// An API client the load balancer keeps sending back to autostop after the switch (the change
+/// has not reached every node yet) is paced: within PROPAGATION it follows at most 15 redirects,
+/// fewer than HTTP clients allow. Past it, autostop answers 503 with Retry-After; and where a
+/// listener lacks the rule (here, one deleted by hand) the wake's observer repairs it, and the
+/// client is paced again while the repair propagates.
+#[tokio::test(start_paused = true)]
+async fn a_client_sent_back_after_the_switch_is_paced_then_told_to_retry_while_the_rule_is_repaired() {
+    let (cloud, apps) = fleet(2);
+    assert_eq!(api(&apps[0], "POST", "api.dev.example.com", "/").await.status, 307);
+    let switched = tokio::time::Instant::now();
+    let (mut redirects, mut told_to_retry) = (0, false);
+    for k in 0..100 {
+        let r = api(&apps[k % 2], "GET", "api.dev.example.com", "/again").await;
+        if r.status != 307 {
+            assert_eq!((r.status, r.header("retry-after").as_deref()), (503, Some("5")), "{}", r.body);
+            told_to_retry = true;
+            break;
+        }
+        redirects += 1;
+    }
+    assert!(redirects <= 15, "{redirects} redirects in {:?}", switched.elapsed());
+    assert!(told_to_retry && switched.elapsed() >= PROPAGATION - REDIRECT_PACE, "{:?}", switched.elapsed());
+    let rule = cloud.rules(L2).into_iter().find(|r| r.owner.as_deref() == Some("api")).unwrap();
+    cloud.delete_rule_by_hand(&rule.arn);
+    assert_eq!(cloud.routes_to(L2, "api.dev.example.com"), autostop::cloud::fake::LAMBDA_TG);
+    advance(SECS(11)).await; // past the published ready status
+    let r = api(&apps[1], "GET", "api.dev.example.com", "/late").await;
+    assert_eq!(cloud.routes_to(L2, "api.dev.example.com"), TG_API, "repaired by the request path");
+    assert_eq!(r.status, 307, "the repaired rule propagates from now: paced, not turned away: {}", r.body);
 }

@@ -110,9 +110,12 @@ async fn run(rules: Vec<Vec<&'static str>>, ops: Vec<Op>) -> Result<(), TestCase
     for op in ops {
         match &op {
             Op::Wake(k) => {
+                // As the ALB would: a host already routed to its app never reaches autostop.
                 let host = rules[*k][0].replace('*', "w");
-                let r = api(&app, "GET", &host, "/").await;
-                prop_assert_eq!(r.status, 307, "{:?}: {}", op, r.body);
+                if cloud.routes_to(L1, &host) == LAMBDA_TG {
+                    let r = api(&app, "GET", &host, "/").await;
+                    prop_assert_eq!(r.status, 307, "{:?}: {}", op, r.body);
+                }
             }
             Op::Stop(k) => {
                 let v = app.handle(json!({"autostop": "stop", "rule": format!("r{k}")}), None).await;

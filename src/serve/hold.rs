@@ -9,12 +9,16 @@ use tokio::time::Instant;
 use crate::cloud::Cloud;
 use crate::config::Rule;
 use crate::http::{Reply, Request};
-use crate::wake::{Cause, Phase, Waker, STATUS_TTL};
+use crate::wake::{Cause, Phase, Status, Waker, PROPAGATION, STATUS_TTL};
 
 use super::answers::{retry_after_held, to_json, RETRY_ERROR_SECS, RETRY_WAKING_SECS};
 
 /// Time kept back from the Lambda deadline when holding a request, so we always answer.
 pub const DEADLINE_MARGIN: Duration = Duration::from_secs(3);
+/// How long a request that arrives after the switch is held before its 307: a client that the
+/// load balancer keeps sending back to autostop while the change propagates follows at most
+/// [`PROPAGATION`] / this many redirects (15), well inside the 20 or more HTTP clients allow.
+pub const REDIRECT_PACE: Duration = Duration::from_secs(2);
 
 pub async fn hold<C: Cloud>(waker: &Waker<C>, req: &Request, rule: &Rule, time_left: Option<Duration>) -> Reply {
     let mut budget = waker.config().hold;
@@ -22,6 +26,7 @@ pub async fn hold<C: Cloud>(waker: &Waker<C>, req: &Request, rule: &Rule, time_l
         budget = budget.min(left.saturating_sub(DEADLINE_MARGIN));
     }
     let deadline = Instant::now() + budget;
+    let mut waited = false;
     loop {
         let status = waker.wake(rule, Cause::Api).await;
         if let Some(held) = &status.held_asleep {
@@ -29,7 +34,7 @@ pub async fn hold<C: Cloud>(waker: &Waker<C>, req: &Request, rule: &Rule, time_l
                 .with("retry-after", retry_after_held(held, waker.cloud().now()).to_string());
         }
         match status.phase {
-            Phase::Ready => return Reply::redirect(req.same_url()),
+            Phase::Ready => return redirect(waker, req, &status, waited, deadline).await,
             Phase::Error => {
                 return Reply::json(503, to_json(&status).to_string(), "error")
                     .with("retry-after", RETRY_ERROR_SECS.to_string())
@@ -40,5 +45,29 @@ pub async fn hold<C: Cloud>(waker: &Waker<C>, req: &Request, rule: &Rule, time_l
             }
             _ => tokio::time::sleep_until((Instant::now() + STATUS_TTL).min(deadline)).await,
         }
+        waited = true;
     }
+}
+
+/// The 307 once ready. A request that waited for the wake gets it at once; one that arrived
+/// after the switch may be a client the load balancer sent back while the change propagates,
+/// so it is paced ([`REDIRECT_PACE`]); past [`PROPAGATION`] it gets a 503 with `Retry-After`
+/// while the wake's observer repairs the listener rule.
+async fn redirect<C: Cloud>(
+    waker: &Waker<C>,
+    req: &Request,
+    status: &Status,
+    waited: bool,
+    deadline: Instant,
+) -> Reply {
+    let since = status.routed_at.map(|t| waker.cloud().now() - t).unwrap_or(0);
+    if since >= PROPAGATION.as_secs() as i64 {
+        tracing::warn!(rule = %status.rule, seconds_since_ready = since, "a request still reaches autostop long after the switch");
+        return Reply::json(503, to_json(status).to_string(), "routing")
+            .with("retry-after", RETRY_WAKING_SECS.to_string());
+    }
+    if !waited {
+        tokio::time::sleep_until((Instant::now() + REDIRECT_PACE).min(deadline)).await;
+    }
+    Reply::redirect(req.same_url())
 }

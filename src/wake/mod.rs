@@ -52,6 +52,10 @@ pub const STATUS_TTL: Duration = Duration::from_secs(1);
 /// How long a published `ready` status serves every environment: after the switch, requests
 /// that still reach autostop are answered from the item without reading the listeners again.
 pub const READY_TTL: Duration = Duration::from_secs(10);
+/// How long a listener rule change may take to reach every load balancer node. An ALB applies a
+/// change within seconds and documents no bound; past this, a request that still reaches
+/// autostop for a rule recorded ready means a listener lacks its standing rule.
+pub const PROPAGATION: Duration = Duration::from_secs(30);
 /// How long an observer lease lasts: a crashed holder frees the rule after this long.
 pub const LEASE: Duration = Duration::from_secs(5);
 /// How long a recorded broken start (seconds) is shown before a request may try the start again.
@@ -102,6 +106,8 @@ struct Memo {
     started: HashSet<String>,
     /// When this environment first saw all the rule's ALB rules in place.
     routed_at: Option<Instant>,
+    /// When this environment last repaired a standing rule of a rule recorded ready.
+    repaired_at: Option<Instant>,
     last_phase: Option<Phase>,
     /// Each phase this wake went through and when it began (for the time-per-phase metrics).
     phase_log: Vec<(Phase, Instant)>,

@@ -11,7 +11,7 @@ use crate::telemetry::emf;
 
 use super::status::{waiting_message, ResourceState};
 use super::step::{Step, StepFailure};
-use super::{Memo, Mode, Status, Waker};
+use super::{Memo, Mode, Status, Waker, PROPAGATION};
 
 impl<C: Cloud> Waker<C> {
     pub(super) async fn up(
@@ -46,26 +46,31 @@ impl<C: Cloud> Waker<C> {
             Mode::Observe => routing::routed_everywhere(self.cloud.as_ref(), &self.config, rule).await,
         }
         .map_err(fail)?;
-        let (phase, message) = self.settled(cx, memo, mode, routed);
+        let (phase, message, routed_at) = self.settled(cx, memo, mode, routed);
         let mut s = cx.status(phase, &message, resources, memo);
         s.targets = health;
+        s.routed_at = routed_at;
         Ok(s)
     }
 
     /// Routed to the app: `ready` once the switch has been in place for `settle` (ALB applies a
     /// change within seconds), `routing` until then.
-    fn settled(&self, cx: &Step<'_>, memo: &mut Memo, mode: Mode, routed: bool) -> (Phase, String) {
+    /// Also says since when it is routed (epoch seconds).
+    fn settled(&self, cx: &Step<'_>, memo: &mut Memo, mode: Mode, routed: bool) -> (Phase, String, Option<i64>) {
         if !routed {
-            return (Phase::Routing, "healthy; the next request switches the listener rule to the app".into());
+            return (Phase::Routing, "healthy; the next request switches the listener rule to the app".into(), None);
         }
         let first = *memo.routed_at.get_or_insert(Instant::now());
-        let since = cx.ready_at().unwrap_or(cx.wall - Instant::now().duration_since(first).as_secs() as i64);
+        let ago = |t: Instant| cx.wall - Instant::now().duration_since(t).as_secs() as i64;
+        let since = cx.ready_at().unwrap_or(ago(first));
+        // A repair this environment made restarts the propagation.
+        let since = memo.repaired_at.map_or(since, |t| since.max(ago(t)));
         let settle = self.config.settle.as_secs() as i64;
         if cx.wall - since >= settle || mode == Mode::Observe {
             memo.started.clear();
-            (Phase::Ready, "ready: the load balancer forwards this host to the app".into())
+            (Phase::Ready, "ready: the load balancer forwards this host to the app".into(), Some(since))
         } else {
-            (Phase::Routing, format!("listener rule switched to the app; letting it settle for {settle}s"))
+            (Phase::Routing, format!("listener rule switched to the app; letting it settle for {settle}s"), Some(since))
         }
     }
 
@@ -76,10 +81,24 @@ impl<C: Cloud> Waker<C> {
     /// `ready`. (A claim after the read here is caught by the checker's sweep.)
     async fn route_to_app(&self, cx: &Step<'_>, memo: &mut Memo) -> Result<(), CloudError> {
         let rule = cx.rule;
-        if cx.recorded(Phase::Ready).is_some() {
-            // Switched and recorded by whoever finished the wake: the listeners are not read
-            // again. Drift after that (a rule changed by hand, a new listener) is the idle
-            // check's to repair.
+        if let Some(ready_at) = cx.ready_at() {
+            // Switched and recorded by whoever finished the wake: within PROPAGATION the
+            // listeners are not read again. Past it, a request that still reaches autostop means
+            // a listener lacks the rule (added later, a rule deleted by hand): this step, the
+            // fleet's one observer, repairs it rather than waiting for the idle check.
+            if cx.wall - ready_at < PROPAGATION.as_secs() as i64 {
+                return Ok(());
+            }
+            // An idle stop starts from `ready`: never switch to the app under one.
+            if state::stop_in_progress(self.read_state(rule).await.as_ref(), self.cloud.now()) {
+                return Err(CloudError::new("ModifyRule", "IncorrectState", "an idle stop began; not routing"));
+            }
+            let repaired = routing::switch(self.cloud.as_ref(), &self.config, rule, Route::App).await?;
+            if repaired > 0 {
+                tracing::warn!(rule = %rule.name, repaired, seconds_since_ready = cx.wall - ready_at, "a request reached autostop long after the switch: standing rules repaired");
+                // The repaired rules propagate from now: their clients are paced, not turned away.
+                memo.repaired_at = Some(Instant::now());
+            }
             return Ok(());
         }
         if state::stop_in_progress(self.read_state(rule).await.as_ref(), self.cloud.now()) {
@@ -88,6 +107,9 @@ impl<C: Cloud> Waker<C> {
         let changed = routing::switch(self.cloud.as_ref(), &self.config, rule, Route::App).await?;
         if changed > 0 {
             tracing::info!(rule = %rule.name, changed, "standing rules switched to the app");
+            // Routed from now: not from an earlier wake this environment saw (a stop that
+            // switched back and then failed leaves the resources running).
+            memo.routed_at = Some(Instant::now());
         }
         self.finish(cx, memo).await;
         Ok(())

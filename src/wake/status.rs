@@ -41,6 +41,10 @@ pub struct Status {
     pub eta_seconds: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<StepError>,
+    /// When the rule's standing rules were switched to the app (epoch seconds), once they are:
+    /// a request that still reaches autostop after that raced the load balancer's update.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routed_at: Option<i64>,
     /// Set when nothing was started because the rule is held asleep (an `asleep` window of its
     /// schedule, or an operator's `sleep`): why, and until when (epoch seconds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -66,6 +70,7 @@ impl Status {
             elapsed_seconds: None,
             eta_seconds: None,
             error: None,
+            routed_at: None,
             held_asleep: None,
             intent: None,
             dependencies: Vec::new(),
