@@ -33,7 +33,7 @@ pub struct Rule {
 
 impl Rule {
     /// A rule with nothing but defaults, for validation to fill in.
-    pub(super) fn empty() -> Rule {
+    pub(crate) fn empty() -> Rule {
         Rule {
             name: String::new(),
             hosts: Vec::new(),

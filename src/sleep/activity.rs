@@ -134,17 +134,7 @@ mod tests {
             hosts: vec!["api.x.com".into()],
             target_group_arn: Some("tg".into()),
             idle: Duration::from_secs(300),
-            priority: None,
-            ec2: None,
-            ecs: None,
-            asg: None,
-            rds: None,
-            busy_when: None,
-            hourly_cost: None,
-            gate: Default::default(),
-            schedule: None,
-            depends_on: Vec::new(),
-            delay: Duration::ZERO,
+            ..Rule::empty()
         };
         let rq = RuleQueries { requests: vec!["r".into()], busy: vec![] };
         let series = MetricSeries { id: "r".into(), points: vec![(9_960, 3.0)] };

@@ -207,17 +207,9 @@ mod tests {
             hosts: vec!["api.x".into()],
             target_group_arn: Some("tg".into()),
             idle: Duration::from_secs(60),
-            priority: None,
             ec2: Some(Ec2Resources { instance_ids: vec!["i-1".into(), "i-2".into()], hibernate: false }),
             ecs: Some(EcsService { cluster: "dev".into(), service: "web".into(), desired_count: None }),
-            asg: None,
-            rds: None,
-            busy_when: None,
-            hourly_cost: None,
-            gate: Default::default(),
-            schedule: None,
-            depends_on: Vec::new(),
-            delay: Duration::ZERO,
+            ..Rule::empty()
         }
     }
 

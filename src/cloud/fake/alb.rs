@@ -81,14 +81,8 @@ impl FakeCloud {
         owner: Option<&str>,
     ) {
         let mut s = self.lock();
-        let arn = s.new_rule_arn();
-        s.listeners.get_mut(listener).expect("unknown fake listener").push(ListenerRule {
-            arn,
-            priority,
-            hosts: hosts.iter().map(|h| h.to_string()).collect(),
-            forward,
-            owner: owner.map(str::to_string),
-        });
+        let rule = s.listener_rule(priority, hosts, forward, owner);
+        s.listeners.get_mut(listener).expect("unknown fake listener").push(rule);
         s.refresh_attachments(Instant::now());
     }
 
@@ -294,6 +288,23 @@ impl FakeCloud {
 }
 
 impl State {
+    /// A rule with a new ARN, as a person or another invocation would make it.
+    pub(super) fn listener_rule(
+        &mut self,
+        priority: u32,
+        hosts: &[&str],
+        forward: Vec<Weighted>,
+        owner: Option<&str>,
+    ) -> ListenerRule {
+        ListenerRule {
+            arn: self.new_rule_arn(),
+            priority,
+            hosts: hosts.iter().map(|h| h.to_string()).collect(),
+            forward,
+            owner: owner.map(str::to_string),
+        }
+    }
+
     pub(super) fn new_rule_arn(&mut self) -> String {
         self.next_rule_id += 1;
         format!("arn:aws:elasticloadbalancing:us-east-1:123456789012:listener-rule/app/dev/1/2/{}", self.next_rule_id)

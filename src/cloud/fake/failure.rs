@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::{FakeCloud, Op};
-use crate::cloud::{CloudError, ListenerRule, Weighted};
+use crate::cloud::{CloudError, Weighted};
 
 impl FakeCloud {
     /// Just before the next CreateRule runs, another Lambda instance (`owner` = a rule name) or
@@ -19,17 +19,8 @@ impl FakeCloud {
         owner: Option<&str>,
     ) {
         let mut s = self.lock();
-        let arn = s.new_rule_arn();
-        s.race_before_create.push_back((
-            listener.to_string(),
-            ListenerRule {
-                arn,
-                priority,
-                hosts: hosts.iter().map(|h| h.to_string()).collect(),
-                forward,
-                owner: owner.map(str::to_string),
-            },
-        ));
+        let rule = s.listener_rule(priority, hosts, forward, owner);
+        s.race_before_create.push_back((listener.to_string(), rule));
     }
 
     /// The next listing of any listener sees `rule_arn` in DescribeRules, and then the rule is
