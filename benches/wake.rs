@@ -159,37 +159,48 @@ fn calls_per_stop(how: &str) -> (Vec<(Op, usize)>, usize) {
     })
 }
 
+/// `envs` Lambda environments (separate `App`s) over one fake cloud (30 s boot, healthy 10 s
+/// later, 20 ms calls), serving one rule with `extra` keys.
+fn environments(envs: usize, extra: &str) -> (Arc<FakeCloud>, Vec<Arc<App<FakeCloud>>>) {
+    let text = format!(
+        "listener_arns = [\"{L1}\"]\nhold = \"2m\"\n[[rules]]\nname = \"api\"\nhosts = [\"api.dev.example.com\"]\ntarget_group_arn = \"{TG}\"\nec2 = {{ instance_ids = [\"{I1}\"] }}\n{extra}"
+    );
+    let cloud = Arc::new(world(Duration::from_millis(20), 30, 10));
+    let apps =
+        (0..envs).map(|_| Arc::new(App::with_cloud(Config::from_toml(&text).unwrap(), Arc::clone(&cloud)))).collect();
+    (cloud, apps)
+}
+
+/// Calls per second over `secs`: EC2/ECS/ELBv2 apart from DynamoDB.
+fn per_second(counts: &[(Op, usize)], secs: f64) -> (f64, f64) {
+    let sum = |ddb: bool| -> usize {
+        counts.iter().filter(|(op, _)| [Op::GetItem, Op::PutItem, Op::Scan].contains(op) == ddb).map(|(_, n)| n).sum()
+    };
+    (sum(false) as f64 / secs, sum(true) as f64 / secs)
+}
+
 /// A sleeping click-mode rule whose page is polled once a second by `clients` browsers through
 /// `envs` environments for a minute (nothing wakes it): AWS calls per second, EC2/ECS/ELBv2 and
 /// DynamoDB apart.
 fn click_page(envs: usize, clients: usize) -> (f64, f64) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
     rt.block_on(async move {
-        let text = format!(
-            "listener_arns = [\"{L1}\"]\n[[rules]]\nname = \"api\"\nhosts = [\"api.dev.example.com\"]\ntarget_group_arn = \"{TG}\"\nec2 = {{ instance_ids = [\"{I1}\"] }}\nwake = \"click\"\n"
-        );
-        let cloud = Arc::new(world(Duration::from_millis(20), 30, 10));
-        let apps: Vec<Arc<App<FakeCloud>>> = (0..envs)
-            .map(|_| Arc::new(App::with_cloud(Config::from_toml(&text).unwrap(), Arc::clone(&cloud))))
-            .collect();
+        let (cloud, apps) = environments(envs, "wake = \"click\"\n");
         let mut tasks = tokio::task::JoinSet::new();
         for c in 0..clients {
             let apps = apps.clone();
             tasks.spawn(async move {
                 for tick in 0..60usize {
                     let app = &apps[(c + tick) % apps.len()];
-                    let v = app.handle(event("api.dev.example.com", "/__autostop/status", "application/json"), None).await;
+                    let v =
+                        app.handle(event("api.dev.example.com", "/__autostop/status", "application/json"), None).await;
                     assert_eq!(v.unwrap()["statusCode"], 200);
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             });
         }
         while tasks.join_next().await.is_some() {}
-        let counts = cloud.call_counts();
-        let sum = |ddb: bool| -> usize {
-            counts.iter().filter(|(op, _)| [Op::GetItem, Op::PutItem, Op::Scan].contains(op) == ddb).map(|(_, n)| n).sum()
-        };
-        (sum(false) as f64 / 60.0, sum(true) as f64 / 60.0)
+        per_second(&cloud.call_counts(), 60.0)
     })
 }
 
@@ -210,13 +221,7 @@ struct Fleet {
 fn fleet(envs: usize, browsers: usize, held: usize) -> Fleet {
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
     rt.block_on(async move {
-        let text = format!(
-            "listener_arns = [\"{L1}\"]\nhold = \"2m\"\n[[rules]]\nname = \"api\"\nhosts = [\"api.dev.example.com\"]\ntarget_group_arn = \"{TG}\"\nec2 = {{ instance_ids = [\"{I1}\"] }}\n"
-        );
-        let cloud = Arc::new(world(Duration::from_millis(20), 30, 10));
-        let apps: Vec<Arc<App<FakeCloud>>> = (0..envs)
-            .map(|_| Arc::new(App::with_cloud(Config::from_toml(&text).unwrap(), Arc::clone(&cloud))))
-            .collect();
+        let (cloud, apps) = environments(envs, "");
         let invocations = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let start = tokio::time::Instant::now();
         let mut tasks = tokio::task::JoinSet::new();
@@ -231,10 +236,13 @@ fn fleet(envs: usize, browsers: usize, held: usize) -> Fleet {
                     let app = &apps[(c + tick) % apps.len()];
                     invocations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     if is_browser {
-                        app.handle(event("api.dev.example.com", "/__autostop/status", "application/json"), None).await.unwrap();
+                        app.handle(event("api.dev.example.com", "/__autostop/status", "application/json"), None)
+                            .await
+                            .unwrap();
                         tokio::time::sleep(Duration::from_secs(1)).await;
                     } else {
-                        let v = app.handle(event("api.dev.example.com", "/api", "application/json"), None).await.unwrap();
+                        let v =
+                            app.handle(event("api.dev.example.com", "/api", "application/json"), None).await.unwrap();
                         assert_eq!(v["statusCode"], 307);
                         return;
                     }
@@ -244,13 +252,11 @@ fn fleet(envs: usize, browsers: usize, held: usize) -> Fleet {
         while tasks.join_next().await.is_some() {}
         let secs = start.elapsed().as_secs_f64().max(1.0);
         let counts = cloud.call_counts();
-        let sum = |ddb: bool| -> usize {
-            counts.iter().filter(|(op, _)| [Op::GetItem, Op::PutItem, Op::Scan].contains(op) == ddb).map(|(_, n)| n).sum()
-        };
+        let (aws_per_sec, ddb_per_sec) = per_second(&counts, secs);
         let get = |want: Op| counts.iter().find(|(op, _)| *op == want).map(|(_, n)| *n).unwrap_or(0);
         Fleet {
-            aws_per_sec: sum(false) as f64 / secs,
-            ddb_per_sec: sum(true) as f64 / secs,
+            aws_per_sec,
+            ddb_per_sec,
             starts: get(Op::StartInstances),
             switches: get(Op::ModifyRule),
             invocations: invocations.load(std::sync::atomic::Ordering::Relaxed),
