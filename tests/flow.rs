@@ -418,10 +418,16 @@ async fn hold_is_cut_by_the_lambda_time_left() {
 
 #[tokio::test(start_paused = true)]
 async fn the_eta_comes_from_the_median_of_recent_warmups() {
+    // No history yet: the target group's health checks (2 x 10 s here) are the least a wake
+    // takes, and the estimate until they have passed; then there is none.
     let app = ec2_app(40, 20);
     let page = browser(&app, "api.dev.example.com").await;
-    assert!(page.body.contains("first start, no estimate yet"), "no history yet");
-    assert_eq!(status(&app, "api.dev.example.com").await["eta_seconds"], serde_json::Value::Null);
+    assert!(page.body.contains("ready in about 20 s"), "the health-check floor: {}", page.body);
+    advance(SECS(5)).await;
+    assert_eq!(status(&app, "api.dev.example.com").await["eta_seconds"], 15);
+    advance(SECS(20)).await;
+    assert_eq!(status(&app, "api.dev.example.com").await["eta_seconds"], serde_json::Value::Null, "past the floor");
+    assert_eq!(cloud(&app).calls(Op::DescribeTargetGroups), 1, "read once");
 
     let app = ec2_app(40, 20);
     let history = autostop::cloud::RuleState { warmups: vec![40, 300, 70], ..autostop::cloud::RuleState::new("api") };

@@ -909,6 +909,8 @@ async fn validate_names_a_forwarded_for_mode_that_defeats_wake_from() {
     );
     let (code, out, err) = w.validate_aws("it-xff-append", &rules);
     assert_eq!(code, 0, "append (the default) is fine: {out}{err}");
+    let floor = out.lines().find(|l| l.starts_with("advice: rule `api`: a wake waits at least")).unwrap_or_default();
+    assert!(floor.contains("passing x") && floor.contains("--healthy-threshold-count 2"), "{out}");
     let listener = w.elb.describe_listeners().listener_arns(&w.listeners[0]).send().await.unwrap();
     let lb = listener.listeners()[0].load_balancer_arn().unwrap().to_string();
     let preserve =

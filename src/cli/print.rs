@@ -124,6 +124,9 @@ pub fn findings(found: &Findings) -> String {
     for line in &found.budget {
         out.push_str(&format!("budget: {line}\n"));
     }
+    for a in &found.advice {
+        out.push_str(&format!("advice: {a}\n"));
+    }
     for p in &found.problems {
         out.push_str(&format!("problem: {p}\n"));
     }

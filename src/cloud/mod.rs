@@ -24,8 +24,8 @@ pub use item::{Phase, RuleState, WARMUPS_KEPT};
 pub use listener::{ListenerRule, NewRule, RuleChange, Weighted, RULE_TAG};
 pub use metrics::{MetricQuery, MetricSeries, METRIC_QUERIES_PER_CALL};
 pub use resources::{
-    AutoScalingGroup, Database, DatabaseState, Instance, InstanceState, Service, TargetHealth, ASG_DESIRED_TAG,
-    ASG_MIN_TAG, DESIRED_COUNT_TAG,
+    AutoScalingGroup, Database, DatabaseState, HealthCheck, Instance, InstanceState, Service, TargetHealth,
+    ASG_DESIRED_TAG, ASG_MIN_TAG, DESIRED_COUNT_TAG,
 };
 
 /// The port. Every method is one logical AWS operation (an adapter may page or batch inside it);
@@ -66,6 +66,8 @@ pub trait Cloud: Send + Sync + 'static {
     fn scale_service(&self, cluster: &str, service: &str, desired: u32)
         -> impl Future<Output = CloudResult<()>> + Send;
     fn target_health(&self, target_group_arn: &str) -> impl Future<Output = CloudResult<TargetHealth>> + Send;
+    /// The target group's health-check settings (DescribeTargetGroups).
+    fn health_check(&self, target_group_arn: &str) -> impl Future<Output = CloudResult<HealthCheck>> + Send;
     /// Auto Scaling groups by name, in the given order; ones AWS does not know have `exists`
     /// false.
     fn auto_scaling_groups(&self, names: &[String]) -> impl Future<Output = CloudResult<Vec<AutoScalingGroup>>> + Send;

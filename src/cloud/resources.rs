@@ -269,6 +269,22 @@ pub struct TargetHealth {
     pub not_in_use: u32,
 }
 
+/// A target group's health check, as far as it decides how long a target takes to turn healthy:
+/// HealthyThresholdCount passing checks, HealthCheckIntervalSeconds apart (ALB guide, "Health
+/// checks for your target groups": at least 2 x 5 s; the console's default 5 x 30 s).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HealthCheck {
+    pub healthy_threshold: u32,
+    pub interval_secs: u32,
+}
+
+impl HealthCheck {
+    /// The least time from a target answering to `healthy`.
+    pub fn floor_secs(self) -> u64 {
+        self.healthy_threshold as u64 * self.interval_secs as u64
+    }
+}
+
 impl TargetHealth {
     pub fn counts(healthy: u32, total: u32) -> TargetHealth {
         TargetHealth { healthy, total, ..TargetHealth::default() }

@@ -24,6 +24,8 @@ const DEFAULT_TARGET_GROUPS_PER_LB: u64 = 100;
 pub struct Findings {
     pub problems: Vec<String>,
     pub budget: Vec<String>,
+    /// What makes a wake slow, and how to make it faster (never a problem of its own).
+    pub advice: Vec<String>,
 }
 
 /// Everything wrong, one line each, and the budget.
@@ -44,6 +46,13 @@ pub async fn check_aws(cloud: &AwsCloud, config: &Config) -> Result<Findings, Cl
     }
     for rule in &config.rules {
         check_resources(cloud, rule, &mut f.problems).await?;
+        if let Some(tg) = rule.target_group_arn.as_deref() {
+            match cloud.health_check(tg).await {
+                Ok(h) => f.advice.push(health_check_floor(&rule.name, tg, h)),
+                Err(e) if e.kind == crate::cloud::ErrorKind::NotFound => {} // a problem already
+                Err(e) => return Err(e),
+            }
+        }
     }
     check_forwarded_for(cloud, config, &mut f.problems).await?;
     let limits = cloud.account_limits().await?;
@@ -165,6 +174,22 @@ async fn check_instances(
         ));
     }
     Ok(())
+}
+
+/// A wake waits for the target group's health checks: HealthyThresholdCount passing checks,
+/// HealthCheckIntervalSeconds apart, after the app answers. The least ALB allows is 2 x 5 s
+/// (ALB guide, "Health checks for your target groups").
+fn health_check_floor(rule: &str, tg: &str, h: crate::cloud::HealthCheck) -> String {
+    let floor = h.floor_secs();
+    let (n, i) = (h.healthy_threshold, h.interval_secs);
+    let mut line = format!("rule `{rule}`: a wake waits at least {floor} s for health checks ({n} passing x {i} s)");
+    if floor > 10 {
+        line.push_str(&format!(
+            "; 2 x 5 s makes it 10 s: aws elbv2 modify-target-group --target-group-arn {tg} \
+             --healthy-threshold-count 2 --health-check-interval-seconds 5 --health-check-timeout-seconds 4"
+        ));
+    }
+    line
 }
 
 /// How each load balancer handles `X-Forwarded-For`, where a rule's `wake_from` depends on it.
@@ -298,6 +323,19 @@ mod tests {
         let mut f = Findings::default();
         budget(&config(), &listed, &Default::default(), &mut f);
         assert!(f.problems.is_empty(), "ALB's default of 100 applies when the account says nothing");
+    }
+
+    #[test]
+    fn the_health_check_floor_is_said_with_the_fastest_settings() {
+        use crate::cloud::HealthCheck;
+        let slow = health_check_floor("api", "arn:tg", HealthCheck { healthy_threshold: 5, interval_secs: 30 });
+        assert!(
+            slow.starts_with("rule `api`: a wake waits at least 150 s for health checks (5 passing x 30 s)"),
+            "{slow}"
+        );
+        assert!(slow.contains("--healthy-threshold-count 2 --health-check-interval-seconds 5"), "{slow}");
+        let fast = health_check_floor("api", "arn:tg", HealthCheck { healthy_threshold: 2, interval_secs: 5 });
+        assert!(fast.ends_with("(2 passing x 5 s)"), "already the fastest: {fast}");
     }
 
     #[test]

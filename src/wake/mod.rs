@@ -115,6 +115,8 @@ struct Memo {
     cause: Option<Cause>,
     /// When this environment first saw every dependency ready (the `delay` counts from it).
     dependencies_ready: Option<Instant>,
+    /// The target group's health-check floor, once read (a first wake's ETA).
+    health_floor: Option<Option<u64>>,
 }
 
 /// The wake engine, shared by every request of this Lambda environment.

@@ -14,7 +14,7 @@ use crate::telemetry::emf;
 
 use super::observe::Observed;
 use super::plan::Launch;
-use super::status::{eta, ResourceState};
+use super::status::ResourceState;
 use super::step::{Step, StepFailure};
 use super::{Memo, Mode, Status, Waker};
 
@@ -67,7 +67,7 @@ impl<C: Cloud> Waker<C> {
         let mut status = cx.status(Phase::Starting, &format!("{}{waiting}", launched.did.join("; ")), resources, memo);
         if fresh {
             status.elapsed_seconds = Some(0);
-            status.eta_seconds = eta(&cx.warmups, Some(0));
+            status.eta_seconds = cx.eta(Some(0));
         }
         Ok(status)
     }

@@ -27,13 +27,15 @@ pub(super) struct Step<'a> {
     pub warmups: Vec<u64>,
     /// While a wake is recorded, every Lambda environment counts from its recorded start.
     pub recorded_start: Option<i64>,
+    /// The target group's health-check floor (seconds), for the ETA of a first wake.
+    pub floor: Option<u64>,
 }
 
 impl<'a> Step<'a> {
     fn new(rule: &'a Rule, state: Option<RuleState>, wall: i64) -> Step<'a> {
         let warmups = state.as_ref().map(|s| s.warmups.clone()).unwrap_or_default();
         let recorded_start = state.as_ref().filter(|s| s.phase == Phase::Starting).and_then(|s| s.wake_started_at);
-        Step { rule, state, wall, warmups, recorded_start }
+        Step { rule, state, wall, warmups, recorded_start, floor: None }
     }
 
     /// The item, when its phase is `phase`.
@@ -61,9 +63,16 @@ impl<'a> Step<'a> {
         let mut status = Status::new(&self.rule.name, phase, message).with_resources(resources);
         status.elapsed_seconds = elapsed;
         if matches!(phase, Phase::Starting | Phase::WaitingForHealth | Phase::Routing) {
-            status.eta_seconds = eta(&self.warmups, elapsed);
+            status.eta_seconds = self.eta(elapsed);
         }
         status
+    }
+
+    /// Seconds left if this wake takes the typical time. A first wake has no history: until the
+    /// health checks' floor has passed, what they alone take at least; after it, no estimate.
+    pub fn eta(&self, elapsed: Option<u64>) -> Option<u64> {
+        let floor_left = || self.floor?.checked_sub(elapsed.unwrap_or(0)).filter(|left| *left > 0);
+        eta(&self.warmups, elapsed).or_else(floor_left)
     }
 }
 
@@ -129,6 +138,18 @@ impl<C: Cloud> Waker<C> {
         status
     }
 
+    /// The health-check floor of the rule's target group (HealthyThresholdCount x interval), read
+    /// once per environment and rule; `None` without a target group or when it cannot be read.
+    async fn health_floor(&self, rule: &Rule, memo: &mut Memo) -> Option<u64> {
+        if let Some(known) = memo.health_floor {
+            return known;
+        }
+        let tg = rule.target_group_arn.as_deref()?;
+        let floor = self.cloud.health_check(tg).await.ok().map(|h| h.floor_secs());
+        memo.health_floor = Some(floor);
+        floor
+    }
+
     /// The rule's state item; `None` when there is none or the table cannot be read (waking never
     /// depends on the table: AWS itself is the truth about what runs).
     pub(super) async fn read_state(&self, rule: &Rule) -> Option<RuleState> {
@@ -176,7 +197,10 @@ impl<C: Cloud> Waker<C> {
         };
         let (obs, state) = tokio::join!(Box::pin(super::observe(self.cloud.as_ref(), rule)), Box::pin(read));
         let obs = obs.map_err(|e| (e, Vec::new()))?;
-        let cx = Step::new(rule, state, self.cloud.now());
+        let mut cx = Step::new(rule, state, self.cloud.now());
+        if mode == Mode::Wake && cx.warmups.is_empty() {
+            cx.floor = self.health_floor(rule, memo).await;
+        }
         let resources = resource_states(rule, &obs);
         if state::stop_in_progress(cx.state.as_ref(), cx.wall) {
             // The idle checker has taken traffic away and is stopping the resources: routing to

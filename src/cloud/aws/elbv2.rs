@@ -9,7 +9,9 @@ use aws_sdk_elasticloadbalancingv2::types::{
 use aws_sdk_elasticloadbalancingv2::Client;
 
 use super::error::cloud_error;
-use crate::cloud::{CloudResult, ErrorKind, ListenerRule, NewRule, RuleChange, TargetHealth, Weighted, RULE_TAG};
+use crate::cloud::{
+    CloudResult, ErrorKind, HealthCheck, ListenerRule, NewRule, RuleChange, TargetHealth, Weighted, RULE_TAG,
+};
 
 /// DescribeTags takes at most 20 ARNs.
 const TAGS_BATCH: usize = 20;
@@ -292,6 +294,21 @@ pub async fn listener_default_targets(client: &Client, arn: &str) -> CloudResult
             }
         }
     }
+}
+
+/// A target group's health-check threshold and interval; ALB's defaults where it names none.
+pub async fn health_check(client: &Client, target_group_arn: &str) -> CloudResult<HealthCheck> {
+    let out = client
+        .describe_target_groups()
+        .target_group_arns(target_group_arn)
+        .send()
+        .await
+        .map_err(|e| cloud_error("DescribeTargetGroups", e))?;
+    let tg = out.target_groups().first();
+    Ok(HealthCheck {
+        healthy_threshold: tg.and_then(|t| t.healthy_threshold_count()).unwrap_or(5).max(1) as u32,
+        interval_secs: tg.and_then(|t| t.health_check_interval_seconds()).unwrap_or(30).max(1) as u32,
+    })
 }
 
 /// The load balancer a listener belongs to, `None` if the listener does not exist.
@@ -656,5 +673,20 @@ mod tests {
         let found = load_balancer_attributes(&client, lb).await.unwrap();
         assert_eq!(found.get("routing.http.xff_header_processing.mode").map(String::as_str), Some("preserve"));
         assert_eq!(found.get("routing.http.xff_client_port.enabled").map(String::as_str), Some("true"));
+    }
+
+    #[tokio::test]
+    async fn the_health_check_is_read_from_the_target_group() {
+        use aws_sdk_elasticloadbalancingv2::operation::describe_target_groups::DescribeTargetGroupsOutput;
+        use aws_sdk_elasticloadbalancingv2::types::TargetGroup;
+        let groups = mock!(Client::describe_target_groups)
+            .match_requests(|r| r.target_group_arns() == [TG.to_string()])
+            .then_output(|| {
+                let tg = TargetGroup::builder().healthy_threshold_count(3).health_check_interval_seconds(10).build();
+                DescribeTargetGroupsOutput::builder().target_groups(tg).build()
+            });
+        let client = mock_client!(aws_sdk_elasticloadbalancingv2, [&groups]);
+        let h = health_check(&client, TG).await.unwrap();
+        assert_eq!((h.healthy_threshold, h.interval_secs, h.floor_secs()), (3, 10, 30));
     }
 }

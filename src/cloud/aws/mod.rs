@@ -178,6 +178,9 @@ impl Cloud for AwsCloud {
     async fn target_health(&self, target_group_arn: &str) -> CloudResult<TargetHealth> {
         elbv2::target_health(&self.clients().await.elb, target_group_arn).await
     }
+    async fn health_check(&self, target_group_arn: &str) -> CloudResult<crate::cloud::HealthCheck> {
+        elbv2::health_check(&self.clients().await.elb, target_group_arn).await
+    }
     async fn auto_scaling_groups(&self, names: &[String]) -> CloudResult<Vec<crate::cloud::AutoScalingGroup>> {
         autoscaling::groups(&self.clients().await.autoscaling, names).await
     }

@@ -8,7 +8,9 @@ use tokio::time::Instant;
 
 use super::{FakeCloud, FakeTargetGroup, Op, State, LAMBDA_TG, MIN_HEALTHY_AFTER};
 use crate::cloud::alb::{alb_host_match, load_balancer_dimension, MAX_PRIORITY};
-use crate::cloud::{CloudError, CloudResult, InstanceState, ListenerRule, NewRule, RuleChange, TargetHealth, Weighted};
+use crate::cloud::{
+    CloudError, CloudResult, HealthCheck, InstanceState, ListenerRule, NewRule, RuleChange, TargetHealth, Weighted,
+};
 
 impl FakeCloud {
     /// A target group whose targets turn healthy `health_delay` after they run in a group a
@@ -16,7 +18,9 @@ impl FakeCloud {
     pub fn add_target_group(&self, arn: &str, health_delay: Duration) {
         let mut s = self.lock();
         let health_delay = health_delay.max(MIN_HEALTHY_AFTER);
-        s.target_groups.insert(arn.to_string(), FakeTargetGroup { health_delay, ..Default::default() });
+        let health_check =
+            HealthCheck { healthy_threshold: 2, interval_secs: health_delay.as_secs().div_ceil(2) as u32 };
+        s.target_groups.insert(arn.to_string(), FakeTargetGroup { health_delay, health_check, ..Default::default() });
         s.refresh_attachments(Instant::now());
     }
 
@@ -117,6 +121,26 @@ impl FakeCloud {
         let to = self.route(listener, host);
         assert_eq!(to.len(), 1, "{host} on {listener} is split between {to:?}");
         to[0].clone()
+    }
+
+    /// HealthyThresholdCount x interval as the group was made with (2 x half its delay, unless
+    /// a test set them).
+    pub(super) async fn op_health_check(&self, target_group_arn: &str) -> CloudResult<HealthCheck> {
+        self.enter(Op::DescribeTargetGroups).await?;
+        let s = self.lock();
+        let tg = s
+            .target_groups
+            .get(target_group_arn)
+            .ok_or_else(|| CloudError::new("DescribeTargetGroups", "TargetGroupNotFound", target_group_arn))?;
+        Ok(tg.health_check)
+    }
+
+    /// The group's health check: its targets turn healthy `threshold x interval` after they run.
+    pub fn set_health_check(&self, tg: &str, healthy_threshold: u32, interval_secs: u32) {
+        let mut s = self.lock();
+        let g = s.target_groups.get_mut(tg).expect("unknown fake target group");
+        g.health_check = HealthCheck { healthy_threshold, interval_secs };
+        g.health_delay = Duration::from_secs(healthy_threshold as u64 * interval_secs as u64).max(MIN_HEALTHY_AFTER);
     }
 
     pub(super) async fn op_target_health(&self, target_group_arn: &str) -> CloudResult<TargetHealth> {

@@ -40,7 +40,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{CloudError, InstanceState, ListenerRule, RuleState};
+use super::{CloudError, HealthCheck, InstanceState, ListenerRule, RuleState};
 
 pub use op::Op;
 
@@ -113,6 +113,8 @@ struct FakeTargetGroup {
     asg: Option<String>,
     /// HealthyThresholdCount x interval: how long a target stays `initial`.
     health_delay: Duration,
+    /// The settings DescribeTargetGroups reports.
+    health_check: HealthCheck,
     /// Since when a listener rule or default action references the group (`None`: not at all).
     attached_since: Option<Instant>,
     /// Every running target fails its health checks with this reason.

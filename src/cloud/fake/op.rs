@@ -14,6 +14,7 @@ pub enum Op {
     UpdateService,
     // ELBv2 target health
     DescribeTargetHealth,
+    DescribeTargetGroups,
     // EC2 Auto Scaling
     DescribeAutoScalingGroups,
     UpdateAutoScalingGroup,
@@ -52,6 +53,7 @@ impl Op {
             Op::TagResource => "TagResource",
             Op::UpdateService => "UpdateService",
             Op::DescribeTargetHealth => "DescribeTargetHealth",
+            Op::DescribeTargetGroups => "DescribeTargetGroups",
             Op::DescribeAutoScalingGroups => "DescribeAutoScalingGroups",
             Op::UpdateAutoScalingGroup => "UpdateAutoScalingGroup",
             Op::CreateOrUpdateTags => "CreateOrUpdateTags",

@@ -69,6 +69,10 @@ impl Cloud for FakeCloud {
         self.op_tag_auto_scaling_group(name, tags).await
     }
 
+    async fn health_check(&self, target_group_arn: &str) -> CloudResult<crate::cloud::HealthCheck> {
+        self.op_health_check(target_group_arn).await
+    }
+
     async fn target_health(&self, target_group_arn: &str) -> CloudResult<TargetHealth> {
         self.op_target_health(target_group_arn).await
     }

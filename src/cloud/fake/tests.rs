@@ -278,3 +278,18 @@ async fn a_start_asking_for_an_instance_without_capacity_fails_whole() {
     cloud.start_instances(&s(&[I1])).await.unwrap();
     assert_eq!(cloud.instance_state(I1), InstanceState::Pending);
 }
+
+/// ALB guide, "Health checks for your target groups": a target turns healthy after
+/// HealthyThresholdCount passing checks, HealthCheckIntervalSeconds apart; DescribeTargetGroups
+/// reports both.
+#[tokio::test(start_paused = true)]
+async fn a_target_turns_healthy_after_threshold_times_interval_as_the_group_reports() {
+    let cloud = world();
+    cloud.set_health_check(TG, 3, 10);
+    assert_eq!(cloud.health_check(TG).await.unwrap().floor_secs(), 30);
+    cloud.create_rule(&rule(10, &["api.x.com"], vec![Weighted::new(TG, 1)])).await.unwrap();
+    tokio::time::advance(Duration::from_secs(29)).await;
+    assert_eq!(cloud.target_health(TG).await.unwrap().healthy, 0);
+    tokio::time::advance(Duration::from_secs(1)).await;
+    assert_eq!(cloud.target_health(TG).await.unwrap().healthy, 1);
+}
