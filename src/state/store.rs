@@ -31,10 +31,6 @@ impl<'a, C: Cloud> Store<'a, C> {
         Store { cloud, table }
     }
 
-    pub fn table(&self) -> &str {
-        self.table
-    }
-
     /// One rule's item (a strongly consistent read).
     pub async fn load(&self, rule: &str) -> CloudResult<Option<RuleState>> {
         self.cloud.load_state(self.table, rule).await
