@@ -682,6 +682,59 @@ async fn standing_rules_are_created_switched_reordered_and_removed() {
     }
 }
 
+impl World {
+    /// The first standing rule's ARN and its actions' types in order, on `listener`.
+    async fn first_rule(&self, listener: &str) -> (String, Vec<String>) {
+        let out = self.elb.describe_rules().listener_arn(listener).send().await.unwrap();
+        let rule = out.rules().iter().find(|r| r.is_default() != Some(true)).expect("a standing rule");
+        let mut actions: Vec<&Action> = rule.actions().iter().collect();
+        actions.sort_by_key(|a| a.order());
+        let types = actions.iter().map(|a| a.r#type().unwrap().as_str().to_string()).collect();
+        (rule.rule_arn().unwrap().to_string(), types)
+    }
+}
+
+/// ModifyRule replaces the whole action list, on moto as on AWS: an authenticate-oidc action an
+/// operator put in front of a standing rule stays through the real adapter's wake and stop.
+#[tokio::test]
+#[ignore = "needs moto: run `make test`"]
+async fn an_authenticate_action_in_front_of_a_standing_rule_survives_wake_and_stop() {
+    use aws_sdk_elasticloadbalancingv2::types::AuthenticateOidcActionConfig;
+    let w = world("it-sso").await;
+    w.state_table("it-sso-state").await;
+    let tg = w.target_group("it-sso-api", TargetTypeEnum::Instance).await;
+    let id = w.stopped_instance(&tg).await;
+    let rule = format!(
+        "[[rules]]\nname = \"api\"\nhosts = [\"api.sso.example.com\"]\ntarget_group_arn = \"{tg}\"\nec2 = {{ instance_ids = [\"{id}\"] }}\n"
+    );
+    let app = w.app_at(&rule, "it-sso-state", 0);
+    app.handle(serde_json::json!({"autostop": "sync"}), None).await.unwrap();
+    let (arn, _) = w.first_rule(&w.listeners[0]).await;
+    let current = w.elb.describe_rules().rule_arns(&arn).send().await.unwrap().rules()[0].actions().to_vec();
+    let oidc = AuthenticateOidcActionConfig::builder()
+        .issuer("https://idp.example.com")
+        .authorization_endpoint("https://idp.example.com/auth")
+        .token_endpoint("https://idp.example.com/token")
+        .user_info_endpoint("https://idp.example.com/userinfo")
+        .client_id("dev")
+        .client_secret("s3cret")
+        .build();
+    let auth =
+        Action::builder().r#type(ActionTypeEnum::AuthenticateOidc).authenticate_oidc_config(oidc).order(1).build();
+    let mut forward = current[0].clone();
+    forward.order = Some(2);
+    w.elb.modify_rule().rule_arn(&arn).actions(auth).actions(forward).send().await.unwrap();
+    let sso = vec!["authenticate-oidc".to_string(), "forward".to_string()];
+
+    assert_eq!(api(&app, "GET", "api.sso.example.com", "/").await.status, 307);
+    assert_eq!(w.first_rule(&w.listeners[0]).await, (arn.clone(), sso.clone()), "woken");
+    assert_eq!(w.rules(&w.listeners[0]).await[0].2, vec![tg.clone()]);
+    let v = app.handle(serde_json::json!({"autostop": "stop", "rule": "api"}), None).await.unwrap();
+    assert_eq!(v["result"], "stopped", "{v}");
+    assert_eq!(w.first_rule(&w.listeners[0]).await, (arn, sso), "stopped");
+    assert_eq!(w.rules(&w.listeners[0]).await[0].2, vec![w.lambda_tg.clone()]);
+}
+
 /// One request to moto's own API (`/moto-api/...`) with a plain HTTP/1.1 client.
 fn moto_api(method: &str, path: &str) -> String {
     use std::io::{Read, Write};

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use autostop::app::App;
 use autostop::cloud::fake::{FakeCloud, Op, LAMBDA_TG};
-use autostop::cloud::{InstanceState, Weighted};
+use autostop::cloud::{Cloud, InstanceState, RuleChange, Weighted};
 use autostop::config::standing::DERIVED_BASE;
 use common::*;
 use serde_json::json;
@@ -190,7 +190,7 @@ async fn sync_creates_standing_rules_and_follows_config_changes() {
     );
     assert_eq!(
         sync(&app).await["listeners"][0],
-        json!({"listener": L1, "created": 0, "modified": 0, "moved": 0, "deleted": 0}),
+        json!({"listener": L1, "created": 0, "modified": 0, "moved": 0, "deleted": 0, "kept": []}),
         "idempotent"
     );
     // api wakes and is awake from now on.
@@ -235,6 +235,49 @@ async fn sync_creates_standing_rules_and_follows_config_changes() {
     assert_eq!(
         (to("pr-1.api.x.com"), to("special.api.x.com"), to("web.x.com")),
         (TG_API.into(), LAMBDA_TG.into(), LAMBDA_TG.into())
+    );
+}
+
+/// The actions of api's standing rule, and where it sends api.x.com.
+fn api_rule(w: &FakeCloud) -> (Vec<String>, String) {
+    let rule = w.rules(L1).into_iter().find(|r| r.owner.as_deref() == Some("api")).expect("api's standing rule");
+    (rule.kept, w.routes_to(L1, "api.x.com"))
+}
+
+/// ModifyRule replaces the whole action list (ELBv2 API reference, ModifyRule): an
+/// authenticate-oidc action an operator put in front of a standing rule, to keep the environment
+/// behind SSO, must survive every change autostop makes to that rule.
+#[tokio::test(start_paused = true)]
+async fn an_operators_authenticate_action_survives_wake_stop_drift_repair_and_sync() {
+    let w = world();
+    let app = App::with_cloud(config(&sync_config(&rules_text(&[API]))), Arc::clone(&w));
+    sync(&app).await;
+    let arn = w.rules(L1)[0].arn.clone();
+    w.put_in_front(&arn, "authenticate-oidc");
+    let sso = vec!["authenticate-oidc".to_string()];
+
+    assert_eq!(api(&app, "GET", "api.x.com", "/").await.status, 307);
+    assert_eq!(api_rule(&w), (sso.clone(), TG_API.to_string()), "woken");
+
+    w.set_instance_state(I1, InstanceState::Stopped); // stopped by hand: the idle check repairs the drift
+    let report = app.handle(json!({"autostop": "idle-check"}), None).await.unwrap();
+    assert_eq!(report["rules"][0]["action"], "switch_back", "{report}");
+    assert_eq!(api_rule(&w), (sso.clone(), LAMBDA_TG.to_string()), "drift repaired");
+
+    assert_eq!(api(&app, "GET", "api.x.com", "/").await.status, 307);
+    app.handle(json!({"autostop": "stop", "rule": "api"}), None).await.unwrap();
+    assert_eq!(api_rule(&w), (sso.clone(), LAMBDA_TG.to_string()), "stopped");
+
+    // Someone points the sleeping rule at the app by hand; sync repairs the forward only.
+    let by_hand = RuleChange { hosts: None, forward: Some(vec![Weighted::new(TG_API, 1)]) };
+    w.modify_rule(&arn, &by_hand).await.unwrap();
+    let v = sync(&app).await;
+    assert_eq!(v["listeners"][0]["modified"], 1, "{v}");
+    assert_eq!(api_rule(&w), (sso, LAMBDA_TG.to_string()), "synced");
+    assert_eq!(
+        v["listeners"][0]["kept"],
+        json!([{"rule": "api", "hosts": ["api.x.com", "*.api.x.com"], "actions": ["authenticate-oidc"]}]),
+        "sync reports what it keeps"
     );
 }
 

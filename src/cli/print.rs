@@ -110,13 +110,22 @@ pub fn idle_report(report: &IdleReport) -> String {
 }
 
 pub fn sync(report: &SyncReport) -> String {
-    let lines = report.listeners.iter().map(|l| {
-        format!(
+    let mut out = String::new();
+    for l in &report.listeners {
+        out.push_str(&format!(
             "{}: {} created, {} modified, {} moved, {} deleted\n",
             l.listener, l.created, l.modified, l.moved, l.deleted
-        )
-    });
-    lines.collect()
+        ));
+        for k in &l.kept {
+            out.push_str(&format!(
+                "  kept {} on rule {} ({}): autostop changes only the forward action\n",
+                k.actions.join(", "),
+                k.rule,
+                k.hosts.join(", ")
+            ));
+        }
+    }
+    out
 }
 
 pub fn findings(found: &Findings) -> String {

@@ -26,6 +26,10 @@ pub struct ListenerRule {
     pub forward: Vec<Weighted>,
     /// Value of its `autostop:rule` tag: `Some` only for rules autostop created.
     pub owner: Option<String>,
+    /// The types of its other actions in their order (`authenticate-oidc`,
+    /// `authenticate-cognito`, `jwt-validation`): an operator's, never autostop's. Every change
+    /// keeps them (see [`RuleChange::forward`]).
+    pub kept: Vec<String>,
 }
 
 impl ListenerRule {
@@ -56,6 +60,11 @@ pub struct NewRule {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RuleChange {
     pub hosts: Option<Vec<String>>,
+    /// The new forward action. Only it changes: ModifyRule replaces the whole action list
+    /// ("to update an item in a list, you must provide the entire list", ELBv2 API reference,
+    /// ModifyRule), so the port reads the rule's actions and sends every other one back in its
+    /// order. An operator's `authenticate-oidc` in front of the forward, the usual way to keep a
+    /// dev environment behind SSO, survives every wake and stop.
     pub forward: Option<Vec<Weighted>>,
 }
 

@@ -302,6 +302,7 @@ mod tests {
             hosts: vec![host.into()],
             forward: vec![Weighted::new("arn:tg/other", 1)],
             owner: None,
+            kept: Vec::new(),
         }
     }
 

@@ -98,6 +98,7 @@ async fn create<C: Cloud>(cloud: &C, view: &mut ListenerView, new: &NewRule) -> 
         hosts: new.hosts.clone(),
         forward: new.forward.clone(),
         owner: Some(new.owner.clone()),
+        kept: Vec::new(),
     });
     Ok(arn)
 }
@@ -119,6 +120,23 @@ pub struct Report {
     pub modified: usize,
     pub moved: usize,
     pub deleted: usize,
+    /// Standing rules that carry actions autostop does not manage, kept as they are.
+    pub kept: Vec<Kept>,
+}
+
+/// A standing rule's actions that are not autostop's (an operator's `authenticate-oidc`, ...).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Kept {
+    pub rule: String,
+    pub hosts: Vec<String>,
+    pub actions: Vec<String>,
+}
+
+fn kept_on(view: &ListenerView) -> Vec<Kept> {
+    let ours = view.rules.iter().filter(|r| !r.kept.is_empty());
+    let kept =
+        ours.filter_map(|r| Some(Kept { rule: r.owner.clone()?, hosts: r.hosts.clone(), actions: r.kept.clone() }));
+    kept.collect()
 }
 
 /// Diffs and applies every listener; `dry_run` only plans. Races with other invocations (a rule
@@ -153,6 +171,7 @@ pub async fn reconcile<C: Cloud>(
             modified: plan.modify.len(),
             moved: plan.moves.len(),
             deleted: plan.delete.len(),
+            kept: kept_on(view),
         });
     }
     Ok(reports)

@@ -205,6 +205,7 @@ mod tests {
             hosts: hosts.iter().map(|h| h.to_string()).collect(),
             forward: if owner.is_some() { forward(to, LAMBDA, app) } else { vec![Weighted::new(app, 1)] },
             owner: owner.map(str::to_string),
+            kept: Vec::new(),
         }
     }
 

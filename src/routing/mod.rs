@@ -16,7 +16,9 @@
 //! rules purely from the config ([`desired`]), list the actual ones, match them ([`mod@diff`]), then
 //! modify the matched, delete the unmatched of ours, move priorities, create the missing
 //! ([`apply`], the only code that changes a listener's rules). Only rules tagged
-//! `autostop:rule` are ever changed or deleted. Routing never touches a resource or the state
+//! `autostop:rule` are ever changed or deleted, and a change to one sets only its hosts or its
+//! forward action: the actions an operator put in front of the forward (`authenticate-oidc`,
+//! `authenticate-cognito`, `jwt-validation`) stay, in their order. Routing never touches a resource or the state
 //! item.
 
 pub mod apply;
@@ -25,7 +27,7 @@ pub mod diff;
 pub mod listener;
 pub mod route;
 
-pub use apply::{ensure_on, reconcile, routed_everywhere, switch, switch_on, Report};
+pub use apply::{ensure_on, reconcile, routed_everywhere, switch, switch_on, Kept, Report};
 pub use diff::{diff, Delete, Modify, Move, Plan};
 pub use listener::{complete, entangled, view, views, ListenerView};
 pub use route::{forward, route_of, Route, Want};

@@ -136,13 +136,50 @@ fn to_listener_rule(rule: &Rule) -> Option<ListenerRule> {
         }
     }
     let forward = rule.actions().iter().find(|a| a.r#type() == Some(&ActionTypeEnum::Forward)).map(forward_of);
+    let mut others: Vec<&Action> = rule.actions().iter().filter(|a| !is_terminal(a)).collect();
+    others.sort_by_key(|a| a.order());
     Some(ListenerRule {
         arn: rule.rule_arn()?.to_string(),
         priority,
         hosts,
         forward: forward.unwrap_or_default(),
         owner: None,
+        kept: others.iter().filter_map(|a| a.r#type()).map(|t| t.as_str().to_string()).collect(),
     })
+}
+
+/// A rule ends in exactly one of forward, fixed-response or redirect; the actions before it
+/// (authenticate-oidc, authenticate-cognito, jwt-validation) run first, by their order (ELBv2
+/// API reference, Action).
+fn is_terminal(action: &Action) -> bool {
+    matches!(action.r#type(), Some(ActionTypeEnum::Forward | ActionTypeEnum::FixedResponse | ActionTypeEnum::Redirect))
+}
+
+/// The rule's actions with its terminal action replaced by `forward` and every other action
+/// sent back in its order. DescribeRules returns no OIDC client secret, so an
+/// `authenticate-oidc` action is sent with `UseExistingClientSecret` ("if you are modifying a
+/// rule, you can omit this parameter if you set UseExistingClientSecret to true", ELBv2 API
+/// reference, AuthenticateOidcActionConfig).
+fn with_forward(current: &[Action], forward: &[Weighted]) -> Vec<Action> {
+    let mut actions: Vec<Action> = current.iter().filter(|a| !is_terminal(a)).map(resend).collect();
+    let order = current
+        .iter()
+        .find(|a| is_terminal(a))
+        .and_then(Action::order)
+        .or_else(|| actions.iter().filter_map(Action::order).max().map(|o| o + 1))
+        .unwrap_or(1);
+    actions.push(forward_action(forward, order));
+    actions.sort_by_key(|a| a.order());
+    actions
+}
+
+fn resend(action: &Action) -> Action {
+    let mut action = action.clone();
+    if let Some(oidc) = action.authenticate_oidc_config.as_mut() {
+        oidc.client_secret = None;
+        oidc.use_existing_client_secret = Some(true);
+    }
+    action
 }
 
 /// The weighted members of a forward action. A plain `TargetGroupArn` is one member of weight 1;
@@ -158,7 +195,7 @@ fn forward_of(action: &Action) -> Vec<Weighted> {
         .collect()
 }
 
-fn forward_action(forward: &[Weighted]) -> Action {
+fn forward_action(forward: &[Weighted], order: i32) -> Action {
     let tuples: Vec<TargetGroupTuple> = forward
         .iter()
         .map(|w| TargetGroupTuple::builder().target_group_arn(&w.target_group).weight(w.weight as i32).build())
@@ -166,7 +203,7 @@ fn forward_action(forward: &[Weighted]) -> Action {
     Action::builder()
         .r#type(ActionTypeEnum::Forward)
         .forward_config(ForwardActionConfig::builder().set_target_groups(Some(tuples)).build())
-        .order(1)
+        .order(order)
         .build()
 }
 
@@ -184,7 +221,7 @@ pub async fn create_rule(client: &Client, rule: &NewRule) -> CloudResult<String>
         .listener_arn(&rule.listener_arn)
         .priority(rule.priority as i32)
         .conditions(host_condition(&rule.hosts))
-        .actions(forward_action(&rule.forward))
+        .actions(forward_action(&rule.forward, 1))
         .tags(Tag::builder().key(RULE_TAG).value(&rule.owner).build())
         .send()
         .await
@@ -192,17 +229,25 @@ pub async fn create_rule(client: &Client, rule: &NewRule) -> CloudResult<String>
     Ok(out.rules().first().and_then(|r| r.rule_arn()).unwrap_or_default().to_string())
 }
 
-/// ModifyRule with only what changes: conditions, actions, or both.
+/// ModifyRule with only what changes: conditions, actions, or both. A new forward action is
+/// sent with the rule's other actions, read just before (see [`RuleChange::forward`]).
 pub async fn modify_rule(client: &Client, rule_arn: &str, change: &RuleChange) -> CloudResult<()> {
     let mut req = client.modify_rule().rule_arn(rule_arn);
     if let Some(hosts) = &change.hosts {
         req = req.conditions(host_condition(hosts));
     }
     if let Some(forward) = &change.forward {
-        req = req.actions(forward_action(forward));
+        let current = rule_actions(client, rule_arn).await?;
+        req = req.set_actions(Some(with_forward(&current, forward)));
     }
     req.send().await.map_err(|e| cloud_error("ModifyRule", e))?;
     Ok(())
+}
+
+/// One rule's actions as the load balancer holds them now (`RuleNotFound` when it is gone).
+async fn rule_actions(client: &Client, rule_arn: &str) -> CloudResult<Vec<Action>> {
+    let out = client.describe_rules().rule_arns(rule_arn).send().await.map_err(|e| cloud_error("DescribeRules", e))?;
+    Ok(out.rules().first().map(|r| r.actions().to_vec()).unwrap_or_default())
 }
 
 pub async fn set_rule_priorities(client: &Client, priorities: &[(String, u32)]) -> CloudResult<()> {
@@ -369,7 +414,7 @@ mod tests {
     use aws_sdk_elasticloadbalancingv2::operation::create_rule::{CreateRuleError, CreateRuleOutput};
     use aws_sdk_elasticloadbalancingv2::operation::describe_account_limits::DescribeAccountLimitsOutput;
     use aws_sdk_elasticloadbalancingv2::operation::describe_listeners::DescribeListenersOutput;
-    use aws_sdk_elasticloadbalancingv2::operation::describe_rules::DescribeRulesOutput;
+    use aws_sdk_elasticloadbalancingv2::operation::describe_rules::{DescribeRulesError, DescribeRulesOutput};
     use aws_sdk_elasticloadbalancingv2::operation::describe_tags::{DescribeTagsError, DescribeTagsOutput};
     use aws_sdk_elasticloadbalancingv2::operation::describe_target_health::DescribeTargetHealthOutput;
     use aws_sdk_elasticloadbalancingv2::operation::modify_rule::{ModifyRuleError, ModifyRuleOutput};
@@ -442,19 +487,36 @@ mod tests {
         }
     }
 
+    /// DescribeRules for one rule, answering with `actions`.
+    fn holds(actions: Vec<Action>) -> aws_smithy_mocks::Rule {
+        mock!(Client::describe_rules).match_requests(|r| r.rule_arns() == ["arn:rule/1"]).then_output(move || {
+            DescribeRulesOutput::builder()
+                .rules(Rule::builder().rule_arn("arn:rule/1").set_actions(Some(actions.clone())).build())
+                .build()
+        })
+    }
+
+    /// The (target group, weight) pairs of the request's forward action, wherever it stands.
+    fn forward_weights(actions: &[Action]) -> Vec<(String, i32)> {
+        let at = actions.iter().position(|a| a.r#type() == Some(&ActionTypeEnum::Forward)).expect("a forward action");
+        weights(&actions[at..])
+    }
+
     #[tokio::test]
     async fn modify_rule_sends_only_what_changes() {
+        let read = holds(vec![forward_action(&asleep(), 1)]);
         let switch = mock!(Client::modify_rule)
             .match_requests(|r| {
                 r.rule_arn() == Some("arn:rule/1")
                     && r.conditions().is_empty()
+                    && r.actions().len() == 1
                     && weights(r.actions()) == vec![(TG.to_string(), 1), (LAMBDA.to_string(), 0)]
             })
             .then_output(|| ModifyRuleOutput::builder().build());
-        let client = mock_client!(aws_sdk_elasticloadbalancingv2, [&switch]);
+        let client = mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, [&read, &switch]);
         let to_app = RuleChange { hosts: None, forward: Some(vec![Weighted::new(TG, 1), Weighted::new(LAMBDA, 0)]) };
         modify_rule(&client, "arn:rule/1", &to_app).await.unwrap();
-        assert_eq!(switch.num_calls(), 1);
+        assert_eq!((read.num_calls(), switch.num_calls()), (1, 1));
 
         let hosts = mock!(Client::modify_rule)
             .match_requests(|r| {
@@ -464,15 +526,69 @@ mod tests {
         let client = mock_client!(aws_sdk_elasticloadbalancingv2, [&hosts]);
         let rehost = RuleChange { hosts: Some(vec!["web.x.com".into()]), forward: None };
         modify_rule(&client, "arn:rule/1", &rehost).await.unwrap();
-        assert_eq!(hosts.num_calls(), 1);
+        assert_eq!(hosts.num_calls(), 1, "a host change reads no actions and sends none");
+    }
+
+    fn oidc() -> Action {
+        use aws_sdk_elasticloadbalancingv2::types::AuthenticateOidcActionConfig;
+        let config = AuthenticateOidcActionConfig::builder()
+            .issuer("https://idp.example.com")
+            .authorization_endpoint("https://idp.example.com/auth")
+            .token_endpoint("https://idp.example.com/token")
+            .user_info_endpoint("https://idp.example.com/userinfo")
+            .client_id("autostop-dev")
+            .scope("openid email")
+            .build();
+        Action::builder().r#type(ActionTypeEnum::AuthenticateOidc).authenticate_oidc_config(config).order(1).build()
+    }
+
+    /// ModifyRule replaces the whole action list (ELBv2 API reference, ModifyRule): an operator's
+    /// authenticate-oidc in front of the forward is sent back, in front, with
+    /// UseExistingClientSecret since DescribeRules returns no secret.
+    #[tokio::test]
+    async fn a_switch_sends_back_the_authenticate_action_in_front_of_the_new_forward() {
+        let read = holds(vec![oidc(), forward_action(&asleep(), 2)]);
+        let switch = mock!(Client::modify_rule)
+            .match_requests(|r| {
+                let [auth, fwd] = r.actions() else { return false };
+                let cfg = auth.authenticate_oidc_config().expect("the oidc config kept");
+                auth.r#type() == Some(&ActionTypeEnum::AuthenticateOidc)
+                    && auth.order() == Some(1)
+                    && cfg.issuer() == Some("https://idp.example.com")
+                    && cfg.client_id() == Some("autostop-dev")
+                    && cfg.use_existing_client_secret() == Some(true)
+                    && cfg.client_secret().is_none()
+                    && fwd.order() == Some(2)
+                    && forward_weights(r.actions()) == vec![(TG.to_string(), 1), (LAMBDA.to_string(), 0)]
+            })
+            .then_output(|| ModifyRuleOutput::builder().build());
+        let client = mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, [&read, &switch]);
+        let to_app = RuleChange { hosts: None, forward: Some(vec![Weighted::new(TG, 1), Weighted::new(LAMBDA, 0)]) };
+        modify_rule(&client, "arn:rule/1", &to_app).await.unwrap();
+        assert_eq!(switch.num_calls(), 1);
+    }
+
+    #[test]
+    fn a_rule_that_lost_its_forward_gets_one_after_its_other_actions() {
+        let actions = with_forward(&[oidc()], &asleep());
+        let types: Vec<_> = actions.iter().map(|a| (a.r#type().cloned(), a.order())).collect();
+        assert_eq!(
+            types,
+            vec![(Some(ActionTypeEnum::AuthenticateOidc), Some(1)), (Some(ActionTypeEnum::Forward), Some(2))]
+        );
     }
 
     #[tokio::test]
     async fn modify_rule_of_a_deleted_rule_is_not_found() {
-        let gone = mock!(Client::modify_rule).then_error(|| ModifyRuleError::generic(meta("RuleNotFound")));
+        let gone = mock!(Client::describe_rules).then_error(|| DescribeRulesError::generic(meta("RuleNotFound")));
         let client = mock_client!(aws_sdk_elasticloadbalancingv2, [&gone]);
         let e =
             modify_rule(&client, "arn:rule/1", &RuleChange { hosts: None, forward: Some(asleep()) }).await.unwrap_err();
+        assert_eq!((e.code.as_str(), e.kind), ("RuleNotFound", ErrorKind::NotFound));
+        let gone = mock!(Client::modify_rule).then_error(|| ModifyRuleError::generic(meta("RuleNotFound")));
+        let client = mock_client!(aws_sdk_elasticloadbalancingv2, [&gone]);
+        let rehost = RuleChange { hosts: Some(vec!["web.x.com".into()]), forward: None };
+        let e = modify_rule(&client, "arn:rule/1", &rehost).await.unwrap_err();
         assert_eq!((e.op, e.code.as_str(), e.kind), ("ModifyRule", "RuleNotFound", ErrorKind::NotFound));
     }
 
@@ -564,10 +680,9 @@ mod tests {
         let page1 = mock!(Client::describe_rules)
             .match_requests(|r| r.marker().is_none() && r.listener_arn() == Some(LISTENER))
             .then_output(move || {
-                DescribeRulesOutput::builder()
-                    .rules(sdk_rule("arn:r/1", "1200", "api.dev.example.com", forward_action(&asleep())))
-                    .next_marker("m2")
-                    .build()
+                let mut behind_sso = sdk_rule("arn:r/1", "1200", "api.dev.example.com", forward_action(&asleep(), 2));
+                behind_sso.actions.get_or_insert_with(Vec::new).insert(0, oidc());
+                DescribeRulesOutput::builder().rules(behind_sso).next_marker("m2").build()
             });
         let page2 = mock!(Client::describe_rules).match_requests(|r| r.marker() == Some("m2")).then_output(move || {
             let plain = Action::builder().r#type(ActionTypeEnum::Forward).target_group_arn(TG).build();
@@ -591,6 +706,8 @@ mod tests {
         assert_eq!(rules[0].forward, asleep());
         assert_eq!(rules[0].routes_to(), vec![LAMBDA], "weight 0 takes no traffic");
         assert_eq!(rules[0].owner.as_deref(), Some("api"));
+        assert_eq!(rules[0].kept, vec!["authenticate-oidc"], "the operator's action, reported");
+        assert!(rules[1].kept.is_empty());
         assert_eq!(rules[1].forward, vec![Weighted::new(TG, 1)], "a plain target group is weight 1");
         assert_eq!(rules[1].owner, None, "foreign rule");
         assert_eq!(tags.num_calls(), 1);
@@ -600,13 +717,13 @@ mod tests {
     async fn a_rule_deleted_between_listing_and_tags_makes_the_listing_start_again() {
         let first = mock!(Client::describe_rules).then_output(|| {
             DescribeRulesOutput::builder()
-                .rules(sdk_rule("arn:r/1", "1200", "api.x", forward_action(&asleep())))
-                .rules(sdk_rule("arn:r/gone", "9", "gone.x", forward_action(&asleep())))
+                .rules(sdk_rule("arn:r/1", "1200", "api.x", forward_action(&asleep(), 1)))
+                .rules(sdk_rule("arn:r/gone", "9", "gone.x", forward_action(&asleep(), 1)))
                 .build()
         });
         let second = mock!(Client::describe_rules).then_output(|| {
             DescribeRulesOutput::builder()
-                .rules(sdk_rule("arn:r/1", "1200", "api.x", forward_action(&asleep())))
+                .rules(sdk_rule("arn:r/1", "1200", "api.x", forward_action(&asleep(), 1)))
                 .build()
         });
         let not_found = mock!(Client::describe_tags).then_error(|| DescribeTagsError::generic(meta("RuleNotFound")));

@@ -90,6 +90,14 @@ impl FakeCloud {
         s.refresh_attachments(Instant::now());
     }
 
+    /// Puts an action of `kind` (`authenticate-oidc`, ...) in front of a rule's forward, as an
+    /// operator would to keep an environment behind SSO.
+    pub fn put_in_front(&self, rule_arn: &str, kind: &str) {
+        let mut s = self.lock();
+        let rule = s.find_rule_mut(rule_arn).expect("unknown fake rule");
+        rule.kept.insert(0, kind.to_string());
+    }
+
     /// Deletes a rule now, as a person in the console would.
     pub fn delete_rule_by_hand(&self, rule_arn: &str) {
         let mut s = self.lock();
@@ -244,13 +252,23 @@ impl FakeCloud {
             hosts: rule.hosts.clone(),
             forward: rule.forward.clone(),
             owner: Some(rule.owner.clone()),
+            kept: Vec::new(),
         });
         s.refresh_attachments(Instant::now());
         s.check_invariants();
         Ok(arn)
     }
 
+    /// ModifyRule replaces the whole action list (ELBv2 API reference, ModifyRule), so the
+    /// adapter reads the rule's actions (one DescribeRules) and sends the others back with the
+    /// new forward: `kept` stays as it is.
     pub(super) async fn op_modify_rule(&self, rule_arn: &str, change: &RuleChange) -> CloudResult<()> {
+        if change.forward.is_some() {
+            self.enter(Op::DescribeRules).await?;
+            if self.lock().find_rule_mut(rule_arn).is_none() {
+                return Err(CloudError::new("DescribeRules", "RuleNotFound", rule_arn));
+            }
+        }
         self.enter(Op::ModifyRule).await?;
         let mut s = self.lock();
         let Some(current) = s.find_rule_mut(rule_arn).map(|r| r.clone()) else {
@@ -326,6 +344,7 @@ impl State {
             hosts: hosts.iter().map(|h| h.to_string()).collect(),
             forward,
             owner: owner.map(str::to_string),
+            kept: Vec::new(),
         }
     }
 
