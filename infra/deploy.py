@@ -41,6 +41,12 @@ def main():
         if not v:
             sys.exit(f"deploy: PARAMS entry `{pair}` is not Key=Value")
         params[k] = v
+    groups = listeners_by_load_balancer(params.get("ExistingListenerArns", ""))
+    if len(groups) > MAX_LOAD_BALANCERS:
+        sys.exit(f"deploy: ExistingListenerArns span {len(groups)} load balancers; the template serves at most "
+                 f"{MAX_LOAD_BALANCERS}: deploy one stack per group of ALBs")
+    if groups:
+        params["ExistingLoadBalancerCount"] = str(len(groups))
     cf = boto3.client("cloudformation")
     template = open(os.path.join(ROOT, "infra", "autostop.yaml")).read()
     args = dict(StackName=stack, TemplateBody=template, Capabilities=["CAPABILITY_IAM"],
@@ -65,8 +71,38 @@ def main():
     for o in out.get("Outputs", []):
         print(f"  {o['OutputKey']}: {o['OutputValue']}")
     outputs = {o["OutputKey"]: o["OutputValue"] for o in out.get("Outputs", [])}
+    print_listener_commands(groups, outputs.get("LambdaTargetGroupArns", "").split(","))
     if os.environ.get("SYNC", "1") != "0" and "FunctionName" in outputs:
         sync(outputs["FunctionName"])
+
+
+MAX_LOAD_BALANCERS = 4
+
+
+def listeners_by_load_balancer(arns):
+    """Listener ARNs grouped by their load balancer, in the order each first appears.
+
+    `arn:...:listener/app/NAME/LBID/LISTENERID` is a listener of `arn:...:loadbalancer/app/NAME/LBID`
+    (Elastic Load Balancing ARN formats, Service Authorization Reference)."""
+    groups = {}
+    for arn in [a.strip() for a in arns.split(",") if a.strip()]:
+        head, _, resource = arn.partition(":listener/")
+        parts = resource.split("/")
+        if not head or len(parts) != 4:
+            sys.exit(f"deploy: `{arn}` in ExistingListenerArns is not an ALB listener ARN "
+                     "(arn:aws:elasticloadbalancing:REGION:ACCOUNT:listener/app/NAME/LB_ID/LISTENER_ID)")
+        groups.setdefault(f"{head}:loadbalancer/{'/'.join(parts[:3])}", []).append(arn)
+    return groups
+
+
+def print_listener_commands(groups, lambda_tgs):
+    """Each ALB has its own Lambda target group (a target group serves one load balancer): the
+    command that makes it the default action of each of that ALB's listeners."""
+    for (lb, listeners), tg in zip(groups.items(), lambda_tgs):
+        print(f"deploy: load balancer {lb}: make autostop the default action of its listeners (once each):")
+        for listener in listeners:
+            print(f"  aws elbv2 modify-listener --listener-arn {listener} "
+                  f"--default-actions Type=forward,TargetGroupArn={tg}")
 
 
 def sync(function):

@@ -67,6 +67,26 @@ def main():
     check("a sync that cannot run fails the deploy and says what to run",
           code != 0 and "sync" in out and "aws lambda invoke" in out and '{"autostop": "sync"}' in out, out)
 
+    # Listeners of two existing ALBs: each ALB gets its own Lambda target group, and the deploy
+    # prints, per listener, the command that makes its ALB's group the default action.
+    elb = boto3.client("elbv2")
+    listeners = []
+    for name in ("deploy-alb-a", "deploy-alb-b"):
+        lb = elb.create_load_balancer(Name=name, Subnets=subnets)["LoadBalancers"][0]["LoadBalancerArn"]
+        tg = elb.create_target_group(Name=f"{name}-app", Protocol="HTTP", Port=80, VpcId=vpc)["TargetGroups"][0]
+        listeners.append(elb.create_listener(LoadBalancerArn=lb, Protocol="HTTP", Port=80, DefaultActions=[
+            {"Type": "forward", "TargetGroupArn": tg["TargetGroupArn"]}])["Listeners"][0]["ListenerArn"])
+    two = {"BUCKET": "autostop-deploy-test", "STACK": "autostop-two-albs", "SYNC": "0",
+           "PARAMS": f"ExistingListenerArns={','.join(listeners)} StateTableName=autostop-two-albs"}
+    code, out = deploy(two)
+    commands = [line.split() for line in out.splitlines() if line.startswith("  aws elbv2 modify-listener")]
+    targets = {c[c.index("--listener-arn") + 1]: c[-1].split("TargetGroupArn=")[1] for c in commands}
+    check("two ALBs: one modify-listener command per listener, each with its ALB's own Lambda group",
+          code == 0 and sorted(targets) == sorted(listeners) and len(set(targets.values())) == 2, out)
+    code, out = deploy(dict(two, STACK="autostop-bad-arn", PARAMS="ExistingListenerArns=arn:aws:nope"))
+    check("a listener ARN that is not one is refused before anything is deployed",
+          code != 0 and "not an ALB listener ARN" in out, out)
+
 
 if __name__ == "__main__":
     try:

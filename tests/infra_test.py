@@ -100,7 +100,8 @@ def main():
     check("multi-value headers declared on the Lambda target group",
           "Key: lambda.multi_value_headers.enabled" in tg_block and 'Value: "true"' in tg_block, tg_block)
     concurrency = lam.get_function_concurrency(FunctionName=fn["FunctionName"]).get("ReservedConcurrentExecutions")
-    check("reserved concurrency caps the function", concurrency == 20, concurrency)
+    check("no reserved concurrency by default (a new account may not have 100 unreserved to spare)",
+          concurrency is None, concurrency)
     listener = elb.describe_listeners(LoadBalancerArn=alb_arn)["Listeners"][0]
     action = listener["DefaultActions"][0]
     check("listener default action forwards to the Lambda",
@@ -153,6 +154,35 @@ def main():
     check("function told the existing listeners", env2.get("AUTOSTOP_LISTENER_ARNS") == listener["ListenerArn"], env2)
     outputs2 = {o["OutputKey"]: o["OutputValue"] for o in stack2.get("Outputs", [])}
     check("modify-listener command in the outputs", "modify-listener" in outputs2.get("ModifyListenerCommand", ""), outputs2)
+
+    # 2b. Listeners of two existing ALBs: each ALB gets a Lambda target group of its own, and a
+    #     reservation of concurrency is made only when asked for.
+    lb2 = elb.create_load_balancer(Name="second-alb", Subnets=subnets)["LoadBalancers"][0]["LoadBalancerArn"]
+    other_tg = elb.create_target_group(Name="placeholder", TargetType="lambda")["TargetGroups"][0]["TargetGroupArn"]
+    l2 = elb.create_listener(LoadBalancerArn=lb2, Protocol="HTTP", Port=80,
+                             DefaultActions=[{"Type": "forward", "TargetGroupArn": other_tg}])["Listeners"][0]["ListenerArn"]
+    cf.create_stack(
+        StackName="autostop-two-albs",
+        TemplateBody=template,
+        Capabilities=["CAPABILITY_IAM"],
+        Parameters=[
+            {"ParameterKey": "CodeS3Bucket", "ParameterValue": "autostop-artifacts"},
+            {"ParameterKey": "ExistingListenerArns", "ParameterValue": f"{listener['ListenerArn']},{l2}"},
+            {"ParameterKey": "ExistingLoadBalancerCount", "ParameterValue": "2"},
+            {"ParameterKey": "ReservedConcurrency", "ParameterValue": "20"},
+            {"ParameterKey": "StateTableName", "ParameterValue": "autostop-two-state"},
+        ],
+    )
+    stack4 = cf.describe_stacks(StackName="autostop-two-albs")["Stacks"][0]
+    check("two-ALB stack CREATE_COMPLETE", stack4["StackStatus"] == "CREATE_COMPLETE", stack4.get("StackStatusReason"))
+    outputs4 = {o["OutputKey"]: o["OutputValue"] for o in stack4.get("Outputs", [])}
+    tgs4 = [t for t in outputs4.get("LambdaTargetGroupArns", "").split(",") if t]
+    kinds = [g["TargetType"] for g in elb.describe_target_groups(TargetGroupArns=tgs4)["TargetGroups"]] if tgs4 else []
+    check("one Lambda target group per ALB", len(set(tgs4)) == 2 and kinds == ["lambda", "lambda"], outputs4)
+    fn4 = [r for r in cf.describe_stack_resources(StackName="autostop-two-albs")["StackResources"]
+           if r.get("LogicalResourceId") == "Function"][0]["PhysicalResourceId"]
+    reserved = lam.get_function_concurrency(FunctionName=fn4).get("ReservedConcurrentExecutions")
+    check("ReservedConcurrency=20 reserves 20", reserved == 20, reserved)
 
     # 3. A long stack name still deploys: names limited to 32 characters are not derived from it.
     long_name = "autostop-preview-environments-for-the-platform-team-eu-west"

@@ -400,3 +400,64 @@ async fn listeners_are_looked_up_before_the_first_wake_not_at_start() {
     assert_eq!(app.config().listener_arns, vec![L1.to_string()]);
     assert_eq!(w.routes_to(L1, "api.dev.example.com"), TG_API);
 }
+
+/// A listener of a second load balancer (`staging`), whose default action is its own Lambda
+/// target group: a target group serves one load balancer.
+const L3: &str =
+    "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/staging/7c1b2d3e4f5a6b7c/0a1b2c3d4e5f6a7b";
+const DEV: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/dev/50dc6c495c0c9188";
+const LAMBDA_TG_STAGING: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/autostop-staging/1";
+
+/// api (its group serves no load balancer yet; `api_extra` added to its config) and web (its
+/// group already serves the staging ALB), with listeners of both ALBs in one config.
+fn two_albs(api_extra: &str) -> (Arc<FakeCloud>, App<FakeCloud>) {
+    let w = world();
+    w.add_listener_with_default(L3, Some(LAMBDA_TG_STAGING));
+    w.add_tagged_rule(L3, 10_001, &["web.x.com"], TG_WEB, "web");
+    let api_rule = API.replace("target_group_arn", &format!("{api_extra}target_group_arn"));
+    let text = format!("listener_arns = [\"{L1}\", \"{L3}\"]\nhold = \"2m\"\n{}", rules_text(&[&api_rule, WEB]));
+    let app = App::with_cloud(config(&text), Arc::clone(&w));
+    (w, app)
+}
+
+fn owners(w: &FakeCloud, listener: &str) -> Vec<String> {
+    w.rules(listener).into_iter().filter_map(|r| r.owner).collect()
+}
+
+/// ALB quotas, "Load balancers per target group: 1": each rule's standing rules go only on the
+/// listeners of its group's load balancer, each forwarding to that load balancer's Lambda group.
+#[tokio::test(start_paused = true)]
+async fn with_two_load_balancers_each_rule_stands_only_on_its_own() {
+    let (w, app) = two_albs(&format!("load_balancer = \"{DEV}\"\n"));
+    let v = sync(&app).await;
+    assert_eq!((owners(&w, L1), owners(&w, L3)), (vec!["api".to_string()], vec!["web".to_string()]), "{v}");
+    let adopted = &w.rules(L3)[0].forward;
+    assert!(adopted.contains(&Weighted::new(LAMBDA_TG_STAGING, 0)), "adopted with staging's Lambda: {adopted:?}");
+
+    assert_eq!(api(&app, "GET", "api.x.com", "/").await.status, 307);
+    assert_eq!(w.routes_to(L1, "api.x.com"), TG_API);
+    assert_eq!(api(&app, "GET", "web.x.com", "/").await.status, 307);
+    assert_eq!(w.routes_to(L3, "web.x.com"), TG_WEB);
+    assert_eq!(owners(&w, L3), vec!["web".to_string()], "api never placed on staging");
+    let report = app.handle(json!({"autostop": "idle-check"}), None).await.unwrap();
+    assert!(report["standing_rules_error"].is_null(), "{report}");
+    assert_eq!((owners(&w, L1), owners(&w, L3)), (vec!["api".to_string()], vec!["web".to_string()]));
+}
+
+/// Without `load_balancer`, a group that serves no load balancer yet has no home: its wake is
+/// an error page saying what to set, and the other rules wake and sync as usual.
+#[tokio::test(start_paused = true)]
+async fn a_rule_whose_load_balancer_cannot_be_known_is_an_error_saying_what_to_set() {
+    let (w, app) = two_albs("");
+    let v = sync(&app).await;
+    assert_eq!((owners(&w, L1), owners(&w, L3)), (Vec::<String>::new(), vec!["web".to_string()]), "{v}");
+    let r = api(&app, "GET", "api.x.com", "/").await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(
+        r.body.contains("LoadBalancerNotChosen") && r.body.contains("set the rule's `load_balancer`"),
+        "{}",
+        r.body
+    );
+    assert_eq!(w.calls(Op::StartInstances), 0, "nothing started that could never be reached");
+    assert_eq!(api(&app, "GET", "web.x.com", "/").await.status, 307);
+}

@@ -24,6 +24,23 @@ pub fn load_balancer_dimension(listener_arn: &str) -> String {
     lb.rsplit_once('/').map(|(lb, _)| lb).unwrap_or(lb).to_string()
 }
 
+/// The load balancer ARN a listener ARN names: `...:listener/app/dev/50dc/f2f7` is a listener of
+/// `...:loadbalancer/app/dev/50dc` (the ARN formats of Elastic Load Balancing, Service
+/// Authorization Reference: `listener/app/{Name}/{LoadBalancerId}/{ListenerId}`).
+pub fn load_balancer_of_listener(listener_arn: &str) -> String {
+    let lb = listener_arn.replacen(":listener/", ":loadbalancer/", 1);
+    match lb.rsplit_once('/') {
+        Some((lb, _)) if listener_arn.contains(":listener/") => lb.to_string(),
+        _ => listener_arn.to_string(),
+    }
+}
+
+/// `app/dev/50dc6c495c0c9188` from a load balancer ARN (the CloudWatch `LoadBalancer` dimension).
+pub fn load_balancer_arn_dimension(load_balancer_arn: &str) -> String {
+    let resource = load_balancer_arn.split_once(":loadbalancer/").map(|(_, r)| r).unwrap_or(load_balancer_arn);
+    resource.to_string()
+}
+
 /// ALB's host-header matching: case-insensitive; `*` matches any run of characters (dots
 /// included, possibly none), `?` exactly one (ALB guide, "Host conditions"). Not ours: ours
 /// (`config`'s host index) prefers exact hosts and longer suffixes; ALB takes the first rule by priority.
@@ -58,6 +75,11 @@ mod tests {
             ),
             "app/dev/50dc6c495c0c9188"
         );
+        let lb = load_balancer_of_listener(
+            "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/dev/50dc6c495c0c9188/f2f7dc8efc522ab2",
+        );
+        assert_eq!(lb, "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/dev/50dc6c495c0c9188");
+        assert_eq!(load_balancer_arn_dimension(&lb), "app/dev/50dc6c495c0c9188");
     }
 
     #[test]

@@ -76,6 +76,7 @@ impl ErrorKind {
             | "DBClusterNotFoundFault"
             | "ResourceNotFoundException" => ErrorKind::NotFound,
             "TooManyRules"
+            | "TargetGroupAssociationLimit"
             | "TooManyTargets"
             | "TooManyTags"
             | "TooManyConditionValues"

@@ -68,6 +68,14 @@ pub trait Cloud: Send + Sync + 'static {
     fn target_health(&self, target_group_arn: &str) -> impl Future<Output = CloudResult<TargetHealth>> + Send;
     /// The target group's health-check settings (DescribeTargetGroups).
     fn health_check(&self, target_group_arn: &str) -> impl Future<Output = CloudResult<HealthCheck>> + Send;
+    /// The load balancers (ARNs) each target group serves, by target group ARN: none while no
+    /// listener rule or default action references it, else exactly one ("you can use each target
+    /// group with only one load balancer", ELBv2 API reference, TargetGroup `LoadBalancerArns`).
+    /// Groups AWS does not know are left out.
+    fn load_balancers_of_groups(
+        &self,
+        target_group_arns: &[String],
+    ) -> impl Future<Output = CloudResult<std::collections::HashMap<String, Vec<String>>>> + Send;
     /// Auto Scaling groups by name, in the given order; ones AWS does not know have `exists`
     /// false.
     fn auto_scaling_groups(&self, names: &[String]) -> impl Future<Output = CloudResult<Vec<AutoScalingGroup>>> + Send;

@@ -78,6 +78,9 @@ pub(super) struct RawRule {
     #[serde(default)]
     pub(super) hosts: Vec<String>,
     pub(super) target_group_arn: Option<String>,
+    /// The load balancer whose listeners carry the rule's standing rules, for a target group
+    /// no load balancer uses yet when the listeners span several.
+    pub(super) load_balancer: Option<String>,
     pub(super) idle: Option<String>,
     pub(super) priority: Option<i64>,
     pub(super) ec2: Option<RawEc2>,

@@ -11,6 +11,9 @@ pub struct Rule {
     pub hosts: Vec<String>,
     /// The app's target group; `None` for a rule that only serves as a dependency (no hosts).
     pub target_group_arn: Option<String>,
+    /// The load balancer (ARN) whose listeners carry its standing rules, when configured; else
+    /// the one its target group serves (see `routing::home`).
+    pub load_balancer: Option<String>,
     pub idle: Duration,
     /// Configured ALB priority for the first host chunk, if any (see [`super::standing`]).
     pub priority: Option<u32>,
@@ -38,6 +41,7 @@ impl Rule {
             name: String::new(),
             hosts: Vec::new(),
             target_group_arn: None,
+            load_balancer: None,
             idle: Duration::ZERO,
             priority: None,
             ec2: None,

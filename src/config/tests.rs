@@ -303,3 +303,16 @@ fn dependencies_name_rules_without_cycles() {
     assert_eq!(e.key, "rules[3] (half).target_group_arn");
     assert!(e.reason.contains("or neither"), "{e}");
 }
+
+#[test]
+fn a_rules_load_balancer_is_an_alb_arn_with_a_configured_listener() {
+    let dev = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/dev/50dc6c495c0c9188";
+    let ok = with("idle = \"15m\"", &format!("idle = \"15m\"\nload_balancer = \"{dev}\""));
+    assert_eq!(Config::from_toml(&ok).unwrap().rules[0].load_balancer.as_deref(), Some(dev));
+    let e = load_err(&with("idle = \"15m\"", "idle = \"15m\"\nload_balancer = \"dev\""));
+    assert_eq!(e.key, "rules[0] (api).load_balancer");
+    let other = dev.replace("app/dev/50dc6c495c0c9188", "app/staging/7c1b2d3e4f5a6b7c");
+    let e = load_err(&with("idle = \"15m\"", &format!("idle = \"15m\"\nload_balancer = \"{other}\"")));
+    assert_eq!(e.key, "rules[0] (api).load_balancer");
+    assert!(e.reason.contains("none of the listeners"), "{}", e.reason);
+}

@@ -16,7 +16,7 @@ use super::sections::{check_asg, check_busy_when, check_ec2, check_ecs, check_rd
 use super::standing;
 use super::values::{check_elb_arn, parse_duration, validate_host_pattern};
 use super::Config;
-use crate::cloud::alb::MAX_PRIORITY;
+use crate::cloud::alb::{load_balancer_of_listener, MAX_PRIORITY};
 
 impl RawConfig {
     /// `listeners_later`: the deployment names a load balancer whose listeners are looked up
@@ -33,6 +33,7 @@ impl RawConfig {
         let schedules = parse_schedules(self.schedules)?;
         let (rules, hosts) = validate_rules(self.rules, t.idle, &top, &schedules)?;
         check_dependencies(&rules)?;
+        check_load_balancers(&rules, &self.listener_arns)?;
         let (standing, standing_priorities) = standing::plan(&rules)?;
         Ok(Config {
             listener_arns: self.listener_arns,
@@ -209,6 +210,7 @@ impl RawRule {
             gate,
             hosts,
             target_group_arn: self.target_group_arn.clone(),
+            load_balancer: self.load_balancer(&key)?,
             idle,
             priority,
             hourly_cost,
@@ -216,6 +218,16 @@ impl RawRule {
             ..Rule::empty()
         };
         self.with_resources(base, &key)
+    }
+
+    /// `load_balancer`: an ALB's ARN, on a rule with hosts.
+    fn load_balancer(&self, key: &dyn Fn(&str) -> String) -> Result<Option<String>, ConfigError> {
+        let Some(lb) = &self.load_balancer else { return Ok(None) };
+        check_elb_arn(&key("load_balancer"), lb, "loadbalancer/app/", 2)?;
+        if self.hosts.is_empty() {
+            return Err(err(key("load_balancer"), "only a rule with `hosts` has standing rules to place"));
+        }
+        Ok(Some(lb.clone()))
     }
 
     /// The host patterns, each as ALB and our matcher accept it, none twice; and with them a
@@ -383,6 +395,27 @@ fn check_never_wake(key: &str, n: &RawNeverWake) -> Result<(), ConfigError> {
     }
     if n.user_agents.iter().any(|u| u.trim().is_empty()) {
         return Err(err(format!("{key}.user_agents"), "an empty entry would match every client"));
+    }
+    Ok(())
+}
+
+/// A rule's `load_balancer` must be the load balancer of a configured listener (when they are
+/// listed: discovered listeners are all of one load balancer, checked when they are found).
+fn check_load_balancers(rules: &[Rule], listeners: &[String]) -> Result<(), ConfigError> {
+    if listeners.is_empty() {
+        return Ok(());
+    }
+    let lbs: Vec<String> = listeners.iter().map(|l| load_balancer_of_listener(l)).collect();
+    for (i, rule) in rules.iter().enumerate() {
+        match &rule.load_balancer {
+            Some(lb) if !lbs.contains(lb) => {
+                return Err(err(
+                    format!("rules[{i}] ({}).load_balancer", rule.name),
+                    format!("`{lb}` has none of the listeners in `listener_arns`: add one of its listeners, or name the load balancer of one"),
+                ))
+            }
+            _ => {}
+        }
     }
     Ok(())
 }

@@ -8,12 +8,13 @@
 //! `DescribeAccountLimits` ("rules-per-application-load-balancer",
 //! "target-groups-per-application-load-balancer"; ALB guide, quotas).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::cloud::alb::{alb_host_match, load_balancer_dimension};
 use crate::cloud::aws::AwsCloud;
 use crate::cloud::{Cloud, CloudError, InstanceState, ListenerRule};
 use crate::config::Config;
+use crate::routing::home::{load_balancers, Homes};
 
 /// ALB's default quotas, used when the account does not report them.
 const DEFAULT_RULES_PER_LB: u64 = 100;
@@ -55,9 +56,40 @@ pub async fn check_aws(cloud: &AwsCloud, config: &Config) -> Result<Findings, Cl
         }
     }
     check_forwarded_for(cloud, config, &mut f.problems).await?;
+    let groups: Vec<String> = config.rules.iter().filter_map(|r| r.target_group_arn.clone()).collect();
+    let served = cloud.load_balancers_of_groups(&groups).await?;
+    check_homes(config, &served, &mut f.problems);
     let limits = cloud.account_limits().await?;
-    budget(config, &listed, &limits, &mut f);
+    budget(config, &Homes::from_served(config, config.rules.iter(), &served), &listed, &limits, &mut f);
     Ok(f)
+}
+
+/// A target group serves one load balancer (ALB quotas): each rule's must serve the load
+/// balancer of some listener, its configured `load_balancer` if any; one that serves none yet
+/// needs `load_balancer` when the listeners are on several.
+fn check_homes(config: &Config, served: &HashMap<String, Vec<String>>, problems: &mut Vec<String>) {
+    let lbs = load_balancers(config);
+    for rule in config.rules.iter().filter(|r| r.target_group_arn.is_some()) {
+        let Some(on) = served.get(rule.app_group()) else { continue }; // missing: a problem already
+        let name = &rule.name;
+        match (on.first(), &rule.load_balancer) {
+            (Some(lb), _) if !lbs.contains(lb) => problems.push(format!(
+                "rule {name}: its target group serves load balancer {lb}, which none of the listeners are on (a \
+                 target group serves one load balancer): add a listener of {lb} to listener_arns, or give the rule a \
+                 target group of its own"
+            )),
+            (Some(lb), Some(chosen)) if lb != chosen => problems.push(format!(
+                "rule {name}: load_balancer is {chosen}, but its target group serves {lb}: its standing rules cannot \
+                 go there; set load_balancer to {lb} or remove it"
+            )),
+            (None, None) if lbs.len() > 1 => problems.push(format!(
+                "rule {name}: its target group serves no load balancer yet and the listeners are on {}: set the \
+                 rule's load_balancer to the one its hosts' DNS points at",
+                lbs.len()
+            )),
+            _ => {}
+        }
+    }
 }
 
 async fn check_default(
@@ -230,6 +262,7 @@ fn forwarded_for_problem(lb: &str, attributes: &std::collections::HashMap<String
 /// the rules reference, per load balancer, against the account's quotas.
 fn budget(
     config: &Config,
+    homes: &Homes,
     listed: &[(String, Vec<ListenerRule>)],
     limits: &std::collections::HashMap<String, u64>,
     f: &mut Findings,
@@ -237,25 +270,27 @@ fn budget(
     let max_rules = limits.get("rules-per-application-load-balancer").copied().unwrap_or(DEFAULT_RULES_PER_LB);
     let max_tgs =
         limits.get("target-groups-per-application-load-balancer").copied().unwrap_or(DEFAULT_TARGET_GROUPS_PER_LB);
-    let mut per_lb: BTreeMap<String, (usize, usize, HashSet<String>, usize)> = BTreeMap::new();
+    let mut per_lb: BTreeMap<String, (usize, usize, HashSet<String>, usize, usize)> = BTreeMap::new();
     for (listener, rules) in listed {
         let e = per_lb.entry(load_balancer_dimension(listener)).or_default();
-        e.0 += config.standing.len();
+        let homed = config.standing.iter().filter(|c| homes.serves(listener, &c.owner)).count();
+        e.0 += homed;
         e.3 += 1;
+        e.4 = homed;
         e.1 += rules.iter().filter(|r| r.owner.is_none()).count();
         e.2.extend(
             rules.iter().filter(|r| r.owner.is_none()).flat_map(|r| r.forward.iter().map(|w| w.target_group.clone())),
         );
-        e.2.extend(config.rules.iter().filter_map(|r| r.target_group_arn.clone()));
+        let ours = config.rules.iter().filter(|r| homes.serves(listener, &r.name));
+        e.2.extend(ours.filter_map(|r| r.target_group_arn.clone()));
     }
-    for (lb, (ours, others, tgs, listeners)) in per_lb {
+    for (lb, (ours, others, tgs, listeners, chunks)) in per_lb {
         let total = (ours + others) as u64;
         // The Lambda's own group is one more on every load balancer.
         let groups = tgs.len() as u64 + 1;
         f.budget.push(format!(
-            "load balancer {lb}: {ours} standing rules ({} host chunks x {listeners} listeners) + {others} rules \
-             not ours = {total} of {max_rules} rules; {groups} of {max_tgs} target groups",
-            config.standing.len()
+            "load balancer {lb}: {ours} standing rules ({chunks} host chunks x {listeners} listeners) + {others} rules \
+             not ours = {total} of {max_rules} rules; {groups} of {max_tgs} target groups"
         ));
         if total > max_rules {
             f.problems.push(format!(
@@ -282,17 +317,20 @@ mod tests {
     const L2: &str =
         "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/dev/50dc6c495c0c9188/0a1b2c3d4e5f6a7b";
 
-    fn config() -> Config {
+    fn config_text() -> String {
         let tg =
             |n: &str| format!("arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/{n}/73e2d6bc24d8a067");
-        Config::from_toml(&format!(
+        format!(
             "listener_arns = [\"{L1}\", \"{L2}\"]\n\
              [[rules]]\nname = \"api\"\nhosts = [\"api.x.com\"]\ntarget_group_arn = \"{}\"\necs = {{ cluster = \"c\", service = \"api\" }}\n\
              [[rules]]\nname = \"web\"\nhosts = [\"web.x.com\"]\ntarget_group_arn = \"{}\"\necs = {{ cluster = \"c\", service = \"web\" }}\n",
             tg("api"),
             tg("web")
-        ))
-        .unwrap()
+        )
+    }
+
+    fn config() -> Config {
+        Config::from_toml(&config_text()).unwrap()
     }
 
     fn foreign(priority: u32, host: &str) -> ListenerRule {
@@ -309,8 +347,10 @@ mod tests {
     #[test]
     fn a_config_that_cannot_fit_the_rule_quota_is_a_problem_saying_what_to_do() {
         let listed = vec![(L1.to_string(), vec![foreign(1, "intranet.x.com")]), (L2.to_string(), vec![])];
+        let config = config();
+        let homes = Homes::from_served(&config, config.rules.iter(), &HashMap::new());
         let mut f = Findings::default();
-        budget(&config(), &listed, &[("rules-per-application-load-balancer".to_string(), 4)].into(), &mut f);
+        budget(&config, &homes, &listed, &[("rules-per-application-load-balancer".to_string(), 4)].into(), &mut f);
         assert_eq!(
             f.budget,
             vec![
@@ -322,8 +362,43 @@ mod tests {
         assert!(f.problems[0].contains("needs 5 listener rules but the account allows 4"), "{:?}", f.problems);
 
         let mut f = Findings::default();
-        budget(&config(), &listed, &Default::default(), &mut f);
+        budget(&config, &homes, &listed, &Default::default(), &mut f);
         assert!(f.problems.is_empty(), "ALB's default of 100 applies when the account says nothing");
+    }
+
+    const L3: &str =
+        "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/staging/7c1b2d3e4f5a6b7c/0a1b2c3d4e5f6a7b";
+    const STAGING: &str =
+        "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/staging/7c1b2d3e4f5a6b7c";
+
+    /// api's group serves staging, web's serves no load balancer: with listeners on dev and
+    /// staging, only web is a problem, and each load balancer's budget counts its own rules.
+    #[test]
+    fn a_group_on_no_listeners_load_balancer_or_on_none_with_several_is_named() {
+        let text = config_text().replace(L2, L3);
+        let config = Config::from_toml(&text).unwrap();
+        let api = config.rules[0].app_group().to_string();
+        let web = config.rules[1].app_group().to_string();
+        let served = HashMap::from([(api.clone(), vec![STAGING.to_string()]), (web.clone(), vec![])]);
+        let mut problems = Vec::new();
+        check_homes(&config, &served, &mut problems);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].starts_with("rule web: its target group serves no load balancer yet"), "{problems:?}");
+
+        let only_dev = Config::from_toml(&config_text().replace(&format!(", \"{L2}\""), "")).unwrap();
+        let mut problems = Vec::new();
+        check_homes(&only_dev, &served, &mut problems);
+        assert!(
+            problems[0].contains("serves load balancer") && problems[0].contains("none of the listeners"),
+            "{problems:?}"
+        );
+
+        let homes = Homes::from_served(&config, config.rules.iter(), &served);
+        let listed = vec![(L1.to_string(), vec![]), (L3.to_string(), vec![])];
+        let mut f = Findings::default();
+        budget(&config, &homes, &listed, &Default::default(), &mut f);
+        assert!(f.budget[0].contains("app/dev/50dc6c495c0c9188: 0 standing rules"), "{:?}", f.budget);
+        assert!(f.budget[1].contains("app/staging/7c1b2d3e4f5a6b7c: 1 standing rules"), "{:?}", f.budget);
     }
 
     #[test]

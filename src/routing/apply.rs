@@ -8,6 +8,7 @@ use crate::config::standing::{self as priority, MAX_PRIORITY};
 use crate::config::{Config, Rule};
 
 use super::diff::{diff, diff_only, Delete, Modify, Move, Plan};
+use super::home::Homes;
 use super::listener::{complete, entangled, lambda_of, view, ListenerView};
 use super::route::{route_of, Route, Want};
 
@@ -177,32 +178,71 @@ pub async fn reconcile<C: Cloud>(
     Ok(reports)
 }
 
-/// Whether every standing rule of `rule` exists and forwards to the app, on every listener.
+/// The homes of `rule` and of the rules entangled with it: what a change to `rule` reads.
+async fn homes_for<C: Cloud>(cloud: &C, config: &Config, rule: &Rule) -> Result<Homes, CloudError> {
+    let names = entangled(config, rule);
+    Homes::resolve(cloud, config, config.rules.iter().filter(|r| names.contains(r.name.as_str()))).await
+}
+
+/// Whether every standing rule of `rule` exists and forwards to the app, on every listener of
+/// its load balancer.
 pub async fn routed_everywhere<C: Cloud>(cloud: &C, config: &Config, rule: &Rule) -> Result<bool, CloudError> {
-    for listener in &config.listener_arns {
+    let homes = homes_for(cloud, config, rule).await?;
+    for listener in homes.listeners(config, rule)? {
         let rules = cloud.listener_rules(listener).await?;
-        let ours = rules.iter().filter(|r| r.owner.as_deref() == Some(rule.name.as_str()));
-        if !complete(config, &rules, rule) || ours.clone().any(|r| route_of(r, rule.app_group()) != Route::App) {
+        let view = ListenerView {
+            listener: listener.clone(),
+            lambda_tg: String::new(),
+            rules,
+            homed: Some(homes.on(listener)),
+        };
+        let ours = view.rules.iter().filter(|r| r.owner.as_deref() == Some(rule.name.as_str()));
+        if !complete(config, &view, rule) || ours.clone().any(|r| route_of(r, rule.app_group()) != Route::App) {
             return Ok(false);
         }
     }
     Ok(true)
 }
 
-/// Makes `rule`'s standing rules forward to `route` on every listener: one ModifyRule per rule
-/// that forwards elsewhere; a missing or malformed standing rule is repaired on the way. Rules of
-/// other configured rules are left as they are. Returns how many changes were made.
+/// Makes `rule`'s standing rules forward to `route` on every listener of its load balancer: one
+/// ModifyRule per rule that forwards elsewhere; a missing or malformed standing rule is repaired
+/// on the way. Rules of other configured rules are left as they are. Returns how many changes
+/// were made.
 pub async fn switch<C: Cloud>(cloud: &C, config: &Config, rule: &Rule, route: Route) -> Result<usize, CloudError> {
+    let homes = homes_for(cloud, config, rule).await?;
     let mut changed = 0;
-    for listener in &config.listener_arns {
+    for listener in homes.listeners(config, rule)? {
         let rules = cloud.listener_rules(listener).await?;
+        let homed = Some(homes.on(listener));
         let mut view = match lambda_of(&rules, rule) {
-            Some(lambda_tg) => ListenerView { listener: listener.clone(), lambda_tg, rules },
-            None => view(cloud, listener).await?,
+            Some(lambda_tg) => ListenerView { listener: listener.clone(), lambda_tg, rules, homed },
+            None => view(cloud, listener, &homes).await?,
         };
         changed += switch_on(cloud, config, &mut view, rule, route).await?;
     }
     Ok(changed)
+}
+
+/// Creates `rule`'s missing standing rules (forwarding to the Lambda) on the listeners of its
+/// load balancer; lists a listener's default action only where some are missing.
+pub async fn ensure<C: Cloud>(cloud: &C, config: &Config, rule: &Rule) -> Result<(), CloudError> {
+    let homes = homes_for(cloud, config, rule).await?;
+    for listener in homes.listeners(config, rule)? {
+        let rules = cloud.listener_rules(listener).await?;
+        let listed = ListenerView {
+            listener: listener.clone(),
+            lambda_tg: String::new(),
+            rules,
+            homed: Some(homes.on(listener)),
+        };
+        if complete(config, &listed, rule) {
+            continue;
+        }
+        tracing::info!(rule = %rule.name, listener = %listener, "standing rule missing: creating it");
+        let mut view = view(cloud, listener, &homes).await?;
+        ensure_on(cloud, config, &mut view, rule).await?;
+    }
+    Ok(())
 }
 
 /// [`switch`] on one listed listener.

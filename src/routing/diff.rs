@@ -81,7 +81,7 @@ pub(super) fn diff_only(
     let taken: HashSet<u32> = view.rules.iter().filter(|r| r.owner.is_none()).map(|r| r.priority).collect();
     let desired = desired(config, &taken)?;
     let mut wanted: HashMap<&str, Vec<&Desired>> = HashMap::new();
-    for d in &desired {
+    for d in desired.iter().filter(|d| view.serves(&d.chunk.owner)) {
         wanted.entry(d.chunk.owner.as_str()).or_default().push(d);
     }
     let mut actual: HashMap<&str, Vec<&ListenerRule>> = HashMap::new();
@@ -302,7 +302,7 @@ mod tests {
         ];
         let config = config();
         for (name, rules, want, expected) in cases {
-            let view = ListenerView { listener: L.into(), lambda_tg: LAMBDA.into(), rules };
+            let view = ListenerView { listener: L.into(), lambda_tg: LAMBDA.into(), rules, homed: None };
             let plan = diff(&config, &view, want).unwrap();
             assert_eq!(summary(&plan), expected, "{name}");
         }
@@ -310,7 +310,12 @@ mod tests {
 
     #[test]
     fn only_for_keeps_one_rules_changes_and_every_creation() {
-        let view = ListenerView { listener: L.into(), lambda_tg: LAMBDA.into(), rules: vec![web_ok(Route::Lambda)] };
+        let view = ListenerView {
+            listener: L.into(),
+            lambda_tg: LAMBDA.into(),
+            rules: vec![web_ok(Route::Lambda)],
+            homed: None,
+        };
         let plan = diff(&config(), &view, &|_| Want::Route(Route::App)).unwrap();
         assert_eq!(summary(&plan), vec!["modify web forward app", "create api 10000 api.x.com,*.api.x.com app"]);
         assert_eq!(summary(&plan.clone().only_for("api", true)), vec!["create api 10000 api.x.com,*.api.x.com app"]);

@@ -7,6 +7,8 @@ use crate::cloud::{Cloud, CloudError, ListenerRule};
 use crate::config::standing as priority;
 use crate::config::{Config, Rule};
 
+use super::home::Homes;
+
 /// A listener as the reconciler sees it.
 #[derive(Debug, Clone)]
 pub struct ListenerView {
@@ -14,6 +16,9 @@ pub struct ListenerView {
     /// The target group of the listener's default action: autostop's Lambda.
     pub lambda_tg: String,
     pub rules: Vec<ListenerRule>,
+    /// The configured rules whose standing rules belong here (their group serves this
+    /// listener's load balancer, see [`super::home`]); `None`: every rule.
+    pub homed: Option<HashSet<String>>,
 }
 
 impl ListenerView {
@@ -23,12 +28,18 @@ impl ListenerView {
         let names = entangled(config, rule);
         let rules =
             self.rules.iter().filter(|r| r.owner.as_deref().is_none_or(|o| names.contains(o))).cloned().collect();
-        ListenerView { listener: self.listener.clone(), lambda_tg: self.lambda_tg.clone(), rules }
+        ListenerView { rules, ..self.clone() }
+    }
+
+    /// Whether the standing rules of the rule named `rule` belong on this listener.
+    pub fn serves(&self, rule: &str) -> bool {
+        self.homed.as_ref().is_none_or(|h| h.contains(rule))
     }
 }
 
-/// Lists a listener as the reconciler needs it: its default action's target group and its rules.
-pub async fn view<C: Cloud>(cloud: &C, listener: &str) -> Result<ListenerView, CloudError> {
+/// Lists a listener as the reconciler needs it: its default action's target group and its
+/// rules, and which rules are homed on it.
+pub async fn view<C: Cloud>(cloud: &C, listener: &str, homes: &Homes) -> Result<ListenerView, CloudError> {
     let (lambda_tg, rules) = tokio::join!(cloud.default_target_group(listener), cloud.listener_rules(listener));
     let lambda_tg = lambda_tg?.ok_or_else(|| {
         CloudError::new(
@@ -37,23 +48,28 @@ pub async fn view<C: Cloud>(cloud: &C, listener: &str) -> Result<ListenerView, C
             format!("listener {listener} has no forward default action: make autostop's Lambda target group its default action"),
         )
     })?;
-    Ok(ListenerView { listener: listener.to_string(), lambda_tg, rules: rules? })
+    Ok(ListenerView { listener: listener.to_string(), lambda_tg, rules: rules?, homed: Some(homes.on(listener)) })
 }
 
-/// Lists every configured listener.
+/// Lists every configured listener, with the homes of every rule.
 pub async fn views<C: Cloud>(cloud: &C, config: &Config) -> Result<Vec<ListenerView>, CloudError> {
+    let homes = Homes::of_all(cloud, config).await?;
+    for (rule, why) in homes.homeless() {
+        tracing::warn!(rule = %rule, code = %why.code, "no load balancer for the rule's standing rules: {}", why.message);
+    }
     let mut out = Vec::with_capacity(config.listener_arns.len());
     for l in &config.listener_arns {
-        out.push(view(cloud, l).await?);
+        out.push(view(cloud, l, &homes).await?);
     }
     Ok(out)
 }
 
 /// Whether every standing rule of `rule`, and of the rules entangled with it, exists among a
 /// listener's rules (in any direction).
-pub fn complete(config: &Config, rules: &[ListenerRule], rule: &Rule) -> bool {
-    let names = entangled(config, rule);
-    config.standing.iter().filter(|c| names.contains(c.owner.as_str())).all(|c| {
+pub fn complete(config: &Config, view: &ListenerView, rule: &Rule) -> bool {
+    let (names, rules) = (entangled(config, rule), &view.rules);
+    let mut here = config.standing.iter().filter(|c| names.contains(c.owner.as_str()) && view.serves(&c.owner));
+    here.all(|c| {
         rules.iter().any(|r| r.owner.as_deref() == Some(c.owner.as_str()) && priority::same_hosts(&r.hosts, &c.hosts))
     })
 }

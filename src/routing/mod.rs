@@ -24,10 +24,12 @@
 pub mod apply;
 pub mod desired;
 pub mod diff;
+pub mod home;
 pub mod listener;
 pub mod route;
 
-pub use apply::{ensure_on, reconcile, routed_everywhere, switch, switch_on, Kept, Report};
+pub use apply::{ensure, ensure_on, reconcile, routed_everywhere, switch, switch_on, Kept, Report};
 pub use diff::{diff, Delete, Modify, Move, Plan};
+pub use home::Homes;
 pub use listener::{complete, entangled, view, views, ListenerView};
 pub use route::{forward, route_of, Route, Want};

@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::cloud::alb::{load_balancer_dimension, target_group_dimension};
 use crate::cloud::{MetricQuery, MetricSeries};
 use crate::config::{BusySignal, Config, Rule};
+use crate::routing::ListenerView;
 
 /// How far beyond the longest idle time activity is read, for CloudWatch's lag.
 pub const LAG_MARGIN: Duration = Duration::from_secs(10 * 60);
@@ -21,18 +22,35 @@ pub struct RuleQueries {
     pub busy: Vec<(String, Option<String>)>,
 }
 
+/// The `LoadBalancer` dimensions a rule's requests are counted under: the load balancer its
+/// standing rules are on (a target group serves one), from the listed listeners.
+pub fn homes_of(views: &[ListenerView]) -> HashMap<String, Vec<String>> {
+    let mut homes: HashMap<String, Vec<String>> = HashMap::new();
+    for v in views {
+        let lb = load_balancer_dimension(&v.listener);
+        for rule in v.homed.iter().flatten() {
+            let lbs = homes.entry(rule.clone()).or_default();
+            if !lbs.contains(&lb) {
+                lbs.push(lb.clone());
+            }
+        }
+    }
+    homes
+}
+
 /// Every metric query of every rule, and which ids are whose. One `RequestCount` query per load
-/// balancer the listeners belong to, plus the busy signal: one query per instance for EC2
-/// metrics, one per service for ECS CPU.
-pub fn build_queries(config: &Config) -> (Vec<MetricQuery>, Vec<RuleQueries>) {
-    let mut lbs: Vec<String> = config.listener_arns.iter().map(|l| load_balancer_dimension(l)).collect();
-    lbs.dedup();
+/// balancer the rule is homed on (`homes`; every listener's, for a rule with no home), plus the
+/// busy signal: one query per instance for EC2 metrics, one per service for ECS CPU.
+pub fn build_queries(config: &Config, homes: &HashMap<String, Vec<String>>) -> (Vec<MetricQuery>, Vec<RuleQueries>) {
+    let mut all: Vec<String> = config.listener_arns.iter().map(|l| load_balancer_dimension(l)).collect();
+    all.dedup();
     let mut queries = Vec::new();
     let mut per_rule = Vec::with_capacity(config.rules.len());
     for (i, rule) in config.rules.iter().enumerate() {
         let mut rq = RuleQueries::default();
         // A rule without a target group (a dependency) has no requests of its own.
         let tg = rule.target_group_arn.as_deref().map(target_group_dimension);
+        let lbs = homes.get(&rule.name).filter(|l| !l.is_empty()).unwrap_or(&all);
         for (j, (tg, lb)) in tg.iter().flat_map(|tg| lbs.iter().map(move |lb| (tg, lb))).enumerate() {
             let id = format!("r{i}_l{j}");
             queries.push(MetricQuery {
@@ -126,6 +144,32 @@ pub fn last_activity(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A target group serves one load balancer, so a rule's `RequestCount` is read with its own
+    /// load balancer's dimension only; a rule with no known home, with every listener's.
+    #[test]
+    fn requests_are_read_under_the_rules_own_load_balancer() {
+        let dev =
+            "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/dev/50dc6c495c0c9188/f2f7dc8efc522ab2";
+        let stg = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/staging/7c1b2d3e4f5a6b7c/0a1b2c3d";
+        let tg = |n: &str| format!("arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/{n}/1");
+        let config = Config::from_toml(&format!(
+            "listener_arns = [\"{dev}\", \"{stg}\"]\n\
+             [[rules]]\nname = \"api\"\nhosts = [\"api.x.com\"]\ntarget_group_arn = \"{}\"\necs = {{ cluster = \"c\", service = \"api\" }}\n\
+             [[rules]]\nname = \"web\"\nhosts = [\"web.x.com\"]\ntarget_group_arn = \"{}\"\necs = {{ cluster = \"c\", service = \"web\" }}\n",
+            tg("api"),
+            tg("web")
+        ))
+        .unwrap();
+        let homes = HashMap::from([("api".to_string(), vec!["app/staging/7c1b2d3e4f5a6b7c".to_string()])]);
+        let (queries, per_rule) = build_queries(&config, &homes);
+        let lbs = |ids: &[String]| -> Vec<String> {
+            let q = ids.iter().map(|id| queries.iter().find(|q| &q.id == id).unwrap());
+            q.map(|q| q.dimensions.iter().find(|d| d.0 == "LoadBalancer").unwrap().1.clone()).collect()
+        };
+        assert_eq!(lbs(&per_rule[0].requests), vec!["app/staging/7c1b2d3e4f5a6b7c"]);
+        assert_eq!(lbs(&per_rule[1].requests), vec!["app/dev/50dc6c495c0c9188", "app/staging/7c1b2d3e4f5a6b7c"]);
+    }
 
     #[test]
     fn activity_in_the_current_minute_is_dated_no_later_than_now() {

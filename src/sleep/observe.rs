@@ -14,7 +14,7 @@ use crate::state::intent::intent;
 use crate::state::Store;
 use crate::wake::Observed;
 
-use super::activity::{build_queries, last_activity, RuleQueries, LAG_MARGIN};
+use super::activity::{build_queries, homes_of, last_activity, RuleQueries, LAG_MARGIN};
 use super::decide::{decide, Facts};
 use super::report::RuleReport;
 
@@ -74,7 +74,7 @@ pub(super) async fn observe<C: Cloud>(cloud: &C, config: &Config, now: i64) -> R
     let window = longest + LAG_MARGIN;
     let start = now - window.as_secs() as i64;
     let start = start - start.rem_euclid(60);
-    let (queries, per_rule) = build_queries(config);
+    let (queries, per_rule) = build_queries(config, &homes_of(&views));
     let series = if queries.is_empty() { Vec::new() } else { cloud.metric_data(&queries, start, now).await? };
     Ok(Seen { states, instances, services, asgs, databases, views, series, per_rule, window })
 }

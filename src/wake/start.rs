@@ -187,15 +187,6 @@ impl<C: Cloud> Waker<C> {
     /// Creates the rule's missing standing rules (forwarding to the Lambda); only lists the
     /// listeners when they are all there.
     pub(super) async fn ensure_standing(&self, rule: &Rule) -> Result<(), CloudError> {
-        for listener in &self.config.listener_arns {
-            let rules = self.cloud.listener_rules(listener).await?;
-            if routing::complete(&self.config, &rules, rule) {
-                continue;
-            }
-            tracing::info!(rule = %rule.name, listener = %listener, "standing rule missing: creating it");
-            let mut view = routing::view(self.cloud.as_ref(), listener).await?;
-            routing::ensure_on(self.cloud.as_ref(), &self.config, &mut view, rule).await?;
-        }
-        Ok(())
+        routing::ensure(self.cloud.as_ref(), &self.config, rule).await
     }
 }

@@ -98,6 +98,20 @@ pub struct HeldAsleep {
 
 /// Advice for an AWS error, by kind and code.
 pub fn advice(e: &CloudError) -> String {
+    match e.code.as_str() {
+        "LoadBalancerNotChosen" => {
+            return "the listeners are on several load balancers and this rule's target group serves none yet: set the \
+                    rule's `load_balancer` to the one its hosts' DNS points at, and redeploy."
+                .into()
+        }
+        "TargetGroupAssociationLimit" => {
+            return "this rule's target group already serves a load balancer whose listeners are not in \
+                    `listener_arns` (a target group serves one load balancer): add that load balancer's listeners, \
+                    or give the rule a target group of its own, and redeploy."
+                .into()
+        }
+        _ => {}
+    }
     match e.kind {
         ErrorKind::Capacity => format!(
             "AWS has no capacity for this instance type in its Availability Zone right now ({}). \

@@ -356,6 +356,46 @@ pub async fn health_check(client: &Client, target_group_arn: &str) -> CloudResul
     })
 }
 
+/// Target groups asked for per DescribeTargetGroups call (its `TargetGroupArns`).
+const GROUPS_BATCH: usize = 20;
+
+/// `LoadBalancerArns` of each target group, asked for in batches. A batch naming a group that
+/// is gone fails as a whole (`TargetGroupNotFound`), so it is asked again one group at a time.
+pub async fn load_balancers_of_groups(client: &Client, arns: &[String]) -> CloudResult<HashMap<String, Vec<String>>> {
+    let mut found = HashMap::new();
+    for batch in arns.chunks(GROUPS_BATCH) {
+        match describe_groups(client, batch).await {
+            Ok(groups) => found.extend(groups),
+            Err(e) if e.kind == ErrorKind::NotFound && batch.len() > 1 => {
+                for arn in batch {
+                    match describe_groups(client, std::slice::from_ref(arn)).await {
+                        Ok(groups) => found.extend(groups),
+                        Err(e) if e.kind == ErrorKind::NotFound => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            Err(e) if e.kind == ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(found)
+}
+
+async fn describe_groups(client: &Client, arns: &[String]) -> CloudResult<Vec<(String, Vec<String>)>> {
+    let out = client
+        .describe_target_groups()
+        .set_target_group_arns(Some(arns.to_vec()))
+        .send()
+        .await
+        .map_err(|e| cloud_error("DescribeTargetGroups", e))?;
+    let groups = out
+        .target_groups()
+        .iter()
+        .filter_map(|tg| Some((tg.target_group_arn()?.to_string(), tg.load_balancer_arns().to_vec())));
+    Ok(groups.collect())
+}
+
 /// The load balancer a listener belongs to, `None` if the listener does not exist.
 pub async fn load_balancer_of(client: &Client, listener_arn: &str) -> CloudResult<Option<String>> {
     match client.describe_listeners().listener_arns(listener_arn).send().await {
@@ -790,6 +830,33 @@ mod tests {
         let found = load_balancer_attributes(&client, lb).await.unwrap();
         assert_eq!(found.get("routing.http.xff_header_processing.mode").map(String::as_str), Some("preserve"));
         assert_eq!(found.get("routing.http.xff_client_port.enabled").map(String::as_str), Some("true"));
+    }
+
+    /// DescribeTargetGroups `LoadBalancerArns` per group; a batch naming a deleted group fails
+    /// whole (`TargetGroupNotFound`), so the groups are asked one at a time and the gone one left out.
+    #[tokio::test]
+    async fn load_balancers_of_groups_are_read_and_a_gone_group_is_left_out() {
+        use aws_sdk_elasticloadbalancingv2::operation::describe_target_groups::{
+            DescribeTargetGroupsError, DescribeTargetGroupsOutput,
+        };
+        use aws_sdk_elasticloadbalancingv2::types::TargetGroup;
+        const LB: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/dev/50dc";
+        let batch = mock!(Client::describe_target_groups)
+            .match_requests(|r| r.target_group_arns().len() == 2)
+            .then_error(|| DescribeTargetGroupsError::generic(meta("TargetGroupNotFound")));
+        let one =
+            mock!(Client::describe_target_groups).match_requests(|r| r.target_group_arns() == [TG]).then_output(|| {
+                DescribeTargetGroupsOutput::builder()
+                    .target_groups(TargetGroup::builder().target_group_arn(TG).load_balancer_arns(LB).build())
+                    .build()
+            });
+        let gone = mock!(Client::describe_target_groups)
+            .match_requests(|r| r.target_group_arns() == ["arn:gone"])
+            .then_error(|| DescribeTargetGroupsError::generic(meta("TargetGroupNotFound")));
+        let client = mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, [&batch, &one, &gone]);
+        let found = load_balancers_of_groups(&client, &[TG.to_string(), "arn:gone".to_string()]).await.unwrap();
+        assert_eq!(found, HashMap::from([(TG.to_string(), vec![LB.to_string()])]));
+        assert_eq!((batch.num_calls(), one.num_calls(), gone.num_calls()), (1, 1, 1));
     }
 
     #[tokio::test]

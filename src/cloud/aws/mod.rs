@@ -178,6 +178,13 @@ impl Cloud for AwsCloud {
     async fn target_health(&self, target_group_arn: &str) -> CloudResult<TargetHealth> {
         elbv2::target_health(&self.clients().await.elb, target_group_arn).await
     }
+    async fn load_balancers_of_groups(
+        &self,
+        arns: &[String],
+    ) -> CloudResult<std::collections::HashMap<String, Vec<String>>> {
+        elbv2::load_balancers_of_groups(&self.clients().await.elb, arns).await
+    }
+
     async fn health_check(&self, target_group_arn: &str) -> CloudResult<crate::cloud::HealthCheck> {
         elbv2::health_check(&self.clients().await.elb, target_group_arn).await
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{FakeCloud, FakeTargetGroup, Op, State, LAMBDA_TG, MIN_HEALTHY_AFTER};
-use crate::cloud::alb::{alb_host_match, load_balancer_dimension, MAX_PRIORITY};
+use crate::cloud::alb::{alb_host_match, load_balancer_dimension, load_balancer_of_listener, MAX_PRIORITY};
 use crate::cloud::{
     CloudError, CloudResult, HealthCheck, InstanceState, ListenerRule, NewRule, RuleChange, TargetHealth, Weighted,
 };
@@ -51,8 +51,16 @@ impl FakeCloud {
     }
 
     /// A listener whose default action forwards to `default` (`None`: a fixed response).
+    /// Panics, as CreateListener would fail, when `default` already serves another load balancer.
     pub fn add_listener_with_default(&self, arn: &str, default: Option<&str>) {
         let mut s = self.lock();
+        if let Some(tg) = default {
+            let lb = load_balancer_of_listener(arn);
+            assert!(
+                s.load_balancers_of(tg).iter().all(|other| other == &lb),
+                "TargetGroupAssociationLimit: {tg} already serves another load balancer"
+            );
+        }
         s.listeners.entry(arn.to_string()).or_default();
         s.defaults.insert(arn.to_string(), default.map(str::to_string));
         s.refresh_attachments(Instant::now());
@@ -143,6 +151,19 @@ impl FakeCloud {
         Ok(tg.health_check)
     }
 
+    /// DescribeTargetGroups `LoadBalancerArns`, 20 groups per call as the adapter asks.
+    pub(super) async fn op_load_balancers_of_groups(
+        &self,
+        arns: &[String],
+    ) -> CloudResult<HashMap<String, Vec<String>>> {
+        for _ in 0..arns.len().div_ceil(20) {
+            self.enter(Op::DescribeTargetGroups).await?;
+        }
+        let s = self.lock();
+        let known = arns.iter().filter(|a| s.target_group_known(a));
+        Ok(known.map(|a| (a.clone(), s.load_balancers_of(a).into_iter().collect())).collect())
+    }
+
     /// The group's health check: its targets turn healthy `threshold x interval` after they run.
     pub fn set_health_check(&self, tg: &str, healthy_threshold: u32, interval_secs: u32) {
         let mut s = self.lock();
@@ -231,6 +252,7 @@ impl FakeCloud {
             return Err(CloudError::new("CreateRule", "ValidationError", format!("priority {}", rule.priority)));
         }
         s.validate_rule("CreateRule", &rule.hosts, &rule.forward)?;
+        s.check_association("CreateRule", &rule.listener_arn, &rule.forward)?;
         if s.listeners[&rule.listener_arn].iter().any(|r| r.priority == rule.priority) {
             return Err(CloudError::new(
                 "CreateRule",
@@ -277,6 +299,8 @@ impl FakeCloud {
         let hosts = change.hosts.clone().unwrap_or(current.hosts);
         let forward = change.forward.clone().unwrap_or(current.forward);
         s.validate_rule("ModifyRule", &hosts, &forward)?;
+        let listener = s.listener_of_rule(rule_arn).expect("found above");
+        s.check_association("ModifyRule", &listener, &forward)?;
         let r = s.find_rule_mut(rule_arn).expect("found above");
         r.hosts = hosts;
         r.forward = forward;
@@ -446,10 +470,38 @@ impl State {
         h
     }
 
+    /// The load balancers (ARNs) that reference `tg` from a listener rule or a default action.
+    pub(super) fn load_balancers_of(&self, tg: &str) -> std::collections::BTreeSet<String> {
+        let by_rule = self.listeners.iter().filter(|(_, rules)| rules.iter().any(|r| r.references(tg))).map(|(l, _)| l);
+        let by_default = self.defaults.iter().filter(|(_, d)| d.as_deref() == Some(tg)).map(|(l, _)| l);
+        by_rule.chain(by_default).map(|l| load_balancer_of_listener(l)).collect()
+    }
+
+    /// A target group serves one load balancer: a rule on another one that names it fails with
+    /// `TargetGroupAssociationLimit` (ALB quotas, "Load balancers per target group: 1"; ELBv2
+    /// API reference, CreateRule and ModifyRule errors).
+    pub(super) fn check_association(&self, op: &'static str, listener: &str, forward: &[Weighted]) -> CloudResult<()> {
+        let lb = load_balancer_of_listener(listener);
+        for w in forward {
+            if self.load_balancers_of(&w.target_group).iter().any(|other| other != &lb) {
+                return Err(CloudError::new(
+                    op,
+                    "TargetGroupAssociationLimit",
+                    format!("target group {} is already used by another load balancer", w.target_group),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Rules of all listeners of the load balancer `listener` belongs to.
     pub(super) fn rules_on_load_balancer(&self, listener: &str) -> usize {
         let lb = load_balancer_dimension(listener);
         self.listeners.iter().filter(|(l, _)| load_balancer_dimension(l) == lb).map(|(_, r)| r.len()).sum()
+    }
+
+    pub(super) fn listener_of_rule(&self, arn: &str) -> Option<String> {
+        self.listeners.iter().find(|(_, rules)| rules.iter().any(|r| r.arn == arn)).map(|(l, _)| l.clone())
     }
 
     pub(super) fn find_rule_mut(&mut self, arn: &str) -> Option<&mut ListenerRule> {

@@ -69,6 +69,13 @@ impl Cloud for FakeCloud {
         self.op_tag_auto_scaling_group(name, tags).await
     }
 
+    async fn load_balancers_of_groups(
+        &self,
+        arns: &[String],
+    ) -> CloudResult<std::collections::HashMap<String, Vec<String>>> {
+        self.op_load_balancers_of_groups(arns).await
+    }
+
     async fn health_check(&self, target_group_arn: &str) -> CloudResult<crate::cloud::HealthCheck> {
         self.op_health_check(target_group_arn).await
     }

@@ -293,3 +293,41 @@ async fn a_target_turns_healthy_after_threshold_times_interval_as_the_group_repo
     tokio::time::advance(Duration::from_secs(1)).await;
     assert_eq!(cloud.target_health(TG).await.unwrap().healthy, 1);
 }
+
+/// ALB quotas, "Load balancers per target group: 1"; ELBv2 API reference, TargetGroup
+/// `LoadBalancerArns` ("you can use each target group with only one load balancer") and the
+/// `TargetGroupAssociationLimit` error of CreateRule and ModifyRule.
+#[tokio::test(start_paused = true)]
+async fn a_target_group_serves_one_load_balancer() {
+    const OTHER: &str =
+        "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/staging/7c1b2d3e4f5a6b7c/0a1b2c3d4e5f6a7b";
+    let cloud = world();
+    cloud.add_listener_with_default(
+        OTHER,
+        Some("arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/autostop-2/1"),
+    );
+    assert_eq!(
+        cloud.load_balancers_of_groups(&[TG.to_string()]).await.unwrap()[TG],
+        Vec::<String>::new(),
+        "attached nowhere yet"
+    );
+    cloud.create_rule(&rule(1, &["a.x"], vec![Weighted::new(TG, 0), Weighted::new(LAMBDA_TG, 1)])).await.unwrap();
+    let lb = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/dev/50dc6c495c0c9188";
+    assert_eq!(
+        cloud.load_balancers_of_groups(&[TG.to_string()]).await.unwrap()[TG],
+        vec![lb.to_string()],
+        "weight 0 attaches it too"
+    );
+    let elsewhere = NewRule { listener_arn: OTHER.into(), ..rule(1, &["a.x"], vec![Weighted::new(TG, 1)]) };
+    let e = cloud.create_rule(&elsewhere).await.unwrap_err();
+    assert_eq!((e.code.as_str(), e.kind), ("TargetGroupAssociationLimit", ErrorKind::Limit));
+    let other = NewRule { listener_arn: OTHER.into(), ..rule(2, &["b.x"], vec![Weighted::new(I1_TG, 1)]) };
+    cloud.add_target_group(I1_TG, Duration::from_secs(10));
+    let arn = cloud.create_rule(&other).await.unwrap();
+    let to_tg = RuleChange { hosts: None, forward: Some(vec![Weighted::new(TG, 1)]) };
+    assert_eq!(code(cloud.modify_rule(&arn, &to_tg).await), "TargetGroupAssociationLimit");
+    let asked = cloud.load_balancers_of_groups(&[TG.to_string(), "arn:unknown".to_string()]).await.unwrap();
+    assert_eq!(asked.keys().collect::<Vec<_>>(), vec![TG], "unknown groups are left out");
+}
+
+const I1_TG: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/staging-api/9";
