@@ -11,7 +11,7 @@ use autostop::cloud::fake::{FakeCloud, Op, LAMBDA_TG};
 use autostop::cloud::{InstanceState, Weighted, DESIRED_COUNT_TAG};
 use autostop::config::standing::DERIVED_BASE;
 use autostop::state::Phase;
-use autostop::wake::READY_TTL;
+use autostop::wake::{READY_TTL, STEP_BUDGET};
 use common::*;
 use tokio::time::advance;
 
@@ -195,6 +195,36 @@ async fn throttling_is_retried_within_the_hold() {
     let r = api(&app, "GET", "api.dev.example.com", "/").await;
     assert_eq!(r.status, 307, "{}", r.body);
     assert_eq!(cloud(&app).calls(Op::StartInstances), 3);
+}
+
+/// No call outlives its deadline: with DescribeInstances hung, a browser's page and a status
+/// poll come within the step budget from the last observation, a held API client gets its 503
+/// within `hold`, and once AWS answers again the wake finishes.
+#[tokio::test(start_paused = true)]
+async fn a_hung_aws_answers_within_the_step_budget_and_the_wake_goes_on_when_it_recovers() {
+    let app = ec2_app(15, 10);
+    let host = "api.dev.example.com";
+    cloud(&app).slow_down(Op::DescribeInstances, SECS(600));
+    let t = tokio::time::Instant::now();
+    let r = browser(&app, host).await;
+    assert!(t.elapsed() <= STEP_BUDGET, "first page after {:?}", t.elapsed());
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("AWS is slow to answer"), "{}", r.body);
+
+    advance(SECS(2)).await;
+    let t = tokio::time::Instant::now();
+    let s = status(&app, host).await;
+    assert!(t.elapsed() <= STEP_BUDGET && s["message"].as_str().unwrap().contains("slow"), "{s}");
+
+    let t = tokio::time::Instant::now();
+    let r = api(&app, "GET", host, "/").await;
+    assert!(t.elapsed() <= SECS(25) + STEP_BUDGET, "held {:?}", t.elapsed());
+    assert_eq!((r.status, r.header("retry-after").is_some()), (503, true), "{}", r.body);
+
+    cloud(&app).slow_down(Op::DescribeInstances, Duration::ZERO);
+    let r = api(&app, "GET", host, "/").await; // boot 15 s + health checks 10 s: one more hold
+    let r = if r.status == 503 { api(&app, "GET", host, "/").await } else { r };
+    assert_eq!(r.status, 307, "{}", r.body);
 }
 
 #[tokio::test(start_paused = true)]

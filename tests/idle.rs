@@ -268,16 +268,17 @@ async fn a_wake_step_that_read_ready_before_the_claim_never_routes_to_a_stopping
     assert_eq!(cloud(&app).routes_to(L1, "api.dev.example.com"), LAMBDA_TG);
 }
 
-/// DescribeTags takes 2 s. The checker lists (t = 0..2 s), claims and switches to the Lambda at
-/// about 2.05 s; a request reaches autostop at 1.9 s. Returns the checker's report.
+/// DescribeTags takes 1.5 s. The checker lists (t = 0..1.5 s), claims and switches to the Lambda
+/// at about 1.55 s; a request reaches autostop at 1.4 s, and its step (listing included) ends
+/// inside the step budget. Returns the checker's report.
 async fn a_request_in_the_checkers_decision_window(app: &Arc<App<FakeCloud>>) -> Value {
-    cloud(app).slow_down(Op::DescribeTags, secs(2));
+    cloud(app).slow_down(Op::DescribeTags, Duration::from_millis(1500));
     cloud(app).slow_down(Op::StopInstances, secs(3));
     let checker = {
         let app = Arc::clone(app);
         tokio::spawn(async move { check(&app, false).await })
     };
-    tokio::time::sleep(Duration::from_millis(1900)).await;
+    tokio::time::sleep(Duration::from_millis(1400)).await;
     let _ = status(app, "api.dev.example.com").await;
     checker.await.unwrap()
 }
@@ -299,7 +300,7 @@ async fn without_the_table_a_switch_landing_after_the_stop_switched_away_is_swep
     let app = Arc::new(awake_app(&ec2_rule_config("5m", "", &[I1]), &[I1]).await);
     advance(secs(9 * MIN)).await; // idle 5 m + 3 m lag allowance
                                   // Without the table nothing coordinates: the request's step passes its guard at about
-                                  // 1.95 s, lists until about 4 s and switches the rule back to the app while StopInstances
+                                  // 1.45 s, lists until about 3 s and switches the rule back to the app while StopInstances
                                   // runs. The checker's sweep switches it away again.
     cloud(&app).drop_state_table();
     let report = a_request_in_the_checkers_decision_window(&app).await;

@@ -88,6 +88,7 @@ impl ErrorKind {
             | "ServiceUnavailable"
             | "ServiceUnavailableException"
             | "ServerException"
+            | "Timeout"
             | "Unavailable" => ErrorKind::Transient,
             c if c.ends_with(".NotFound") || c.ends_with("NotFoundException") || c.ends_with("NotFound") => {
                 ErrorKind::NotFound

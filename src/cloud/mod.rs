@@ -28,6 +28,14 @@ pub use resources::{
     ASG_DESIRED_TAG, ASG_MIN_TAG, DESIRED_COUNT_TAG,
 };
 
+/// How long one attempt of an AWS call may take before it is abandoned (and retried).
+pub const ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+/// How long one port call may take in all, retries and backoff included: past it the call fails
+/// with `Timeout` ([`ErrorKind::Transient`]: retried by the next step). A hung endpoint can then
+/// never hold a request into the Lambda's timeout, and the idle check's calls stay inside its
+/// deadline.
+pub const OPERATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// The port. Every method is one logical AWS operation (an adapter may page or batch inside it);
 /// every mutating method is safe to repeat.
 pub trait Cloud: Send + Sync + 'static {

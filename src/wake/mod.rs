@@ -58,6 +58,11 @@ pub const READY_TTL: Duration = Duration::from_secs(10);
 pub const PROPAGATION: Duration = Duration::from_secs(30);
 /// How long an observer lease lasts: a crashed holder frees the rule after this long.
 pub const LEASE: Duration = Duration::from_secs(5);
+/// How long a request waits for one step before it answers from the last observation. Inside
+/// the observer [`LEASE`], so a step never outlives it, and a page or status answer comes within
+/// this however slow AWS is; the next request's step goes on (every action is idempotent).
+pub const STEP_BUDGET: Duration = Duration::from_secs(2);
+const _: () = assert!(STEP_BUDGET.as_millis() < LEASE.as_millis());
 /// How long a recorded broken start (seconds) is shown before a request may try the start again.
 pub const ERROR_PAUSE: i64 = 60;
 
@@ -163,7 +168,8 @@ impl<C: Cloud> Waker<C> {
                 return status.clone();
             }
         }
-        let status = self.fleet_step(rule, &mut memo, Mode::Wake).await;
+        let step = tokio::time::timeout(STEP_BUDGET, self.fleet_step(rule, &mut memo, Mode::Wake)).await;
+        let status = step.unwrap_or_else(|_| late(rule, &memo, Phase::Starting));
         memo.cached = Some((Instant::now(), status.clone()));
         status
     }
@@ -180,7 +186,9 @@ impl<C: Cloud> Waker<C> {
         if let Some(status) = fresh(&memo.cached).or_else(|| fresh(&memo.looked)) {
             return status;
         }
-        let status = self.fleet_step(rule, &mut memo, Mode::Observe).await;
+        let step = tokio::time::timeout(STEP_BUDGET, self.fleet_step(rule, &mut memo, Mode::Observe)).await;
+        // Knowing nothing, a look says asleep: a click-mode page then offers its button.
+        let status = step.unwrap_or_else(|_| late(rule, &memo, Phase::Stopped));
         memo.looked = Some((Instant::now(), status.clone()));
         status
     }
@@ -205,6 +213,20 @@ fn environment_id() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     format!("env-{:x}-{:x}-{}", std::process::id(), nanos as u64, NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The answer when a step did not finish within [`STEP_BUDGET`]: this environment's last
+/// observation (else `unknown`'s phase), saying AWS is slow. The step was abandoned between
+/// calls or in one; what it did stands, and the next request's step goes on from what AWS shows.
+fn late(rule: &Rule, memo: &Memo, unknown: Phase) -> Status {
+    tracing::warn!(rule = %rule.name, budget_ms = STEP_BUDGET.as_millis() as u64, "AWS too slow for a step; answering from the last observation");
+    let last = memo.cached.as_ref().or(memo.looked.as_ref()).map(|(_, s)| s.clone());
+    let mut status = last.unwrap_or_else(|| Status::new(&rule.name, unknown, ""));
+    status.message = format!(
+        "AWS is slow to answer (nothing within {} s); showing the last observation and retrying",
+        STEP_BUDGET.as_secs()
+    );
+    status
 }
 
 fn elapsed(memo: &Memo) -> Option<u64> {

@@ -13,6 +13,14 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     let request_id = err.request_id().map(str::to_string);
+    if let SdkError::TimeoutError(_) = &err {
+        let within = crate::cloud::OPERATION_TIMEOUT.as_secs();
+        return CloudError::new(
+            op,
+            "Timeout",
+            format!("no answer within {within} s (attempts of at most {} s)", crate::cloud::ATTEMPT_TIMEOUT.as_secs()),
+        );
+    }
     let e = match err.code() {
         Some(code) => CloudError::new(op, code, err.message().unwrap_or_default()),
         None => CloudError::transient(op, DisplayErrorContext(&err).to_string()),

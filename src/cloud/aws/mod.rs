@@ -142,9 +142,32 @@ impl AwsCloud {
     }
 }
 
+/// Retries and timeouts of every client. Standard retry mode: adaptive mode's client-side rate
+/// limiter is per process (every Lambda environment has its own, so it coordinates nothing
+/// across the fleet) and may wait long before a first attempt. Three attempts with short
+/// backoff fit inside [`OPERATION_TIMEOUT`], which bounds the whole call (SDK for Rust developer
+/// guide, "Timeouts": operation timeout and operation attempt timeout).
+pub fn call_limits() -> (aws_config::retry::RetryConfig, aws_config::timeout::TimeoutConfig) {
+    use std::time::Duration;
+    let retry = aws_config::retry::RetryConfig::standard()
+        .with_max_attempts(3)
+        .with_initial_backoff(Duration::from_millis(100))
+        .with_max_backoff(Duration::from_millis(500));
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(1))
+        .operation_attempt_timeout(crate::cloud::ATTEMPT_TIMEOUT)
+        .operation_timeout(crate::cloud::OPERATION_TIMEOUT)
+        .build();
+    (retry, timeouts)
+}
+
 async fn load_clients() -> Clients {
-    let retry = aws_config::retry::RetryConfig::adaptive().with_max_attempts(4);
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).retry_config(retry).load().await;
+    let (retry, timeouts) = call_limits();
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .retry_config(retry)
+        .timeout_config(timeouts)
+        .load()
+        .await;
     tracing::debug!("AWS clients built");
     Clients::new(&sdk)
 }
@@ -246,6 +269,52 @@ mod tests {
     use super::*;
     use crate::app::App;
     use serde_json::json;
+
+    /// An endpoint that accepts every request and never answers.
+    #[derive(Debug, Clone)]
+    struct Hung;
+
+    mod hung {
+        use aws_smithy_runtime_api::client::http::{
+            HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpConnector,
+        };
+        use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+        use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+        use aws_smithy_runtime_api::shared::IntoShared;
+
+        impl HttpConnector for super::Hung {
+            fn call(&self, _: HttpRequest) -> HttpConnectorFuture {
+                HttpConnectorFuture::new(std::future::pending())
+            }
+        }
+
+        impl HttpClient for super::Hung {
+            fn http_connector(&self, _: &HttpConnectorSettings, _: &RuntimeComponents) -> SharedHttpConnector {
+                self.clone().into_shared()
+            }
+        }
+    }
+
+    /// With the clients' limits, a hung endpoint is a typed, retryable `Timeout` once the
+    /// operation timeout has passed (paused clock), never a call that outlives its deadline.
+    #[tokio::test(start_paused = true)]
+    async fn a_hung_endpoint_is_a_timeout_error_at_the_operation_timeout() {
+        let (retry, timeouts) = call_limits();
+        let conf = aws_sdk_ec2::Config::builder()
+            .behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest())
+            .region(aws_sdk_ec2::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_ec2::config::Credentials::new("AKID", "secret", None, None, "test"))
+            .http_client(Hung)
+            .retry_config(retry)
+            .timeout_config(timeouts)
+            .build();
+        let client = aws_sdk_ec2::Client::from_conf(conf);
+        let started = tokio::time::Instant::now();
+        let e = ec2::instances(&client, &["i-0123456789abcdef0".to_string()]).await.unwrap_err();
+        assert_eq!((e.code.as_str(), e.kind), ("Timeout", crate::cloud::ErrorKind::Transient), "{e}");
+        assert!(e.kind.is_retryable());
+        assert_eq!(started.elapsed(), crate::cloud::OPERATION_TIMEOUT, "ends at the operation timeout");
+    }
 
     /// A cold start that only answers unknown hosts and refused requests never loads the SDK
     /// config: the clients are built on the first AWS call.

@@ -7,7 +7,7 @@ use std::collections::{HashMap, VecDeque};
 use tokio::time::Instant;
 
 use super::{FakeCloud, Op};
-use crate::cloud::CloudResult;
+use crate::cloud::{CloudError, CloudResult, OPERATION_TIMEOUT};
 
 impl FakeCloud {
     /// How many times `op` was called (failed calls included).
@@ -57,12 +57,19 @@ impl FakeCloud {
             *max = (*max).max(now);
         }
         let latency = self.slow.lock().unwrap_or_else(|p| p.into_inner()).get(&op).copied().unwrap_or(self.latency);
+        let in_flight = InFlight { cloud: self, op };
+        if latency > OPERATION_TIMEOUT {
+            // The adapter's clients give up at the operation timeout (`call_limits`).
+            tokio::time::sleep(OPERATION_TIMEOUT).await;
+            drop(in_flight);
+            return Err(CloudError::new(op.name(), "Timeout", "no answer within the operation timeout"));
+        }
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }
+        drop(in_flight);
 
         let mut s = self.lock();
-        *s.in_flight.entry(op).or_default() -= 1;
         if s.advance(Instant::now()) {
             s.check_invariants();
         }
@@ -70,5 +77,17 @@ impl FakeCloud {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+}
+
+/// One call in flight; a call abandoned by its caller (a dropped future) is no longer counted.
+struct InFlight<'a> {
+    cloud: &'a FakeCloud,
+    op: Op,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        *self.cloud.lock().in_flight.entry(self.op).or_default() -= 1;
     }
 }
