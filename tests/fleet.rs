@@ -10,6 +10,7 @@ use autostop::app::App;
 use autostop::cloud::fake::{FakeCloud, Op};
 use autostop::cloud::{Cloud, InstanceState, RuleState};
 use autostop::serve::hold::REDIRECT_PACE;
+use autostop::state::transition::HOLD_SLOTS;
 use autostop::state::Phase;
 use autostop::wake::PROPAGATION;
 use common::*;
@@ -79,6 +80,22 @@ async fn an_observer_that_crashes_mid_lease_is_replaced_once_its_lease_runs_out(
     assert_ne!(item.lease_holder.as_deref(), Some("env-crashed"));
 }
 
+/// An API client as HTTP clients with retries behave: on a 503 it waits `Retry-After` and asks
+/// again. Returns the final answer and how many 503s it got.
+async fn client_with_retries(app: &App<FakeCloud>, host: &str) -> (Resp, usize) {
+    let mut busy = 0;
+    loop {
+        let r = api(app, "POST", host, "/v1/items").await;
+        match (r.status, r.header("retry-after")) {
+            (503, Some(after)) => {
+                busy += 1;
+                tokio::time::sleep(SECS(after.parse().unwrap())).await;
+            }
+            _ => return (r, busy),
+        }
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn held_requests_in_five_environments_all_get_their_307_with_one_switch_per_listener() {
     let (cloud, apps) = fleet(5);
@@ -88,14 +105,17 @@ async fn held_requests_in_five_environments_all_get_their_307_with_one_switch_pe
             let app = Arc::clone(app);
             tasks.spawn(async move {
                 tokio::time::sleep(Duration::from_millis(250 * (i * 4 + k) as u64)).await;
-                api(&app, "POST", "api.dev.example.com", "/v1/items").await
+                client_with_retries(&app, "api.dev.example.com").await
             });
         }
     }
+    let mut answered_at_once = 0;
     while let Some(r) = tasks.join_next().await {
-        let r = r.unwrap();
+        let (r, busy) = r.unwrap();
         assert_eq!(r.status, 307, "{}", r.body);
+        answered_at_once += busy;
     }
+    assert!(answered_at_once > 0, "20 clients, {HOLD_SLOTS} hold slots: the rest are answered at once");
     assert_eq!(cloud.calls(Op::StartInstances), 1);
     assert_eq!(cloud.calls(Op::ModifyRule), 2, "one switch per listener");
     assert_eq!(cloud.calls(Op::CreateRule), 2, "one standing rule per listener");
@@ -203,4 +223,60 @@ async fn a_client_sent_back_after_the_switch_is_paced_then_told_to_retry_while_t
     let r = api(&apps[1], "GET", "api.dev.example.com", "/late").await;
     assert_eq!(cloud.routes_to(L2, "api.dev.example.com"), TG_API, "repaired by the request path");
     assert_eq!(r.status, 307, "the repaired rule propagates from now: paced, not turned away: {}", r.body);
+}
+
+/// Lambda's concurrency limit as the ALB meets it: an invocation beyond `limit` running at once
+/// is throttled, and the ALB answers 5xx.
+#[derive(Clone)]
+struct Concurrency(Arc<tokio::sync::Semaphore>);
+
+impl Concurrency {
+    async fn invoke(&self, app: &App<FakeCloud>, event: serde_json::Value) -> Option<serde_json::Value> {
+        let _running = self.0.try_acquire().ok()?;
+        Some(app.handle(event, None).await.expect("the handler answers"))
+    }
+}
+
+/// A 20-job CI matrix waking one environment, under a concurrency limit of 20 (the template's
+/// former reserved concurrency): only the rule's hold slots keep an environment for long, the
+/// other jobs are answered at once and retry, so another host's request and the idle check
+/// are never throttled, and every job gets its 307.
+#[tokio::test(start_paused = true)]
+async fn a_ci_matrix_waking_one_rule_never_throttles_other_hosts_or_the_idle_check() {
+    let (cloud, apps) = fleet(22);
+    let lambda = Concurrency(Arc::new(tokio::sync::Semaphore::new(20)));
+    let mut jobs = tokio::task::JoinSet::new();
+    for (k, app) in apps.iter().take(20).enumerate() {
+        let (app, lambda, cloud) = (Arc::clone(app), lambda.clone(), Arc::clone(&cloud));
+        jobs.spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50 * k as u64)).await;
+            // Through the ALB: once it routes the host to the app, the job is served there.
+            while cloud.routes_to(L1, "api.dev.example.com") != TG_API {
+                let event = alb_event("POST", "api.dev.example.com", "/v1/jobs", &[]);
+                let Some(r) = lambda.invoke(&app, event).await.map(Resp::from_value) else {
+                    tokio::time::sleep(SECS(1)).await; // throttled: the ALB's 5xx, retried
+                    continue;
+                };
+                match (r.status, r.header("retry-after")) {
+                    (503, Some(after)) => tokio::time::sleep(SECS(after.parse().unwrap())).await,
+                    (307, _) => {}
+                    (status, _) => return Err(format!("{status}: {}", r.body)),
+                }
+            }
+            Ok(())
+        });
+    }
+    for second in 2..60 {
+        tokio::time::sleep_until(tokio::time::Instant::now() + SECS(1)).await;
+        let page = alb_event("GET", "other.dev.example.com", "/", &[("accept", CHROME_ACCEPT)]);
+        assert!(lambda.invoke(&apps[20], page).await.is_some(), "another host throttled at {second} s");
+        if second % 20 == 0 {
+            let check = serde_json::json!({"autostop": "idle-check", "dry_run": true});
+            assert!(lambda.invoke(&apps[21], check).await.is_some(), "the idle check throttled at {second} s");
+        }
+    }
+    while let Some(served) = jobs.join_next().await {
+        served.unwrap().expect("every job reaches the app");
+    }
+    assert_eq!(cloud.calls(Op::StartInstances), 1);
 }

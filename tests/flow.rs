@@ -339,7 +339,9 @@ async fn ecs_configured_count_wins_and_defaults_to_one() {
     }
 }
 
-/// Runs `n` held API requests at once against a fresh world; returns the cloud's call counts.
+/// Runs `n` API clients at once against a fresh world, each retrying after a 503's
+/// `Retry-After` (beyond the rule's hold slots a client is answered at once) until it gets its
+/// 307; returns the app.
 async fn concurrent_wake(n: usize) -> Arc<App<FakeCloud>> {
     let app = Arc::new(App::new(config(&ec2_config(&[L1, L2], "")), ec2_world(8, 4, &[L1, L2])));
     let mut tasks = tokio::task::JoinSet::new();
@@ -347,7 +349,13 @@ async fn concurrent_wake(n: usize) -> Arc<App<FakeCloud>> {
         let app = Arc::clone(&app);
         tasks.spawn(async move {
             let host = if i % 2 == 0 { "api.dev.example.com" } else { "x.api.dev.example.com" };
-            api(&app, "POST", host, "/v1/items").await
+            loop {
+                let r = api(&app, "POST", host, "/v1/items").await;
+                match (r.status, r.header("retry-after")) {
+                    (503, Some(after)) => tokio::time::sleep(SECS(after.parse().unwrap())).await,
+                    _ => return r,
+                }
+            }
         });
     }
     while let Some(r) = tasks.join_next().await {

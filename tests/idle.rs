@@ -208,8 +208,10 @@ async fn through_the_alb(app: &App<FakeCloud>) -> &'static str {
             return "app";
         }
         let r = api(app, "GET", "api.dev.example.com", "/during-stop").await;
-        if r.status != 307 {
-            return "error";
+        match (r.status, r.header("retry-after")) {
+            (307, _) => {}
+            (503, Some(after)) => tokio::time::sleep(secs(after.parse().unwrap())).await,
+            _ => return "error",
         }
     }
     "redirect loop"

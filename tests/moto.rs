@@ -806,7 +806,7 @@ async fn three_environments_wake_a_rule_with_one_start_and_one_switch_per_listen
     let mut tasks = tokio::task::JoinSet::new();
     for k in 0..12 {
         let app = std::sync::Arc::clone(&envs[k % 3]);
-        tasks.spawn(async move { api(&app, "POST", "api.fleet.example.com", "/v1/items").await });
+        tasks.spawn(async move { api_retrying(&app, "POST", "api.fleet.example.com", "/v1/items").await });
     }
     while let Some(r) = tasks.join_next().await {
         let r = r.unwrap();

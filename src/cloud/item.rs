@@ -101,6 +101,9 @@ pub struct RuleState {
     pub override_mode: Option<String>,
     pub override_until: Option<i64>,
     pub override_by: Option<String>,
+    /// The API clients held for this rule right now, fleet-wide: `slot@until_ms` each (a slot
+    /// past its time is free, so a crashed holder frees its own).
+    pub holds: Vec<String>,
 }
 
 pub const WARMUPS_KEPT: usize = 20;

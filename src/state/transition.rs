@@ -122,6 +122,39 @@ pub fn published(prev: Option<&RuleState>, rule: &str, status_json: &str, now_ms
     s
 }
 
+/// API clients held for one rule at once, fleet-wide. Each holds a Lambda environment for up
+/// to `hold`; beyond this many, a client is answered 503 with `Retry-After` at once, so a burst
+/// (a CI matrix) cannot take the concurrency every other host and the idle check need.
+pub const HOLD_SLOTS: usize = 4;
+
+/// When a hold slot (`slot@until_ms`) ends.
+fn hold_until(entry: &str) -> i64 {
+    entry.rsplit_once('@').and_then(|(_, t)| t.parse().ok()).unwrap_or(0)
+}
+
+/// A held client takes a slot until `until_ms`; declines when [`HOLD_SLOTS`] are taken. Slots
+/// past their time are dropped on the way.
+pub fn take_hold(prev: Option<&RuleState>, rule: &str, slot: &str, until_ms: i64, now_ms: i64) -> Option<RuleState> {
+    let mut s = base(prev, rule);
+    s.holds.retain(|h| hold_until(h) > now_ms);
+    if s.holds.len() >= HOLD_SLOTS {
+        return None;
+    }
+    s.holds.push(format!("{slot}@{until_ms}"));
+    Some(s)
+}
+
+/// A held client is answered: its slot is free (nothing to write when it is gone already).
+pub fn release_hold(prev: Option<&RuleState>, rule: &str, slot: &str, now_ms: i64) -> Option<RuleState> {
+    let mine = |h: &String| h.rsplit_once('@').is_some_and(|(s, _)| s == slot);
+    if !prev?.holds.iter().any(mine) {
+        return None;
+    }
+    let mut s = base(prev, rule);
+    s.holds.retain(|h| !mine(h) && hold_until(h) > now_ms);
+    Some(s)
+}
+
 /// An idle stop claims the rule: `stopping`, since the first claim of this stop.
 pub fn claim_stop(prev: Option<&RuleState>, rule: &str, now: i64) -> RuleState {
     let mut s = base(prev, rule);
@@ -188,6 +221,20 @@ pub fn override_set(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hold_slots_are_limited_fleet_wide_and_freed_by_their_holder_or_their_time() {
+        let mut item: Option<RuleState> = None;
+        for k in 0..HOLD_SLOTS {
+            item = take_hold(item.as_ref(), "api", &format!("env-{k}"), 30_000, 1_000);
+        }
+        assert_eq!(item.as_ref().unwrap().holds.len(), HOLD_SLOTS);
+        assert!(take_hold(item.as_ref(), "api", "env-x", 30_000, 1_000).is_none(), "budget spent");
+        let freed = release_hold(item.as_ref(), "api", "env-0", 2_000).unwrap();
+        assert!(take_hold(Some(&freed), "api", "env-x", 30_000, 2_000).is_some(), "a released slot is free");
+        assert!(take_hold(item.as_ref(), "api", "env-x", 60_000, 30_000).is_some(), "slots past their time are free");
+        assert!(release_hold(Some(&freed), "api", "env-0", 2_000).is_none(), "released twice writes nothing");
+    }
 
     const T: i64 = 1_795_514_400;
 

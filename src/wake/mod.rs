@@ -22,6 +22,7 @@
 
 mod dependencies;
 mod fleet;
+mod holds;
 pub mod observe;
 pub mod plan;
 mod ready;

@@ -98,6 +98,18 @@ pub async fn api<C: Cloud>(app: &App<C>, method: &str, host: &str, path: &str) -
     send(app, alb_event(method, host, path, &[("accept", "application/json"), ("user-agent", "curl/8.5")])).await
 }
 
+/// An API client as HTTP clients with retries behave: a 503 with `Retry-After` (the rule's
+/// hold slots are taken, or the hold ran out) is asked again after that many seconds.
+pub async fn api_retrying<C: Cloud>(app: &App<C>, method: &str, host: &str, path: &str) -> Resp {
+    loop {
+        let r = api(app, method, host, path).await;
+        match (r.status, r.header("retry-after").and_then(|a| a.parse().ok())) {
+            (503, Some(after)) => tokio::time::sleep(Duration::from_secs(after)).await,
+            _ => return r,
+        }
+    }
+}
+
 pub async fn status<C: Cloud>(app: &App<C>, host: &str) -> Value {
     let r = send(app, alb_event("GET", host, "/__autostop/status", &[("accept", "application/json")])).await;
     assert_eq!(r.status, 200, "{}", r.body);

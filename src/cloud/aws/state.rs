@@ -112,6 +112,9 @@ pub fn to_item(s: &RuleState) -> Item {
         let ids = s.started_instances.iter().map(|i| AttributeValue::S(i.clone())).collect();
         item.insert("started_instances".into(), AttributeValue::L(ids));
     }
+    if !s.holds.is_empty() {
+        item.insert("holds".into(), AttributeValue::L(s.holds.iter().map(|h| AttributeValue::S(h.clone())).collect()));
+    }
     if let Some(m) = &s.asleep_month {
         item.insert("asleep_month".into(), AttributeValue::S(m.clone()));
         item.insert("asleep_seconds".into(), n(s.asleep_seconds));
@@ -157,6 +160,11 @@ pub fn from_item(item: &Item) -> Option<RuleState> {
         stop_error_fingerprint: s("stop_error_fingerprint"),
         started_instances: item
             .get("started_instances")
+            .and_then(|v| v.as_l().ok())
+            .map(|l| l.iter().filter_map(|v| v.as_s().ok().cloned()).collect())
+            .unwrap_or_default(),
+        holds: item
+            .get("holds")
             .and_then(|v| v.as_l().ok())
             .map(|l| l.iter().filter_map(|v| v.as_s().ok().cloned()).collect())
             .unwrap_or_default(),
@@ -207,6 +215,7 @@ mod tests {
             override_mode: Some("awake".into()),
             override_until: Some(200),
             override_by: Some("arn:aws:sts::123456789012:assumed-role/dev/alice".into()),
+            holds: vec!["env-1-3@105250".into()],
         }
     }
 
