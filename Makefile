@@ -52,7 +52,10 @@ lint:
 ## make bench: handler time per request and AWS calls per wake, on the in-memory cloud.
 bench:
 	$(CARGO) bench --bench wake
-	$(CARGO) bench --bench runtime
+	@# The binary `make build` ships (the release profile: opt-level "s", LTO), against a bare
+	@# function built with cargo's plain release profile, at the template's environment.
+	$(CARGO) build --release --bin autostop
+	AUTOSTOP_BENCH_BINARY=$(CURDIR)/target/release/autostop $(CARGO) bench --bench runtime
 
 ## make package: the Lambda zip as a debug build with cargo-lambda (what make test deploys).
 package: $(VENV)/.build-tools

@@ -4,7 +4,11 @@
 //! request, the cold start (process spawn to the first `/next`), and the ratios.
 //!
 //! The bare function is this same executable run again with `AUTOSTOP_BENCH_BARE=1`: it answers
-//! every event 404 with a text body, the least a target of an ALB can do.
+//! every event 404 with a text body, the least a target of an ALB can do. It is built with the
+//! bench profile, cargo's plain release profile.
+//! autostop is the binary `make build` ships (`AUTOSTOP_BENCH_BINARY`, which `make bench` builds
+//! with the release profile: opt-level "s", LTO), run with the environment variables the
+//! template gives the function (`RUST_LOG` read from `infra/autostop.yaml`).
 //! Runs alternate (bare, autostop, bare, ...) so that machine noise falls on both.
 
 use std::process::{Child, Command, Stdio};
@@ -68,8 +72,15 @@ async fn compare() {
          ec2 = { instance_ids = [\"i-0123456789abcdef0\"] }\n",
     )
     .expect("config");
-    let autostop = env!("CARGO_BIN_EXE_autostop");
+    let shipped = std::env::var("AUTOSTOP_BENCH_BINARY").ok();
+    let autostop = shipped.clone().unwrap_or_else(|| env!("CARGO_BIN_EXE_autostop").to_string());
+    let rust_log = template_variable("RUST_LOG");
     let me = std::env::current_exe().expect("own path");
+    match &shipped {
+        Some(path) => println!("autostop: {path} (release profile, as shipped)"),
+        None => println!("autostop: the bench build (not the shipped binary: run `make bench` for that)"),
+    }
+    println!("autostop's environment as the template's: RUST_LOG={}", rust_log.as_deref().unwrap_or("(unset)"));
     let cases = [
         ("unknown host", alb("nope.dev.example.com", "curl/8.5")),
         ("refused (bot)", alb("api.dev.example.com", "Mozilla/5.0 (compatible; Googlebot/2.1)")),
@@ -83,7 +94,13 @@ async fn compare() {
         let (mut b, mut a) = (Figures { cold: vec![], trips: vec![] }, Figures { cold: vec![], trips: vec![] });
         for _ in 0..ROUNDS {
             run(Command::new(&me).env("AUTOSTOP_BENCH_BARE", "1"), event, &mut b).await;
-            run(Command::new(autostop).env("AUTOSTOP_CONFIG", &config), event, &mut a).await;
+            let mut ours = Command::new(&autostop);
+            ours.env("AUTOSTOP_CONFIG", &config).env("AUTOSTOP_STATE_TABLE", "autostop-state");
+            match &rust_log {
+                Some(v) => ours.env("RUST_LOG", v),
+                None => ours.env_remove("RUST_LOG"),
+            };
+            run(&mut ours, event, &mut a).await;
         }
         let (bt, at) = (median(&mut b.trips), median(&mut a.trips));
         let (bc, ac) = (median(&mut b.cold), median(&mut a.cold));
@@ -98,6 +115,14 @@ async fn compare() {
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A plain `KEY: value` of the function's environment in the template (`None` when absent).
+fn template_variable(key: &str) -> Option<String> {
+    let template = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/infra/autostop.yaml")).ok()?;
+    let line = template.lines().find(|l| l.trim_start().starts_with(&format!("{key}:")))?;
+    let value = line.split_once(':')?.1.trim().trim_matches('"');
+    (!value.is_empty()).then(|| value.to_string())
 }
 
 fn micros(d: Duration) -> f64 {
