@@ -48,19 +48,10 @@ pub fn build_queries(config: &Config, homes: &HashMap<String, Vec<String>>) -> (
     let mut per_rule = Vec::with_capacity(config.rules.len());
     for (i, rule) in config.rules.iter().enumerate() {
         let mut rq = RuleQueries::default();
-        // A rule without a target group (a dependency) has no requests of its own.
-        let tg = rule.target_group_arn.as_deref().map(target_group_dimension);
         let lbs = homes.get(&rule.name).filter(|l| !l.is_empty()).unwrap_or(&all);
-        for (j, (tg, lb)) in tg.iter().flat_map(|tg| lbs.iter().map(move |lb| (tg, lb))).enumerate() {
-            let id = format!("r{i}_l{j}");
-            queries.push(MetricQuery {
-                id: id.clone(),
-                namespace: "AWS/ApplicationELB",
-                metric: "RequestCount",
-                dimensions: vec![("TargetGroup", tg.clone()), ("LoadBalancer", lb.clone())],
-                stat: "Sum",
-            });
-            rq.requests.push(id);
+        for query in request_queries(i, rule, lbs) {
+            rq.requests.push(query.id.clone());
+            queries.push(query);
         }
         let instances = rule.ec2.as_ref().map(|e| e.instance_ids.as_slice()).unwrap_or(&[]);
         match (rule.busy_when, &rule.ecs) {
@@ -91,6 +82,20 @@ pub fn build_queries(config: &Config, homes: &HashMap<String, Vec<String>>) -> (
         per_rule.push(rq);
     }
     (queries, per_rule)
+}
+
+/// `RequestCount` of the rule's target group under each of `lbs` (none for a rule without a
+/// target group, a dependency: it has no requests of its own).
+fn request_queries(i: usize, rule: &Rule, lbs: &[String]) -> Vec<MetricQuery> {
+    let Some(tg) = rule.target_group_arn.as_deref().map(target_group_dimension) else { return Vec::new() };
+    let each = lbs.iter().enumerate().map(|(j, lb)| MetricQuery {
+        id: format!("r{i}_l{j}"),
+        namespace: "AWS/ApplicationELB",
+        metric: "RequestCount",
+        dimensions: vec![("TargetGroup", tg.clone()), ("LoadBalancer", lb.clone())],
+        stat: "Sum",
+    });
+    each.collect()
 }
 
 fn ec2_query(id: String, metric: &'static str, instance: &str, stat: &'static str) -> MetricQuery {
