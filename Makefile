@@ -54,8 +54,10 @@ bench:
 	$(CARGO) bench --bench wake
 	@# The binary `make build` ships (the release profile: opt-level "s", LTO), against a bare
 	@# function built with cargo's plain release profile, at the template's environment.
+	@# Copied aside: cargo bench writes its own build of the binary to the same path.
 	$(CARGO) build --release --bin autostop
-	AUTOSTOP_BENCH_BINARY=$(CURDIR)/target/release/autostop $(CARGO) bench --bench runtime
+	cp target/release/autostop target/autostop-shipped
+	AUTOSTOP_BENCH_BINARY=$(CURDIR)/target/autostop-shipped $(CARGO) bench --bench runtime
 
 ## make package: the Lambda zip as a debug build with cargo-lambda (what make test deploys).
 package: $(VENV)/.build-tools
