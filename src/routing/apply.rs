@@ -190,14 +190,9 @@ pub async fn routed_everywhere<C: Cloud>(cloud: &C, config: &Config, rule: &Rule
     let homes = homes_for(cloud, config, rule).await?;
     for listener in homes.listeners(config, rule)? {
         let rules = cloud.listener_rules(listener).await?;
-        let view = ListenerView {
-            listener: listener.clone(),
-            lambda_tg: String::new(),
-            rules,
-            homed: Some(homes.on(listener)),
-        };
-        let ours = view.rules.iter().filter(|r| r.owner.as_deref() == Some(rule.name.as_str()));
-        if !complete(config, &view, rule) || ours.clone().any(|r| route_of(r, rule.app_group()) != Route::App) {
+        let mut ours = rules.iter().filter(|r| r.owner.as_deref() == Some(rule.name.as_str()));
+        let here = |r: &str| homes.serves(listener, r);
+        if !complete(config, &rules, here, rule) || ours.any(|r| route_of(r, rule.app_group()) != Route::App) {
             return Ok(false);
         }
     }
@@ -229,13 +224,7 @@ pub async fn ensure<C: Cloud>(cloud: &C, config: &Config, rule: &Rule) -> Result
     let homes = homes_for(cloud, config, rule).await?;
     for listener in homes.listeners(config, rule)? {
         let rules = cloud.listener_rules(listener).await?;
-        let listed = ListenerView {
-            listener: listener.clone(),
-            lambda_tg: String::new(),
-            rules,
-            homed: Some(homes.on(listener)),
-        };
-        if complete(config, &listed, rule) {
+        if complete(config, &rules, |r| homes.serves(listener, r), rule) {
             continue;
         }
         tracing::info!(rule = %rule.name, listener = %listener, "standing rule missing: creating it");

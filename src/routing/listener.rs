@@ -66,9 +66,9 @@ pub async fn views<C: Cloud>(cloud: &C, config: &Config) -> Result<Vec<ListenerV
 
 /// Whether every standing rule of `rule`, and of the rules entangled with it, exists among a
 /// listener's rules (in any direction).
-pub fn complete(config: &Config, view: &ListenerView, rule: &Rule) -> bool {
-    let (names, rules) = (entangled(config, rule), &view.rules);
-    let mut here = config.standing.iter().filter(|c| names.contains(c.owner.as_str()) && view.serves(&c.owner));
+pub fn complete(config: &Config, rules: &[ListenerRule], serves: impl Fn(&str) -> bool, rule: &Rule) -> bool {
+    let names = entangled(config, rule);
+    let mut here = config.standing.iter().filter(|c| names.contains(c.owner.as_str()) && serves(&c.owner));
     here.all(|c| {
         rules.iter().any(|r| r.owner.as_deref() == Some(c.owner.as_str()) && priority::same_hosts(&r.hosts, &c.hosts))
     })
