@@ -16,12 +16,14 @@ use serde_json::Value;
 async fn main() -> Result<(), lambda_runtime::Error> {
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_none() {
         let cli = Cli::parse();
-        // The CLI speaks through its output; its log shows only what went wrong.
-        autostop::telemetry::init(if matches!(cli.command, Cmd::Events) { "info" } else { "warn" });
         if matches!(cli.command, Cmd::Events) {
+            // One warm "Lambda instance" for the demo: JSON logs, as in Lambda.
+            autostop::telemetry::init("info");
             let app = Arc::new(lambda_app(cli.config.clone()).await?);
             return events(app).await;
         }
+        // The CLI speaks through its output; its log only with -v.
+        autostop::telemetry::init_cli(cli.verbose);
         std::process::exit(cli::run(cli).await);
     }
     autostop::telemetry::init("info");
@@ -43,10 +45,11 @@ async fn invoke<C: Cloud>(app: &App<C>, event: LambdaEvent<Value>) -> Result<Ans
 /// anything: never half a config.
 async fn lambda_app(path: Option<std::path::PathBuf>) -> Result<App<AwsCloud>, lambda_runtime::Error> {
     let cloud = AwsCloud::from_env();
-    let config = cli::load_config(path, &cloud, false).await.map_err(|e| {
-        tracing::error!(error = %e, "config rejected");
-        e
+    let (config, found) = cli::load_config(path, &cloud, false).await.map_err(|e| {
+        tracing::error!(error = %e.message, "config rejected");
+        e.message
     })?;
+    tracing::info!(path = %found.path.display(), from = found.why, "config loaded");
     let app = App::new(config, cloud);
     Ok(match std::env::var("AUTOSTOP_LOAD_BALANCER_ARN").ok().filter(|v| !v.is_empty()) {
         Some(lb) => app.discovering_listeners_of(&lb),

@@ -58,6 +58,15 @@ def fetch(port, host, path, accept):
     return r.status, r.read().decode()
 
 
+def header_names(port, host, path):
+    """The names of the response's headers, in order, repeats kept."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("GET", path, headers={"Host": f"{host}:{port}", "Accept": "text/html"})
+    r = conn.getresponse()
+    r.read()
+    return [k.lower() for k, _ in r.getheaders()]
+
+
 def visit(port, host, javascript, expect, click=False):
     """Opens a sleeping host once (pressing its Wake button if `click`) and waits, recording the
     phases the page shows, until the app's page is there. Returns (phases, title, source)."""
@@ -122,6 +131,12 @@ def main():
         check("JS: it showed the boot and the health checks",
               "starting" in phases and "waiting_for_health" in phases, phases)
         check("JS: landed on the app with no manual reload", title == "api is awake" and "Hello from api" in src, title)
+        names = header_names(port, "api.localhost", "/")
+        check("the front end passes the app's Server and Date on, once each",
+              names.count("server") == 1 and names.count("date") == 1, names)
+        names = header_names(port, "nobody.localhost", "/")
+        check("autostop's own answers get one Server and one Date",
+              names.count("server") == 1 and names.count("date") == 1, names)
 
         status, page = fetch(port, "web.localhost", "/", "text/html")
         check("click: a fetch of the page gets the Wake button", status == 200 and 'id="wake"' in page, status)

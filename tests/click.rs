@@ -172,3 +172,13 @@ async fn the_click_page_and_its_polls_cost_one_observation_a_second_fleet_wide()
     assert_eq!(send(&apps[1], post(&cookie, &field, &format!("https://{HOST}"))).await.status, 303);
     assert_eq!(cloud.calls(Op::StartInstances), 1, "a click right after a look still wakes");
 }
+
+/// The operator's status tells a click-mode rule's sleep as it is: a request alone wakes nothing.
+#[tokio::test(start_paused = true)]
+async fn the_status_of_a_sleeping_click_mode_rule_says_the_button_wakes_it() {
+    let status = |app: App<FakeCloud>| async move { app.status().await.rules[0].message.clone() };
+    let click = status(click_app()).await;
+    assert!(click.contains("wake button") && !click.contains("next request"), "{click}");
+    let request = status(app("", "")).await;
+    assert_eq!(request, "asleep: the next request wakes it");
+}

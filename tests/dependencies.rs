@@ -65,10 +65,14 @@ async fn a_wake_readies_the_dependency_first_then_waits_the_delay() {
     assert_eq!(app.cloud().instance_state(I1), InstanceState::Stopped, "not before its dependency is ready");
 
     // Poll as the progress page does until the app answers.
-    let (mut db_ready_at, mut api_started_at) = (None, None);
+    let (mut db_ready_at, mut api_started_at, mut elapsed) = (None, None, 0);
     while app.cloud().routes_to(L1, HOST) != TG_API {
         advance(Duration::from_secs(1)).await;
         let s = status(&app, HOST).await;
+        // The wake's clock runs from the first request, through the dependency to its own start.
+        let now = s["elapsed_seconds"].as_u64().unwrap_or(0);
+        assert!(now >= elapsed, "elapsed went back from {elapsed} s to {now} s: {s}");
+        elapsed = now;
         let db = s["dependencies"].as_array().and_then(|d| d.first()).map(|d| d["phase"].clone());
         if db_ready_at.is_none() && (db == Some(json!("ready")) || s["dependencies"].is_null()) {
             db_ready_at = Some(Instant::now());

@@ -174,7 +174,7 @@ impl<C: Cloud> App<C> {
         ops::listeners_known(waker.config())?;
         sleep::idle_check(&waker, dry_run, time_left)
             .await
-            .map_err(|e| OpError::Failed(format!("idle check could not observe AWS, nothing was changed: {e}")))
+            .map_err(|e| OpError::cloud("idle check could not observe AWS, nothing was changed", &e))
     }
 
     /// `keep-awake` (`mode` awake), `sleep` (asleep) or `resume` (`mode` None), set by `by`.
@@ -212,7 +212,7 @@ impl<C: Cloud> App<C> {
 
 impl From<OpError> for EventError {
     fn from(e: OpError) -> EventError {
-        EventError(e.message().to_string())
+        EventError(e.message())
     }
 }
 

@@ -3,132 +3,71 @@
 //! and decides nothing the handler would not.
 //!
 //! Uses the config the Lambda uses and the normal AWS credential chain (`AWS_ENDPOINT_URL`
-//! honoured, so it works against moto). Exit codes: 0 success; 1 the operation failed or found
-//! problems; 2 bad usage or an invalid config.
+//! honoured, so it works against moto). Exit codes ([`args`]): 0 success; 1 AWS could not be
+//! asked, or the operation failed or found problems; 2 bad usage or an invalid config. What
+//! went wrong is one line per cause on stderr, with the AWS code and what to do; the log (AWS's
+//! own messages) only with `-v`.
 
+mod args;
 pub mod print;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+pub use args::{Cli, Cmd, UntilArgs, FAILED, OK, USAGE};
 
 use crate::app::App;
 use crate::cloud::aws::AwsCloud;
 use crate::cloud::Cloud;
+use crate::config::path::{Found, Search};
 use crate::config::schedule::Mode;
-use crate::config::{self, parse_duration, Config, Deployment};
+use crate::config::{parse_duration, Config, Deployment};
 use crate::ops::overrides::Until;
 use crate::ops::stop::StopResult;
-use crate::ops::OpError;
+use crate::ops::{problem, OpError, Problem};
 use crate::wake::{Phase, STATUS_TTL};
 
-#[derive(Parser, Debug)]
-#[command(
-    name = "autostop",
-    version,
-    about = "Wake sleeping AWS dev environments on request; put them to sleep when idle"
-)]
-pub struct Cli {
-    /// Config file [default: $AUTOSTOP_CONFIG, else autostop.toml beside the binary]
-    #[arg(long, global = true)]
-    pub config: Option<PathBuf>,
-    #[command(subcommand)]
-    pub command: Cmd,
+/// Why no config could be had: a config fault (exit 2) or AWS that could not be asked (exit 1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadError {
+    pub code: i32,
+    pub message: String,
 }
 
-#[derive(Subcommand, Debug)]
-pub enum Cmd {
-    /// Every rule: phase, resources, listener rules, last activity, idle time, wakes/stops, savings
-    Status {
-        #[arg(long)]
-        json: bool,
-    },
-    /// Wake a rule and follow it until ready
-    Wake {
-        rule: String,
-        /// Start it and return at once
-        #[arg(long)]
-        no_wait: bool,
-        /// Give up after this long
-        #[arg(long, default_value = "10m")]
-        timeout: String,
-    },
-    /// Stop a rule now, in order (listener rules first, then the resources)
-    Stop { rule: String },
-    /// Run the idle check now
-    IdleCheck {
-        /// Decide and report, change nothing
-        #[arg(long)]
-        dry_run: bool,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Create or repair the standing listener rules of every configured host set now
-    Sync,
-    /// Keep a rule awake (starting it now) until a time, whatever its schedule or idleness
-    KeepAwake {
-        rule: String,
-        #[command(flatten)]
-        until: UntilArgs,
-    },
-    /// Put a rule to sleep (stopping it now) until a time; requests wake nothing until then
-    Sleep {
-        rule: String,
-        #[command(flatten)]
-        until: UntilArgs,
-    },
-    /// Clear a rule's override: its schedule and the idle check decide again
-    Resume { rule: String },
-    /// Check the config; with --aws also that what it names exists and is wired for autostop
-    Validate {
-        #[arg(long)]
-        aws: bool,
-    },
-    /// ALB events as JSON lines on stdin, responses on stdout (used by `make demo`)
-    #[command(hide = true)]
-    Events,
-}
-
-/// How long an override lasts: exactly one of the two.
-#[derive(clap::Args, Debug)]
-#[group(required = true, multiple = false)]
-pub struct UntilArgs {
-    /// For this long: 30m, 2h, 3d
-    #[arg(long = "for")]
-    pub for_: Option<String>,
-    /// Until this local time in the rule's schedule's zone (UTC without one): 18:30, "mon 08:00", "2026-12-01 08:00"
-    #[arg(long)]
-    pub until: Option<String>,
-}
-
-pub const OK: i32 = 0;
-pub const FAILED: i32 = 1;
-pub const USAGE: i32 = 2;
-
-/// Loads the config as the Lambda and the CLI both do: the file (`path`, else the default), with
-/// keys it leaves out filled from the deployment's environment. `AUTOSTOP_LOAD_BALANCER_ARN` is
-/// resolved into its listeners with one DescribeListeners now when `resolve` (the CLI); the
+/// Loads the config as the Lambda and the CLI both do: the file ([`Search`]: `path`, else the
+/// environment's, the current directory's, the binary's), with keys it leaves out filled from
+/// the deployment's environment. `AUTOSTOP_LOAD_BALANCER_ARN` is resolved into its listeners
+/// with one DescribeListeners now when `resolve` (a CLI command that calls AWS anyway); the
 /// Lambda leaves that to its app, before the first wake, so that a cold start that only answers
 /// unknown hosts and refusals makes no AWS call.
-pub async fn load_config(path: Option<PathBuf>, cloud: &AwsCloud, resolve: bool) -> Result<Config, String> {
+pub async fn load_config(path: Option<PathBuf>, cloud: &AwsCloud, resolve: bool) -> Result<(Config, Found), LoadError> {
+    let usage = |message: String| LoadError { code: USAGE, message };
+    let found = Search::of_process(path).find(|p| p.is_file()).map_err(usage)?;
     let mut deployment = Deployment::from_env();
     if let (true, Some(lb), true) = (deployment.listener_arns.is_empty(), deployment.load_balancer.clone(), resolve) {
-        deployment.listener_arns = cloud.listeners_of(&lb).await.map_err(|e| e.to_string())?;
+        deployment.listener_arns = cloud.listeners_of(&lb).await.map_err(|e| LoadError {
+            code: FAILED,
+            message: format!("the listeners of AUTOSTOP_LOAD_BALANCER_ARN: {}", Problem::of(&e).line()),
+        })?;
         tracing::info!(load_balancer = %lb, listeners = ?deployment.listener_arns, "listeners resolved");
     }
-    let path = path.unwrap_or_else(config::default_path);
-    Config::load(&path, &deployment).map_err(|e| format!("{}: {e}", path.display()))
+    let config = Config::load(&found.path, &deployment).map_err(|e| usage(format!("{}: {e}", found.path.display())))?;
+    Ok((config, found))
 }
 
 pub async fn run(cli: Cli) -> i32 {
     let cloud = AwsCloud::from_env();
-    let config = match load_config(cli.config.clone(), &cloud, true).await {
-        Ok(c) => c,
+    // Offline validation asks AWS nothing, not even for the listeners.
+    let resolve = !matches!(cli.command, Cmd::Validate { aws: false });
+    let config = match load_config(cli.config.clone(), &cloud, resolve).await {
+        Ok((config, found)) => {
+            eprintln!("autostop: config {} ({})", found.path.display(), found.why);
+            config
+        }
         Err(e) => {
-            eprintln!("autostop: {e}");
-            return USAGE;
+            eprintln!("autostop: {}", e.message);
+            return e.code;
         }
     };
     if let Cmd::Validate { aws } = cli.command {
@@ -136,14 +75,7 @@ pub async fn run(cli: Cli) -> i32 {
     }
     let app = Arc::new(App::new(config, cloud));
     match cli.command {
-        Cmd::Status { json } => {
-            let report = app.status().await;
-            match json {
-                true => println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default()),
-                false => print!("{}", print::status_table(&report)),
-            }
-            OK
-        }
+        Cmd::Status { json } => status(&app, json).await,
         Cmd::Wake { rule, no_wait, timeout } => wake(&app, &rule, no_wait, &timeout).await,
         Cmd::Stop { rule } => stop(&app, &rule).await,
         Cmd::IdleCheck { dry_run, json } => idle_check(&app, dry_run, json).await,
@@ -161,12 +93,34 @@ pub async fn run(cli: Cli) -> i32 {
     }
 }
 
+/// The report on stdout; what it could not learn on stderr, one line per cause, and exit 1.
+async fn status(app: &App<AwsCloud>, json: bool) -> i32 {
+    let report = app.status().await;
+    match json {
+        true => println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default()),
+        false => print!("{}", print::status_table(&report)),
+    }
+    if report.problems.is_empty() {
+        return OK;
+    }
+    eprintln!("autostop: the status is incomplete, AWS could not be asked for all of it:");
+    complain(&report.problems)
+}
+
+/// One line per cause on stderr; exit 1.
+fn complain(problems: &[Problem]) -> i32 {
+    for line in problem::lines(problems) {
+        eprintln!("autostop: {line}");
+    }
+    FAILED
+}
+
 /// The exit code for a command's error, with the error on stderr.
 fn failed(e: &OpError) -> i32 {
     eprintln!("autostop: {e}");
     match e {
         OpError::Usage(_) => USAGE,
-        OpError::Failed(_) => FAILED,
+        OpError::Failed(_) | OpError::Cloud { .. } => FAILED,
     }
 }
 
@@ -187,7 +141,7 @@ async fn validate(cloud: &AwsCloud, config: &Config, aws: bool) -> i32 {
             }
         }
         Err(e) => {
-            eprintln!("autostop: could not check AWS: {e}");
+            eprintln!("autostop: could not check AWS: {}", Problem::of(&e).line());
             FAILED
         }
     }
@@ -230,16 +184,14 @@ async fn set_override(app: &App<AwsCloud>, rule: &str, mode: Option<Mode>, until
         Some(UntilArgs { until: Some(t), .. }) => Some(Until::At(t)),
         Some(_) => None,
     };
-    let by = match app.cloud().caller_identity().await {
-        Ok(arn) => arn,
-        Err(e) => {
-            eprintln!("autostop: caller identity unknown ({}); recording the override as set by `operator`", e.code);
-            "operator".to_string()
-        }
-    };
-    match app.set_override(rule, mode, until, &by).await {
+    let identity = app.cloud().caller_identity().await;
+    let by = identity.as_ref().map(String::as_str).unwrap_or("operator");
+    match app.set_override(rule, mode, until, by).await {
         Ok(report) => {
             println!("{}", print::override_set(&report));
+            if let Err(e) = &identity {
+                eprintln!("autostop: recorded as set by `operator`: {}", Problem::of(e).line());
+            }
             OK
         }
         Err(e) => failed(&e),
@@ -269,6 +221,11 @@ async fn wake(app: &App<AwsCloud>, name: &str, no_wait: bool, timeout: &str) -> 
             );
             return FAILED;
         }
+        // AWS out of reach is the CLI's own problem: retrying each second would not fix it.
+        if let Some(e) = s.retrying.as_ref().filter(|e| e.code == "NetworkError") {
+            eprintln!("{name}: not woken: {}", Problem::of_step(e).line());
+            return FAILED;
+        }
         if last != Some(s.phase) {
             eprintln!("[{:>4}s] {}: {}", start.elapsed().as_secs(), s.phase.as_str(), s.message);
             last = Some(s.phase);
@@ -279,8 +236,8 @@ async fn wake(app: &App<AwsCloud>, name: &str, no_wait: bool, timeout: &str) -> 
                 return OK;
             }
             Phase::Error => {
-                let action = s.error.map(|e| format!("{} ({}): {}", e.code, e.operation, e.action)).unwrap_or_default();
-                eprintln!("{name}: could not wake: {action}");
+                let why = s.error.as_ref().map(|e| Problem::of_step(e).line()).unwrap_or(s.message);
+                eprintln!("{name}: could not wake: {why}");
                 return FAILED;
             }
             _ if no_wait => {

@@ -39,7 +39,7 @@ fn row(now: i64, r: &RuleStatus) -> Vec<String> {
     let resources: Vec<String> = r.resources.iter().map(|x| format!("{} {}", x.id, x.state)).collect();
     vec![
         r.rule.clone(),
-        r.phase.as_str().to_string(),
+        if r.observed { r.phase.as_str().to_string() } else { "unknown".into() },
         resources.join(", "),
         r.listener_rules.map(|n| n.to_string()).unwrap_or_else(|| "?".into()),
         ago(now, r.last_activity),
@@ -164,6 +164,7 @@ mod tests {
             rule: name.into(),
             hosts: hosts.iter().map(|h| h.to_string()).collect(),
             phase,
+            observed: true,
             message: String::new(),
             resources: vec![],
             listener_rules: None,
@@ -202,7 +203,7 @@ mod tests {
             next_change_local: Some("Mon 08:00 CET".into()),
         });
         let db = rule("db", Phase::Stopped, &[]);
-        let table = status_table(&StatusReport { now: 100, rules: vec![api, web, db] });
+        let table = status_table(&StatusReport { now: 100, rules: vec![api, web, db], problems: vec![] });
         assert!(table.contains("api: last error: could not stop: i-1: UnauthorizedOperation"), "{table}");
         assert!(!table.contains("web: last error"), "{table}");
         assert!(table.contains("api: refused in the last hour: bot 12, path 3"), "{table}");

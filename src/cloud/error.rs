@@ -64,6 +64,10 @@ impl ErrorKind {
             | "AccessDeniedException"
             | "UnrecognizedClientException"
             | "InvalidClientTokenId"
+            | "ExpiredToken"
+            | "ExpiredTokenException"
+            | "SignatureDoesNotMatch"
+            | "NoCredentials"
             | "AuthFailure" => ErrorKind::AccessDenied,
             "ServiceNotFoundException"
             | "ClusterNotFoundException"

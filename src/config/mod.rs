@@ -12,6 +12,7 @@
 mod error;
 pub mod gate;
 pub mod hosts;
+pub mod path;
 mod raw;
 pub mod rule;
 pub mod schedule;
@@ -23,7 +24,7 @@ mod values;
 #[cfg(test)]
 mod tests;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 pub(crate) use error::err;
@@ -81,17 +82,6 @@ impl Deployment {
             load_balancer: var("AUTOSTOP_LOAD_BALANCER_ARN"),
         }
     }
-}
-
-/// Where the config lives: `AUTOSTOP_CONFIG`, else `autostop.toml` beside the binary.
-pub fn default_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("AUTOSTOP_CONFIG") {
-        return PathBuf::from(p);
-    }
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent().map(|dir| dir.join("autostop.toml")))
-        .unwrap_or_else(|| PathBuf::from("autostop.toml"))
 }
 
 impl Config {

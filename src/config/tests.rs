@@ -138,7 +138,7 @@ fn bad_arns() {
 #[test]
 fn rule_without_resources() {
     let e = load_err(&with("ecs = { cluster = \"dev\", service = \"web\", desired_count = 2 }", ""));
-    assert_eq!(e.key, "rules[1] (web).ec2");
+    assert_eq!(e.key, "rules[1] (web)", "the rule lacks all four kinds: none of their keys is named");
     assert!(e.reason.contains("no resources"));
 }
 

@@ -261,7 +261,9 @@ impl RawRule {
         rule.asg = self.asg.map(|raw| check_asg(key, raw)).transpose()?;
         rule.rds = self.rds.map(|raw| check_rds(key, raw)).transpose()?;
         if rule.ec2.is_none() && rule.ecs.is_none() && rule.asg.is_none() && rule.rds.is_none() {
-            return Err(err(key("ec2"), "a rule needs `ec2`, `ecs`, `asg` or `rds`: it has no resources to wake"));
+            // The rule lacks all four kinds: the key is the rule's own, not one of them.
+            let rule_key = key("").trim_end_matches('.').to_string();
+            return Err(err(rule_key, "a rule needs `ec2`, `ecs`, `asg` or `rds`: it has no resources to wake"));
         }
         rule.busy_when = self.busy_when.map(|raw| check_busy_when(key, raw, rule.ec2.is_some())).transpose()?;
         rule.depends_on = self.depends_on;

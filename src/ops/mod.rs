@@ -4,6 +4,7 @@
 //! through `routing` and `state::Store`.
 
 pub mod overrides;
+pub mod problem;
 pub mod status;
 pub mod stop;
 pub mod sync;
@@ -11,28 +12,39 @@ pub mod validate;
 
 use std::fmt;
 
+use crate::cloud::CloudError;
 use crate::config::{Config, Rule};
+
+pub use problem::Problem;
 
 /// Why a command did nothing, or not all of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OpError {
     /// The command itself is wrong (an unknown rule, a bad time): nothing was tried.
     Usage(String),
-    /// AWS or the state table could not do it; the text says what to do.
+    /// It could not be done; the text says what to do.
     Failed(String),
+    /// An AWS call failed: what could not be done (and what that leaves), and the call.
+    Cloud { what: String, problem: Problem },
 }
 
 impl OpError {
-    pub fn message(&self) -> &str {
+    /// `what` could not be done because of `e`.
+    pub fn cloud(what: impl Into<String>, e: &CloudError) -> OpError {
+        OpError::Cloud { what: what.into(), problem: Problem::of(e) }
+    }
+
+    pub fn message(&self) -> String {
         match self {
-            OpError::Usage(m) | OpError::Failed(m) => m,
+            OpError::Usage(m) | OpError::Failed(m) => m.clone(),
+            OpError::Cloud { what, problem } => format!("{what}: {}", problem.line()),
         }
     }
 }
 
 impl fmt::Display for OpError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.message())
+        f.write_str(&self.message())
     }
 }
 

@@ -60,7 +60,7 @@ pub async fn set<C: Cloud>(
         .store()
         .update(&rule.name, None, set)
         .await
-        .map_err(|e| OpError::Failed(format!("override not saved, nothing changed: {e}")))?;
+        .map_err(|e| OpError::cloud("override not saved, nothing changed", &e))?;
     tracing::info!(rule = %rule.name, mode = mode.map(Mode::as_str), until, by, "override set");
     let result = match mode {
         Some(Mode::Awake) => waker.wake(&rule, Cause::Operator).await.phase.as_str().to_string(),

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
-use crate::cloud::{Cloud, MetricQuery};
+use crate::cloud::{Cloud, CloudError, MetricQuery};
 use crate::config::gate::Reason;
 use crate::config::schedule::{Mode, Schedule};
 use crate::config::{Config, Rule};
@@ -15,10 +15,14 @@ use crate::state::{intent, savings, Phase, RuleState};
 use crate::telemetry::emf;
 use crate::wake::{ResourceState, Status, Waker};
 
+use super::Problem;
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StatusReport {
     pub now: i64,
     pub rules: Vec<RuleStatus>,
+    /// The AWS calls that failed: what the report could not learn. Empty when it is whole.
+    pub problems: Vec<Problem>,
 }
 
 /// One rule in the status report.
@@ -27,6 +31,8 @@ pub struct RuleStatus {
     pub rule: String,
     pub hosts: Vec<String>,
     pub phase: Phase,
+    /// Whether its resources were observed now; when not, `phase` is only the last one seen.
+    pub observed: bool,
     pub message: String,
     pub resources: Vec<ResourceState>,
     /// Its standing rules over all listeners; `None` when AWS could not be observed.
@@ -69,26 +75,37 @@ pub struct OverrideNow {
     pub until_local: String,
 }
 
+/// The report, with every AWS call that failed in `problems`: what is missing from it says
+/// why, and the parts that could be read are still there.
 pub async fn report<C: Cloud>(waker: &Waker<C>) -> StatusReport {
     let (cloud, config) = (waker.cloud(), waker.config());
     let now = cloud.now();
-    let decisions = match sleep::idle_check(waker, true, None).await {
-        Ok(report) => report.rules,
-        Err(e) => {
-            tracing::warn!(error = %e, "status without activity: AWS could not be observed");
-            Vec::new()
-        }
+    let mut problems = Vec::new();
+    let mut read = |what: &str, e: CloudError| {
+        tracing::warn!(error = %e, "status without {what}");
+        problems.push(Problem::of(&e));
     };
-    let states = waker.store().load_all().await.unwrap_or_default();
-    let mut refused = refused_last_hour(cloud, config, now).await;
+    let decisions = sleep::idle_check(waker, true, None).await.map(|r| r.rules).unwrap_or_else(|e| {
+        read("activity", e);
+        Vec::new()
+    });
+    let states = waker.store().load_all().await.unwrap_or_else(|e| {
+        read("history", e);
+        Vec::new()
+    });
+    let mut refused = refused_last_hour(cloud, config, now).await.unwrap_or_else(|e| {
+        read("refusals", e);
+        HashMap::new()
+    });
     let mut rules = Vec::with_capacity(config.rules.len());
     for rule in &config.rules {
         let status = waker.observe(rule).await;
+        problems.extend(status.retrying.iter().chain(&status.error).map(Problem::of_step));
         let decision = decisions.iter().find(|d| d.rule == rule.name);
         let state = states.iter().find(|s| s.rule == rule.name);
         rules.push(rule_status(rule, status, decision, state, refused.remove(&rule.name), now));
     }
-    StatusReport { now, rules }
+    StatusReport { now, rules, problems }
 }
 
 fn rule_status(
@@ -105,6 +122,7 @@ fn rule_status(
         rule: rule.name.clone(),
         hosts: rule.hosts.clone(),
         phase: status.phase,
+        observed: status.retrying.is_none(),
         message: status.message,
         resources: status.resources,
         listener_rules: decision.map(|d| d.listener_rules),
@@ -142,8 +160,12 @@ fn schedule_now(s: &Schedule, now: i64) -> ScheduleNow {
 }
 
 /// Requests answered without a wake in the last hour, per rule, by reason (the `Refused`
-/// metric as CloudWatch has it, so from every Lambda environment). Empty when it cannot be read.
-async fn refused_last_hour<C: Cloud>(cloud: &C, config: &Config, now: i64) -> HashMap<String, BTreeMap<String, u64>> {
+/// metric as CloudWatch has it, so from every Lambda environment).
+async fn refused_last_hour<C: Cloud>(
+    cloud: &C,
+    config: &Config,
+    now: i64,
+) -> Result<HashMap<String, BTreeMap<String, u64>>, CloudError> {
     let mut queries = Vec::new();
     for (i, rule) in config.rules.iter().enumerate() {
         for (j, reason) in Reason::ALL.iter().enumerate() {
@@ -156,13 +178,7 @@ async fn refused_last_hour<C: Cloud>(cloud: &C, config: &Config, now: i64) -> Ha
             });
         }
     }
-    let series = match cloud.metric_data(&queries, now - 3600, now + 60).await {
-        Ok(series) => series,
-        Err(e) => {
-            tracing::warn!(code = %e.code, "refusals of the last hour not read");
-            return HashMap::new();
-        }
-    };
+    let series = cloud.metric_data(&queries, now - 3600, now + 60).await?;
     let mut out: HashMap<String, BTreeMap<String, u64>> = HashMap::new();
     for (q, s) in queries.iter().zip(series) {
         let total: f64 = s.points.iter().map(|(_, v)| v).sum();
@@ -171,5 +187,5 @@ async fn refused_last_hour<C: Cloud>(cloud: &C, config: &Config, now: i64) -> Ha
             by_reason.insert(q.dimensions[1].1.clone(), total as u64);
         }
     }
-    out
+    Ok(out)
 }

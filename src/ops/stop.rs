@@ -31,7 +31,7 @@ pub async fn stop<C: Cloud>(waker: &Waker<C>, name: &str) -> Result<StopReport, 
     listeners_known(waker.config())?;
     let outcome = sleep::stop_now(waker.cloud(), waker.config(), &rule)
         .await
-        .map_err(|e| OpError::Failed(format!("stop of `{}` failed: {e}", rule.name)))?;
+        .map_err(|e| OpError::cloud(format!("stop of `{}` failed", rule.name), &e))?;
     let (result, detail) = match outcome {
         StopOutcome::Stopped => (StopResult::Stopped, None),
         StopOutcome::BackedOff(why) => (StopResult::BackedOff, Some(why)),

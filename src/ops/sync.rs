@@ -20,8 +20,7 @@ pub struct SyncReport {
 pub async fn sync<C: Cloud>(waker: &Waker<C>) -> Result<SyncReport, OpError> {
     let (cloud, config) = (waker.cloud(), waker.config());
     listeners_known(config)?;
-    let fail =
-        |e: crate::cloud::CloudError| OpError::Failed(format!("sync failed, the next sync or idle check retries: {e}"));
+    let fail = |e: crate::cloud::CloudError| OpError::cloud("sync failed, the next sync or idle check retries", &e);
     let states = waker.store().load_all().await.unwrap_or_default();
     let stopped: Vec<String> = states.into_iter().filter(|s| s.phase == Phase::Stopped).map(|s| s.rule).collect();
     let want = |name: &str| match stopped.iter().any(|s| s == name) {

@@ -32,6 +32,8 @@ fn forget_observed(s: &mut RuleState) {
 #[derive(Debug, Clone, Copy)]
 pub struct Starting<'a> {
     pub now: i64,
+    /// When this wake began: `now`, or earlier when it readied the rule's dependencies first.
+    pub began: i64,
     /// Instances this step started: a started instance found `stopped` again is the
     /// encrypted-volume case, whichever environment looks.
     pub instances: &'a [String],
@@ -51,7 +53,7 @@ pub fn starting(prev: Option<&RuleState>, rule: &str, w: Starting) -> RuleState 
         savings::close_sleep(&mut s, w.now, w.hourly_cost);
     }
     if s.phase != Phase::Starting || w.fresh {
-        s.wake_started_at = Some(w.now);
+        s.wake_started_at = Some(w.began.min(w.now));
         s.started_instances.clear();
         s.wake_cause = w.cause.map(str::to_string);
     }
@@ -239,7 +241,7 @@ mod tests {
     const T: i64 = 1_795_514_400;
 
     fn wake(prev: Option<&RuleState>, instances: &[String], fresh: bool) -> RuleState {
-        let w = Starting { now: T, instances, fresh, cause: Some("browser"), hourly_cost: Some(1.0) };
+        let w = Starting { now: T, began: T, instances, fresh, cause: Some("browser"), hourly_cost: Some(1.0) };
         starting(prev, "api", w)
     }
 
@@ -262,7 +264,14 @@ mod tests {
         let s = starting(
             Some(&later),
             "api",
-            Starting { now: T + 5, instances: &["i-2".into()], fresh: false, cause: None, hourly_cost: None },
+            Starting {
+                now: T + 5,
+                began: T + 5,
+                instances: &["i-2".into()],
+                fresh: false,
+                cause: None,
+                hourly_cost: None,
+            },
         );
         assert_eq!(s.wake_started_at, Some(T - 30));
         assert_eq!(s.started_instances, vec!["i-1".to_string(), "i-2".to_string()]);

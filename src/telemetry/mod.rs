@@ -28,6 +28,26 @@ pub fn init(level: &str) {
         .try_init();
 }
 
+/// The CLI's log, on stderr for a person: nothing unless `-v` was given (`verbose` > 0), then
+/// warnings, info or debug as plain text (`RUST_LOG` still wins when set). The terminal gets
+/// the command's own lines; the SDK's and AWS's messages only when asked for.
+pub fn init_cli(verbose: u8) {
+    let level = match verbose {
+        0 => return,
+        1 => "warn",
+        2 => "info",
+        _ => "debug",
+    };
+    let filter = EnvFilter::new(directives(std::env::var("RUST_LOG").ok().as_deref(), level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .without_time()
+        .with_ansi(false)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
 /// The filter's directives: `RUST_LOG` (else `level`), with the runtime's crates at `warn`
 /// unless it names them.
 fn directives(rust_log: Option<&str>, level: &str) -> String {

@@ -28,6 +28,7 @@ impl<C: Cloud> Waker<C> {
             return None;
         }
         memo.wake_started.get_or_insert(Instant::now());
+        memo.dependencies_began.get_or_insert(Instant::now());
         let cause = memo.cause.unwrap_or(Cause::Operator);
         let mut states: Vec<DependencyState> =
             rule.depends_on.iter().map(|d| DependencyState { rule: d.clone(), phase: Phase::Stopped }).collect();

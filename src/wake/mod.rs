@@ -121,6 +121,9 @@ struct Memo {
     cause: Option<Cause>,
     /// When this environment first saw every dependency ready (the `delay` counts from it).
     dependencies_ready: Option<Instant>,
+    /// When this wake began readying the rule's dependencies, until its own start is recorded:
+    /// the wake counts from then.
+    dependencies_began: Option<Instant>,
     /// The target group's health-check floor, once read (a first wake's ETA).
     health_floor: Option<Option<u64>>,
 }

@@ -66,8 +66,11 @@ impl<C: Cloud> Waker<C> {
         };
         let mut status = cx.status(Phase::Starting, &format!("{}{waiting}", launched.did.join("; ")), resources, memo);
         if fresh {
-            status.elapsed_seconds = Some(0);
-            status.eta_seconds = cx.eta(Some(0));
+            // From this wake's own start (its first request, dependencies included), never an
+            // earlier wake's.
+            let since = super::elapsed(memo).unwrap_or(0);
+            status.elapsed_seconds = Some(since);
+            status.eta_seconds = cx.eta(Some(since));
         }
         Ok(status)
     }
@@ -166,15 +169,18 @@ impl<C: Cloud> Waker<C> {
 
     /// Records the wake and which instances it started, so that every Lambda environment can
     /// tell "started, then stopped again" from "asleep".
-    async fn record_starting(&self, cx: &Step<'_>, instances: &[String], fresh: bool, memo: &Memo) {
+    async fn record_starting(&self, cx: &Step<'_>, instances: &[String], fresh: bool, memo: &mut Memo) {
         let cause = memo.cause.map(|c| c.as_str());
-        let w = transition::Starting { now: cx.wall, instances, fresh, cause, hourly_cost: cx.rule.hourly_cost };
+        let waited = memo.dependencies_began.map(|t| t.elapsed().as_secs() as i64).unwrap_or(0);
+        let began = cx.wall - waited;
+        let w = transition::Starting { now: cx.wall, began, instances, fresh, cause, hourly_cost: cx.rule.hourly_cost };
         self.record(cx.rule, Some(cx.state.clone()), |prev| transition::starting(prev, &cx.rule.name, w)).await;
+        memo.dependencies_began = None;
     }
 
     /// A new wake: its own clock, and `SecondsAsleep` for the sleep it ends.
     fn begin_wake(&self, cx: &Step<'_>, memo: &mut Memo) {
-        memo.wake_started = Some(Instant::now());
+        memo.wake_started = Some(memo.dependencies_began.unwrap_or_else(Instant::now));
         memo.started.clear();
         memo.phase_log.clear();
         if let Some(asleep) = cx.state.as_ref().and_then(|s| s.stopped_at).map(|t| (cx.wall - t).max(0) as u64) {

@@ -41,6 +41,10 @@ pub struct Status {
     pub eta_seconds: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<StepError>,
+    /// A failed call being retried (throttling, a network fault, a state race): the phase is
+    /// the last one seen, not one observed now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retrying: Option<StepError>,
     /// When the rule's standing rules were switched to the app (epoch seconds), once they are:
     /// a request that still reaches autostop after that raced the load balancer's update.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -70,6 +74,7 @@ impl Status {
             elapsed_seconds: None,
             eta_seconds: None,
             error: None,
+            retrying: None,
             routed_at: None,
             held_asleep: None,
             intent: None,

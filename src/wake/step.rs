@@ -126,6 +126,7 @@ impl<C: Cloud> Waker<C> {
             let mut status = Status::new(&rule.name, phase, format!("AWS answered {} to {}; retrying", e.code, e.op))
                 .with_resources(resources);
             status.elapsed_seconds = elapsed;
+            status.retrying = Some(step_error(&e));
             return status;
         }
         // Forget what this wake started so the next request retries from what AWS shows.
@@ -230,7 +231,11 @@ impl<C: Cloud> Waker<C> {
         match plan {
             ResourcePlan::Broken(err) => Ok(self.broken(cx, memo, mode, resources, err).await),
             ResourcePlan::Start(_) if mode == Mode::Observe => {
-                Ok(cx.status(Phase::Stopped, "asleep: the next request wakes it", resources, memo))
+                let message = match cx.rule.gate.click {
+                    true => "asleep: its page's wake button (or the wake token) wakes it",
+                    false => "asleep: the next request wakes it",
+                };
+                Ok(cx.status(Phase::Stopped, message, resources, memo))
             }
             ResourcePlan::Start(launch) => {
                 if let Some(waiting) = self.dependencies_first(cx, memo, &resources).await {

@@ -356,7 +356,14 @@ def front_end(port, world, supervisor, autostop, metrics):
             self.reply(resp["statusCode"], headers, data)
 
         def reply(self, status, headers, data):
-            self.send_response(status)
+            # send_response_only: send_response would add a Server and a Date of its own to the
+            # app's (each header twice); an ALB passes its target's on.
+            self.send_response_only(status)
+            names = {k.lower() for k in headers}
+            if "date" not in names:
+                self.send_header("date", self.date_time_string())
+            if "server" not in names:
+                self.send_header("server", "awselb/2.0")
             for k, values in headers.items():
                 for v in values if isinstance(values, list) else [values]:
                     self.send_header(k, v)
