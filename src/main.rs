@@ -45,7 +45,7 @@ async fn invoke<C: Cloud>(app: &App<C>, event: LambdaEvent<Value>) -> Result<Ans
 /// anything: never half a config.
 async fn lambda_app(path: Option<std::path::PathBuf>) -> Result<App<AwsCloud>, lambda_runtime::Error> {
     let cloud = AwsCloud::from_env();
-    let (config, found) = cli::load_config(path, &cloud, false).await.map_err(|e| {
+    let (config, found) = cli::load_config(path, &cloud, false, false).await.map_err(|e| {
         tracing::error!(error = %e.message, "config rejected");
         e.message
     })?;

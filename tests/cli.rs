@@ -123,3 +123,19 @@ fn with_aws_unreachable_every_command_exits_1_with_one_line_naming_the_code_and_
     assert_eq!(run(&bin(), &dir, &["wake", "nosuch"], &[]).code, 2);
     assert_eq!(run(&bin(), &dir, &["validate"], &[]).code, 0);
 }
+
+/// Step 1 of the README's Deploy leaves `listener_arns` out (the stack gives them); step 2's
+/// validate must pass on that file, and say the listeners come later.
+#[test]
+fn validate_passes_a_config_without_listeners_and_says_the_stack_gives_them() {
+    let dir = folder("no-listeners");
+    let text = config_text("api").replace(&format!("listener_arns = [\"{L1}\"]\n"), "");
+    std::fs::write(dir.join("autostop.toml"), text).unwrap();
+    let r = run(&bin(), &dir, &["validate"], &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("no listeners yet (the stack gives the function its own)"), "{}", r.stdout);
+    // Anything that acts needs them.
+    let r = run(&bin(), &dir, &["status"], &[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("listener_arns"), "{}", r.stderr);
+}

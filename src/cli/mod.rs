@@ -41,10 +41,15 @@ pub struct LoadError {
 /// with one DescribeListeners now when `resolve` (a CLI command that calls AWS anyway); the
 /// Lambda leaves that to its app, before the first wake, so that a cold start that only answers
 /// unknown hosts and refusals makes no AWS call.
-pub async fn load_config(path: Option<PathBuf>, cloud: &AwsCloud, resolve: bool) -> Result<(Config, Found), LoadError> {
+pub async fn load_config(
+    path: Option<PathBuf>,
+    cloud: &AwsCloud,
+    resolve: bool,
+    validating: bool,
+) -> Result<(Config, Found), LoadError> {
     let usage = |message: String| LoadError { code: USAGE, message };
     let found = Search::of_process(path).find(|p| p.is_file()).map_err(usage)?;
-    let mut deployment = Deployment::from_env();
+    let mut deployment = Deployment { listeners_later: validating, ..Deployment::from_env() };
     if let (true, Some(lb), true) = (deployment.listener_arns.is_empty(), deployment.load_balancer.clone(), resolve) {
         deployment.listener_arns = cloud.listeners_of(&lb).await.map_err(|e| LoadError {
             code: FAILED,
@@ -60,7 +65,8 @@ pub async fn run(cli: Cli) -> i32 {
     let cloud = AwsCloud::from_env();
     // Offline validation asks AWS nothing, not even for the listeners.
     let resolve = !matches!(cli.command, Cmd::Validate { aws: false });
-    let config = match load_config(cli.config.clone(), &cloud, resolve).await {
+    let validating = matches!(cli.command, Cmd::Validate { .. });
+    let config = match load_config(cli.config.clone(), &cloud, resolve, validating).await {
         Ok((config, found)) => {
             eprintln!("autostop: config {} ({})", found.path.display(), found.why);
             config
@@ -128,7 +134,12 @@ fn failed(e: &OpError) -> i32 {
 async fn validate(cloud: &AwsCloud, config: &Config, aws: bool) -> i32 {
     if !aws {
         let hosts: usize = config.rules.iter().map(|r| r.hosts.len()).sum();
-        println!("config ok: {} rules, {hosts} hosts, {} listeners", config.rules.len(), config.listener_arns.len());
+        let listeners = match (config.listener_arns.len(), Deployment::from_env().load_balancer) {
+            (0, Some(_)) => "listeners looked up from AUTOSTOP_LOAD_BALANCER_ARN at start".to_string(),
+            (0, None) => "no listeners yet (the stack gives the function its own)".to_string(),
+            (n, _) => format!("{n} listeners"),
+        };
+        println!("config ok: {} rules, {hosts} hosts, {listeners}", config.rules.len());
         return OK;
     }
     match crate::ops::validate::check_aws(cloud, config).await {

@@ -69,6 +69,9 @@ pub struct Deployment {
     /// `AUTOSTOP_LOAD_BALANCER_ARN`: without listeners in the file or `AUTOSTOP_LISTENER_ARNS`,
     /// the config may load without listeners; the app looks them up before its first wake.
     pub load_balancer: Option<String>,
+    /// The config is checked before a deployment exists (`autostop validate`): the stack will
+    /// give the function its listeners, so a file without them is whole.
+    pub listeners_later: bool,
 }
 
 impl Deployment {
@@ -80,6 +83,7 @@ impl Deployment {
                 .unwrap_or_default(),
             state_table: var("AUTOSTOP_STATE_TABLE"),
             load_balancer: var("AUTOSTOP_LOAD_BALANCER_ARN"),
+            listeners_later: false,
         }
     }
 }
@@ -109,7 +113,7 @@ impl Config {
         if raw.state_table.is_none() {
             raw.state_table = deployment.state_table.clone();
         }
-        raw.validate(deployment.load_balancer.is_some())
+        raw.validate(deployment.load_balancer.is_some() || deployment.listeners_later)
     }
 
     /// The rule serving a normalised host (see [`normalize_host`]).

@@ -208,7 +208,7 @@ fn the_deployment_fills_what_the_file_leaves_out() {
     let deployed = Deployment {
         listener_arns: vec![LISTENER.into()],
         state_table: Some("stack-state".into()),
-        load_balancer: None,
+        ..Default::default()
     };
     let c = Config::from_toml_with(&file, &deployed).unwrap();
     assert_eq!(
@@ -219,7 +219,7 @@ fn the_deployment_fills_what_the_file_leaves_out() {
     let c = Config::from_toml_with(&spec_example(), &deployed).unwrap();
     assert_eq!(c.state_table, "autostop-state");
     // Deployment values are validated like the file's.
-    let bad = Deployment { listener_arns: vec!["nope".into()], state_table: None, load_balancer: None };
+    let bad = Deployment { listener_arns: vec!["nope".into()], ..Default::default() };
     assert_eq!(Config::from_toml_with(&file, &bad).unwrap_err().key, "listener_arns[0]");
 }
 
