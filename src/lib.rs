@@ -7,11 +7,13 @@
 //!
 //! ```text
 //! main.rs     in Lambda: config, then lambda_runtime::run over app; elsewhere: the CLI
-//! cli/        the autostop CLI (clap): each command calls app's typed method and prints the
-//!             report (print.rs); never reads a report back from JSON
+//! cli/        the autostop CLI (clap): its arguments and exit codes (args.rs); each command
+//!             calls app's typed method and prints the report (print.rs), its failures one
+//!             line per cause; never reads a report back from JSON
 //! app/        the handler: reads an event (event.rs), dispatches it (the only dispatch),
 //!             looks the load balancer's listeners up (listeners.rs)
-//! ops/        operator commands as typed reports: status, stop, sync, overrides, validate --aws
+//! ops/        operator commands as typed reports: status, stop, sync, overrides, validate --aws;
+//!             problem.rs: a failed AWS call as an operator reads it (code, calls, what to do)
 //! serve/      the HTTP table: screen (answers without an AWS call: health, unknown host,
 //!             refusals), then wake (click page and button, status, progress page, hold)
 //! sleep/      the idle check: activity (metrics, pure), decide (pure), observe (batched),
@@ -23,7 +25,8 @@
 //! state/      the state item's one writer (Store, one retry policy), its transitions (pure),
 //!             intent (override, schedule) and savings
 //! config/     TOML -> validated Config (raw, validate, one check per section); the Rule, host
-//!             matching, gate, schedule and the standing-rule plan; errors name the key
+//!             matching, gate, schedule and the standing-rule plan; errors name the key;
+//!             path.rs: which autostop.toml is read
 //! http/       the ALB protocol: Request from an ALB event, Reply in the ALB's shape
 //! cloud/      the port (Cloud) in domain words, ALB facts (alb.rs), the item (item.rs);
 //!             aws/ one file per service; fake/ the strict in-memory cloud (compute, alb,
