@@ -39,6 +39,7 @@ pub mod cli;
 pub mod cloud;
 pub mod config;
 pub mod http;
+pub mod identity;
 pub mod ops;
 pub mod routing;
 pub mod serve;

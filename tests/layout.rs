@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 /// The folders, bottom first: each may import only those before it.
 const LAYERS: [&[&str]; 11] = [
-    &["cloud", "http", "telemetry"],
+    &["cloud", "http", "identity", "telemetry"],
     &["config"],
     &["state"],
     &["routing"],
