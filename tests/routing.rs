@@ -269,7 +269,7 @@ async fn an_operators_authenticate_action_survives_wake_stop_drift_repair_and_sy
     assert_eq!(api_rule(&w), (sso.clone(), LAMBDA_TG.to_string()), "stopped");
 
     // Someone points the sleeping rule at the app by hand; sync repairs the forward only.
-    let by_hand = RuleChange { hosts: None, forward: Some(vec![Weighted::new(TG_API, 1)]) };
+    let by_hand = RuleChange { hosts: None, forward: Some(vec![Weighted::new(TG_API, 1)]), auth: None };
     w.modify_rule(&arn, &by_hand).await.unwrap();
     let v = sync(&app).await;
     assert_eq!(v["listeners"][0]["modified"], 1, "{v}");

@@ -27,6 +27,10 @@ impl Discovery {
         Discovery { load_balancer: load_balancer.to_string(), last: Mutex::new(known.then(Instant::now)) }
     }
 
+    pub fn load_balancer(&self) -> &str {
+        &self.load_balancer
+    }
+
     /// The load balancer's listeners, when a lookup was due (or `now`) and they differ from
     /// `current`. A failed lookup keeps the listeners there are; without any (the first lookup
     /// failed) every call looks again.

@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::cloud::alb::load_balancer_of_listener;
 use crate::cloud::Cloud;
 use crate::config::schedule::Mode;
 use crate::config::Config;
@@ -73,6 +74,22 @@ impl<C: Cloud> App<C> {
     pub fn with_wake_secret(mut self, secret: &str) -> App<C> {
         self.front = self.front.with_wake_secret(secret);
         self
+    }
+
+    /// Sign-ins verified with `verifier` (its key server) rather than the ELB key server.
+    pub fn with_verifier(mut self, verifier: crate::identity::Verifier) -> App<C> {
+        self.front = self.front.with_verifier(verifier);
+        self
+    }
+
+    /// Our load balancers, the only signers of a sign-in we accept: those of the configured
+    /// listeners, and the one the deployment names.
+    fn signers(&self, config: &Config) -> Vec<String> {
+        let mut lbs: Vec<String> = config.listener_arns.iter().map(|l| load_balancer_of_listener(l)).collect();
+        lbs.extend(self.discovery.as_ref().map(|d| d.load_balancer().to_string()));
+        lbs.sort();
+        lbs.dedup();
+        lbs
     }
 
     /// The config's listeners are those of `load_balancer` (see `app::listeners`). A config given
@@ -201,12 +218,16 @@ impl<C: Cloud> App<C> {
             Screened::Answered(reply) => return reply,
             Screened::Wake { rule, host } => (rule, host),
         };
+        let by = match self.front.admit(self.cloud(), req, rule, &host, &self.signers(&config)).await {
+            Ok(by) => by,
+            Err(reply) => return reply,
+        };
         self.refresh_listeners(false).await;
         let waker = self.waker();
         if waker.config().listener_arns.is_empty() {
             return serve::no_listeners(req);
         }
-        self.front.wake(&waker, req, rule, &host, time_left).await
+        self.front.wake(&waker, req, rule, &host, time_left, by.as_deref()).await
     }
 }
 

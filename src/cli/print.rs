@@ -90,6 +90,17 @@ fn notes(report: &StatusReport) -> String {
             out.push_str(&format!("{}: on demand; schedule `{s}` changes {next}\n", r.rule));
         }
     }
+    // Who woke each rule last, and when.
+    for r in &report.rules {
+        let Some(w) = &r.last_wake else { continue };
+        let who = w.woken_by.as_deref().or(w.cause.as_deref()).unwrap_or("unknown");
+        out.push_str(&format!(
+            "{}: last woken by {who} {}
+",
+            r.rule,
+            ago(report.now, Some(w.at))
+        ));
+    }
     // A failed stop or start says why, and what to do, below the table.
     for r in &report.rules {
         if let Some(e) = &r.last_error {
@@ -182,6 +193,7 @@ mod tests {
             intent: None,
             schedule: None,
             override_now: None,
+            last_wake: None,
         }
     }
 
@@ -193,6 +205,11 @@ mod tests {
             Some("could not stop: i-1: UnauthorizedOperation (StopInstances). Then run `autostop stop api`".into());
         api.refused_last_hour = Some([("bot".to_string(), 12), ("path".to_string(), 3)].into());
         api.intent = Some("kept awake by alice until Sat 14:00 CET".into());
+        api.last_wake = Some(crate::ops::status::LastWake {
+            at: 40,
+            cause: Some("browser".into()),
+            woken_by: Some("ana@example.com".into()),
+        });
         let mut web = rule("web", Phase::Stopped, &["web.x.com"]);
         web.stops = 1;
         web.schedule = Some(ScheduleNow {
@@ -206,6 +223,7 @@ mod tests {
         let table = status_table(&StatusReport { now: 100, rules: vec![api, web, db], problems: vec![] });
         assert!(table.contains("api: last error: could not stop: i-1: UnauthorizedOperation"), "{table}");
         assert!(!table.contains("web: last error"), "{table}");
+        assert!(table.contains("api: last woken by ana@example.com 60s ago"), "{table}");
         assert!(table.contains("api: refused in the last hour: bot 12, path 3"), "{table}");
         assert!(!table.contains("web: refused"), "{table}");
         assert!(table.contains("api: kept awake by alice until Sat 14:00 CET"), "{table}");

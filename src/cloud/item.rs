@@ -77,6 +77,9 @@ pub struct RuleState {
     /// Who asked for the wake in progress (the wake's cause: `browser`, `api`, ...), for the `Wakes` metric of
     /// whichever environment finishes it.
     pub wake_cause: Option<String>,
+    /// Who woke it, verified (behind SSO: the token's email, else its subject); kept after the
+    /// wake as the last wake's. Never a metric dimension (users are unbounded).
+    pub woken_by: Option<String>,
     /// The last observed status (the status JSON), shared by every Lambda environment, and
     /// when it was observed (epoch milliseconds).
     pub observed: Option<String>,

@@ -21,7 +21,10 @@ use std::future::Future;
 
 pub use error::{CloudError, CloudResult, ErrorKind};
 pub use item::{Phase, RuleState, WARMUPS_KEPT};
-pub use listener::{ListenerRule, NewRule, RuleChange, Weighted, RULE_TAG};
+pub use listener::{
+    Authenticate, Cognito, ListenerFacts, ListenerRule, NewRule, Oidc, OnUnauthenticated, RuleChange, Secret,
+    SecretUse, Session, Weighted, RULE_TAG,
+};
 pub use metrics::{MetricQuery, MetricSeries, METRIC_QUERIES_PER_CALL};
 pub use resources::{
     AutoScalingGroup, Database, DatabaseState, HealthCheck, Instance, InstanceState, Service, TargetHealth,
@@ -117,8 +120,9 @@ pub trait Cloud: Send + Sync + 'static {
     /// ARNs of every listener of a load balancer (DescribeListeners, paged).
     fn listeners_of(&self, load_balancer_arn: &str) -> impl Future<Output = CloudResult<Vec<String>>> + Send;
     /// The target group the listener's default action forwards to (autostop's Lambda target
-    /// group on a listener set up for autostop); `None` when the default action is no forward.
-    fn default_target_group(&self, listener_arn: &str) -> impl Future<Output = CloudResult<Option<String>>> + Send;
+    /// group on a listener set up for autostop; `None` when the default action is no forward),
+    /// and whether the listener is HTTPS (DescribeListeners).
+    fn listener_facts(&self, listener_arn: &str) -> impl Future<Output = CloudResult<ListenerFacts>> + Send;
     /// Creates the rule with its tag in one call; returns its ARN.
     fn create_rule(&self, rule: &NewRule) -> impl Future<Output = CloudResult<String>> + Send;
     /// Changes a rule's host condition and/or forward action in place (ModifyRule): atomic, and

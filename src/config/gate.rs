@@ -30,11 +30,14 @@ pub enum Reason {
     Network,
     /// A click-mode rule asked to wake by a request that is not its button's POST.
     ClickRequired,
+    /// A rule behind SSO asked by a request without a valid sign-in (`x-amzn-oidc-data`).
+    Unauthenticated,
 }
 
 impl Reason {
     /// Every reason, in declaration order: `ALL[reason as usize] == reason`.
-    pub const ALL: [Reason; 5] = [Reason::Method, Reason::Path, Reason::Bot, Reason::Network, Reason::ClickRequired];
+    pub const ALL: [Reason; 6] =
+        [Reason::Method, Reason::Path, Reason::Bot, Reason::Network, Reason::ClickRequired, Reason::Unauthenticated];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -43,6 +46,7 @@ impl Reason {
             Reason::Bot => "bot",
             Reason::Network => "network",
             Reason::ClickRequired => "click_required",
+            Reason::Unauthenticated => "unauthenticated",
         }
     }
 }

@@ -9,6 +9,7 @@
 //! ([`hosts`]), who may wake it ([`gate`]), its schedule ([`schedule`]) and the standing ALB
 //! rules the whole config needs ([`standing`]). Nothing here calls AWS.
 
+pub mod auth;
 mod error;
 pub mod gate;
 pub mod hosts;
@@ -27,6 +28,7 @@ mod tests;
 use std::path::Path;
 use std::time::Duration;
 
+pub use auth::Access;
 pub(crate) use error::err;
 pub use error::ConfigError;
 pub use gate::WakeToken;

@@ -3,6 +3,7 @@
 
 use serde::Deserialize;
 
+use super::auth::RawAuth;
 use super::gate::WakeToken;
 
 #[derive(Deserialize)]
@@ -29,6 +30,8 @@ pub(super) struct RawConfig {
     /// `"request"` (the default) or `"click"`.
     pub(super) wake: Option<String>,
     pub(super) wake_token: Option<WakeToken>,
+    /// Every rule behind ALB authentication (`super::auth`), unless it says otherwise.
+    pub(super) auth: Option<RawAuth>,
     #[serde(default)]
     pub(super) schedules: Vec<RawSchedule>,
 }
@@ -99,6 +102,8 @@ pub(super) struct RawRule {
     pub(super) depends_on: Vec<String>,
     /// Wait after the dependencies are ready, before this rule's own resources start.
     pub(super) delay: Option<String>,
+    /// Its own `auth`, or `"none"`.
+    pub(super) auth: Option<RawAuth>,
 }
 
 #[derive(Deserialize)]

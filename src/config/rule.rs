@@ -32,6 +32,9 @@ pub struct Rule {
     pub depends_on: Vec<String>,
     /// How long after its dependencies are ready this rule's own resources start.
     pub delay: Duration,
+    /// Who may reach its hosts: behind SSO, its standing rules authenticate first
+    /// ([`super::auth`]).
+    pub access: super::auth::Access,
 }
 
 impl Rule {
@@ -54,6 +57,7 @@ impl Rule {
             schedule: None,
             depends_on: Vec::new(),
             delay: Duration::ZERO,
+            access: Default::default(),
         }
     }
 

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::auth::{self, Access};
 use super::error::{err, ConfigError};
 use super::gate::WakeToken;
 use super::gate::{Cidr, Gate};
@@ -73,6 +74,7 @@ impl RawConfig {
             trusted_proxies: parse_networks("trusted_proxies", self.trusted_proxies.as_deref())?.unwrap_or_default(),
             never_wake,
             click: parse_wake("wake", self.wake.as_deref())?.unwrap_or(false),
+            access: auth::access("auth", self.auth.clone(), &Access::Unmanaged)?,
         })
     }
 }
@@ -205,6 +207,9 @@ impl RawRule {
             Some(c) => return Err(err(key("hourly_cost"), format!("{c} must be a positive number"))),
             None => None,
         };
+        if self.auth.is_some() && self.hosts.is_empty() {
+            return Err(err(key("auth"), "only a rule with `hosts` has standing rules to put behind sign-in"));
+        }
         let base = Rule {
             name: self.name.clone(),
             gate,
@@ -215,6 +220,7 @@ impl RawRule {
             priority,
             hourly_cost,
             delay,
+            access: auth::access(&key("auth"), self.auth.clone(), &top.access)?,
             ..Rule::empty()
         };
         self.with_resources(base, &key)
@@ -355,6 +361,7 @@ struct TopGate {
     trusted_proxies: Vec<Cidr>,
     never_wake: RawNeverWake,
     click: bool,
+    access: Access,
 }
 
 /// `wake = "request" | "click"`: `Some(true)` for click.

@@ -30,6 +30,9 @@ pub struct Request {
     pub https: bool,
     /// The value of the `wake_token` header, when the config names one and the request has it.
     pub wake_token: Option<String>,
+    /// `x-amzn-oidc-data`: the user claims an ALB authenticate action signed, or anything a
+    /// client sent under that name (it is verified before it counts).
+    pub oidc_data: Option<String>,
 }
 
 impl Request {
@@ -61,6 +64,7 @@ impl Request {
             body: body_text(event),
             https: headers.first("x-forwarded-proto").is_some_and(|p| p.eq_ignore_ascii_case("https")),
             wake_token: wake_header.and_then(|h| headers.first(h)).map(str::to_string),
+            oidc_data: headers.first("x-amzn-oidc-data").map(str::to_string),
         })
     }
 

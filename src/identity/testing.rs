@@ -35,3 +35,35 @@ impl TestKey {
         format!("{signed}.{}", enc(sig.as_ref()))
     }
 }
+
+/// Keys served from memory, as the key server would serve them, counting fetches: for flow
+/// tests on a paused clock, where a socket has no place.
+pub struct StaticKeys {
+    keys: std::collections::HashMap<String, String>,
+    pub fetches: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl StaticKeys {
+    /// `keys`: (kid, key) pairs.
+    pub fn new(keys: &[(&str, &TestKey)]) -> StaticKeys {
+        StaticKeys {
+            keys: keys.iter().map(|(kid, key)| (kid.to_string(), key.pem())).collect(),
+            fetches: Default::default(),
+        }
+    }
+
+    /// A verifier over these keys, and its fetch counter.
+    pub fn verifier(self) -> (super::Verifier, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        let fetches = std::sync::Arc::clone(&self.fetches);
+        (super::Verifier::new(super::keys::Keys::new(Box::new(self), "mem://{region}/{kid}")), fetches)
+    }
+}
+
+impl super::keys::KeySource for StaticKeys {
+    fn fetch<'a>(&'a self, url: &'a str) -> super::keys::FetchFuture<'a> {
+        self.fetches.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let kid = url.rsplit('/').next().unwrap_or_default();
+        let found = self.keys.get(kid).cloned();
+        Box::pin(async move { Ok(found.map_or(super::keys::Fetched::Unknown, super::keys::Fetched::Key)) })
+    }
+}

@@ -63,7 +63,7 @@ pub async fn set<C: Cloud>(
         .map_err(|e| OpError::cloud("override not saved, nothing changed", &e))?;
     tracing::info!(rule = %rule.name, mode = mode.map(Mode::as_str), until, by, "override set");
     let result = match mode {
-        Some(Mode::Awake) => waker.wake(&rule, Cause::Operator).await.phase.as_str().to_string(),
+        Some(Mode::Awake) => waker.wake_as(&rule, Cause::Operator, Some(by)).await.phase.as_str().to_string(),
         Some(Mode::Asleep) => match sleep::stop_now(waker.cloud(), waker.config(), &rule).await {
             Ok(StopOutcome::Stopped) => "stopped".into(),
             Ok(StopOutcome::BackedOff(why) | StopOutcome::Partial(why)) => why,

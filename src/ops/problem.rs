@@ -72,8 +72,13 @@ fn summary(code: &str, kind: &str) -> &'static str {
 
 /// Codes autostop gives conditions it finds itself: their message is autostop's own words
 /// (what is wrong and what to do), not AWS's.
-const OURS: [&str; 4] =
-    ["DefaultActionNotForward", "RulePlanConflict", "StandingRulesNotRepaired", "LoadBalancerNotChosen"];
+const OURS: [&str; 5] = [
+    "DefaultActionNotForward",
+    "RulePlanConflict",
+    "StandingRulesNotRepaired",
+    "LoadBalancerNotChosen",
+    "ClientSecretMissing",
+];
 
 /// Codes that say the credentials themselves are wrong, not a missing permission.
 const CREDENTIALS_REFUSED: [&str; 6] = [
@@ -94,6 +99,10 @@ fn action(op: &str, code: &str, kind: ErrorKind) -> Option<&'static str> {
         "Timeout" => "AWS or the network is slow; run the command again",
         "NoCredentials" => "set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (or `aws sso login`)",
         "NoRegion" => "set AWS_REGION, or a region in the profile",
+        "InvalidConfigurationRequest" if matches!(op, "CreateRule" | "ModifyRule") => {
+            "authenticate actions need an HTTPS listener: add one (with a certificate) and make the HTTP listener \
+             redirect to it; `autostop validate --aws` names the listener"
+        }
         c if CREDENTIALS_REFUSED.contains(&c) => {
             "the credentials are wrong or expired: refresh them (`aws sso login`, a new session token)"
         }

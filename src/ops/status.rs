@@ -55,6 +55,15 @@ pub struct RuleStatus {
     pub schedule: Option<ScheduleNow>,
     #[serde(rename = "override")]
     pub override_now: Option<OverrideNow>,
+    /// The last wake: who asked (behind SSO, the verified user), why, and when.
+    pub last_wake: Option<LastWake>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LastWake {
+    pub at: i64,
+    pub cause: Option<String>,
+    pub woken_by: Option<String>,
 }
 
 /// A schedule in the status: its window now and the next change, in its zone.
@@ -144,6 +153,10 @@ fn rule_status(
             until: o.until,
             until_local: intent::local(rule.schedule.as_deref(), o.until),
             by: o.by,
+        }),
+        last_wake: state.and_then(|s| {
+            let at = s.wake_started_at.or(s.last_wake_at)?;
+            Some(LastWake { at, cause: s.wake_cause.clone(), woken_by: s.woken_by.clone() })
         }),
     }
 }

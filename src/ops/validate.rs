@@ -56,12 +56,53 @@ pub async fn check_aws(cloud: &AwsCloud, config: &Config) -> Result<Findings, Cl
         }
     }
     check_forwarded_for(cloud, config, &mut f.problems).await?;
+    check_https(cloud, config, &mut f).await?;
     let groups: Vec<String> = config.rules.iter().filter_map(|r| r.target_group_arn.clone()).collect();
     let served = cloud.load_balancers_of_groups(&groups).await?;
     check_homes(config, &served, &mut f.problems);
     let limits = cloud.account_limits().await?;
     budget(config, &Homes::from_served(config, config.rules.iter(), &served), &listed, &limits, &mut f);
     Ok(f)
+}
+
+/// Rules behind sign-in need an HTTPS listener: ALB takes authenticate actions only there (ALB
+/// guide, "Authenticate users using an Application Load Balancer"). On an HTTP listener they get
+/// no standing rule, and autostop sends their requests to HTTPS.
+async fn check_https(cloud: &AwsCloud, config: &Config, f: &mut Findings) -> Result<(), CloudError> {
+    let sso: Vec<&str> = config.rules.iter().filter(|r| r.access.sso().is_some()).map(|r| r.name.as_str()).collect();
+    if sso.is_empty() {
+        return Ok(());
+    }
+    let mut http = Vec::new();
+    for listener in &config.listener_arns {
+        if !cloud.listener_facts(listener).await?.https {
+            http.push(listener.as_str());
+        }
+    }
+    let redirect = |l: &str| {
+        format!(
+            "aws elbv2 modify-listener --listener-arn {l} --default-actions \
+             'Type=redirect,RedirectConfig={{Protocol=HTTPS,Port=443,StatusCode=HTTP_301}}'"
+        )
+    };
+    let rules = sso.join(", ");
+    if http.len() == config.listener_arns.len() {
+        f.problems.push(format!(
+            "rules {rules} are behind sign-in (`auth`), and no listener is HTTPS: ALB authenticates only on HTTPS \
+             listeners. Add an HTTPS listener (a certificate; the template's CertificateArn), list it, and make \
+             the HTTP one redirect to it: {}",
+            redirect(http.first().copied().unwrap_or("LISTENER"))
+        ));
+        return Ok(());
+    }
+    for l in http {
+        f.advice.push(format!(
+            "listener {l} is HTTP: rules {rules} (behind sign-in) get no standing rule there, and autostop answers \
+             their requests with a redirect to HTTPS; to have the load balancer do it instead: {}",
+            redirect(l)
+        ));
+    }
+    Ok(())
 }
 
 /// A target group serves one load balancer (ALB quotas): each rule's must serve the load
@@ -340,6 +381,7 @@ mod tests {
             hosts: vec![host.into()],
             forward: vec![Weighted::new("arn:tg/other", 1)],
             owner: None,
+            auth: None,
             kept: Vec::new(),
         }
     }

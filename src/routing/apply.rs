@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use crate::cloud::{Cloud, CloudError, ErrorKind, ListenerRule, NewRule, Weighted};
+use crate::cloud::{Cloud, CloudError, ErrorKind, ListenerRule, NewRule, RuleChange, Weighted};
 use crate::config::standing::{self as priority, MAX_PRIORITY};
 use crate::config::{Config, Rule};
 
@@ -18,14 +18,10 @@ use super::route::{route_of, Route, Want};
 pub async fn apply<C: Cloud>(cloud: &C, view: &mut ListenerView, plan: &Plan) -> Result<(), CloudError> {
     for Modify { rule_arn: arn, change, owner } in &plan.modify {
         cloud.modify_rule(arn, change).await?;
-        tracing::info!(rule = %owner, listener = %view.listener, rule_arn = %arn, hosts = ?change.hosts, forward = ?change.forward.as_ref().map(|f| describe(f)), "standing rule modified");
+        let auth = change.auth.as_ref().map(|a| a.as_ref().map_or("none", |a| a.kind()));
+        tracing::info!(rule = %owner, listener = %view.listener, rule_arn = %arn, hosts = ?change.hosts, forward = ?change.forward.as_ref().map(|f| describe(f)), auth, "standing rule modified");
         if let Some(r) = view.rules.iter_mut().find(|r| &r.arn == arn) {
-            if let Some(h) = &change.hosts {
-                r.hosts = h.clone();
-            }
-            if let Some(f) = &change.forward {
-                r.forward = f.clone();
-            }
+            note_change(r, change);
         }
     }
     for Delete { rule_arn: arn, owner } in &plan.delete {
@@ -40,9 +36,24 @@ pub async fn apply<C: Cloud>(cloud: &C, view: &mut ListenerView, plan: &Plan) ->
     move_priorities(cloud, view, &plan.moves).await?;
     for new in &plan.create {
         let arn = create(cloud, view, new).await?;
-        tracing::info!(rule = %new.owner, listener = %view.listener, priority = new.priority, hosts = ?new.hosts, forward = %describe(&new.forward), rule_arn = %arn, "standing rule created");
+        let auth = new.auth.as_ref().map(|a| a.kind());
+        tracing::info!(rule = %new.owner, listener = %view.listener, priority = new.priority, hosts = ?new.hosts, forward = %describe(&new.forward), auth, rule_arn = %arn, "standing rule created");
     }
     Ok(())
+}
+
+/// What a ModifyRule changed, in this view of the listener.
+fn note_change(r: &mut ListenerRule, change: &RuleChange) {
+    if let Some(h) = &change.hosts {
+        r.hosts = h.clone();
+    }
+    if let Some(f) = &change.forward {
+        r.forward = f.clone();
+    }
+    if let Some(a) = &change.auth {
+        r.auth = a.clone();
+        r.kept.clear();
+    }
 }
 
 /// SetRulePriorities in one call when no target priority is held; else first to free
@@ -99,6 +110,7 @@ async fn create<C: Cloud>(cloud: &C, view: &mut ListenerView, new: &NewRule) -> 
         hosts: new.hosts.clone(),
         forward: new.forward.clone(),
         owner: Some(new.owner.clone()),
+        auth: new.auth.clone(),
         kept: Vec::new(),
     });
     Ok(arn)
@@ -133,10 +145,14 @@ pub struct Kept {
     pub actions: Vec<String>,
 }
 
-fn kept_on(view: &ListenerView) -> Vec<Kept> {
-    let ours = view.rules.iter().filter(|r| !r.kept.is_empty());
-    let kept =
-        ours.filter_map(|r| Some(Kept { rule: r.owner.clone()?, hosts: r.hosts.clone(), actions: r.kept.clone() }));
+/// Actions in front of our forwards that are an operator's: on rules without `auth` (behind
+/// SSO or `auth = "none"`, autostop owns them).
+fn kept_on(config: &Config, view: &ListenerView) -> Vec<Kept> {
+    let unmanaged = |owner: &str| config.rule(owner).is_some_and(|r| r.access == crate::config::Access::Unmanaged);
+    let kept = view.rules.iter().filter(|r| r.owner.as_deref().is_some_and(unmanaged)).filter_map(|r| {
+        let actions: Vec<String> = r.auth.iter().map(|a| a.kind().to_string()).chain(r.kept.iter().cloned()).collect();
+        (!actions.is_empty()).then(|| Some(Kept { rule: r.owner.clone()?, hosts: r.hosts.clone(), actions }))?
+    });
     kept.collect()
 }
 
@@ -172,7 +188,7 @@ pub async fn reconcile<C: Cloud>(
             modified: plan.modify.len(),
             moved: plan.moves.len(),
             deleted: plan.delete.len(),
-            kept: kept_on(view),
+            kept: kept_on(config, view),
         });
     }
     Ok(reports)
@@ -211,7 +227,7 @@ pub async fn switch<C: Cloud>(cloud: &C, config: &Config, rule: &Rule, route: Ro
         let homed = Some(homes.on(listener));
         let mut view = match lambda_of(&rules, rule) {
             Some(lambda_tg) => ListenerView { listener: listener.clone(), lambda_tg, rules, homed },
-            None => view(cloud, listener, &homes).await?,
+            None => view(cloud, config, listener, &homes).await?,
         };
         changed += switch_on(cloud, config, &mut view, rule, route).await?;
     }
@@ -228,7 +244,7 @@ pub async fn ensure<C: Cloud>(cloud: &C, config: &Config, rule: &Rule) -> Result
             continue;
         }
         tracing::info!(rule = %rule.name, listener = %listener, "standing rule missing: creating it");
-        let mut view = view(cloud, listener, &homes).await?;
+        let mut view = view(cloud, config, listener, &homes).await?;
         ensure_on(cloud, config, &mut view, rule).await?;
     }
     Ok(())

@@ -4,9 +4,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::cloud::{ListenerRule, NewRule, RuleChange, Weighted};
+use crate::cloud::{Authenticate, ListenerRule, NewRule, RuleChange, Weighted};
 use crate::config::standing as priority;
-use crate::config::{Config, Rule};
+use crate::config::{Access, Config, Rule};
 
 use super::desired::{desired, Desired, PlanError};
 use super::listener::ListenerView;
@@ -127,6 +127,7 @@ fn plan_rule<'a>(
                 priority: d.priority,
                 hosts: d.chunk.hosts.clone(),
                 forward: action.clone(),
+                auth: rule.access.sso().cloned(),
                 owner: rule.name.clone(),
             });
             continue;
@@ -134,6 +135,7 @@ fn plan_rule<'a>(
         let change = RuleChange {
             hosts: (!priority::same_hosts(&a.hosts, &d.chunk.hosts)).then(|| d.chunk.hosts.clone()),
             forward: (!same_forward(&a.forward, &action)).then(|| action.clone()),
+            auth: auth_change(&rule.access, a),
         };
         if change != RuleChange::default() {
             plan.modify.push(Modify { rule_arn: a.arn.clone(), change, owner: rule.name.clone() });
@@ -163,6 +165,19 @@ fn match_rules<'a>(
         }
     }
     pairs
+}
+
+/// What the rule's actions in front of the forward must become, if anything: behind SSO,
+/// exactly its authenticate action; `auth = "none"`, nothing; without `auth`, whatever an
+/// operator put there.
+fn auth_change(access: &Access, actual: &ListenerRule) -> Option<Option<Authenticate>> {
+    match access {
+        Access::Unmanaged => None,
+        Access::Public => (actual.auth.is_some() || !actual.kept.is_empty()).then_some(None),
+        Access::Sso(want) => {
+            (actual.auth.as_ref() != Some(want) || !actual.kept.is_empty()).then(|| Some(want.clone()))
+        }
+    }
 }
 
 fn same_forward(a: &[Weighted], b: &[Weighted]) -> bool {
@@ -205,6 +220,7 @@ mod tests {
             hosts: hosts.iter().map(|h| h.to_string()).collect(),
             forward: if owner.is_some() { forward(to, LAMBDA, app) } else { vec![Weighted::new(app, 1)] },
             owner: owner.map(str::to_string),
+            auth: None,
             kept: Vec::new(),
         }
     }

@@ -23,13 +23,20 @@ pub const REDIRECT_PACE: Duration = Duration::from_secs(2);
 /// taken.
 pub const BUSY_RETRY_MAX_SECS: u64 = 10;
 
-pub async fn hold<C: Cloud>(waker: &Waker<C>, req: &Request, rule: &Rule, time_left: Option<Duration>) -> Reply {
+/// `by`: the verified user asking (behind SSO).
+pub async fn hold<C: Cloud>(
+    waker: &Waker<C>,
+    req: &Request,
+    rule: &Rule,
+    time_left: Option<Duration>,
+    by: Option<&str>,
+) -> Reply {
     let mut budget = waker.config().hold;
     if let Some(left) = time_left {
         budget = budget.min(left.saturating_sub(DEADLINE_MARGIN));
     }
     let deadline = Instant::now() + budget;
-    let status = waker.wake(rule, Cause::Api).await;
+    let status = waker.wake_as(rule, Cause::Api, by).await;
     if let Some(reply) = settled(waker, req, &status, false, deadline).await {
         return reply;
     }
@@ -43,16 +50,16 @@ pub async fn hold<C: Cloud>(waker: &Waker<C>, req: &Request, rule: &Rule, time_l
         status.message = format!("{} (enough clients are held for it already; retry)", status.message);
         return Reply::json(503, to_json(&status).to_string(), "busy").with("retry-after", retry.to_string());
     };
-    let reply = wait(waker, req, rule, deadline).await;
+    let reply = wait(waker, req, rule, deadline, by).await;
     waker.release_hold(rule, slot).await;
     reply
 }
 
 /// Steps until the rule is ready, fails, or the deadline passes.
-async fn wait<C: Cloud>(waker: &Waker<C>, req: &Request, rule: &Rule, deadline: Instant) -> Reply {
+async fn wait<C: Cloud>(waker: &Waker<C>, req: &Request, rule: &Rule, deadline: Instant, by: Option<&str>) -> Reply {
     loop {
         tokio::time::sleep_until((Instant::now() + STATUS_TTL).min(deadline)).await;
-        let status = waker.wake(rule, Cause::Api).await;
+        let status = waker.wake_as(rule, Cause::Api, by).await;
         if let Some(reply) = settled(waker, req, &status, true, deadline).await {
             return reply;
         }

@@ -12,6 +12,7 @@ pub mod click;
 pub mod hold;
 pub mod pages;
 pub mod refuse;
+pub mod signin;
 
 use std::time::Duration;
 
@@ -23,6 +24,7 @@ use crate::wake::{Cause, Phase, Waker};
 
 use answers::{browser_reply, no_host, not_found, to_json};
 use refuse::Refusals;
+use signin::{Keys, SignedIn};
 
 pub use answers::no_listeners;
 
@@ -40,6 +42,8 @@ pub struct Front {
     refusals: Refusals,
     /// The shared secret API clients wake click-mode rules with (`wake_token.env`, read once).
     wake_secret: Option<String>,
+    /// Verifies sign-ins for rules behind SSO.
+    keys: Keys,
 }
 
 impl Front {
@@ -48,7 +52,37 @@ impl Front {
         if let (Some(t), None) = (&config.wake_token, &wake_secret) {
             tracing::warn!(env = %t.env, "wake_token.env is not set: API clients cannot wake click-mode rules");
         }
-        Front { refusals: Refusals::new(config), wake_secret }
+        Front { refusals: Refusals::new(config), wake_secret, keys: Keys::default() }
+    }
+
+    /// Sign-ins verified with `verifier` rather than the real key server (tests, the demo).
+    pub fn with_verifier(mut self, verifier: crate::identity::Verifier) -> Front {
+        self.keys = Keys::given(verifier);
+        self
+    }
+
+    /// Behind SSO, the verified user (`Ok(Some)`), or the answer to a request without a valid
+    /// sign-in: a redirect to HTTPS, or 401 (counted as refused). No AWS call; at most the
+    /// load balancer's key is fetched, once per key.
+    pub async fn admit<C: Cloud>(
+        &self,
+        cloud: &C,
+        req: &Request,
+        rule: &Rule,
+        host: &str,
+        signers: &[String],
+    ) -> Result<Option<String>, Reply> {
+        match self.keys.check(rule, req, host, signers, cloud.now()).await {
+            SignedIn::Open => Ok(None),
+            SignedIn::User(user) => Ok(Some(user)),
+            SignedIn::Anonymous if click::has_secret(req.wake_token.as_deref(), self.wake_secret.as_deref()) => {
+                Ok(None)
+            }
+            SignedIn::Refused(Some(reply), _) => Err(reply),
+            SignedIn::Anonymous | SignedIn::Refused(None, _) => {
+                Err(self.refusals.refuse(cloud, req, host, rule, signin::REASON))
+            }
+        }
     }
 
     /// The `wake_token` secret, given rather than read from the environment (tests).
@@ -85,35 +119,43 @@ impl Front {
         rule: &Rule,
         host: &str,
         time_left: Option<Duration>,
+        by: Option<&str>,
     ) -> Reply {
         if rule.gate.click {
-            if let Some(reply) = self.click_gate(waker, req, host, rule).await {
+            if let Some(reply) = self.click_gate(waker, req, host, rule, by).await {
                 return reply;
             }
         }
         let reply = if req.path == STATUS_PATH {
-            let status = waker.wake(rule, Cause::Browser).await;
+            let status = waker.wake_as(rule, Cause::Browser, by).await;
             Reply::json(200, to_json(&status).to_string(), "status")
         } else if req.is_browser() {
-            let status = waker.wake(rule, Cause::Browser).await;
+            let status = waker.wake_as(rule, Cause::Browser, by).await;
             browser_reply(host, &status, waker.cloud().now())
         } else {
-            hold::hold(waker, req, rule, time_left).await
+            hold::hold(waker, req, rule, time_left, by).await
         };
-        tracing::info!(host = %host, rule = %rule.name, method = %req.method, status = reply.status, "answered");
+        tracing::info!(host = %host, rule = %rule.name, method = %req.method, status = reply.status, user = by, "answered");
         reply
     }
 
     /// A click-mode rule ([`click`]): `None` when the request goes on as in request mode (it
     /// holds the wake secret, or the rule is not asleep); else the answer. Only the button's
     /// POST wakes a sleeping rule; a GET from a browser gets the button.
-    async fn click_gate<C: Cloud>(&self, waker: &Waker<C>, req: &Request, host: &str, rule: &Rule) -> Option<Reply> {
+    async fn click_gate<C: Cloud>(
+        &self,
+        waker: &Waker<C>,
+        req: &Request,
+        host: &str,
+        rule: &Rule,
+        by: Option<&str>,
+    ) -> Option<Reply> {
         if click::has_secret(req.wake_token.as_deref(), self.wake_secret.as_deref()) {
             return None;
         }
         if click::is_click(req, host) {
             tracing::info!(host = %host, rule = %rule.name, "woken by its page's button");
-            let status = waker.wake(rule, Cause::Click).await;
+            let status = waker.wake_as(rule, Cause::Click, by).await;
             if status.phase == Phase::Error || status.held_asleep.is_some() {
                 return Some(browser_reply(host, &status, waker.cloud().now()));
             }

@@ -29,6 +29,8 @@ struct ProgressPage<'a> {
     rendered_ready: bool,
     /// The override or schedule behind this rule's state, when there is one.
     intent: Option<&'a str>,
+    /// Who woke it (behind SSO).
+    woken_by: Option<&'a str>,
 }
 
 #[derive(Template)]
@@ -131,6 +133,7 @@ pub fn progress(host: &str, status: &Status) -> String {
         total: status.targets.total,
         rendered_ready: status.phase == Phase::Ready,
         intent: status.intent.as_deref(),
+        woken_by: status.woken_by.as_deref(),
     }
     .render()
     .unwrap_or_else(|e| format!("template error: {e}"))

@@ -15,7 +15,7 @@ use super::pages;
 
 /// The `Refused` line of each rule and [`Reason`] (indexed as in [`Reason::ALL`]).
 pub struct Refusals {
-    lines: HashMap<String, [emf::Template; 5]>,
+    lines: HashMap<String, [emf::Template; Reason::ALL.len()]>,
     /// The `wake_token` header, named in a click-mode refusal.
     token_header: Option<String>,
 }
@@ -61,6 +61,17 @@ fn refused(req: &Request, host: &str, rule: &Rule, reason: Reason, token_header:
                 "Connect through one of them (the office network, the VPN), then reload this page.".to_string(),
             )
         }
+        (Reason::Unauthenticated, _) => (
+            401,
+            "This environment is behind sign-in, and this request carries no valid sign-in, so nothing was woken."
+                .to_string(),
+            match token_header {
+                Some(h) if allows_anonymous(rule) => format!(
+                    "Open the address over HTTPS in a browser to sign in, or send the wake token in the `{h}` header."
+                ),
+                _ => "Open the address over HTTPS in a browser to sign in, then reload.".to_string(),
+            },
+        ),
         (Reason::ClickRequired, _) => (
             503,
             "This environment is asleep and wakes only from the button on its page.".to_string(),
@@ -88,7 +99,8 @@ fn refused(req: &Request, host: &str, rule: &Rule, reason: Reason, token_header:
         };
         Reply::json(status, body.to_json(), "refused")
     } else {
-        Reply::html(status, pages::message("Asleep", Some(host), vec![why, what], None, None), "refused")
+        let title = if reason == Reason::Unauthenticated { "Sign-in needed" } else { "Asleep" };
+        Reply::html(status, pages::message(title, Some(host), vec![why, what], None, None), "refused")
     };
     if status == 503 {
         reply.with("retry-after", RETRY_REFUSED_SECS.to_string())
@@ -97,7 +109,12 @@ fn refused(req: &Request, host: &str, rule: &Rule, reason: Reason, token_header:
     }
 }
 
+/// The rule lets the ALB forward unauthenticated requests (`on_unauthenticated = "allow"`).
+pub(super) fn allows_anonymous(rule: &Rule) -> bool {
+    rule.access.sso().is_some_and(|a| a.session().on_unauthenticated == crate::cloud::OnUnauthenticated::Allow)
+}
+
 /// A rule's `Refused` lines, one per [`Reason`], indexed by `reason as usize`.
-fn refusal_lines(rule: &str) -> [emf::Template; 5] {
+fn refusal_lines(rule: &str) -> [emf::Template; Reason::ALL.len()] {
     Reason::ALL.map(|r| emf::Template::new(&[("Rule", rule), ("Reason", r.as_str())], &[emf::count("Refused")]))
 }

@@ -41,6 +41,8 @@ pub struct Starting<'a> {
     /// never recorded its end.
     pub fresh: bool,
     pub cause: Option<&'a str>,
+    /// The verified user who asked (behind SSO).
+    pub by: Option<&'a str>,
     pub hourly_cost: Option<f64>,
 }
 
@@ -56,6 +58,7 @@ pub fn starting(prev: Option<&RuleState>, rule: &str, w: Starting) -> RuleState 
         s.wake_started_at = Some(w.began.min(w.now));
         s.started_instances.clear();
         s.wake_cause = w.cause.map(str::to_string);
+        s.woken_by = w.by.map(str::to_string);
     }
     for id in w.instances {
         if !s.started_instances.contains(id) {
@@ -241,7 +244,15 @@ mod tests {
     const T: i64 = 1_795_514_400;
 
     fn wake(prev: Option<&RuleState>, instances: &[String], fresh: bool) -> RuleState {
-        let w = Starting { now: T, began: T, instances, fresh, cause: Some("browser"), hourly_cost: Some(1.0) };
+        let w = Starting {
+            now: T,
+            began: T,
+            instances,
+            fresh,
+            cause: Some("browser"),
+            by: Some("ana@example.com"),
+            hourly_cost: Some(1.0),
+        };
         starting(prev, "api", w)
     }
 
@@ -270,12 +281,14 @@ mod tests {
                 instances: &["i-2".into()],
                 fresh: false,
                 cause: None,
+                by: Some("eve@example.com"),
                 hourly_cost: None,
             },
         );
         assert_eq!(s.wake_started_at, Some(T - 30));
         assert_eq!(s.started_instances, vec!["i-1".to_string(), "i-2".to_string()]);
         assert_eq!(s.wake_cause.as_deref(), Some("browser"), "the cause of the wake that began it");
+        assert_eq!(s.woken_by.as_deref(), Some("ana@example.com"), "and who began it");
     }
 
     #[test]

@@ -30,11 +30,12 @@ impl<C: Cloud> Waker<C> {
         memo.wake_started.get_or_insert(Instant::now());
         memo.dependencies_began.get_or_insert(Instant::now());
         let cause = memo.cause.unwrap_or(Cause::Operator);
+        let by = memo.by.clone();
         let mut states: Vec<DependencyState> =
             rule.depends_on.iter().map(|d| DependencyState { rule: d.clone(), phase: Phase::Stopped }).collect();
         for (i, name) in rule.depends_on.iter().enumerate() {
             let Some(dep) = self.config.rule(name) else { continue };
-            let s = self.wake_dependency(dep, cause).await;
+            let s = self.wake_dependency(dep, cause, by.as_deref()).await;
             states[i].phase = s.phase;
             if s.phase != Phase::Ready {
                 memo.dependencies_ready = None;
@@ -64,7 +65,8 @@ impl<C: Cloud> Waker<C> {
         &'a self,
         rule: &'a Rule,
         cause: Cause,
+        by: Option<&'a str>,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Status> + Send + 'a>> {
-        Box::pin(self.wake(rule, cause))
+        Box::pin(self.wake_as(rule, cause, by))
     }
 }

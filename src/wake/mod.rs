@@ -119,6 +119,8 @@ struct Memo {
     phase_log: Vec<(Phase, Instant)>,
     /// Who asked last: recorded as the cause when a wake starts.
     cause: Option<Cause>,
+    /// The verified user who asked last (behind SSO): recorded as `woken_by` when a wake starts.
+    by: Option<String>,
     /// When this environment first saw every dependency ready (the `delay` counts from it).
     dependencies_ready: Option<Instant>,
     /// When this wake began readying the rule's dependencies, until its own start is recorded:
@@ -165,8 +167,15 @@ impl<C: Cloud> Waker<C> {
     /// Advances the wake by one step (or returns the status another caller got within
     /// [`STATUS_TTL`]).
     pub async fn wake(&self, rule: &Rule, cause: Cause) -> Status {
+        self.wake_as(rule, cause, None).await
+    }
+
+    /// [`Waker::wake`] asked by `by`, a verified user (the token's email, else its subject):
+    /// recorded as the wake's `woken_by` if this step starts it.
+    pub async fn wake_as(&self, rule: &Rule, cause: Cause, by: Option<&str>) -> Status {
         let mut memo = self.memo(rule).lock().await;
         memo.cause = Some(cause);
+        memo.by = by.map(str::to_string);
         if let Some((at, status)) = &memo.cached {
             if at.elapsed() < STATUS_TTL {
                 return status.clone();

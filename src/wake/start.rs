@@ -173,7 +173,9 @@ impl<C: Cloud> Waker<C> {
         let cause = memo.cause.map(|c| c.as_str());
         let waited = memo.dependencies_began.map(|t| t.elapsed().as_secs() as i64).unwrap_or(0);
         let began = cx.wall - waited;
-        let w = transition::Starting { now: cx.wall, began, instances, fresh, cause, hourly_cost: cx.rule.hourly_cost };
+        let by = memo.by.as_deref();
+        let w =
+            transition::Starting { now: cx.wall, began, instances, fresh, cause, by, hourly_cost: cx.rule.hourly_cost };
         self.record(cx.rule, Some(cx.state.clone()), |prev| transition::starting(prev, &cx.rule.name, w)).await;
         memo.dependencies_began = None;
     }

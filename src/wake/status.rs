@@ -60,6 +60,9 @@ pub struct Status {
     /// The rule's dependencies, in order, while its wake readies them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dependencies: Vec<DependencyState>,
+    /// Who woke it (behind SSO, verified): while it wakes and while it is awake.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub woken_by: Option<String>,
 }
 
 impl Status {
@@ -79,6 +82,7 @@ impl Status {
             held_asleep: None,
             intent: None,
             dependencies: Vec::new(),
+            woken_by: None,
         }
     }
 
@@ -107,6 +111,16 @@ pub fn advice(e: &CloudError) -> String {
         "LoadBalancerNotChosen" => {
             return "the listeners are on several load balancers and this rule's target group serves none yet: set the \
                     rule's `load_balancer` to the one its hosts' DNS points at, and redeploy."
+                .into()
+        }
+        "ClientSecretMissing" => {
+            return "the rule is behind OIDC sign-in and its standing rule needs the client secret: set the \
+                    environment variable `auth.oidc.client_secret_env` names on the function, and redeploy."
+                .into()
+        }
+        "InvalidConfigurationRequest" => {
+            return "the load balancer refused the rule's actions; an authenticate action needs an HTTPS listener: \
+                    add one and make the HTTP listener redirect to it (`autostop validate --aws` says which)."
                 .into()
         }
         "TargetGroupAssociationLimit" => {

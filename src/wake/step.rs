@@ -65,7 +65,19 @@ impl<'a> Step<'a> {
         if matches!(phase, Phase::Starting | Phase::WaitingForHealth | Phase::Routing) {
             status.eta_seconds = self.eta(elapsed);
         }
+        status.woken_by = self.woken_by(phase, memo);
         status
+    }
+
+    /// Who woke the rule, while it wakes or is awake: as the item records it, else (before the
+    /// start is recorded) who asks now.
+    fn woken_by(&self, phase: Phase, memo: &Memo) -> Option<String> {
+        let awake = |p: Phase| matches!(p, Phase::Starting | Phase::WaitingForHealth | Phase::Routing | Phase::Ready);
+        if !awake(phase) {
+            return None;
+        }
+        let recorded = self.state.as_ref().filter(|s| awake(s.phase)).map(|s| s.woken_by.clone());
+        recorded.unwrap_or_else(|| memo.by.clone())
     }
 
     /// Seconds left if this wake takes the typical time. A first wake has no history: until the
@@ -106,7 +118,7 @@ impl<C: Cloud> Waker<C> {
             }
             tracing::info!(
                 rule = %rule.name, phase = status.phase.as_str(), elapsed_seconds = status.elapsed_seconds,
-                message = %status.message, "phase"
+                woken_by = status.woken_by.as_deref(), message = %status.message, "phase"
             );
         }
         memo.last_phase = Some(status.phase);

@@ -3,14 +3,15 @@
 use std::collections::HashMap;
 
 use aws_sdk_elasticloadbalancingv2::types::{
-    Action, ActionTypeEnum, ForwardActionConfig, HostHeaderConditionConfig, Rule, RuleCondition, RulePriorityPair, Tag,
-    TargetGroupTuple, TargetHealthDescription, TargetHealthStateEnum,
+    Action, ActionTypeEnum, HostHeaderConditionConfig, ProtocolEnum, Rule, RuleCondition, RulePriorityPair, Tag,
+    TargetHealthDescription, TargetHealthStateEnum,
 };
 use aws_sdk_elasticloadbalancingv2::Client;
 
+use super::actions::{auth_of, changed, created, forward_of, in_front};
 use super::error::cloud_error;
 use crate::cloud::{
-    CloudResult, ErrorKind, HealthCheck, ListenerRule, NewRule, RuleChange, TargetHealth, Weighted, RULE_TAG,
+    CloudResult, ErrorKind, HealthCheck, ListenerFacts, ListenerRule, NewRule, RuleChange, TargetHealth, RULE_TAG,
 };
 
 /// DescribeTags takes at most 20 ARNs.
@@ -136,75 +137,18 @@ fn to_listener_rule(rule: &Rule) -> Option<ListenerRule> {
         }
     }
     let forward = rule.actions().iter().find(|a| a.r#type() == Some(&ActionTypeEnum::Forward)).map(forward_of);
-    let mut others: Vec<&Action> = rule.actions().iter().filter(|a| !is_terminal(a)).collect();
-    others.sort_by_key(|a| a.order());
+    let mut front = in_front(rule.actions());
+    let auth_at = front.iter().position(|a| auth_of(a).is_some());
+    let auth = auth_at.map(|i| front.remove(i)).and_then(auth_of);
     Some(ListenerRule {
         arn: rule.rule_arn()?.to_string(),
         priority,
         hosts,
         forward: forward.unwrap_or_default(),
         owner: None,
-        kept: others.iter().filter_map(|a| a.r#type()).map(|t| t.as_str().to_string()).collect(),
+        auth,
+        kept: front.iter().filter_map(|a| a.r#type()).map(|t| t.as_str().to_string()).collect(),
     })
-}
-
-/// A rule ends in exactly one of forward, fixed-response or redirect; the actions before it
-/// (authenticate-oidc, authenticate-cognito, jwt-validation) run first, by their order (ELBv2
-/// API reference, Action).
-fn is_terminal(action: &Action) -> bool {
-    matches!(action.r#type(), Some(ActionTypeEnum::Forward | ActionTypeEnum::FixedResponse | ActionTypeEnum::Redirect))
-}
-
-/// The rule's actions with its terminal action replaced by `forward` and every other action
-/// sent back in its order. DescribeRules returns no OIDC client secret, so an
-/// `authenticate-oidc` action is sent with `UseExistingClientSecret` ("if you are modifying a
-/// rule, you can omit this parameter if you set UseExistingClientSecret to true", ELBv2 API
-/// reference, AuthenticateOidcActionConfig).
-fn with_forward(current: &[Action], forward: &[Weighted]) -> Vec<Action> {
-    let mut actions: Vec<Action> = current.iter().filter(|a| !is_terminal(a)).map(resend).collect();
-    let order = current
-        .iter()
-        .find(|a| is_terminal(a))
-        .and_then(Action::order)
-        .or_else(|| actions.iter().filter_map(Action::order).max().map(|o| o + 1))
-        .unwrap_or(1);
-    actions.push(forward_action(forward, order));
-    actions.sort_by_key(|a| a.order());
-    actions
-}
-
-fn resend(action: &Action) -> Action {
-    let mut action = action.clone();
-    if let Some(oidc) = action.authenticate_oidc_config.as_mut() {
-        oidc.client_secret = None;
-        oidc.use_existing_client_secret = Some(true);
-    }
-    action
-}
-
-/// The weighted members of a forward action. A plain `TargetGroupArn` is one member of weight 1;
-/// a tuple without a weight has the default weight 1 (ELBv2 API reference, TargetGroupTuple).
-fn forward_of(action: &Action) -> Vec<Weighted> {
-    let tuples = action.forward_config().map(|fc| fc.target_groups()).unwrap_or_default();
-    if tuples.is_empty() {
-        return action.target_group_arn().map(|tg| vec![Weighted::new(tg, 1)]).unwrap_or_default();
-    }
-    tuples
-        .iter()
-        .filter_map(|t| Some(Weighted::new(t.target_group_arn()?, t.weight().unwrap_or(1).max(0) as u32)))
-        .collect()
-}
-
-fn forward_action(forward: &[Weighted], order: i32) -> Action {
-    let tuples: Vec<TargetGroupTuple> = forward
-        .iter()
-        .map(|w| TargetGroupTuple::builder().target_group_arn(&w.target_group).weight(w.weight as i32).build())
-        .collect();
-    Action::builder()
-        .r#type(ActionTypeEnum::Forward)
-        .forward_config(ForwardActionConfig::builder().set_target_groups(Some(tuples)).build())
-        .order(order)
-        .build()
 }
 
 fn host_condition(hosts: &[String]) -> RuleCondition {
@@ -221,7 +165,7 @@ pub async fn create_rule(client: &Client, rule: &NewRule) -> CloudResult<String>
         .listener_arn(&rule.listener_arn)
         .priority(rule.priority as i32)
         .conditions(host_condition(&rule.hosts))
-        .actions(forward_action(&rule.forward, 1))
+        .set_actions(Some(created(&rule.forward, rule.auth.as_ref())?))
         .tags(Tag::builder().key(RULE_TAG).value(&rule.owner).build())
         .send()
         .await
@@ -229,16 +173,17 @@ pub async fn create_rule(client: &Client, rule: &NewRule) -> CloudResult<String>
     Ok(out.rules().first().and_then(|r| r.rule_arn()).unwrap_or_default().to_string())
 }
 
-/// ModifyRule with only what changes: conditions, actions, or both. A new forward action is
-/// sent with the rule's other actions, read just before (see [`RuleChange::forward`]).
+/// ModifyRule with only what changes: conditions, actions, or both. New actions are sent as
+/// the whole list, built from the rule's actions read just before (see `actions::changed`).
 pub async fn modify_rule(client: &Client, rule_arn: &str, change: &RuleChange) -> CloudResult<()> {
     let mut req = client.modify_rule().rule_arn(rule_arn);
     if let Some(hosts) = &change.hosts {
         req = req.conditions(host_condition(hosts));
     }
-    if let Some(forward) = &change.forward {
+    if change.forward.is_some() || change.auth.is_some() {
         let current = rule_actions(client, rule_arn).await?;
-        req = req.set_actions(Some(with_forward(&current, forward)));
+        let auth = change.auth.as_ref().map(Option::as_ref);
+        req = req.set_actions(Some(changed(&current, change.forward.as_deref(), auth)?));
     }
     req.send().await.map_err(|e| cloud_error("ModifyRule", e))?;
     Ok(())
@@ -288,17 +233,20 @@ pub async fn account_limits(client: &Client) -> CloudResult<HashMap<String, u64>
 }
 
 /// The first target group the listener's default action forwards to.
-pub async fn default_target_group(client: &Client, listener_arn: &str) -> CloudResult<Option<String>> {
+pub async fn listener_facts(client: &Client, listener_arn: &str) -> CloudResult<ListenerFacts> {
     let out = client
         .describe_listeners()
         .listener_arns(listener_arn)
         .send()
         .await
         .map_err(|e| cloud_error("DescribeListeners", e))?;
-    Ok(out.listeners().first().and_then(|l| {
+    let listener = out.listeners().first();
+    let default_target_group = listener.and_then(|l| {
         let forward = l.default_actions().iter().find(|a| a.r#type() == Some(&ActionTypeEnum::Forward))?;
         forward_of(forward).into_iter().find(|w| w.weight > 0).map(|w| w.target_group)
-    }))
+    });
+    let https = listener.and_then(|l| l.protocol()) == Some(&ProtocolEnum::Https);
+    Ok(ListenerFacts { default_target_group, https })
 }
 
 /// A target group's type (`instance`, `ip`, `lambda`), or `None` when it does not exist.
@@ -466,7 +414,8 @@ mod tests {
     };
     use aws_smithy_mocks::{mock, mock_client, RuleMode};
 
-    use crate::cloud::ErrorKind;
+    use super::super::actions::{changed, forward_action};
+    use crate::cloud::{ErrorKind, Weighted};
 
     const LISTENER: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/dev/1/2";
     const TG: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/api/3";
@@ -486,6 +435,7 @@ mod tests {
             priority: 1200,
             hosts: vec!["api.dev.example.com".into(), "*.api.dev.example.com".into()],
             forward: asleep(),
+            auth: None,
             owner: "api".into(),
         }
     }
@@ -554,7 +504,8 @@ mod tests {
             })
             .then_output(|| ModifyRuleOutput::builder().build());
         let client = mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, [&read, &switch]);
-        let to_app = RuleChange { hosts: None, forward: Some(vec![Weighted::new(TG, 1), Weighted::new(LAMBDA, 0)]) };
+        let to_app =
+            RuleChange { hosts: None, forward: Some(vec![Weighted::new(TG, 1), Weighted::new(LAMBDA, 0)]), auth: None };
         modify_rule(&client, "arn:rule/1", &to_app).await.unwrap();
         assert_eq!((read.num_calls(), switch.num_calls()), (1, 1));
 
@@ -564,7 +515,7 @@ mod tests {
             })
             .then_output(|| ModifyRuleOutput::builder().build());
         let client = mock_client!(aws_sdk_elasticloadbalancingv2, [&hosts]);
-        let rehost = RuleChange { hosts: Some(vec!["web.x.com".into()]), forward: None };
+        let rehost = RuleChange { hosts: Some(vec!["web.x.com".into()]), forward: None, auth: None };
         modify_rule(&client, "arn:rule/1", &rehost).await.unwrap();
         assert_eq!(hosts.num_calls(), 1, "a host change reads no actions and sends none");
     }
@@ -603,14 +554,15 @@ mod tests {
             })
             .then_output(|| ModifyRuleOutput::builder().build());
         let client = mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, [&read, &switch]);
-        let to_app = RuleChange { hosts: None, forward: Some(vec![Weighted::new(TG, 1), Weighted::new(LAMBDA, 0)]) };
+        let to_app =
+            RuleChange { hosts: None, forward: Some(vec![Weighted::new(TG, 1), Weighted::new(LAMBDA, 0)]), auth: None };
         modify_rule(&client, "arn:rule/1", &to_app).await.unwrap();
         assert_eq!(switch.num_calls(), 1);
     }
 
     #[test]
     fn a_rule_that_lost_its_forward_gets_one_after_its_other_actions() {
-        let actions = with_forward(&[oidc()], &asleep());
+        let actions = changed(&[oidc()], Some(&asleep()), None).unwrap();
         let types: Vec<_> = actions.iter().map(|a| (a.r#type().cloned(), a.order())).collect();
         assert_eq!(
             types,
@@ -618,16 +570,86 @@ mod tests {
         );
     }
 
+    fn sso(secret: Option<&str>) -> crate::cloud::Authenticate {
+        crate::cloud::Authenticate::Oidc(crate::cloud::Oidc {
+            issuer: "https://idp.example.com".into(),
+            authorization_endpoint: "https://idp.example.com/auth".into(),
+            token_endpoint: "https://idp.example.com/token".into(),
+            user_info_endpoint: "https://idp.example.com/userinfo".into(),
+            client_id: "autostop-dev".into(),
+            client_secret: crate::cloud::Secret(secret.map(str::to_string)),
+            session: Default::default(),
+        })
+    }
+
+    /// CreateRule needs the client secret ("required if you are creating a rule", ELBv2 API
+    /// reference, AuthenticateOidcActionConfig): sent with the authenticate action first.
+    #[tokio::test]
+    async fn a_rule_behind_sso_is_created_with_its_secret_and_the_authenticate_action_first() {
+        let rule = mock!(Client::create_rule)
+            .match_requests(|r| {
+                let [auth, fwd] = r.actions() else { return false };
+                let cfg = auth.authenticate_oidc_config().expect("oidc");
+                auth.r#type() == Some(&ActionTypeEnum::AuthenticateOidc)
+                    && auth.order() == Some(1)
+                    && cfg.client_secret() == Some("s3cret")
+                    && cfg.scope() == Some("openid")
+                    && cfg.session_timeout() == Some(604_800)
+                    && fwd.r#type() == Some(&ActionTypeEnum::Forward)
+                    && fwd.order() == Some(2)
+            })
+            .then_output(|| CreateRuleOutput::builder().rules(Rule::builder().rule_arn("arn:rule/1").build()).build());
+        let client = mock_client!(aws_sdk_elasticloadbalancingv2, [&rule]);
+        let new = NewRule { auth: Some(sso(Some("s3cret"))), ..new_rule() };
+        create_rule(&client, &new).await.unwrap();
+        assert_eq!(rule.num_calls(), 1);
+
+        let without = NewRule { auth: Some(sso(None)), ..new_rule() };
+        let e = create_rule(&client, &without).await.unwrap_err();
+        assert_eq!(e.code, "ClientSecretMissing", "refused before any call");
+        assert_eq!(rule.num_calls(), 1);
+    }
+
+    /// Putting SSO in front of a rule that already authenticates with the same client reuses
+    /// its secret; the operator's other actions are replaced, the forward kept.
+    #[tokio::test]
+    async fn an_authenticate_change_replaces_the_actions_in_front_and_keeps_the_forward() {
+        let read = holds(vec![oidc(), forward_action(&asleep(), 2)]);
+        let set = mock!(Client::modify_rule)
+            .match_requests(|r| {
+                let [auth, fwd] = r.actions() else { return false };
+                let cfg = auth.authenticate_oidc_config().expect("oidc");
+                cfg.use_existing_client_secret() == Some(true)
+                    && cfg.client_secret().is_none()
+                    && cfg.scope() == Some("openid")
+                    && forward_weights(std::slice::from_ref(fwd)) == vec![(LAMBDA.to_string(), 1), (TG.to_string(), 0)]
+            })
+            .then_output(|| ModifyRuleOutput::builder().build());
+        let client = mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, [&read, &set]);
+        let change = RuleChange { auth: Some(Some(sso(None))), ..Default::default() };
+        modify_rule(&client, "arn:rule/1", &change).await.unwrap();
+        assert_eq!(set.num_calls(), 1);
+
+        let open = mock!(Client::modify_rule)
+            .match_requests(|r| r.actions().len() == 1 && r.actions()[0].r#type() == Some(&ActionTypeEnum::Forward))
+            .then_output(|| ModifyRuleOutput::builder().build());
+        let client = mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, [&read, &open]);
+        let none = RuleChange { auth: Some(None), ..Default::default() };
+        modify_rule(&client, "arn:rule/1", &none).await.unwrap();
+        assert_eq!(open.num_calls(), 1, "auth = \"none\": the forward alone");
+    }
+
     #[tokio::test]
     async fn modify_rule_of_a_deleted_rule_is_not_found() {
         let gone = mock!(Client::describe_rules).then_error(|| DescribeRulesError::generic(meta("RuleNotFound")));
         let client = mock_client!(aws_sdk_elasticloadbalancingv2, [&gone]);
-        let e =
-            modify_rule(&client, "arn:rule/1", &RuleChange { hosts: None, forward: Some(asleep()) }).await.unwrap_err();
+        let e = modify_rule(&client, "arn:rule/1", &RuleChange { hosts: None, forward: Some(asleep()), auth: None })
+            .await
+            .unwrap_err();
         assert_eq!((e.code.as_str(), e.kind), ("RuleNotFound", ErrorKind::NotFound));
         let gone = mock!(Client::modify_rule).then_error(|| ModifyRuleError::generic(meta("RuleNotFound")));
         let client = mock_client!(aws_sdk_elasticloadbalancingv2, [&gone]);
-        let rehost = RuleChange { hosts: Some(vec!["web.x.com".into()]), forward: None };
+        let rehost = RuleChange { hosts: Some(vec!["web.x.com".into()]), forward: None, auth: None };
         let e = modify_rule(&client, "arn:rule/1", &rehost).await.unwrap_err();
         assert_eq!((e.op, e.code.as_str(), e.kind), ("ModifyRule", "RuleNotFound", ErrorKind::NotFound));
     }
@@ -675,13 +697,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn default_target_group_is_the_default_forward_action() {
+    async fn listener_facts_are_the_default_forward_action_and_the_protocol() {
         let listeners =
             mock!(Client::describe_listeners).match_requests(|r| r.listener_arns() == [LISTENER]).then_output(|| {
                 DescribeListenersOutput::builder()
                     .listeners(
                         Listener::builder()
                             .listener_arn(LISTENER)
+                            .protocol(ProtocolEnum::Https)
                             .default_actions(
                                 Action::builder().r#type(ActionTypeEnum::Forward).target_group_arn(LAMBDA).build(),
                             )
@@ -690,7 +713,8 @@ mod tests {
                     .build()
             });
         let client = mock_client!(aws_sdk_elasticloadbalancingv2, [&listeners]);
-        assert_eq!(default_target_group(&client, LISTENER).await.unwrap().as_deref(), Some(LAMBDA));
+        let facts = listener_facts(&client, LISTENER).await.unwrap();
+        assert_eq!((facts.default_target_group.as_deref(), facts.https), (Some(LAMBDA), true));
     }
 
     fn sdk_rule(arn: &str, prio: &str, host: &str, action: Action) -> Rule {
@@ -746,8 +770,15 @@ mod tests {
         assert_eq!(rules[0].forward, asleep());
         assert_eq!(rules[0].routes_to(), vec![LAMBDA], "weight 0 takes no traffic");
         assert_eq!(rules[0].owner.as_deref(), Some("api"));
-        assert_eq!(rules[0].kept, vec!["authenticate-oidc"], "the operator's action, reported");
-        assert!(rules[1].kept.is_empty());
+        let Some(crate::cloud::Authenticate::Oidc(auth)) = &rules[0].auth else { panic!("the oidc action read") };
+        assert_eq!((auth.issuer.as_str(), auth.client_id.as_str()), ("https://idp.example.com", "autostop-dev"));
+        assert_eq!(
+            (auth.session.scope.as_str(), auth.session.timeout_secs),
+            ("openid email", 604_800),
+            "ALB's default"
+        );
+        assert!(rules[0].kept.is_empty(), "the authenticate action is not among the others");
+        assert!(rules[1].kept.is_empty() && rules[1].auth.is_none());
         assert_eq!(rules[1].forward, vec![Weighted::new(TG, 1)], "a plain target group is weight 1");
         assert_eq!(rules[1].owner, None, "foreign rule");
         assert_eq!(tags.num_calls(), 1);

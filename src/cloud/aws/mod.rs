@@ -3,6 +3,7 @@
 //! Each adapter turns SDK outputs into domain types in small pure functions and every SDK error
 //! into a [`crate::cloud::CloudError`] carrying the AWS error code (see `error::cloud_error`).
 
+mod actions;
 mod autoscaling;
 mod cloudwatch;
 mod ec2;
@@ -15,8 +16,8 @@ mod state;
 use error::cloud_error;
 
 use crate::cloud::{
-    Cloud, CloudResult, Instance, ListenerRule, MetricQuery, MetricSeries, NewRule, RuleChange, RuleState, Service,
-    TargetHealth,
+    Cloud, CloudResult, Instance, ListenerFacts, ListenerRule, MetricQuery, MetricSeries, NewRule, RuleChange,
+    RuleState, Service, TargetHealth,
 };
 
 /// The SDK clients of every service autostop calls, from one shared SDK config.
@@ -235,8 +236,8 @@ impl Cloud for AwsCloud {
     async fn listeners_of(&self, load_balancer_arn: &str) -> CloudResult<Vec<String>> {
         elbv2::listeners_of(&self.clients().await.elb, load_balancer_arn).await
     }
-    async fn default_target_group(&self, listener_arn: &str) -> CloudResult<Option<String>> {
-        elbv2::default_target_group(&self.clients().await.elb, listener_arn).await
+    async fn listener_facts(&self, listener_arn: &str) -> CloudResult<ListenerFacts> {
+        elbv2::listener_facts(&self.clients().await.elb, listener_arn).await
     }
     async fn create_rule(&self, rule: &NewRule) -> CloudResult<String> {
         elbv2::create_rule(&self.clients().await.elb, rule).await

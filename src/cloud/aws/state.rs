@@ -86,6 +86,7 @@ pub fn to_item(s: &RuleState) -> Item {
         ("observed", &s.observed),
         ("lease_holder", &s.lease_holder),
         ("wake_cause", &s.wake_cause),
+        ("woken_by", &s.woken_by),
         ("override_mode", &s.override_mode),
         ("override_by", &s.override_by),
     ] {
@@ -150,6 +151,7 @@ pub fn from_item(item: &Item) -> Option<RuleState> {
         stops: num("stops").unwrap_or(0).max(0) as u64,
         last_error: s("last_error"),
         wake_cause: s("wake_cause"),
+        woken_by: s("woken_by"),
         error_at: num("error_at"),
         observed: s("observed"),
         observed_at_ms: num("observed_at_ms"),
@@ -203,6 +205,7 @@ mod tests {
             stop_error_fingerprint: Some("0123abcd".into()),
             started_instances: vec!["i-0123456789abcdef0".into()],
             wake_cause: Some("click".into()),
+            woken_by: Some("ana@example.com".into()),
             observed: Some(r#"{"rule":"api","phase":"starting"}"#.into()),
             observed_at_ms: Some(100_250),
             observed_by_look: true,

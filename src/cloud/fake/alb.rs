@@ -8,8 +8,10 @@ use tokio::time::Instant;
 
 use super::{FakeCloud, FakeTargetGroup, Op, State, LAMBDA_TG, MIN_HEALTHY_AFTER};
 use crate::cloud::alb::{alb_host_match, load_balancer_dimension, load_balancer_of_listener, MAX_PRIORITY};
+use crate::cloud::listener::SECRET_MISSING;
 use crate::cloud::{
-    CloudError, CloudResult, HealthCheck, InstanceState, ListenerRule, NewRule, RuleChange, TargetHealth, Weighted,
+    CloudError, CloudResult, HealthCheck, InstanceState, ListenerFacts, ListenerRule, NewRule, RuleChange,
+    TargetHealth, Weighted,
 };
 
 impl FakeCloud {
@@ -64,6 +66,11 @@ impl FakeCloud {
         s.listeners.entry(arn.to_string()).or_default();
         s.defaults.insert(arn.to_string(), default.map(str::to_string));
         s.refresh_attachments(Instant::now());
+    }
+
+    /// The listener's protocol is HTTP, not HTTPS: it takes no authenticate action.
+    pub fn set_listener_http(&self, arn: &str) {
+        self.lock().http_listeners.insert(arn.to_string());
     }
 
     /// The load balancer's quota of rules (ALB's default is 100, adjustable).
@@ -229,16 +236,21 @@ impl FakeCloud {
         Ok(found)
     }
 
-    pub(super) async fn op_default_target_group(&self, listener_arn: &str) -> CloudResult<Option<String>> {
+    pub(super) async fn op_listener_facts(&self, listener_arn: &str) -> CloudResult<ListenerFacts> {
         self.enter(Op::DescribeListeners).await?;
         let s = self.lock();
-        s.defaults
+        let default_target_group = s
+            .defaults
             .get(listener_arn)
             .cloned()
-            .ok_or_else(|| CloudError::new("DescribeListeners", "ListenerNotFound", listener_arn))
+            .ok_or_else(|| CloudError::new("DescribeListeners", "ListenerNotFound", listener_arn))?;
+        Ok(ListenerFacts { default_target_group, https: !s.http_listeners.contains(listener_arn) })
     }
 
     pub(super) async fn op_create_rule(&self, rule: &NewRule) -> CloudResult<String> {
+        if let Some(a) = &rule.auth {
+            a.secret_for(None).map_err(|why| CloudError::new("CreateRule", SECRET_MISSING, why))?;
+        }
         self.enter(Op::CreateRule).await?;
         let mut s = self.lock();
         if let Some((listener, raced)) = s.race_before_create.pop_front() {
@@ -252,6 +264,7 @@ impl FakeCloud {
             return Err(CloudError::new("CreateRule", "ValidationError", format!("priority {}", rule.priority)));
         }
         s.validate_rule("CreateRule", &rule.hosts, &rule.forward)?;
+        s.check_authenticate("CreateRule", &rule.listener_arn, rule.auth.as_ref())?;
         s.check_association("CreateRule", &rule.listener_arn, &rule.forward)?;
         if s.listeners[&rule.listener_arn].iter().any(|r| r.priority == rule.priority) {
             return Err(CloudError::new(
@@ -274,6 +287,7 @@ impl FakeCloud {
             hosts: rule.hosts.clone(),
             forward: rule.forward.clone(),
             owner: Some(rule.owner.clone()),
+            auth: rule.auth.clone(),
             kept: Vec::new(),
         });
         s.refresh_attachments(Instant::now());
@@ -282,13 +296,18 @@ impl FakeCloud {
     }
 
     /// ModifyRule replaces the whole action list (ELBv2 API reference, ModifyRule), so the
-    /// adapter reads the rule's actions (one DescribeRules) and sends the others back with the
-    /// new forward: `kept` stays as it is.
+    /// adapter reads the rule's actions (one DescribeRules) and sends the whole list back: a new
+    /// forward keeps the actions in front of it (`auth`, `kept`); a new authenticate action
+    /// replaces them all. An OIDC action reuses the rule's secret only if it has one for the
+    /// same client.
     pub(super) async fn op_modify_rule(&self, rule_arn: &str, change: &RuleChange) -> CloudResult<()> {
-        if change.forward.is_some() {
+        if change.forward.is_some() || change.auth.is_some() {
             self.enter(Op::DescribeRules).await?;
-            if self.lock().find_rule_mut(rule_arn).is_none() {
+            let Some(current) = self.lock().find_rule_mut(rule_arn).map(|r| r.auth.clone()) else {
                 return Err(CloudError::new("DescribeRules", "RuleNotFound", rule_arn));
+            };
+            if let Some(Some(a)) = &change.auth {
+                a.secret_for(current.as_ref()).map_err(|why| CloudError::new("ModifyRule", SECRET_MISSING, why))?;
             }
         }
         self.enter(Op::ModifyRule).await?;
@@ -301,9 +320,16 @@ impl FakeCloud {
         s.validate_rule("ModifyRule", &hosts, &forward)?;
         let listener = s.listener_of_rule(rule_arn).expect("found above");
         s.check_association("ModifyRule", &listener, &forward)?;
+        let (auth, kept) = match &change.auth {
+            None => (current.auth, current.kept),
+            Some(auth) => (auth.clone(), Vec::new()),
+        };
+        s.check_authenticate("ModifyRule", &listener, auth.as_ref())?;
         let r = s.find_rule_mut(rule_arn).expect("found above");
         r.hosts = hosts;
         r.forward = forward;
+        r.auth = auth;
+        r.kept = kept;
         s.refresh_attachments(Instant::now());
         s.check_invariants();
         Ok(())
@@ -368,6 +394,7 @@ impl State {
             hosts: hosts.iter().map(|h| h.to_string()).collect(),
             forward,
             owner: owner.map(str::to_string),
+            auth: None,
             kept: Vec::new(),
         }
     }
@@ -492,6 +519,27 @@ impl State {
             }
         }
         Ok(())
+    }
+
+    /// Authenticate actions only on HTTPS listeners ("you can configure an Application Load
+    /// Balancer to authenticate users ... on HTTPS listeners", ALB guide, "Authenticate users
+    /// using an Application Load Balancer"). AWS answers a rule that breaks it with
+    /// `InvalidConfigurationRequest` (ELBv2 API reference, CreateRule errors: "the requested
+    /// configuration is not valid").
+    pub(super) fn check_authenticate(
+        &self,
+        op: &'static str,
+        listener: &str,
+        auth: Option<&crate::cloud::Authenticate>,
+    ) -> CloudResult<()> {
+        match auth {
+            Some(a) if self.http_listeners.contains(listener) => Err(CloudError::new(
+                op,
+                "InvalidConfigurationRequest",
+                format!("{} is supported only on HTTPS listeners", a.kind()),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// Rules of all listeners of the load balancer `listener` belongs to.

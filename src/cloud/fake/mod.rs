@@ -132,6 +132,8 @@ struct State {
     listeners: HashMap<String, Vec<ListenerRule>>,
     /// The target group each listener's default action forwards to.
     defaults: HashMap<String, Option<String>>,
+    /// Listeners whose protocol is HTTP (the rest are HTTPS): no authenticate action on them.
+    http_listeners: std::collections::HashSet<String>,
     rule_quota: usize,
     /// Calls of each operation under way now, and the most there ever were at once.
     in_flight: HashMap<Op, usize>,

@@ -4,8 +4,8 @@ use tokio::time::Instant;
 
 use super::FakeCloud;
 use crate::cloud::{
-    AutoScalingGroup, Cloud, CloudResult, Database, Instance, ListenerRule, MetricQuery, MetricSeries, NewRule,
-    RuleChange, RuleState, Service, TargetHealth,
+    AutoScalingGroup, Cloud, CloudResult, Database, Instance, ListenerFacts, ListenerRule, MetricQuery, MetricSeries,
+    NewRule, RuleChange, RuleState, Service, TargetHealth,
 };
 
 impl Cloud for FakeCloud {
@@ -92,8 +92,8 @@ impl Cloud for FakeCloud {
         self.op_listeners_of(load_balancer_arn).await
     }
 
-    async fn default_target_group(&self, listener_arn: &str) -> CloudResult<Option<String>> {
-        self.op_default_target_group(listener_arn).await
+    async fn listener_facts(&self, listener_arn: &str) -> CloudResult<ListenerFacts> {
+        self.op_listener_facts(listener_arn).await
     }
 
     async fn create_rule(&self, rule: &NewRule) -> CloudResult<String> {

@@ -16,7 +16,7 @@ fn s(v: &[&str]) -> Vec<String> {
 }
 
 fn rule(priority: u32, hosts: &[&str], forward: Vec<Weighted>) -> NewRule {
-    NewRule { listener_arn: L.into(), priority, hosts: s(hosts), forward, owner: "api".into() }
+    NewRule { listener_arn: L.into(), priority, hosts: s(hosts), forward, auth: None, owner: "api".into() }
 }
 
 /// A running instance in `TG`, and a listener whose default action is the Lambda.
@@ -324,7 +324,7 @@ async fn a_target_group_serves_one_load_balancer() {
     let other = NewRule { listener_arn: OTHER.into(), ..rule(2, &["b.x"], vec![Weighted::new(I1_TG, 1)]) };
     cloud.add_target_group(I1_TG, Duration::from_secs(10));
     let arn = cloud.create_rule(&other).await.unwrap();
-    let to_tg = RuleChange { hosts: None, forward: Some(vec![Weighted::new(TG, 1)]) };
+    let to_tg = RuleChange { hosts: None, forward: Some(vec![Weighted::new(TG, 1)]), auth: None };
     assert_eq!(code(cloud.modify_rule(&arn, &to_tg).await), "TargetGroupAssociationLimit");
     let asked = cloud.load_balancers_of_groups(&[TG.to_string(), "arn:unknown".to_string()]).await.unwrap();
     assert_eq!(asked.keys().collect::<Vec<_>>(), vec![TG], "unknown groups are left out");

@@ -1,0 +1,91 @@
+//! Behind SSO: who is asking, verified before anything wakes ([`crate::identity`]). The ALB's
+//! authenticate action signs the user's claims into `x-amzn-oidc-data`; a request that reached
+//! autostop without passing it (the listener's default action, before the host's standing rule
+//! exists; an HTTP listener; a forged or expired header) has no valid token and wakes nothing.
+
+use std::sync::OnceLock;
+
+use crate::config::gate::Reason;
+use crate::config::Rule;
+use crate::http::{Reply, Request};
+use crate::identity::{Rejected, Verifier};
+
+use super::refuse::allows_anonymous;
+
+/// What the sign-in check decided.
+pub enum SignedIn {
+    /// The rule is not behind SSO.
+    Open,
+    /// A verified user.
+    User(String),
+    /// No valid sign-in, and the rule lets the ALB forward such requests
+    /// (`on_unauthenticated = "allow"`): it wakes only with the wake token.
+    Anonymous,
+    /// Not to be served: the answer is a redirect to HTTPS or a 401 (as `reason`).
+    Refused(Option<Reply>, Rejected),
+}
+
+impl SignedIn {
+    pub fn user(&self) -> Option<&str> {
+        match self {
+            SignedIn::User(u) => Some(u),
+            _ => None,
+        }
+    }
+}
+
+/// The verifier of this Lambda environment, built on first use (reading the system's root
+/// certificates costs a few milliseconds a cold start without SSO need not pay).
+#[derive(Default)]
+pub struct Keys {
+    verifier: OnceLock<Option<Verifier>>,
+}
+
+impl Keys {
+    pub fn given(verifier: Verifier) -> Keys {
+        let keys = Keys::default();
+        let _ = keys.verifier.set(Some(verifier));
+        keys
+    }
+
+    fn get(&self) -> Option<&Verifier> {
+        self.verifier
+            .get_or_init(|| {
+                Verifier::from_env()
+                    .inspect_err(|e| tracing::error!(error = %e, "no HTTPS client for the ELB key server: SSO sign-ins cannot be verified"))
+                    .ok()
+            })
+            .as_ref()
+    }
+
+    /// Checks the request's sign-in for `rule` at `host` (the configured host it matched).
+    /// `signers`: our load balancers' ARNs; `now`: epoch seconds.
+    pub async fn check(&self, rule: &Rule, req: &Request, host: &str, signers: &[String], now: i64) -> SignedIn {
+        let Some(auth) = rule.access.sso() else { return SignedIn::Open };
+        let verified = match self.get() {
+            Some(v) => v.verify(req.oidc_data.as_deref(), signers, now).await,
+            None => Err(Rejected::KeysUnavailable),
+        };
+        let why = match verified {
+            Ok(id) => return SignedIn::User(id.who()),
+            Err(why) => why,
+        };
+        tracing::debug!(rule = %rule.name, reason = why.as_str(), kind = auth.kind(), https = req.https, "no valid sign-in");
+        if !req.https {
+            // An HTTP listener takes no authenticate action: sign-in happens over HTTPS.
+            return SignedIn::Refused(Some(to_https(req, host)), why);
+        }
+        if allows_anonymous(rule) {
+            return SignedIn::Anonymous;
+        }
+        SignedIn::Refused(None, why)
+    }
+}
+
+/// The same URL over HTTPS (308 keeps the method and body).
+fn to_https(req: &Request, host: &str) -> Reply {
+    Reply::text(308, "", "to-https").with("location", format!("https://{host}{}", req.same_url()))
+}
+
+/// The reason a refused sign-in is counted under.
+pub const REASON: Reason = Reason::Unauthenticated;
