@@ -973,3 +973,93 @@ async fn validate_names_a_forwarded_for_mode_that_defeats_wake_from() {
     assert_eq!(code, 1, "{out}{err}");
     assert!(out.contains("routing.http.xff_header_processing.mode is `preserve`"), "{out}");
 }
+
+/// A rule behind sign-in through the real adapter: its standing rule on the HTTPS listener is
+/// created with the authenticate action first (and reads back as configured), none is put on the
+/// HTTP listener, and a signed-in request wakes it with the action kept. moto takes
+/// authenticate actions on HTTP listeners too, and returns the client secret; AWS does neither
+/// (the strict fake covers both, `tests/auth.rs`).
+#[tokio::test]
+#[ignore = "needs moto: run `make test`"]
+async fn a_rule_behind_sign_in_authenticates_first_on_the_https_listener_only() {
+    use autostop::cloud::{Authenticate, Cloud, Secret};
+    use autostop::config::Access;
+    use autostop::identity::testing::{StaticKeys, TestKey};
+    let w = world("it-auth").await;
+    w.state_table("it-auth-state").await;
+    let tg = w.target_group("it-auth-api", TargetTypeEnum::Instance).await;
+    let id = w.stopped_instance(&tg).await;
+    let lb = w.elb.describe_listeners().listener_arns(&w.listeners[0]).send().await.unwrap().listeners()[0]
+        .load_balancer_arn()
+        .unwrap()
+        .to_string();
+    let https = w
+        .elb
+        .create_listener()
+        .load_balancer_arn(&lb)
+        .protocol(ProtocolEnum::Https)
+        .port(443)
+        .certificates(
+            aws_sdk_elasticloadbalancingv2::types::Certificate::builder()
+                .certificate_arn("arn:aws:iam::123456789012:server-certificate/dev")
+                .build(),
+        )
+        .default_actions(Action::builder().r#type(ActionTypeEnum::Forward).target_group_arn(&w.lambda_tg).build())
+        .send()
+        .await
+        .unwrap()
+        .listeners()[0]
+        .listener_arn()
+        .unwrap()
+        .to_string();
+    let text = format!(
+        r#"listener_arns = ["{http}", "{https}"]
+state_table = "it-auth-state"
+hold = "20s"
+auth = {{ oidc = {{ issuer = "https://idp.example.com", authorization_endpoint = "https://idp.example.com/auth",
+         token_endpoint = "https://idp.example.com/token", user_info_endpoint = "https://idp.example.com/me",
+         client_id = "autostop-dev", client_secret_env = "UNSET_IN_TESTS", scope = "openid email" }} }}
+[[rules]]
+name = "api"
+hosts = ["api.auth.example.com"]
+target_group_arn = "{tg}"
+ec2 = {{ instance_ids = ["{id}"] }}
+"#,
+        http = w.listeners[0]
+    );
+    let mut config = config(&text);
+    let Access::Sso(Authenticate::Oidc(o)) = &mut config.rules[0].access else { panic!("sso") };
+    o.client_secret = Secret(Some("s3cret".into()));
+    let want = config.rules[0].access.sso().cloned();
+    let key = TestKey::new();
+    let (verifier, _) = StaticKeys::new(&[("kid-1", &key)]).verifier();
+    let app = App::new(config, AwsCloud::new(&w.sdk)).with_verifier(verifier);
+    app.handle(serde_json::json!({"autostop": "sync"}), None).await.unwrap();
+
+    let sso = vec!["authenticate-oidc".to_string(), "forward".to_string()];
+    assert_eq!(w.first_rule(&https).await.1, sso, "created behind sign-in");
+    assert!(w.rules(&w.listeners[0]).await.is_empty(), "no rule behind sign-in on the HTTP listener");
+    let read = app.cloud().listener_rules(&https).await.unwrap();
+    assert_eq!(read[0].auth, want, "read back as configured");
+
+    let now = app.cloud().now();
+    let header = serde_json::json!({"alg": "ES256", "kid": "kid-1", "signer": lb, "exp": now + 600});
+    let token = key.token(header, serde_json::json!({"sub": "u-1", "email": "ana@example.com"}), true);
+    let signed = |path: &str| {
+        alb_event(
+            "GET",
+            "api.auth.example.com",
+            path,
+            &[("accept", "application/json"), ("x-forwarded-proto", "https"), ("x-amzn-oidc-data", &token)],
+        )
+    };
+    let r = send(&app, signed("/")).await;
+    assert_eq!(r.status, 307, "{}", r.body);
+    assert_eq!(w.first_rule(&https).await.1, sso, "awake, still behind sign-in");
+    assert_eq!(w.rules(&https).await[0].2, vec![tg.clone()]);
+    let status = app.handle(serde_json::json!({"autostop": "status"}), None).await.unwrap();
+    assert_eq!(status["rules"][0]["last_wake"]["woken_by"], "ana@example.com", "{status}");
+    let v = app.handle(serde_json::json!({"autostop": "stop", "rule": "api"}), None).await.unwrap();
+    assert_eq!(v["result"], "stopped", "{v}");
+    assert_eq!(w.first_rule(&https).await.1, sso, "asleep, still behind sign-in");
+}
