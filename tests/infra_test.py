@@ -90,6 +90,10 @@ def main():
     alb_arn = resources["Alb"]["PhysicalResourceId"]
     check("function told its ALB and table",
           env.get("AUTOSTOP_LOAD_BALANCER_ARN") == alb_arn and env.get("AUTOSTOP_STATE_TABLE") == "autostop-state", env)
+    check("no OIDC client secret without OidcClientSecretArn", env.get("AUTOSTOP_OIDC_CLIENT_SECRET") == "", env)
+    # moto's CloudFormation does not resolve Secrets Manager dynamic references; AWS does at deploy.
+    check("the OIDC client secret comes from Secrets Manager at deploy",
+          "{{resolve:secretsmanager:${OidcClientSecretArn}:SecretString}}" in template, "")
 
     tg_arn = resources["LambdaTargetGroup"]["PhysicalResourceId"]
     tg = elb.describe_target_groups(TargetGroupArns=[tg_arn])["TargetGroups"][0]
