@@ -211,6 +211,25 @@ async fn an_http_listener_carries_no_rule_behind_sso_and_a_missing_secret_create
     assert_eq!(owners(L1), vec!["api", "web"]);
     assert_eq!(owners(L2), vec!["web"], "api's hosts reach autostop there, which sends them to HTTPS");
 
+    // A wake learns the protocols once, and then asks no listener again; api counts as routed
+    // with no standing rule on the HTTP listener.
+    let (app, idp, _) = app_over(&w, with_secret(config(&text(""))));
+    let token = idp.token(LB, w.now(), 3600);
+    let before = w.calls(Op::DescribeListeners);
+    for _ in 0..40 {
+        let s = visit(&app, API, "/__autostop/status", &[("x-amzn-oidc-data", &token)]).await.json();
+        if s["phase"] == "ready" {
+            break;
+        }
+        advance(SECS(2)).await;
+    }
+    assert_eq!(w.routes_to(L1, API), TG_API);
+    assert_eq!(w.calls(Op::DescribeListeners) - before, 2, "one per listener, once");
+    advance(SECS(60)).await;
+    let report = app.handle(json!({"autostop": "status"}), None).await.unwrap();
+    assert_eq!(report["rules"][0]["phase"], "ready", "{report}");
+    assert_eq!(owners(L2), vec!["web"]);
+
     let w = world();
     let (app, _, _) = app_over(&w, config(&text("")));
     let v = app.handle(json!({"autostop": "sync"}), None).await;

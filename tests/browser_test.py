@@ -4,7 +4,9 @@ Run by `make test` inside tests/with-moto.sh. Starts the demo on a free port, th
 1. with JavaScript: opens a sleeping host, sees the progress page move through its phases, and
    lands on the backend's page with no reload by the test (the page's own poll does it);
 2. a click-mode host: fetching its page wakes nothing; without JavaScript, Chromium presses its
-   Wake button and the <meta refresh> fallback reaches the app.
+   Wake button and the <meta refresh> fallback reaches the app;
+3. a host behind sign-in: a request without a session wakes nothing; Chromium signs in at the
+   demo IdP and the progress page names the demo user as the one who woke it.
 Screenshots go to target/screenshots/. Prints a closing 'N passed, N failed' line.
 """
 import os
@@ -67,13 +69,16 @@ def header_names(port, host, path):
     return [k.lower() for k, _ in r.getheaders()]
 
 
-def visit(port, host, javascript, expect, click=False):
-    """Opens a sleeping host once (pressing its Wake button if `click`) and waits, recording the
-    phases the page shows, until the app's page is there. Returns (phases, title, source)."""
+def visit(port, host, javascript, expect, click=False, sign_in=False, seen=None):
+    """Opens a sleeping host once (pressing its Wake button if `click`, signing in at the demo IdP
+    if `sign_in`) and waits, recording the phases the page shows (and into `seen`, who it says
+    woke it), until the app's page is there. Returns (phases, title, source)."""
     driver = browser(javascript)
     phases, shot = [], False
     try:
         driver.get(f"http://{host}:{port}/")
+        if sign_in:
+            driver.find_element(By.ID, "sign-in").click()
         if click:
             driver.find_element(By.ID, "wake").click()
 
@@ -87,6 +92,9 @@ def visit(port, host, javascript, expect, click=False):
                         phase = current[1].split('"', 1)[0]
                         if not phases or phases[-1] != phase:
                             phases.append(phase)
+                    who = src.split('id="woken-by-name">', 1)
+                    if seen is not None and len(who) == 2 and who[1].split("<", 1)[0]:
+                        seen.add(who[1].split("<", 1)[0])
                     if not shot:
                         os.makedirs(SHOTS, exist_ok=True)
                         d.save_screenshot(os.path.join(SHOTS, f"progress-{host.split('.')[0]}-{'js' if javascript else 'nojs'}.png"))
@@ -145,6 +153,19 @@ def main():
         phases, title, src = visit(port, "web.localhost", False, "Hello from web", click=True)
         check("click: pressing Wake showed the progress page", phases, phases)
         check("click, no JS: the meta refresh reached the app", title == "web is awake" and "Hello from web" in src, title)
+        status, page = fetch(port, "admin.localhost", "/__autostop/status", "application/json")
+        check("sign-in: a request without a session is sent to sign in", status == 302, (status, page))
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.request("GET", "/__autostop/status", headers={"Host": "admin.localhost", "Accept": "application/json",
+                                                             "x-amzn-oidc-data": "forged.token.here"})
+        forged = conn.getresponse()
+        forged.read()
+        check("sign-in: a forged header does not get through the front end", forged.status == 302, forged.status)
+        seen = set()
+        phases, title, src = visit(port, "admin.localhost", True, "Hello from admin", sign_in=True, seen=seen)
+        check("sign-in: after signing in, the progress page showed", phases, phases)
+        check("sign-in: it names the demo user as who woke it", seen == {"dev@demo.example.com"}, seen)
+        check("sign-in: landed on the app", title == "admin is awake" and "Hello from admin" in src, title)
         check("screenshots saved", os.path.exists(os.path.join(SHOTS, "progress-api-js.png")), os.listdir(SHOTS))
     finally:
         demo.terminate()

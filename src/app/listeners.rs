@@ -15,6 +15,44 @@ use crate::cloud::Cloud;
 /// does on every run).
 pub const LISTENER_REFRESH: Duration = Duration::from_secs(300);
 
+/// Which configured listeners are HTTP, when some rule is behind sign-in: looked up once per
+/// set of listeners (one DescribeListeners each), so routing knows where such a rule's standing
+/// rules cannot go without asking on every wake.
+#[derive(Default)]
+pub struct Protocols {
+    known_for: Mutex<Vec<String>>,
+}
+
+impl Protocols {
+    /// The HTTP listeners of `config`, when they are not known yet for its listeners and some
+    /// rule needs them; `None` when nothing is to change (or the lookup failed: tried again later).
+    pub async fn learn<C: Cloud>(&self, cloud: &C, config: &crate::config::Config) -> Option<Vec<String>> {
+        if !config.rules.iter().any(|r| r.access.sso().is_some()) {
+            return None;
+        }
+        let mut known = self.known_for.lock().await;
+        if *known == config.listener_arns {
+            return None;
+        }
+        let mut http = Vec::new();
+        for l in &config.listener_arns {
+            match cloud.listener_facts(l).await {
+                Ok(facts) if !facts.https => http.push(l.clone()),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(listener = %l, code = %e.code, "listener protocol not looked up; trying again later");
+                    return None;
+                }
+            }
+        }
+        *known = config.listener_arns.clone();
+        if !http.is_empty() {
+            tracing::info!(listeners = ?http, "HTTP listeners carry no rule behind sign-in; its requests there are sent to HTTPS");
+        }
+        (http != config.http_listeners).then_some(http)
+    }
+}
+
 /// The load balancer, and when its listeners were last looked up (never yet: `None`).
 pub struct Discovery {
     load_balancer: String,

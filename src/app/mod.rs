@@ -29,8 +29,8 @@ use crate::sleep::{self, IdleReport};
 use crate::wake::{Cause, Status, Waker};
 
 use event::{classify_for, Command, Event, EventError};
-use listeners::Discovery;
 pub use listeners::LISTENER_REFRESH;
+use listeners::{Discovery, Protocols};
 
 /// What an invocation answers: the ALB's response to a request, or a command's JSON report.
 /// Serialised as it is (the ALB reply straight from its fields).
@@ -55,6 +55,8 @@ pub struct App<C> {
     waker: RwLock<Arc<Waker<C>>>,
     /// The load balancer whose listeners the config serves, when the deployment named it.
     discovery: Option<Discovery>,
+    /// Which listeners are HTTP (for rules behind sign-in).
+    protocols: Protocols,
     front: Front,
 }
 
@@ -67,7 +69,7 @@ impl<C: Cloud> App<C> {
     pub fn with_cloud(config: Config, cloud: Arc<C>) -> App<C> {
         let front = Front::new(&config);
         let waker = Waker::new(Arc::clone(&cloud), Arc::new(config));
-        App { cloud, waker: RwLock::new(Arc::new(waker)), discovery: None, front }
+        App { cloud, waker: RwLock::new(Arc::new(waker)), discovery: None, protocols: Protocols::default(), front }
     }
 
     /// The `wake_token` secret, given rather than read from the environment (tests).
@@ -101,15 +103,27 @@ impl<C: Cloud> App<C> {
 
     /// Looks the load balancer's listeners up again when due (or `now`), and serves the new set
     /// if it changed.
-    async fn refresh_listeners(&self, now: bool) {
-        let Some(discovery) = &self.discovery else { return };
-        let config = self.config();
-        if let Some(found) = discovery.changed(self.cloud.as_ref(), &config.listener_arns, now).await {
-            let mut next = (*config).clone();
-            next.listener_arns = found;
-            let waker = Waker::new(Arc::clone(&self.cloud), Arc::new(next));
-            *self.waker.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(waker);
+    /// Then, with rules behind sign-in, learns which of them are HTTP.
+    pub async fn refresh_listeners(&self, now: bool) {
+        if let Some(discovery) = &self.discovery {
+            let config = self.config();
+            if let Some(found) = discovery.changed(self.cloud.as_ref(), &config.listener_arns, now).await {
+                let mut next = (*config).clone();
+                next.listener_arns = found;
+                self.serve_config(next);
+            }
         }
+        let config = self.config();
+        if let Some(http) = self.protocols.learn(self.cloud.as_ref(), &config).await {
+            let mut next = (*config).clone();
+            next.http_listeners = http;
+            self.serve_config(next);
+        }
+    }
+
+    fn serve_config(&self, next: Config) {
+        let waker = Waker::new(Arc::clone(&self.cloud), Arc::new(next));
+        *self.waker.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(waker);
     }
 
     pub fn config(&self) -> Arc<Config> {

@@ -80,6 +80,8 @@ pub async fn run(cli: Cli) -> i32 {
         return validate(&cloud, &config, aws).await;
     }
     let app = Arc::new(App::new(config, cloud));
+    // Rules behind sign-in: which listeners are HTTP, as the Lambda learns it.
+    app.refresh_listeners(false).await;
     match cli.command {
         Cmd::Status { json } => status(&app, json).await,
         Cmd::Wake { rule, no_wait, timeout } => wake(&app, &rule, no_wait, &timeout).await,

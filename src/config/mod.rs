@@ -57,6 +57,9 @@ pub struct Config {
     /// The header an API client wakes a click-mode rule with, and the environment variable
     /// holding the shared secret (`wake_token = { header, env }`).
     pub wake_token: Option<WakeToken>,
+    /// The configured listeners AWS says are HTTP: they carry no rule behind sign-in (ALB
+    /// authenticates on HTTPS listeners only). Looked up by the app, never read from the file.
+    pub http_listeners: Vec<String>,
     hosts: HostIndex,
 }
 

@@ -47,6 +47,7 @@ impl RawConfig {
             standing,
             standing_priorities,
             wake_token,
+            http_listeners: Vec::new(),
             hosts,
         })
     }

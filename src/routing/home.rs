@@ -28,6 +28,9 @@ pub enum Home {
 #[derive(Debug, Clone, Default)]
 pub struct Homes {
     of: HashMap<String, Home>,
+    /// Rules behind sign-in, and the HTTP listeners that cannot carry them.
+    sso: HashSet<String>,
+    http: HashSet<String>,
 }
 
 impl Homes {
@@ -58,8 +61,12 @@ impl Homes {
         served: &HashMap<String, Vec<String>>,
     ) -> Homes {
         let lbs = load_balancers(config);
-        let with_group = rules.filter(|r| r.target_group_arn.is_some());
-        Homes { of: with_group.map(|r| (r.name.clone(), home(r, &lbs, served.get(r.app_group())))).collect() }
+        let with_group: Vec<&Rule> = rules.filter(|r| r.target_group_arn.is_some()).collect();
+        Homes {
+            of: with_group.iter().map(|r| (r.name.clone(), home(r, &lbs, served.get(r.app_group())))).collect(),
+            sso: with_group.iter().filter(|r| r.access.sso().is_some()).map(|r| r.name.clone()).collect(),
+            http: config.http_listeners.iter().cloned().collect(),
+        }
     }
 
     /// Every rule of the config.
@@ -67,9 +74,11 @@ impl Homes {
         Homes::resolve(cloud, config, config.rules.iter()).await
     }
 
-    /// Whether `rule`'s standing rules belong on `listener`.
+    /// Whether `rule`'s standing rules belong on `listener`: a listener of its load balancer,
+    /// and HTTPS if the rule is behind sign-in.
     pub fn serves(&self, listener: &str, rule: &str) -> bool {
-        matches!(self.of.get(rule), Some(Home::On(lb)) if *lb == load_balancer_of_listener(listener))
+        let https_if_needed = !self.sso.contains(rule) || !self.http.contains(listener);
+        https_if_needed && matches!(self.of.get(rule), Some(Home::On(lb)) if *lb == load_balancer_of_listener(listener))
     }
 
     /// The rules homed on `listener`'s load balancer.

@@ -11,6 +11,12 @@ Then it plays the ALB on 127.0.0.1:PORT:
   moto's CloudWatch, as the ALB would) or autostop's Lambda group;
 - autostop's Lambda group, and the default action, go to autostop as an ALB event.
 
+The `admin` host is behind sign-in: its standing rule sits on an HTTPS listener with an
+authenticate-oidc action first. The front end plays that listener too (one port for both): it
+sends a browser without a session to a demo sign-in page, then forwards with the signed
+`x-amzn-oidc-data` an ALB adds (ES256, a demo key it also serves as the ELB key server does),
+so autostop verifies who woke it.
+
 Backends stand in for the instance and the ECS tasks: each boots a few seconds after moto says
 its resource runs and is registered in the target group only once it answers HTTP (as ALB
 health checks and ECS registration would). The idle check runs every 20 s, so an environment
@@ -18,6 +24,7 @@ left alone goes back to sleep after its idle time (1 minute here).
 """
 import base64
 import fnmatch
+import html
 import http.client
 import http.server
 import itertools
@@ -31,14 +38,19 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 
 import boto3
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, utils
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OUT = os.path.join(ROOT, "target", "demo")
 BOOT_SECONDS = float(os.environ.get("DEMO_BOOT_SECONDS", "4"))
 IDLE_CHECK_EVERY = float(os.environ.get("DEMO_IDLE_CHECK_SECONDS", "20"))
+DEMO_USER = "dev@demo.example.com"
+SESSION_COOKIE = "AWSELBAuthSessionCookie-0"
 
 
 def log(msg):
@@ -67,9 +79,16 @@ class World:
             LoadBalancerArn=self.lb, Protocol="HTTP", Port=80,
             DefaultActions=[{"Type": "forward", "TargetGroupArn": lambda_tg["TargetGroupArn"]}],
         )["Listeners"][0]["ListenerArn"]
+        # The HTTPS listener a rule behind sign-in needs (moto takes any certificate ARN).
+        self.https_listener = self.elb.create_listener(
+            LoadBalancerArn=self.lb, Protocol="HTTPS", Port=443,
+            Certificates=[{"CertificateArn": "arn:aws:iam::123456789012:server-certificate/demo"}],
+            DefaultActions=[{"Type": "forward", "TargetGroupArn": lambda_tg["TargetGroupArn"]}],
+        )["Listeners"][0]["ListenerArn"]
         tg = lambda name, kind: self.elb.create_target_group(
             Name=name, Protocol="HTTP", Port=80, VpcId=vpc, TargetType=kind)["TargetGroups"][0]["TargetGroupArn"]
         self.api_tg, self.web_tg = tg("demo-api", "instance"), tg("demo-web", "ip")
+        self.admin_tg = tg("demo-admin", "instance")
         self.instance = self.ec2.run_instances(
             ImageId="ami-12c6146b", InstanceType="t3.micro", MinCount=1, MaxCount=1,
             TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "autostop", "Value": "enabled"}]}],
@@ -78,7 +97,11 @@ class World:
             ImageId="ami-12c6146b", InstanceType="t3.micro", MinCount=1, MaxCount=1,
             TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "autostop", "Value": "enabled"}]}],
         )["Instances"][0]["InstanceId"]
-        self.ec2.stop_instances(InstanceIds=[self.instance, self.db])
+        self.admin = self.ec2.run_instances(
+            ImageId="ami-12c6146b", InstanceType="t3.micro", MinCount=1, MaxCount=1,
+            TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "autostop", "Value": "enabled"}]}],
+        )["Instances"][0]["InstanceId"]
+        self.ec2.stop_instances(InstanceIds=[self.instance, self.db, self.admin])
         self.ecs.create_cluster(clusterName="demo")
         self.ecs.register_task_definition(
             family="web", containerDefinitions=[{"name": "web", "image": "nginx", "memory": 128}])
@@ -91,7 +114,7 @@ class World:
 
     def config(self):
         return f"""# Written by `make demo`.
-listener_arns = ["{self.listener}"]
+listener_arns = ["{self.listener}", "{self.https_listener}"]
 state_table = "autostop-demo-state"
 idle = "1m"
 hold = "20s"
@@ -116,12 +139,22 @@ hosts = ["web.localhost", "*.web.localhost"]
 target_group_arn = "{self.web_tg}"
 ecs = {{ cluster = "demo", service = "web" }}
 wake = "click"   # a visit shows a Wake button; only pressing it wakes the service
+
+[[rules]]
+name = "admin"       # behind sign-in: only a signed-in user wakes or reaches it
+hosts = ["admin.localhost"]
+target_group_arn = "{self.admin_tg}"
+ec2 = {{ instance_ids = ["{self.admin}"] }}
+auth = {{ oidc = {{ issuer = "https://login.demo.localhost", authorization_endpoint = "https://login.demo.localhost/authorize",
+         token_endpoint = "https://login.demo.localhost/token", user_info_endpoint = "https://login.demo.localhost/userinfo",
+         client_id = "autostop-demo", client_secret_env = "DEMO_OIDC_CLIENT_SECRET" }} }}
 """
 
-    def forward_rules(self):
-        """(hosts, target group taking the traffic) of every forward rule, in priority order."""
+    def forward_rules(self, listener):
+        """(hosts, target group taking the traffic, authenticates first) of every forward rule of
+        `listener`, in priority order."""
         rules = []
-        for r in self.elb.describe_rules(ListenerArn=self.listener)["Rules"]:
+        for r in self.elb.describe_rules(ListenerArn=listener)["Rules"]:
             if r.get("IsDefault"):
                 continue
             hosts = [v for c in r["Conditions"] if c["Field"] == "host-header"
@@ -130,8 +163,9 @@ wake = "click"   # a visit shows a Wake button; only pressing it wakes the servi
             for a in (a for a in r["Actions"] if a["Type"] == "forward"):
                 members = a.get("ForwardConfig", {}).get("TargetGroups") or [{"TargetGroupArn": a["TargetGroupArn"]}]
                 tgs += [m["TargetGroupArn"] for m in members if m.get("Weight", 1) > 0]
-            rules.append((int(r["Priority"]), hosts, tgs[0] if tgs else None))
-        return [(hosts, tg) for _, hosts, tg in sorted(rules, key=lambda r: r[0])]
+            auth = any(a["Type"].startswith("authenticate-") for a in r["Actions"])
+            rules.append((int(r["Priority"]), hosts, tgs[0] if tgs else None, auth))
+        return [(hosts, tg, auth) for _, hosts, tg, auth in sorted(rules, key=lambda r: r[0])]
 
 
 class Backend:
@@ -198,10 +232,11 @@ class Supervisor:
 
     def tick(self):
         w = self.world
-        inst = w.ec2.describe_instances(InstanceIds=[w.instance])["Reservations"][0]["Instances"][0]
         wanted = {}
-        if inst["State"]["Name"] == "running":
-            wanted[(w.api_tg, w.instance)] = ("api", f"served by EC2 instance {w.instance}")
+        for name, tg, instance in (("api", w.api_tg, w.instance), ("admin", w.admin_tg, w.admin)):
+            inst = w.ec2.describe_instances(InstanceIds=[instance])["Reservations"][0]["Instances"][0]
+            if inst["State"]["Name"] == "running":
+                wanted[(tg, instance)] = (name, f"served by EC2 instance {instance}")
         svc = w.ecs.describe_services(cluster="demo", services=["web"])["services"][0]
         for i in range(svc["desiredCount"]):
             wanted[(w.web_tg, f"10.0.0.{10 + i}")] = ("web", f"served by ECS task {i + 1} of {svc['desiredCount']}")
@@ -229,8 +264,9 @@ class Supervisor:
 class Autostop:
     """The real binary, as one warm Lambda instance (`autostop events`)."""
 
-    def __init__(self, binary, config_path):
-        env = dict(os.environ, AUTOSTOP_CONFIG=config_path, RUST_LOG=os.environ.get("RUST_LOG", "info"))
+    def __init__(self, binary, config_path, keys_url):
+        env = dict(os.environ, AUTOSTOP_CONFIG=config_path, RUST_LOG=os.environ.get("RUST_LOG", "info"),
+                   AUTOSTOP_ELB_KEYS_URL=keys_url, DEMO_OIDC_CLIENT_SECRET="demo-client-secret")
         self.log = open(os.path.join(OUT, "autostop.log"), "w")
         self.proc = subprocess.Popen([binary, "events"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self.log, env=env, text=True, bufsize=1)
@@ -261,6 +297,42 @@ class Autostop:
     def stop(self):
         self.proc.terminate()
         self.proc.wait(timeout=10)
+
+
+def b64url(data):
+    """base64url with its padding, as ALB writes its tokens (strict JWT parsers reject it)."""
+    return base64.urlsafe_b64encode(data).decode()
+
+
+class SignIn:
+    """The ALB's authenticate action, played: a demo key signs the user claims the ALB sends as
+    `x-amzn-oidc-data`, and its public key is served as the ELB key server serves it."""
+    KID = "demo-key-1"
+
+    def __init__(self, load_balancer):
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        self.signer = load_balancer
+        self.pem = self.key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+    def token(self, email):
+        now = int(time.time())
+        header = {"typ": "JWT", "kid": self.KID, "alg": "ES256", "iss": "https://login.demo.localhost",
+                  "client": "autostop-demo", "signer": self.signer, "exp": now + 120}
+        claims = {"sub": "demo-user-1", "email": email, "name": "Demo Developer", "exp": now + 120,
+                  "iss": "https://login.demo.localhost"}
+        signing = b64url(json.dumps(header).encode()) + "." + b64url(json.dumps(claims).encode())
+        r, s = utils.decode_dss_signature(self.key.sign(signing.encode(), ec.ECDSA(hashes.SHA256())))
+        return signing + "." + b64url(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
+
+
+LOGIN_PAGE = """<!doctype html><html><head><title>Sign in · demo IdP</title>
+<style>body{{font:16px system-ui,sans-serif;max-width:30rem;margin:4rem auto;padding:0 1rem}}
+button{{font-size:1rem;padding:.6rem 1.2rem}}</style></head><body>
+<h1>Sign in</h1><p>The demo's identity provider: the load balancer sends you here before
+<code>{host}</code>, which is behind sign-in.</p>
+<form method="post" action="/__demo_login"><input type="hidden" name="to" value="{to}">
+<button id="sign-in" type="submit">Sign in as {user}</button></form></body></html>"""
 
 
 class QuietServer(http.server.ThreadingHTTPServer):
@@ -299,16 +371,22 @@ class Metrics:
                                {"Name": "LoadBalancer", "Value": self.lb_dim}]}])
 
 
-def front_end(port, world, supervisor, autostop, metrics):
-    """The ALB stand-in on 127.0.0.1:port."""
-    cache = {"at": 0, "rules": []}
+def front_end(port, world, supervisor, autostop, metrics, sign_in):
+    """The ALB stand-in on 127.0.0.1:port: its HTTP listener, and for hosts whose rule on the
+    HTTPS listener authenticates first, that listener."""
+    cache = {"at": 0, "http": [], "https": []}
     cache_lock = threading.Lock()
 
-    def forward_rules():
+    def forward_rules(which):
         with cache_lock:
             if time.time() - cache["at"] > 1:
-                cache["rules"], cache["at"] = world.forward_rules(), time.time()
-            return cache["rules"]
+                cache["http"] = world.forward_rules(world.listener)
+                cache["https"] = world.forward_rules(world.https_listener)
+                cache["at"] = time.time()
+            return cache[which]
+
+    def first_match(rules, host):
+        return next(((t, auth) for hosts, t, auth in rules if any(host_matches(h, host) for h in hosts)), (None, False))
 
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -317,7 +395,22 @@ def front_end(port, world, supervisor, autostop, metrics):
             length = int(self.headers.get("content-length") or 0)
             body = self.rfile.read(length) if length else b""
             host = (self.headers.get("host") or "").split(":")[0].lower()
-            tg = next((t for hosts, t in forward_rules() if any(host_matches(h, host) for h in hosts)), None)
+            extra = {}
+            for k in [k for k in self.headers if k.lower().startswith("x-amzn-oidc")]:
+                del self.headers[k]  # the ALB drops what a client sends under its names
+            if self.path.startswith("/__demo_keys/"):
+                return self.reply(200, {"content-type": "text/plain"}, sign_in.pem)
+            if self.path.split("?", 1)[0] == "/__demo_login":
+                return self.login(host, body)
+            tg, auth = first_match(forward_rules("https"), host)
+            if auth:
+                if f"{SESSION_COOKIE}=" not in (self.headers.get("cookie") or ""):
+                    to = urllib.parse.quote(self.path, safe="")
+                    return self.reply(302, {"location": f"/__demo_login?to={to}"}, b"")
+                extra = {"x-amzn-oidc-data": sign_in.token(DEMO_USER), "x-amzn-oidc-identity": "demo-user-1",
+                         "x-forwarded-proto": "https"}
+            else:
+                tg, _ = first_match(forward_rules("http"), host)
             if tg and tg != world.lambda_tg:
                 backend = supervisor.port_for(tg)
                 if backend is None:
@@ -325,6 +418,7 @@ def front_end(port, world, supervisor, autostop, metrics):
                 metrics.count(tg)
                 conn = http.client.HTTPConnection("127.0.0.1", backend, timeout=30)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "keep-alive")}
+                headers.update(extra)
                 conn.request(self.command, self.path, body=body, headers=headers)
                 r = conn.getresponse()
                 data = r.read()
@@ -338,7 +432,7 @@ def front_end(port, world, supervisor, autostop, metrics):
             for p in (p for p in query.split("&") if p):
                 k, _, v = p.partition("=")
                 params.setdefault(k, []).append(v)
-            for k, v in self.headers.items():
+            for k, v in list(self.headers.items()) + list(extra.items()):
                 headers.setdefault(k.lower(), []).append(v)
             event = {
                 "requestContext": {"elb": {"targetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/demo-autostop/1"}},
@@ -354,6 +448,19 @@ def front_end(port, world, supervisor, autostop, metrics):
             data = base64.b64decode(data) if resp.get("isBase64Encoded") else data.encode()
             headers = resp.get("multiValueHeaders") or {k: [v] for k, v in (resp.get("headers") or {}).items()}
             self.reply(resp["statusCode"], headers, data)
+
+        def login(self, host, body):
+            """The demo IdP: a page with one button; its POST starts the session the ALB keeps in
+            its cookie and returns the browser where it was going."""
+            if self.command == "POST":
+                to = urllib.parse.parse_qs(body.decode()).get("to", ["/"])[0]
+                to = to if to.startswith("/") and not to.startswith("//") else "/"
+                cookie = f"{SESSION_COOKIE}=demo; Path=/; HttpOnly; SameSite=Lax"
+                return self.reply(302, {"location": to, "set-cookie": cookie}, b"")
+            query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+            to = query.get("to", ["/"])[0]
+            page = LOGIN_PAGE.format(host=html.escape(host), to=html.escape(to, quote=True), user=DEMO_USER)
+            return self.reply(200, {"content-type": "text/html; charset=utf-8"}, page.encode())
 
         def reply(self, status, headers, data):
             # send_response_only: send_response would add a Server and a Date of its own to the
@@ -400,8 +507,11 @@ def main():
     config_path = os.path.join(OUT, "autostop.toml")
     with open(config_path, "w") as f:
         f.write(world.config())
-    autostop = Autostop(binary, config_path)
-    supervisor, metrics = Supervisor(world), Metrics(world)
+    autostop = Autostop(binary, config_path, f"http://127.0.0.1:{port}/__demo_keys/{{kid}}")
+    supervisor, metrics, sign_in = Supervisor(world), Metrics(world), SignIn(world.lb)
+    # As `make deploy` does: the standing rules exist before the first request, so admin's
+    # (behind sign-in) is on the HTTPS listener from the start.
+    autostop.call({"autostop": "sync"})
 
     def idle_check():
         report = autostop.call({"version": "0", "id": "demo", "detail-type": "Scheduled Event",
@@ -413,7 +523,7 @@ def main():
     every(1, supervisor.tick, "supervisor")
     every(5, metrics.flush, "metrics")
     every(IDLE_CHECK_EVERY, idle_check, "idle check")
-    server = front_end(port, world, supervisor, autostop, metrics)
+    server = front_end(port, world, supervisor, autostop, metrics, sign_in)
     stop = threading.Event()
     # Explicit handlers: a shell that started us in the background may have left SIGINT ignored.
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -424,6 +534,7 @@ def main():
     log("open these; each is asleep until you do (curl works too: curl -i http://api.localhost:%d/):" % port)
     log(f"  http://api.localhost:{port}/   EC2 instance {world.instance}, after its database {world.db}")
     log(f"  http://web.localhost:{port}/   ECS service demo/web (remembers 2 tasks; wakes on a click)")
+    log(f"  http://admin.localhost:{port}/ EC2 instance {world.admin}, behind sign-in (as {DEMO_USER})")
     log("left alone for about a minute, each goes back to sleep. Ctrl-C stops the demo.")
     print("autostop demo ready", flush=True)
     try:
