@@ -2,8 +2,8 @@
 //! sleep when idle. One binary, deployed as the default target of an Application Load Balancer.
 //!
 //! The map of the crate, top down: each folder imports only those below it (`tests/layout.rs`
-//! checks it, and that no two files import each other in a circle). `cloud`, `http` and
-//! `telemetry` import nothing of the domain.
+//! checks it, and that no two files import each other in a circle). `cloud`, `http`,
+//! `identity` and `telemetry` import nothing of the domain.
 //!
 //! ```text
 //! main.rs     in Lambda: config, then lambda_runtime::run over app; elsewhere: the CLI
@@ -15,7 +15,8 @@
 //! ops/        operator commands as typed reports: status, stop, sync, overrides, validate --aws;
 //!             problem.rs: a failed AWS call as an operator reads it (code, calls, what to do)
 //! serve/      the HTTP table: screen (answers without an AWS call: health, unknown host,
-//!             refusals), then wake (click page and button, status, progress page, hold)
+//!             refusals), sign-in (signin.rs: behind SSO, a verified user or 401), then
+//!             wake (click page and button, status, progress page, hold)
 //! sleep/      the idle check: activity (metrics, pure), decide (pure), observe (batched),
 //!             check (the run), stop (the ordered stop, StopRequest), operator (stop now)
 //! wake/       the wake path: observe and plan (pure), step, start, ready (health, switch),
@@ -31,6 +32,8 @@
 //! cloud/      the port (Cloud) in domain words, ALB facts (alb.rs), the item (item.rs);
 //!             aws/ one file per service; fake/ the strict in-memory cloud (compute, alb,
 //!             metrics, table, calls by Op, failure injection, its own tests)
+//! identity/   who is asking, verified: the ALB's signed user claims (jwt.rs), checked
+//!             against the load balancer's public key, fetched and cached by kid (keys.rs)
 //! telemetry/  JSON logs, and CloudWatch EMF lines (emf.rs)
 //! ```
 
