@@ -305,11 +305,63 @@ fn idle_check_cost(n: usize, dry_run: bool) -> (Vec<(Op, usize)>, f64) {
     })
 }
 
+/// The same 200 rules behind OIDC sign-in: a poll with a valid token (ES256 verified, the key
+/// cached) and one without (401 page).
+fn signin_times() {
+    use autostop::cloud::{Authenticate, Cloud, Secret};
+    use autostop::config::Access;
+    use autostop::identity::testing::{StaticKeys, TestKey};
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    let auth = "auth = { oidc = { issuer = \"https://idp.example.com\", authorization_endpoint = \"https://idp.example.com/a\", token_endpoint = \"https://idp.example.com/t\", user_info_endpoint = \"https://idp.example.com/u\", client_id = \"c\", client_secret_env = \"UNSET\" } }\n";
+    let mut text = format!("listener_arns = [\"{L1}\"]\nhold = \"2m\"\n{auth}");
+    for i in 0..200 {
+        text.push_str(&format!(
+            "[[rules]]\nname = \"env{i}\"\nhosts = [\"env{i}.dev.example.com\", \"*.env{i}.dev.example.com\"]\ntarget_group_arn = \"{TG}\"\nec2 = {{ instance_ids = [\"{I1}\"] }}\n"
+        ));
+    }
+    let mut config = Config::from_toml(&text).expect("bench config");
+    for rule in &mut config.rules {
+        if let Access::Sso(Authenticate::Oidc(o)) = &mut rule.access {
+            o.client_secret = Secret(Some("s".into()));
+        }
+    }
+    let key = TestKey::new();
+    let (verifier, _) = StaticKeys::new(&[("k1", &key)]).verifier();
+    let cloud = world(Duration::ZERO, 600, 0);
+    let app = Arc::new(App::new(config, cloud).with_verifier(verifier));
+    let lb = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/dev/50dc6c495c0c9188";
+    let exp = app.cloud().now() + 86_400;
+    let token = key.token(
+        json!({"alg": "ES256", "kid": "k1", "signer": lb, "exp": exp}),
+        json!({"sub": "u", "email": "ana@example.com"}),
+        true,
+    );
+    let with = |token: Option<&str>| {
+        let mut ev = event("env7.dev.example.com", "/__autostop/status", "application/json");
+        ev["headers"]["x-forwarded-proto"] = json!("https");
+        if let Some(t) = token {
+            ev["headers"]["x-amzn-oidc-data"] = json!(t);
+        }
+        ev
+    };
+    rt.block_on(app.handle(with(Some(&token)), None)).unwrap();
+    for (label, ev) in [("signed-in status poll", with(Some(&token))), ("no sign-in (401)", with(None))] {
+        let (median, p99) = measure(&rt, 20_000, || {
+            let app = Arc::clone(&app);
+            let ev = ev.clone();
+            async move { app.handle(ev, None).await.unwrap() }
+        });
+        println!("  {label:<28} {median:>8.1} / {p99:>8.1}");
+    }
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo test --benches` asks for a listing; there are no tests here.
     }
     handler_times();
+    println!("behind sign-in (200 rules, ES256 verified on every request, the key cached):");
+    signin_times();
     println!();
     println!("AWS calls per wake (boot 30 s, healthy 10 s later, held API requests, paused clock):");
     for n in [1usize, 10, 200] {

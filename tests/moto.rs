@@ -684,6 +684,22 @@ async fn standing_rules_are_created_switched_reordered_and_removed() {
 
 impl World {
     /// The first standing rule's ARN and its actions' types in order, on `listener`.
+    /// The load balancer, and an HTTPS listener on it whose default action is the Lambda (moto
+    /// takes any certificate ARN).
+    async fn https_listener(&self) -> (String, String) {
+        let lb = self.elb.describe_listeners().listener_arns(&self.listeners[0]).send().await.unwrap().listeners()[0]
+            .load_balancer_arn()
+            .unwrap()
+            .to_string();
+        let cert = aws_sdk_elasticloadbalancingv2::types::Certificate::builder()
+            .certificate_arn("arn:aws:iam::123456789012:server-certificate/dev")
+            .build();
+        let default = Action::builder().r#type(ActionTypeEnum::Forward).target_group_arn(&self.lambda_tg).build();
+        let out = self.elb.create_listener().load_balancer_arn(&lb).protocol(ProtocolEnum::Https).port(443);
+        let out = out.certificates(cert).default_actions(default).send().await.unwrap();
+        (lb, out.listeners()[0].listener_arn().unwrap().to_string())
+    }
+
     async fn first_rule(&self, listener: &str) -> (String, Vec<String>) {
         let out = self.elb.describe_rules().listener_arn(listener).send().await.unwrap();
         let rule = out.rules().iter().find(|r| r.is_default() != Some(true)).expect("a standing rule");
@@ -989,29 +1005,7 @@ async fn a_rule_behind_sign_in_authenticates_first_on_the_https_listener_only() 
     w.state_table("it-auth-state").await;
     let tg = w.target_group("it-auth-api", TargetTypeEnum::Instance).await;
     let id = w.stopped_instance(&tg).await;
-    let lb = w.elb.describe_listeners().listener_arns(&w.listeners[0]).send().await.unwrap().listeners()[0]
-        .load_balancer_arn()
-        .unwrap()
-        .to_string();
-    let https = w
-        .elb
-        .create_listener()
-        .load_balancer_arn(&lb)
-        .protocol(ProtocolEnum::Https)
-        .port(443)
-        .certificates(
-            aws_sdk_elasticloadbalancingv2::types::Certificate::builder()
-                .certificate_arn("arn:aws:iam::123456789012:server-certificate/dev")
-                .build(),
-        )
-        .default_actions(Action::builder().r#type(ActionTypeEnum::Forward).target_group_arn(&w.lambda_tg).build())
-        .send()
-        .await
-        .unwrap()
-        .listeners()[0]
-        .listener_arn()
-        .unwrap()
-        .to_string();
+    let (lb, https) = w.https_listener().await;
     let text = format!(
         r#"listener_arns = ["{http}", "{https}"]
 state_table = "it-auth-state"
