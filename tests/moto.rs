@@ -1057,3 +1057,31 @@ ec2 = {{ instance_ids = ["{id}"] }}
     assert_eq!(v["result"], "stopped", "{v}");
     assert_eq!(w.first_rule(&https).await.1, sso, "asleep, still behind sign-in");
 }
+
+/// validate --aws with a rule behind sign-in: a problem while every listener is HTTP (ALB
+/// authenticates only on HTTPS), advice naming the HTTP one once an HTTPS listener is there too.
+#[tokio::test]
+#[ignore = "needs moto: run `make test`"]
+async fn validate_says_a_rule_behind_sign_in_needs_an_https_listener() {
+    let w = world("it-https").await;
+    let tg = w.target_group("it-https-api", TargetTypeEnum::Instance).await;
+    let id = w.stopped_instance(&tg).await;
+    let rules = format!(
+        r#"auth = {{ cognito = {{ user_pool_arn = "arn:aws:cognito-idp:us-east-1:123456789012:userpool/us-east-1_abc", user_pool_client_id = "c1", user_pool_domain = "dev-login" }} }}
+[[rules]]
+name = "api"
+hosts = ["api.https.example.com"]
+target_group_arn = "{tg}"
+ec2 = {{ instance_ids = ["{id}"] }}
+"#
+    );
+    let (code, out, err) = w.validate_aws("it-https-none", &rules);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("no listener is HTTPS") && out.contains("Type=redirect"), "{out}");
+    let (_, https) = w.https_listener().await;
+    let file = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("it-https-mixed.toml");
+    std::fs::write(&file, format!("listener_arns = [\"{}\", \"{https}\"]\n{rules}", w.listeners[0])).unwrap();
+    let (_, out, err) = cli(&["validate", "--aws"], &file);
+    assert!(!out.contains("no listener is HTTPS"), "{out}{err}");
+    assert!(out.contains(&format!("advice: listener {} is HTTP", w.listeners[0])), "{out}");
+}

@@ -28,6 +28,18 @@ use signin::{Keys, SignedIn};
 
 pub use answers::no_listeners;
 
+/// A rule behind OIDC sign-in whose client secret is not in this environment cannot have its
+/// standing rules created (CreateRule needs it): said once, at start.
+fn warn_missing_secrets(config: &Config) {
+    for rule in &config.rules {
+        if let Some(crate::cloud::Authenticate::Oidc(o)) = rule.access.sso() {
+            if o.client_secret.0.is_none() {
+                tracing::warn!(rule = %rule.name, client_id = %o.client_id, "auth.oidc.client_secret_env is not set: this rule's standing rules cannot be created (ClientSecretMissing)");
+            }
+        }
+    }
+}
+
 /// Path of the status endpoint on every rule's host.
 pub const STATUS_PATH: &str = "/__autostop/status";
 
@@ -52,6 +64,7 @@ impl Front {
         if let (Some(t), None) = (&config.wake_token, &wake_secret) {
             tracing::warn!(env = %t.env, "wake_token.env is not set: API clients cannot wake click-mode rules");
         }
+        warn_missing_secrets(config);
         Front { refusals: Refusals::new(config), wake_secret, keys: Keys::default() }
     }
 
