@@ -139,6 +139,9 @@ pub trait Cloud: Send + Sync + 'static {
         start: i64,
         end: i64,
     ) -> impl Future<Output = CloudResult<Vec<MetricSeries>>> + Send;
+    /// Puts one event onto an EventBridge bus (name or ARN), source `autostop` (PutEvents). An
+    /// entry EventBridge did not take (`FailedEntryCount`) is an error with its code.
+    fn put_event(&self, bus: &str, detail_type: &str, detail: &str) -> impl Future<Output = CloudResult<()>> + Send;
     /// Every item of the state table.
     fn load_states(&self, table: &str) -> impl Future<Output = CloudResult<Vec<RuleState>>> + Send;
     /// One rule's item (strongly consistent read).

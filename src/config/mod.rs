@@ -60,6 +60,8 @@ pub struct Config {
     /// The configured listeners AWS says are HTTP: they carry no rule behind sign-in (ALB
     /// authenticates on HTTPS listeners only). Looked up by the app, never read from the file.
     pub http_listeners: Vec<String>,
+    /// The EventBridge bus (name or ARN) lifecycle events go to (`events = { bus }`).
+    pub events_bus: Option<String>,
     hosts: HostIndex,
 }
 

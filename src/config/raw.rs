@@ -32,8 +32,17 @@ pub(super) struct RawConfig {
     pub(super) wake_token: Option<WakeToken>,
     /// Every rule behind ALB authentication (`super::auth`), unless it says otherwise.
     pub(super) auth: Option<RawAuth>,
+    /// Lifecycle events onto an EventBridge bus.
+    pub(super) events: Option<RawEvents>,
     #[serde(default)]
     pub(super) schedules: Vec<RawSchedule>,
+}
+
+/// `events = { bus = "default" }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawEvents {
+    pub(super) bus: String,
 }
 
 /// `[[schedules]]`: windows of local time ([`super::schedule`]).

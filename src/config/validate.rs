@@ -48,6 +48,7 @@ impl RawConfig {
             standing_priorities,
             wake_token,
             http_listeners: Vec::new(),
+            events_bus: self.events.as_ref().map(|e| check_bus(&e.bus)).transpose()?,
             hosts,
         })
     }
@@ -78,6 +79,23 @@ impl RawConfig {
             access: auth::access("auth", self.auth.clone(), &Access::Unmanaged)?,
         })
     }
+}
+
+/// `events.bus`: a bus name (1-256 of letters, digits, `.`, `-`, `_`, `/`) or a bus ARN
+/// (EventBridge API reference, PutEventsRequestEntry `EventBusName`).
+fn check_bus(bus: &str) -> Result<String, ConfigError> {
+    let name_ok =
+        |n: &str| (1..=256).contains(&n.len()) && n.chars().all(|c| c.is_ascii_alphanumeric() || ".-_/".contains(c));
+    let ok = match bus.strip_prefix("arn:") {
+        Some(_) => {
+            bus.split(':').nth(2) == Some("events") && bus.rsplit_once(":event-bus/").is_some_and(|(_, n)| name_ok(n))
+        }
+        None => name_ok(bus),
+    };
+    if !ok {
+        return Err(err("events.bus", format!("`{bus}` is not an event bus name or ARN")));
+    }
+    Ok(bus.to_string())
 }
 
 /// The top level's durations.

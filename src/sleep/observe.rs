@@ -34,7 +34,7 @@ pub(super) struct Seen {
 }
 
 pub(super) async fn observe<C: Cloud>(cloud: &C, config: &Config, now: i64) -> Result<Seen, CloudError> {
-    let states: HashMap<String, RuleState> = match Store::new(cloud, &config.state_table).load_all().await {
+    let states: HashMap<String, RuleState> = match Store::of(cloud, config).load_all().await {
         Ok(v) => v.into_iter().map(|s| (s.rule.clone(), s)).collect(),
         Err(e) => {
             tracing::warn!(code = %e.code, table = %config.state_table, "state table unreadable; deciding from AWS alone");

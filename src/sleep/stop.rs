@@ -29,7 +29,7 @@ pub(super) async fn read_state<C: Cloud>(
     config: &Config,
     rule: &str,
 ) -> Result<Option<RuleState>, CloudError> {
-    match Store::new(cloud, &config.state_table).load(rule).await {
+    match Store::of(cloud, config).load(rule).await {
         Ok(s) => Ok(s),
         Err(e) if e.kind == ErrorKind::NotFound => {
             tracing::warn!(table = %config.state_table, "state table missing; stopping without coordination");
@@ -47,7 +47,7 @@ async fn claim<C: Cloud>(
     decided: Option<&RuleState>,
     next: RuleState,
 ) -> Result<Option<RuleState>, CloudError> {
-    match Store::new(cloud, &config.state_table).claim(decided, next.clone()).await {
+    match Store::of(cloud, config).claim(decided, next.clone()).await {
         Ok(Written::Saved(item)) => Ok(Some(item)),
         Ok(Written::Declined(_)) => Err(moved()),
         Err(e) if e.kind == ErrorKind::NotFound => Ok(Some(next)),
@@ -65,7 +65,7 @@ async fn record_claimed<C: Cloud>(
     change: impl Fn(Option<&RuleState>) -> RuleState,
 ) -> Result<(), CloudError> {
     let still_claimed = |now: Option<&RuleState>| now.is_some_and(|n| n.phase == Phase::Stopping).then(|| change(now));
-    match Store::new(cloud, &config.state_table).update(rule, Some(claimed.cloned()), still_claimed).await {
+    match Store::of(cloud, config).update(rule, Some(claimed.cloned()), still_claimed).await {
         Ok(Written::Saved(_)) => Ok(()),
         Ok(Written::Declined(_)) => Err(moved()),
         Err(e) if e.kind == ErrorKind::NotFound => Ok(()),

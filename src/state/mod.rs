@@ -5,6 +5,7 @@
 //! coordinates Lambda environments and keeps history. Nothing here decides what to wake or
 //! stop, and nothing but [`Store`] writes the table.
 
+pub mod events;
 pub mod intent;
 pub mod savings;
 mod store;

@@ -5,7 +5,9 @@
 //! lease); a claim ([`Store::claim`]) was decided on one version, so losing the race is its
 //! answer and nothing is read or tried again.
 
+use super::events::{detail, lifecycle};
 use crate::cloud::{Cloud, CloudResult, ErrorKind, RuleState};
+use crate::config::Config;
 
 /// Writes tried per update: the first, and two after lost races.
 pub const ATTEMPTS: usize = 3;
@@ -14,6 +16,8 @@ pub const ATTEMPTS: usize = 3;
 pub struct Store<'a, C> {
     cloud: &'a C,
     table: &'a str,
+    /// With `events = { bus }`: the config, whose bus each transition is announced on.
+    events: Option<&'a Config>,
 }
 
 /// How an update ended.
@@ -28,7 +32,26 @@ pub enum Written {
 
 impl<'a, C: Cloud> Store<'a, C> {
     pub fn new(cloud: &'a C, table: &'a str) -> Store<'a, C> {
-        Store { cloud, table }
+        Store { cloud, table, events: None }
+    }
+
+    /// The config's table, announcing transitions on its bus if it names one.
+    pub fn of(cloud: &'a C, config: &'a Config) -> Store<'a, C> {
+        Store { cloud, table: &config.state_table, events: config.events_bus.is_some().then_some(config) }
+    }
+
+    /// After a conditional write succeeded: the transition it made, put on the bus. Exactly
+    /// once per transition fleet-wide, since only one writer wins each version; a failed put is
+    /// logged, never the write's failure.
+    async fn announce(&self, prev: Option<&RuleState>, next: &RuleState) {
+        let Some(config) = self.events else { return };
+        let (Some(bus), Some(kind)) = (config.events_bus.as_deref(), lifecycle(prev, next)) else { return };
+        let hosts = config.rule(&next.rule).map(|r| r.hosts.clone()).unwrap_or_default();
+        let body = detail(kind, &next.rule, &hosts, next, self.cloud.now()).to_string();
+        match self.cloud.put_event(bus, kind.detail_type(), &body).await {
+            Ok(()) => tracing::info!(rule = %next.rule, event = kind.detail_type(), bus, "event put"),
+            Err(e) => tracing::warn!(rule = %next.rule, event = kind.detail_type(), code = %e.code, "event not put"),
+        }
     }
 
     /// One rule's item (a strongly consistent read).
@@ -47,7 +70,10 @@ impl<'a, C: Cloud> Store<'a, C> {
         let expected = decided.map(|d| d.version);
         next.version = expected.unwrap_or(0) + 1;
         match self.cloud.save_state(self.table, &next, expected).await {
-            Ok(()) => Ok(Written::Saved(next)),
+            Ok(()) => {
+                self.announce(decided, &next).await;
+                Ok(Written::Saved(next))
+            }
             Err(e) if e.kind == ErrorKind::Conflict => Ok(Written::Declined(None)),
             Err(e) => Err(e),
         }
@@ -71,7 +97,10 @@ impl<'a, C: Cloud> Store<'a, C> {
             let expected = current.as_ref().map(|c| c.version);
             next.version = expected.unwrap_or(0) + 1;
             match self.cloud.save_state(self.table, &next, expected).await {
-                Ok(()) => return Ok(Written::Saved(next)),
+                Ok(()) => {
+                    self.announce(current.as_ref(), &next).await;
+                    return Ok(Written::Saved(next));
+                }
                 Err(e) if e.kind == ErrorKind::Conflict && attempt < ATTEMPTS => current = self.load(rule).await?,
                 Err(e) => return Err(e),
             }

@@ -161,7 +161,7 @@ impl<C: Cloud> Waker<C> {
 
     /// The state table, through its one writer.
     pub fn store(&self) -> Store<'_, C> {
-        Store::new(self.cloud.as_ref(), &self.config.state_table)
+        Store::of(self.cloud.as_ref(), &self.config)
     }
 
     /// Advances the wake by one step (or returns the status another caller got within

@@ -10,6 +10,7 @@ mod ec2;
 mod ecs;
 mod elbv2;
 mod error;
+mod events;
 mod rds;
 mod state;
 
@@ -31,6 +32,7 @@ pub struct Clients {
     pub sts: aws_sdk_sts::Client,
     pub autoscaling: aws_sdk_autoscaling::Client,
     pub rds: aws_sdk_rds::Client,
+    pub events: aws_sdk_eventbridge::Client,
 }
 
 impl Clients {
@@ -44,6 +46,7 @@ impl Clients {
             sts: aws_sdk_sts::Client::new(sdk),
             autoscaling: aws_sdk_autoscaling::Client::new(sdk),
             rds: aws_sdk_rds::Client::new(sdk),
+            events: aws_sdk_eventbridge::Client::new(sdk),
         }
     }
 }
@@ -262,6 +265,9 @@ impl Cloud for AwsCloud {
     }
     async fn save_state(&self, table: &str, state: &RuleState, expected: Option<u64>) -> CloudResult<()> {
         state::save_state(&self.clients().await.dynamodb, table, state, expected).await
+    }
+    async fn put_event(&self, bus: &str, detail_type: &str, detail: &str) -> CloudResult<()> {
+        events::put_event(&self.clients().await.events, bus, detail_type, detail).await
     }
 }
 

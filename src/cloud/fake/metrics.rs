@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::{FakeCloud, Op};
 use crate::cloud::alb::{load_balancer_dimension, target_group_dimension};
-use crate::cloud::{Cloud, CloudResult, MetricQuery, MetricSeries, METRIC_QUERIES_PER_CALL};
+use crate::cloud::{Cloud, CloudError, CloudResult, MetricQuery, MetricSeries, METRIC_QUERIES_PER_CALL};
 
 impl FakeCloud {
     /// Makes CloudWatch datapoints visible only `lag` after their minute.
@@ -36,6 +36,22 @@ impl FakeCloud {
             self.now(),
             count,
         );
+    }
+
+    /// The events put so far: (bus, detail type, detail JSON).
+    pub fn events(&self) -> Vec<(String, String, String)> {
+        self.lock().events.clone()
+    }
+
+    /// PutEvents of one entry: the detail must be a JSON object (EventBridge rejects an entry
+    /// whose `Detail` is not, EventBridge API reference, PutEventsRequestEntry).
+    pub(super) async fn op_put_event(&self, bus: &str, detail_type: &str, detail: &str) -> CloudResult<()> {
+        self.enter(Op::PutEvents).await?;
+        if !serde_json::from_str::<serde_json::Value>(detail).is_ok_and(|v| v.is_object()) {
+            return Err(CloudError::new("PutEvents", "MalformedDetail", "Detail is not a JSON object"));
+        }
+        self.lock().events.push((bus.to_string(), detail_type.to_string(), detail.to_string()));
+        Ok(())
     }
 
     /// The EMF lines emitted so far.

@@ -148,6 +148,8 @@ struct State {
     metrics: HashMap<String, Vec<(i64, f64)>>,
     states: HashMap<String, RuleState>,
     emf: Vec<String>,
+    /// Events put onto buses: (bus, detail type, detail JSON), in order.
+    events: Vec<(String, String, String)>,
     state_table_missing: bool,
     born: Option<Instant>,
     /// Wall time at `born`, epoch seconds.

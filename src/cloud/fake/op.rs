@@ -36,6 +36,8 @@ pub enum Op {
     DeleteRule,
     // CloudWatch
     GetMetricData,
+    // EventBridge
+    PutEvents,
     // DynamoDB
     Scan,
     GetItem,
@@ -71,6 +73,7 @@ impl Op {
             Op::SetRulePriorities => "SetRulePriorities",
             Op::DeleteRule => "DeleteRule",
             Op::GetMetricData => "GetMetricData",
+            Op::PutEvents => "PutEvents",
             Op::Scan => "Scan",
             Op::GetItem => "GetItem",
             Op::PutItem => "PutItem",

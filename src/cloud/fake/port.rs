@@ -124,6 +124,10 @@ impl Cloud for FakeCloud {
         self.op_load_state(_table, rule).await
     }
 
+    async fn put_event(&self, bus: &str, detail_type: &str, detail: &str) -> CloudResult<()> {
+        self.op_put_event(bus, detail_type, detail).await
+    }
+
     async fn save_state(&self, _table: &str, state: &RuleState, expected: Option<u64>) -> CloudResult<()> {
         self.op_save_state(_table, state, expected).await
     }
