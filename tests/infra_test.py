@@ -127,6 +127,8 @@ def main():
           ours.get("Condition") == {"Null": {"aws:ResourceTag/autostop:rule": "false"}}
           and sorted(ours.get("Action", [])) == ["elasticloadbalancing:DeleteRule", "elasticloadbalancing:ModifyRule",
                                                  "elasticloadbalancing:SetRulePriorities"], ours)
+    check("may put lifecycle events on the account's buses",
+          any("events:PutEvents" in json.dumps(s) and "event-bus/*" in json.dumps(s) for s in doc["Statement"]), doc)
     check("never grants TerminateInstances",
           not any("TerminateInstances" in json.dumps(s) for s in doc["Statement"]), doc)
     listener_doc = policy(iam.get_role_policy(RoleName=role, PolicyName="autostop-listeners")["PolicyDocument"])
@@ -144,6 +146,7 @@ def main():
             {"ParameterKey": "CodeS3Bucket", "ParameterValue": "autostop-artifacts"},
             {"ParameterKey": "ExistingListenerArns", "ParameterValue": listener["ListenerArn"]},
             {"ParameterKey": "StateTableName", "ParameterValue": "autostop-existing-state"},
+            {"ParameterKey": "LifecycleTopic", "ParameterValue": "create"},
         ],
     )
     stack2 = cf.describe_stacks(StackName="autostop-existing")["Stacks"][0]
@@ -158,6 +161,14 @@ def main():
     check("function told the existing listeners", env2.get("AUTOSTOP_LISTENER_ARNS") == listener["ListenerArn"], env2)
     outputs2 = {o["OutputKey"]: o["OutputValue"] for o in stack2.get("Outputs", [])}
     check("modify-listener command in the outputs", "modify-listener" in outputs2.get("ModifyListenerCommand", ""), outputs2)
+    topic = outputs2.get("LifecycleEventsTopicArn", "")
+    check("LifecycleTopic=create: a topic in the outputs", topic.startswith("arn:aws:sns:"), outputs2)
+    rules = [r for r in events.list_rules(EventBusName="default")["Rules"] if "autostop" in r.get("EventPattern", "")]
+    targets = events.list_targets_by_rule(Rule=rules[0]["Name"])["Targets"] if rules else []
+    check("a rule sends source autostop to the topic",
+          rules and json.loads(rules[0]["EventPattern"]) == {"source": ["autostop"]} and [t["Arn"] for t in targets] == [topic],
+          (rules, targets))
+    check("no topic without LifecycleTopic=create", "LifecycleEventsTopicArn" not in outputs, outputs)
 
     # 2b. Listeners of two existing ALBs: each ALB gets a Lambda target group of its own, and a
     #     reservation of concurrency is made only when asked for.

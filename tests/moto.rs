@@ -1085,3 +1085,84 @@ ec2 = {{ instance_ids = ["{id}"] }}
     assert!(!out.contains("no listener is HTTPS"), "{out}{err}");
     assert!(out.contains(&format!("advice: listener {} is HTTP", w.listeners[0])), "{out}");
 }
+
+/// One SQS query-protocol call to moto (no SDK crate for a test's reads): the XML answer.
+fn sqs(params: &[(&str, &str)]) -> String {
+    use std::io::{Read, Write};
+    let enc = |v: &str| -> String {
+        v.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    };
+    let body: Vec<String> = params.iter().map(|(k, v)| format!("{k}={}", enc(v))).collect();
+    let body = body.join("&") + "&Version=2012-11-05";
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap();
+    let addr = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        conn,
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-www-form-urlencoded\r\nAuthorization: AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/sqs/aws4_request, SignedHeaders=host, Signature=0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut reply = String::new();
+    conn.read_to_string(&mut reply).unwrap();
+    reply
+}
+
+/// Every value of `<tag>` in an XML text.
+fn xml_values(xml: &str, tag: &str) -> Vec<String> {
+    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+    xml.split(&open)
+        .skip(1)
+        .filter_map(|p| p.split_once(&close).map(|(v, _)| v.replace("&quot;", "\"").replace("&amp;", "&")))
+        .collect()
+}
+
+/// Lifecycle events through the real adapter onto a bus, delivered by an EventBridge rule to an
+/// SQS queue and read back: three environments race one wake, and exactly one `Wake Started`
+/// and one `Environment Ready` arrive.
+#[tokio::test]
+#[ignore = "needs moto: run `make test`"]
+async fn three_environments_racing_a_wake_deliver_exactly_one_environment_ready() {
+    let w = world("it-events").await;
+    w.state_table("it-events-state").await;
+    let tg = w.target_group("it-events-api", TargetTypeEnum::Instance).await;
+    let id = w.stopped_instance(&tg).await;
+    let queue_url = xml_values(&sqs(&[("Action", "CreateQueue"), ("QueueName", "it-events")]), "QueueUrl")[0].clone();
+    let queue_arn = "arn:aws:sqs:us-east-1:123456789012:it-events";
+    let eb = aws_sdk_eventbridge::Client::new(&w.sdk);
+    eb.create_event_bus().name("it-events").send().await.unwrap();
+    let pattern = r#"{"source": ["autostop"]}"#;
+    eb.put_rule().name("to-queue").event_bus_name("it-events").event_pattern(pattern).send().await.unwrap();
+    let target = aws_sdk_eventbridge::types::Target::builder().id("q").arn(queue_arn).build().unwrap();
+    eb.put_targets().rule("to-queue").event_bus_name("it-events").targets(target).send().await.unwrap();
+
+    let rules = format!(
+        "events = {{ bus = \"it-events\" }}\n[[rules]]\nname = \"api\"\nhosts = [\"api.events.example.com\"]\ntarget_group_arn = \"{tg}\"\nec2 = {{ instance_ids = [\"{id}\"] }}\n"
+    );
+    let envs: Vec<std::sync::Arc<App<AwsCloud>>> =
+        (0..3).map(|_| std::sync::Arc::new(w.app_at(&rules, "it-events-state", 0))).collect();
+    let mut tasks = tokio::task::JoinSet::new();
+    for k in 0..9 {
+        let app = std::sync::Arc::clone(&envs[k % 3]);
+        tasks.spawn(async move { api_retrying(&app, "GET", "api.events.example.com", "/").await });
+    }
+    while let Some(r) = tasks.join_next().await {
+        assert_eq!(r.unwrap().status, 307);
+    }
+    let mut kinds = Vec::new();
+    for _ in 0..5 {
+        let got = sqs(&[("Action", "ReceiveMessage"), ("QueueUrl", &queue_url), ("MaxNumberOfMessages", "10")]);
+        for body in xml_values(&got, "Body") {
+            let event: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("{body}"));
+            assert_eq!((event["source"].as_str(), event["detail"]["rule"].as_str()), (Some("autostop"), Some("api")));
+            kinds.push(event["detail-type"].as_str().unwrap_or_default().to_string());
+        }
+    }
+    kinds.sort();
+    assert_eq!(kinds, vec!["Environment Ready", "Wake Started"], "one each, whichever environment made them");
+}
