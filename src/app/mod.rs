@@ -231,6 +231,7 @@ impl<C: Cloud> App<C> {
         let (rule, host) = match self.front.screen(self.cloud(), &config, req) {
             Screened::Answered(reply) => return reply,
             Screened::Wake { rule, host } => (rule, host),
+            Screened::Fleet { host } => return self.fleet(req, &host, &config).await,
         };
         let by = match self.front.admit(self.cloud(), req, rule, &host, &self.signers(&config)).await {
             Ok(by) => by,
@@ -242,6 +243,21 @@ impl<C: Cloud> App<C> {
             return serve::no_listeners(req);
         }
         self.front.wake(&waker, req, rule, &host, time_left, by.as_deref()).await
+    }
+}
+
+impl<C: Cloud> App<C> {
+    /// The fleet page: its viewer signed in first (no AWS call until then).
+    async fn fleet(&self, req: &Request, host: &str, config: &Config) -> Reply {
+        let user = match self.front.fleet_viewer(self.cloud(), req, host, &self.signers(config)).await {
+            Ok(user) => user,
+            Err(reply) => return reply,
+        };
+        if req.method == "POST" {
+            // A button may wake or stop: the listeners must be known. A view reads only the table.
+            self.refresh_listeners(false).await;
+        }
+        serve::fleet::answer(&self.waker(), req, host, &user).await
     }
 }
 

@@ -107,6 +107,9 @@ pub struct RuleState {
     /// The API clients held for this rule right now, fleet-wide: `slot@until_ms` each (a slot
     /// past its time is free, so a crashed holder frees its own).
     pub holds: Vec<String>,
+    /// Seconds awake and asleep per UTC day, the last 30 days: `day:awake:asleep` each
+    /// (`state::history`).
+    pub days: Vec<String>,
 }
 
 pub const WARMUPS_KEPT: usize = 20;

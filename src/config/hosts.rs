@@ -48,6 +48,11 @@ impl HostIndex {
         }
     }
 
+    /// The rule that claims exactly this host, if one does.
+    pub fn exact(&self, host: &str) -> Option<usize> {
+        self.exact.get(host).copied()
+    }
+
     /// The rule index for a normalised host: exact first, then the most specific wildcard.
     pub fn lookup(&self, host: &str) -> Option<usize> {
         if let Some(&i) = self.exact.get(host) {

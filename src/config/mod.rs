@@ -29,6 +29,7 @@ use std::path::Path;
 use std::time::Duration;
 
 pub use auth::Access;
+
 pub(crate) use error::err;
 pub use error::ConfigError;
 pub use gate::WakeToken;
@@ -62,8 +63,20 @@ pub struct Config {
     pub http_listeners: Vec<String>,
     /// The EventBridge bus (name or ARN) lifecycle events go to (`events = { bus }`).
     pub events_bus: Option<String>,
+    /// The fleet page (`dashboard = { host }`), behind the top level's sign-in.
+    pub dashboard: Option<Dashboard>,
     hosts: HostIndex,
 }
+
+/// The fleet page: its host, and the sign-in in front of its standing rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dashboard {
+    pub host: String,
+    pub auth: crate::cloud::Authenticate,
+}
+
+/// The `autostop:rule` tag of the fleet page's standing rule: no rule name can be it.
+pub const DASHBOARD_OWNER: &str = "@dashboard";
 
 /// Values the deployment provides through the environment, for keys the file leaves out: the
 /// CloudFormation template knows the listeners and table only once it has created them.

@@ -34,8 +34,17 @@ pub(super) struct RawConfig {
     pub(super) auth: Option<RawAuth>,
     /// Lifecycle events onto an EventBridge bus.
     pub(super) events: Option<RawEvents>,
+    /// The fleet page's host.
+    pub(super) dashboard: Option<RawDashboard>,
     #[serde(default)]
     pub(super) schedules: Vec<RawSchedule>,
+}
+
+/// `dashboard = { host = "autostop.dev.example.com" }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDashboard {
+    pub(super) host: String,
 }
 
 /// `events = { bus = "default" }`.

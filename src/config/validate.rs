@@ -49,6 +49,7 @@ impl RawConfig {
             wake_token,
             http_listeners: Vec::new(),
             events_bus: self.events.as_ref().map(|e| check_bus(&e.bus)).transpose()?,
+            dashboard: self.dashboard.as_ref().map(|d| check_dashboard(&d.host, &top.access, &hosts)).transpose()?,
             hosts,
         })
     }
@@ -79,6 +80,25 @@ impl RawConfig {
             access: auth::access("auth", self.auth.clone(), &Access::Unmanaged)?,
         })
     }
+}
+
+/// `dashboard.host`: one exact host no rule claims, behind the top level's `auth` (its buttons
+/// wake and stop environments, and it records who pressed them).
+fn check_dashboard(host: &str, access: &Access, hosts: &HostIndex) -> Result<super::Dashboard, ConfigError> {
+    let host = validate_host_pattern(host).map_err(|r| err("dashboard.host", format!("`{host}`: {r}")))?;
+    if host.starts_with("*.") {
+        return Err(err("dashboard.host", "must be one host, not a wildcard"));
+    }
+    if hosts.exact(&host).is_some() {
+        return Err(err("dashboard.host", format!("`{host}` is a rule's host")));
+    }
+    let Some(auth) = access.sso() else {
+        return Err(err(
+            "dashboard",
+            "the fleet page needs sign-in: set the top-level `auth` (its buttons wake and stop environments)",
+        ));
+    };
+    Ok(super::Dashboard { host, auth: auth.clone() })
 }
 
 /// `events.bus`: a bus name (1-256 of letters, digits, `.`, `-`, `_`, `/`) or a bus ARN

@@ -182,12 +182,13 @@ pub async fn reconcile<C: Cloud>(
                 Err(e) => return Err(e),
             }
         };
+        let (c, m, d) = if dry_run { (0, 0, 0) } else { super::dashboard::ensure_on(cloud, config, view).await? };
         reports.push(Report {
             listener: view.listener.clone(),
-            created: plan.create.len(),
-            modified: plan.modify.len(),
+            created: plan.create.len() + c,
+            modified: plan.modify.len() + m,
             moved: plan.moves.len(),
-            deleted: plan.delete.len(),
+            deleted: plan.delete.len() + d,
             kept: kept_on(config, view),
         });
     }

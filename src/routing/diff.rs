@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use crate::cloud::{Authenticate, ListenerRule, NewRule, RuleChange, Weighted};
 use crate::config::standing as priority;
-use crate::config::{Access, Config, Rule};
+use crate::config::{Access, Config, Rule, DASHBOARD_OWNER};
 
 use super::desired::{desired, Desired, PlanError};
 use super::listener::ListenerView;
@@ -78,7 +78,8 @@ pub(super) fn diff_only(
     want: &(dyn Fn(&str) -> Want + Sync),
     only: Option<&HashSet<&str>>,
 ) -> Result<Plan, PlanError> {
-    let taken: HashSet<u32> = view.rules.iter().filter(|r| r.owner.is_none()).map(|r| r.priority).collect();
+    let not_planned = |r: &&ListenerRule| r.owner.as_deref().is_none_or(|o| o == DASHBOARD_OWNER);
+    let taken: HashSet<u32> = view.rules.iter().filter(not_planned).map(|r| r.priority).collect();
     let desired = desired(config, &taken)?;
     let mut wanted: HashMap<&str, Vec<&Desired>> = HashMap::new();
     for d in desired.iter().filter(|d| view.serves(&d.chunk.owner)) {
@@ -98,7 +99,7 @@ pub(super) fn diff_only(
         plan_rule(&mut plan, view, rule, want(&rule.name), &wanted, actual);
     }
     if only.is_none() {
-        for (owner, rules) in actual.into_iter().filter(|(o, _)| config.rule(o).is_none()) {
+        for (owner, rules) in actual.into_iter().filter(|(o, _)| config.rule(o).is_none() && *o != DASHBOARD_OWNER) {
             plan.delete.extend(rules.iter().map(|r| Delete { rule_arn: r.arn.clone(), owner: owner.to_string() }));
         }
     }

@@ -22,6 +22,7 @@
 //! item.
 
 pub mod apply;
+pub mod dashboard;
 pub mod desired;
 pub mod diff;
 pub mod home;

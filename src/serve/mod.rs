@@ -9,6 +9,8 @@
 
 pub mod answers;
 pub mod click;
+pub mod fleet;
+pub mod fleet_page;
 pub mod hold;
 pub mod pages;
 pub mod refuse;
@@ -46,7 +48,14 @@ pub const STATUS_PATH: &str = "/__autostop/status";
 /// What a request needs before anything wakes: an answer already, or the rule it would wake.
 pub enum Screened<'c> {
     Answered(Reply),
-    Wake { rule: &'c Rule, host: String },
+    Wake {
+        rule: &'c Rule,
+        host: String,
+    },
+    /// The fleet page's host (`dashboard`).
+    Fleet {
+        host: String,
+    },
 }
 
 /// The request side of the handler: what every answer shares, built once per config.
@@ -112,6 +121,9 @@ impl Front {
         let Some(host) = req.host.as_deref().and_then(normalize_host) else {
             return Screened::Answered(no_host(req));
         };
+        if config.dashboard.as_ref().is_some_and(|d| d.host == host) {
+            return Screened::Fleet { host };
+        }
         let Some(rule) = config.rule_for_host(&host) else {
             // Debug, like refusals: under a scan these are most requests, and a log line each
             // would cost more than the answer (and CloudWatch Logs ingestion besides).
@@ -121,6 +133,25 @@ impl Front {
         match rule.gate.refuse(req) {
             Some(reason) => Screened::Answered(self.refusals.refuse(cloud, req, &host, rule, reason)),
             None => Screened::Wake { rule, host },
+        }
+    }
+
+    /// The fleet page's viewer, signed in (it has no anonymous use), or the answer: a redirect
+    /// to HTTPS, or 401. No AWS call.
+    pub async fn fleet_viewer<C: Cloud>(
+        &self,
+        cloud: &C,
+        req: &Request,
+        host: &str,
+        signers: &[String],
+    ) -> Result<String, Reply> {
+        match self.keys.user(req, host, signers, cloud.now()).await {
+            Ok(user) => Ok(user),
+            Err((Some(reply), _)) => Err(reply),
+            Err((None, why)) => {
+                tracing::info!(host = %host, reason = why.as_str(), "fleet page: no valid sign-in");
+                Err(fleet::unauthenticated(req))
+            }
         }
     }
 

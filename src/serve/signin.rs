@@ -61,24 +61,38 @@ impl Keys {
     /// Checks the request's sign-in for `rule` at `host` (the configured host it matched).
     /// `signers`: our load balancers' ARNs; `now`: epoch seconds.
     pub async fn check(&self, rule: &Rule, req: &Request, host: &str, signers: &[String], now: i64) -> SignedIn {
-        let Some(auth) = rule.access.sso() else { return SignedIn::Open };
+        if rule.access.sso().is_none() {
+            return SignedIn::Open;
+        }
+        match self.user(req, host, signers, now).await {
+            Ok(user) => SignedIn::User(user),
+            Err((None, _)) if allows_anonymous(rule) => SignedIn::Anonymous,
+            Err((reply, why)) => {
+                tracing::debug!(rule = %rule.name, reason = why.as_str(), https = req.https, "no valid sign-in");
+                SignedIn::Refused(reply, why)
+            }
+        }
+    }
+
+    /// The verified user of the request, or why there is none, with the answer to give when
+    /// it is not a 401 (over plain HTTP: the same URL over HTTPS).
+    pub async fn user(
+        &self,
+        req: &Request,
+        host: &str,
+        signers: &[String],
+        now: i64,
+    ) -> Result<String, (Option<Reply>, Rejected)> {
         let verified = match self.get() {
             Some(v) => v.verify(req.oidc_data.as_deref(), signers, now).await,
             None => Err(Rejected::KeysUnavailable),
         };
-        let why = match verified {
-            Ok(id) => return SignedIn::User(id.who()),
-            Err(why) => why,
-        };
-        tracing::debug!(rule = %rule.name, reason = why.as_str(), kind = auth.kind(), https = req.https, "no valid sign-in");
-        if !req.https {
+        match verified {
+            Ok(id) => Ok(id.who()),
             // An HTTP listener takes no authenticate action: sign-in happens over HTTPS.
-            return SignedIn::Refused(Some(to_https(req, host)), why);
+            Err(why) if !req.https => Err((Some(to_https(req, host)), why)),
+            Err(why) => Err((None, why)),
         }
-        if allows_anonymous(rule) {
-            return SignedIn::Anonymous;
-        }
-        SignedIn::Refused(None, why)
     }
 }
 

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use crate::cloud::{Cloud, CloudError};
 use crate::config::{Config, Rule};
 use crate::routing::{self as routes, ListenerView, Route, Want};
+use crate::state::fleet::{self, Activity};
 use crate::state::Phase;
 use crate::wake::{Cause, Waker, STATUS_TTL};
 
@@ -64,7 +65,24 @@ pub async fn idle_check<C: Cloud>(
     if let Err(e) = sweep_routes(cloud, config, &stopped).await {
         tracing::warn!(code = %e.code, "post-stop sweep failed; the next run repeats it");
     }
+    if config.dashboard.is_some() && !dry_run {
+        record_activity(waker, &reports).await;
+    }
     Ok(IdleReport { dry_run, now, rules: reports, standing_rules, standing_rules_error })
+}
+
+/// For the fleet page: every rule's activity as decided now, in the one `@fleet` item (one
+/// write per run).
+async fn record_activity<C: Cloud>(waker: &Waker<C>, reports: &[RuleReport]) {
+    let activity: std::collections::HashMap<String, Activity> = reports
+        .iter()
+        .map(|r| (r.rule.clone(), Activity { last_activity: r.last_activity, idle_seconds: r.idle_seconds }))
+        .collect();
+    let now_ms = waker.cloud().now_ms();
+    let write = |prev: Option<&crate::state::RuleState>| Some(fleet::summary(prev, &activity, now_ms));
+    if let Err(e) = waker.store().update(fleet::FLEET_ITEM, None, write).await {
+        tracing::warn!(code = %e.code, "fleet activity not recorded; the fleet page shows the last one");
+    }
 }
 
 /// Drift repair, before any stop: standing rules created or corrected; those of sleeping rules

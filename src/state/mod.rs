@@ -6,6 +6,8 @@
 //! stop, and nothing but [`Store`] writes the table.
 
 pub mod events;
+pub mod fleet;
+pub mod history;
 pub mod intent;
 pub mod savings;
 mod store;

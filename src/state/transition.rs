@@ -2,7 +2,7 @@
 //! (`None`: there is none yet) and returns the next one. [`super::Store::update`] writes them,
 //! conditional on the version they were made from; the version is the store's to set.
 
-use super::savings;
+use super::{history, savings};
 use super::{Phase, RuleState, WARMUPS_KEPT};
 use crate::config::schedule::Mode;
 
@@ -53,6 +53,9 @@ pub fn starting(prev: Option<&RuleState>, rule: &str, w: Starting) -> RuleState 
     // no `stopped_at` of its own, and the one recorded is an earlier sleep's.
     if s.phase == Phase::Stopped {
         savings::close_sleep(&mut s, w.now, w.hourly_cost);
+        if let Some(since) = s.stopped_at {
+            history::add_span(&mut s, since, w.now, false);
+        }
     }
     if s.phase != Phase::Starting || w.fresh {
         s.wake_started_at = Some(w.began.min(w.now));
@@ -175,6 +178,9 @@ pub fn claim_stop(prev: Option<&RuleState>, rule: &str, now: i64) -> RuleState {
 /// only records what AWS shows (stopped by hand, or a stop that did not record).
 pub fn stopped(prev: Option<&RuleState>, rule: &str, now: i64, counted: bool) -> RuleState {
     let mut s = base(prev, rule);
+    if let (true, Some(since)) = (s.phase != Phase::Stopped, s.wake_started_at) {
+        history::add_span(&mut s, since, now, true);
+    }
     s.phase = Phase::Stopped;
     s.stopped_at = Some(now);
     if counted {

@@ -113,6 +113,9 @@ pub fn to_item(s: &RuleState) -> Item {
         let ids = s.started_instances.iter().map(|i| AttributeValue::S(i.clone())).collect();
         item.insert("started_instances".into(), AttributeValue::L(ids));
     }
+    if !s.days.is_empty() {
+        item.insert("days".into(), AttributeValue::L(s.days.iter().map(|d| AttributeValue::S(d.clone())).collect()));
+    }
     if !s.holds.is_empty() {
         item.insert("holds".into(), AttributeValue::L(s.holds.iter().map(|h| AttributeValue::S(h.clone())).collect()));
     }
@@ -131,6 +134,10 @@ pub fn from_item(item: &Item) -> Option<RuleState> {
     let s = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
     let num = |k: &str| item.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok());
     let flag = |k: &str| item.get(k).and_then(|v| v.as_bool().ok()).copied().unwrap_or(false);
+    let strings = |k: &str| -> Vec<String> {
+        let list = item.get(k).and_then(|v| v.as_l().ok());
+        list.map(|l| l.iter().filter_map(|v| v.as_s().ok().cloned()).collect()).unwrap_or_default()
+    };
     Some(RuleState {
         rule: s("rule")?,
         // A name no version wrote reads as `stopped`: AWS is the truth about what runs, and the
@@ -165,11 +172,8 @@ pub fn from_item(item: &Item) -> Option<RuleState> {
             .and_then(|v| v.as_l().ok())
             .map(|l| l.iter().filter_map(|v| v.as_s().ok().cloned()).collect())
             .unwrap_or_default(),
-        holds: item
-            .get("holds")
-            .and_then(|v| v.as_l().ok())
-            .map(|l| l.iter().filter_map(|v| v.as_s().ok().cloned()).collect())
-            .unwrap_or_default(),
+        holds: strings("holds"),
+        days: strings("days"),
         asleep_month: s("asleep_month"),
         asleep_seconds: num("asleep_seconds").unwrap_or(0).max(0) as u64,
         saved_this_month: item.get("saved_this_month").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()),
@@ -219,6 +223,7 @@ mod tests {
             override_until: Some(200),
             override_by: Some("arn:aws:sts::123456789012:assumed-role/dev/alice".into()),
             holds: vec!["env-1-3@105250".into()],
+            days: vec!["20429:3600:82800".into()],
         }
     }
 
