@@ -166,6 +166,28 @@ def main():
         check("sign-in: after signing in, the progress page showed", phases, phases)
         check("sign-in: it names the demo user as who woke it", seen == {"dev@demo.example.com"}, seen)
         check("sign-in: landed on the app", title == "admin is awake" and "Hello from admin" in src, title)
+        driver = browser(True)
+        try:
+            driver.get(f"http://autostop.localhost:{port}/")
+            driver.find_element(By.ID, "sign-in").click()
+            WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.ID, "fleet"))
+            rows = [r.get_attribute("data-rule") for r in driver.find_elements(By.CSS_SELECTOR, "#rules tbody tr")]
+            check("fleet: the page lists every rule", sorted(rows) == ["admin", "api", "db", "web"], rows)
+            bars = driver.find_elements(By.CSS_SELECTOR, "#chart svg rect")
+            check("fleet: the 30-day chart is drawn", len(bars) == 60, len(bars))
+            check("fleet: it names the viewer", driver.find_element(By.ID, "user").text == "dev@demo.example.com",
+                  driver.find_element(By.ID, "user").text)
+            driver.find_element(By.ID, "keep-awake-web").click()
+            WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.ID, "notice"))
+            intent = driver.find_element(By.CSS_SELECTOR, 'tr[data-rule="web"] .intent').text
+            check("fleet: Keep awake shows the override with the demo user's name",
+                  "kept awake by dev@demo.example.com" in intent, intent)
+            check("fleet: the answer was a redirect back to the page", driver.current_url.endswith("&ok=1"),
+                  driver.current_url)
+            driver.set_window_size(1500, 1000)
+            driver.save_screenshot(os.path.join(SHOTS, "fleet.png"))
+        finally:
+            driver.quit()
         check("screenshots saved", os.path.exists(os.path.join(SHOTS, "progress-api-js.png")), os.listdir(SHOTS))
     finally:
         demo.terminate()

@@ -126,6 +126,8 @@ async fn a_view_costs_one_scan_and_shows_every_rule_and_the_chart() {
     assert!(r.header("set-cookie").is_some_and(|c| c.contains("SameSite=Strict")), "the buttons' token");
 
     let calls = f.w.total_calls();
+    let icon = send(&f.app, to_fleet("GET", "/favicon.ico", &[("x-amzn-oidc-data", &f.token)])).await;
+    assert_eq!((icon.status, icon.header("set-cookie")), (404, None), "no page and no new token for a favicon");
     assert_eq!(send(&f.app, to_fleet("GET", "/", &[])).await.status, 401, "no sign-in, no page");
     assert_eq!(f.w.total_calls(), calls, "and no AWS call");
 }
@@ -165,6 +167,13 @@ async fn keep_awake_is_recorded_as_the_viewer_and_answered_with_a_redirect() {
         send(&f.app, to_fleet("GET", "/?did=keep-awake&rule=api&ok=1", &[("x-amzn-oidc-data", &f.token)])).await;
     assert!(after.body.contains("api: kept awake for 2 hours."), "the notice");
     assert!(after.body.contains("kept awake by ana@example.com"), "the row's override names her");
+
+    // Sleep now, on the other rule: stopped, and who asked recorded.
+    f.w.add_service("dev", "web", 1, Duration::from_secs(1));
+    let r = send(&f.app, post(&format!("autostop_wake={token}&rule=wild&action=sleep"))).await;
+    assert_eq!(r.header("location").as_deref(), Some("/?did=sleep&rule=wild&ok=1"), "{}", r.body);
+    let item = f.w.state_item("wild").unwrap();
+    assert_eq!((item.phase.as_str(), item.stopped_by.as_deref()), ("stopped", Some("ana@example.com")));
 }
 
 #[test]

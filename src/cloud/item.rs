@@ -80,6 +80,8 @@ pub struct RuleState {
     /// Who woke it, verified (behind SSO: the token's email, else its subject); kept after the
     /// wake as the last wake's. Never a metric dimension (users are unbounded).
     pub woken_by: Option<String>,
+    /// Who put it to sleep from the fleet page ("Sleep now"), until the next wake.
+    pub stopped_by: Option<String>,
     /// The last observed status (the status JSON), shared by every Lambda environment, and
     /// when it was observed (epoch milliseconds).
     pub observed: Option<String>,

@@ -22,10 +22,12 @@ pub const ACTION_PATH: &str = "/__autostop/fleet";
 pub const KEEP_AWAKE: Duration = Duration::from_secs(2 * 3600);
 
 pub async fn answer<C: Cloud>(waker: &Waker<C>, req: &Request, host: &str, user: &str) -> Reply {
-    if req.method == "POST" && req.path == ACTION_PATH {
-        return act(waker, req, host, user).await;
+    match (req.method.as_str(), req.path.as_str()) {
+        ("POST", ACTION_PATH) => act(waker, req, host, user).await,
+        ("GET" | "HEAD", "/") => page(waker, req, host, user).await,
+        // A browser's /favicon.ico and the like: no page, no Scan, no new token.
+        _ => Reply::text(404, "not found", "fleet"),
     }
-    page(waker, req, host, user).await
 }
 
 async fn page<C: Cloud>(waker: &Waker<C>, req: &Request, host: &str, user: &str) -> Reply {
@@ -42,7 +44,10 @@ async fn page<C: Cloud>(waker: &Waker<C>, req: &Request, host: &str, user: &str)
         }
     };
     let (activity, activity_at_ms) = fleet::read(&states);
-    let Some(token) = click::new_token() else {
+    // The browser's token, when it has one: every tab's buttons then carry the same one.
+    let held =
+        click::cookie(&req.cookie, click::FIELD).filter(|t| t.len() == 32 && t.bytes().all(|b| b.is_ascii_hexdigit()));
+    let Some(token) = held.map(str::to_string).or_else(click::new_token) else {
         return Reply::text(503, "no randomness for the page's token", "fleet");
     };
     let notice = notice(waker, &req.query);
@@ -86,7 +91,7 @@ async fn act<C: Cloud>(waker: &Waker<C>, req: &Request, host: &str, user: &str) 
     };
     let ok = match action.as_str() {
         "wake" => waker.wake_as(&rule, Cause::Operator, Some(user)).await.error.is_none(),
-        "sleep" => crate::ops::stop::stop(waker, &rule.name).await.is_ok(),
+        "sleep" => sleep_now(waker, &rule.name, user).await,
         "keep-awake" => {
             let until = Some(Until::For(KEEP_AWAKE));
             overrides::set(waker, &rule.name, Some(Mode::Awake), until, user).await.is_ok()
@@ -96,6 +101,16 @@ async fn act<C: Cloud>(waker: &Waker<C>, req: &Request, host: &str, user: &str) 
     };
     tracing::info!(rule = %rule.name, action = %action, user = %user, ok, "fleet page button");
     Reply::see_other(format!("/?did={action}&rule={}&ok={}", rule.name, ok as u8))
+}
+
+/// "Sleep now": the stop an operator's `autostop stop` makes, then who asked for it recorded.
+async fn sleep_now<C: Cloud>(waker: &Waker<C>, rule: &str, user: &str) -> bool {
+    let stopped = crate::ops::stop::stop(waker, rule).await;
+    if !stopped.is_ok_and(|r| r.result == crate::ops::stop::StopResult::Stopped) {
+        return false;
+    }
+    let by = |prev: Option<&crate::state::RuleState>| Some(crate::state::transition::stopped_by(prev, rule, user));
+    waker.store().update(rule, None, by).await.is_ok()
 }
 
 /// No valid sign-in: the page has no anonymous view.

@@ -73,7 +73,10 @@ fn row(f: &Fleet, rule: &Rule) -> Row {
         hosts: if rule.hosts.is_empty() { "(a dependency)".into() } else { rule.hosts.join(", ") },
         phase: phase.as_str(),
         awake,
-        fresh: fresh(s, f.now),
+        fresh: match s.and_then(|s| s.stopped_by.as_deref()).filter(|_| !awake) {
+            Some(by) => format!("put to sleep by {by}; {}", fresh(s, f.now)),
+            None => fresh(s, f.now),
+        },
         last_activity: activity.and_then(|a| a.last_activity).map_or("-".into(), |t| ago(f.now, t)),
         stops: stops(activity, awake, f.now),
         intent: intent::intent(rule, s, f.now).why().unwrap_or("on demand").to_string(),
@@ -179,7 +182,7 @@ fn chart(days: &[Day], width: u32, height: u32) -> String {
         ));
     }
     format!(
-        "<svg class=\"chart\" viewBox=\"0 0 {width} {height}\" width=\"{width}\" height=\"{height}\" role=\"img\" aria-label=\"hours awake and asleep per day, the last 30 days\">{bars}</svg>"
+        "<svg class=\"chart\" viewBox=\"0 0 {width} {height}\" width=\"{width}\" height=\"{height}\" preserveAspectRatio=\"none\" role=\"img\" aria-label=\"hours awake and asleep per day, the last 30 days\">{bars}</svg>"
     )
 }
 

@@ -62,6 +62,7 @@ pub fn starting(prev: Option<&RuleState>, rule: &str, w: Starting) -> RuleState 
         s.started_instances.clear();
         s.wake_cause = w.cause.map(str::to_string);
         s.woken_by = w.by.map(str::to_string);
+        s.stopped_by = None;
     }
     for id in w.instances {
         if !s.started_instances.contains(id) {
@@ -211,6 +212,13 @@ pub fn stop_failed(
         s.phase = Phase::Error;
         s.stop_error_fingerprint = Some(f.to_string());
     }
+    s
+}
+
+/// Who put the rule to sleep from the fleet page, once its stop is recorded.
+pub fn stopped_by(prev: Option<&RuleState>, rule: &str, by: &str) -> RuleState {
+    let mut s = base(prev, rule);
+    s.stopped_by = Some(by.to_string());
     s
 }
 

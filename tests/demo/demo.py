@@ -120,6 +120,11 @@ idle = "1m"
 hold = "20s"
 settle = "2s"
 metrics_lag = "0s"   # moto's CloudWatch shows datapoints at once
+events = {{ bus = "default" }}             # lifecycle events onto moto's EventBridge
+dashboard = {{ host = "autostop.localhost" }}  # the fleet page, behind the sign-in below
+auth = {{ oidc = {{ issuer = "https://login.demo.localhost", authorization_endpoint = "https://login.demo.localhost/authorize",
+         token_endpoint = "https://login.demo.localhost/token", user_info_endpoint = "https://login.demo.localhost/userinfo",
+         client_id = "autostop-demo", client_secret_env = "DEMO_OIDC_CLIENT_SECRET" }} }}
 
 [[rules]]
 name = "db"          # no hosts: a dependency only, ready when its instance runs
@@ -132,6 +137,7 @@ target_group_arn = "{self.api_tg}"
 ec2 = {{ instance_ids = ["{self.instance}"] }}
 depends_on = ["db"]  # woken first; api starts 3 s after it is ready
 delay = "3s"
+auth = "none"        # public, unlike admin and the fleet page
 
 [[rules]]
 name = "web"
@@ -139,15 +145,13 @@ hosts = ["web.localhost", "*.web.localhost"]
 target_group_arn = "{self.web_tg}"
 ecs = {{ cluster = "demo", service = "web" }}
 wake = "click"   # a visit shows a Wake button; only pressing it wakes the service
+auth = "none"
 
 [[rules]]
 name = "admin"       # behind sign-in: only a signed-in user wakes or reaches it
 hosts = ["admin.localhost"]
 target_group_arn = "{self.admin_tg}"
-ec2 = {{ instance_ids = ["{self.admin}"] }}
-auth = {{ oidc = {{ issuer = "https://login.demo.localhost", authorization_endpoint = "https://login.demo.localhost/authorize",
-         token_endpoint = "https://login.demo.localhost/token", user_info_endpoint = "https://login.demo.localhost/userinfo",
-         client_id = "autostop-demo", client_secret_env = "DEMO_OIDC_CLIENT_SECRET" }} }}
+ec2 = {{ instance_ids = ["{self.admin}"] }}   # the top-level auth: behind sign-in
 """
 
     def forward_rules(self, listener):
@@ -473,6 +477,10 @@ def front_end(port, world, supervisor, autostop, metrics, sign_in):
                 self.send_header("server", "awselb/2.0")
             for k, values in headers.items():
                 for v in values if isinstance(values, list) else [values]:
+                    if k.lower() == "set-cookie":
+                        # The demo serves over plain HTTP what an HTTPS listener would: a browser
+                        # drops a Secure cookie set over HTTP, so the demo takes the flag off.
+                        v = v.replace("; Secure", "")
                     self.send_header(k, v)
             self.send_header("content-length", str(len(data)))
             self.end_headers()
@@ -535,6 +543,7 @@ def main():
     log(f"  http://api.localhost:{port}/   EC2 instance {world.instance}, after its database {world.db}")
     log(f"  http://web.localhost:{port}/   ECS service demo/web (remembers 2 tasks; wakes on a click)")
     log(f"  http://admin.localhost:{port}/ EC2 instance {world.admin}, behind sign-in (as {DEMO_USER})")
+    log(f"  http://autostop.localhost:{port}/ the fleet page, behind sign-in: every rule, 30 days, buttons")
     log("left alone for about a minute, each goes back to sleep. Ctrl-C stops the demo.")
     print("autostop demo ready", flush=True)
     try:

@@ -87,6 +87,7 @@ pub fn to_item(s: &RuleState) -> Item {
         ("lease_holder", &s.lease_holder),
         ("wake_cause", &s.wake_cause),
         ("woken_by", &s.woken_by),
+        ("stopped_by", &s.stopped_by),
         ("override_mode", &s.override_mode),
         ("override_by", &s.override_by),
     ] {
@@ -159,6 +160,7 @@ pub fn from_item(item: &Item) -> Option<RuleState> {
         last_error: s("last_error"),
         wake_cause: s("wake_cause"),
         woken_by: s("woken_by"),
+        stopped_by: s("stopped_by"),
         error_at: num("error_at"),
         observed: s("observed"),
         observed_at_ms: num("observed_at_ms"),
@@ -210,6 +212,7 @@ mod tests {
             started_instances: vec!["i-0123456789abcdef0".into()],
             wake_cause: Some("click".into()),
             woken_by: Some("ana@example.com".into()),
+            stopped_by: Some("ana@example.com".into()),
             observed: Some(r#"{"rule":"api","phase":"starting"}"#.into()),
             observed_at_ms: Some(100_250),
             observed_by_look: true,
