@@ -16,15 +16,18 @@
 //!             problem.rs: a failed AWS call as an operator reads it (code, calls, what to do)
 //! serve/      the HTTP table: screen (answers without an AWS call: health, unknown host,
 //!             refusals), sign-in (signin.rs: behind SSO, a verified user or 401), then
-//!             wake (click page and button, status, progress page, hold)
+//!             wake (click page and button, status, progress page, hold); the fleet page
+//!             (fleet.rs: view and buttons, fleet_page.rs: rows and SVG)
 //! sleep/      the idle check: activity (metrics, pure), decide (pure), observe (batched),
 //!             check (the run), stop (the ordered stop, StopRequest), operator (stop now)
 //! wake/       the wake path: observe and plan (pure), step, start, ready (health, switch),
 //!             dependencies, fleet (lease and published status), status (the status JSON)
 //! routing/    the standing listener rules: desired (pure), diff (pure, table-tested),
-//!             apply (the only code that changes listener rules), route, listener
+//!             apply (the only code that changes listener rules), route, listener,
+//!             dashboard (the fleet page's own standing rule)
 //! state/      the state item's one writer (Store, one retry policy), its transitions (pure),
-//!             intent (override, schedule) and savings
+//!             intent (override, schedule) and savings; events (the lifecycle event a
+//!             write made), history (30 days awake/asleep), fleet (the @fleet item)
 //! config/     TOML -> validated Config (raw, validate, one check per section); the Rule, host
 //!             matching, gate, schedule and the standing-rule plan; errors name the key;
 //!             path.rs: which autostop.toml is read
