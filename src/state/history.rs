@@ -80,21 +80,8 @@ pub fn last_days(s: Option<&RuleState>, now: i64) -> Vec<Day> {
 
 /// `2026-12-07` for a day number.
 pub fn label(day: i64) -> String {
-    let (y, m, d) = civil(day);
+    let (y, m, d) = super::savings::civil(day);
     format!("{y:04}-{m:02}-{d:02}")
-}
-
-/// (year, month, day) of a day number (Howard Hinnant's civil-from-days).
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + if m <= 2 { 1 } else { 0 }, m, d)
 }
 
 #[cfg(test)]

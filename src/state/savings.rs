@@ -6,18 +6,24 @@
 
 use super::{Phase, RuleState};
 
-/// `(year, month)` of an epoch second, UTC (Howard Hinnant's civil-from-days).
+/// `(year, month)` of an epoch second, UTC.
 pub fn year_month(epoch: i64) -> (i64, u32) {
-    let days = epoch.div_euclid(86_400);
+    let (y, m, _) = civil(epoch.div_euclid(86_400));
+    (y, m)
+}
+
+/// `(year, month, day)` of a day number (days since 1970-01-01; Howard Hinnant's
+/// civil-from-days).
+pub fn civil(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
     let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
     let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
     let mp = (5 * doy + 2) / 153;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + if month <= 2 { 1 } else { 0 };
-    (year, month)
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + if m <= 2 { 1 } else { 0 }, m, d)
 }
 
 /// Epoch second at which the UTC month containing `epoch` began.

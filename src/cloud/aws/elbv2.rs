@@ -396,7 +396,7 @@ pub async fn delete_rule(client: &Client, rule_arn: &str) -> CloudResult<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use aws_sdk_elasticloadbalancingv2::error::ErrorMetadata;
     use aws_sdk_elasticloadbalancingv2::operation::create_rule::{CreateRuleError, CreateRuleOutput};
@@ -418,18 +418,18 @@ mod tests {
     use crate::cloud::{ErrorKind, Weighted};
 
     const LISTENER: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/dev/1/2";
-    const TG: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/api/3";
-    const LAMBDA: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/autostop/4";
+    pub(crate) const TG: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/api/3";
+    pub(crate) const LAMBDA: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/autostop/4";
 
     fn meta(code: &str) -> ErrorMetadata {
         ErrorMetadata::builder().code(code).message(format!("{code} from AWS")).build()
     }
 
-    fn asleep() -> Vec<Weighted> {
+    pub(crate) fn asleep() -> Vec<Weighted> {
         vec![Weighted::new(LAMBDA, 1), Weighted::new(TG, 0)]
     }
 
-    fn new_rule() -> NewRule {
+    pub(crate) fn new_rule() -> NewRule {
         NewRule {
             listener_arn: LISTENER.into(),
             priority: 1200,
@@ -478,7 +478,7 @@ mod tests {
     }
 
     /// DescribeRules for one rule, answering with `actions`.
-    fn holds(actions: Vec<Action>) -> aws_smithy_mocks::Rule {
+    pub(crate) fn holds(actions: Vec<Action>) -> aws_smithy_mocks::Rule {
         mock!(Client::describe_rules).match_requests(|r| r.rule_arns() == ["arn:rule/1"]).then_output(move || {
             DescribeRulesOutput::builder()
                 .rules(Rule::builder().rule_arn("arn:rule/1").set_actions(Some(actions.clone())).build())
@@ -487,7 +487,7 @@ mod tests {
     }
 
     /// The (target group, weight) pairs of the request's forward action, wherever it stands.
-    fn forward_weights(actions: &[Action]) -> Vec<(String, i32)> {
+    pub(crate) fn forward_weights(actions: &[Action]) -> Vec<(String, i32)> {
         let at = actions.iter().position(|a| a.r#type() == Some(&ActionTypeEnum::Forward)).expect("a forward action");
         weights(&actions[at..])
     }
@@ -520,7 +520,7 @@ mod tests {
         assert_eq!(hosts.num_calls(), 1, "a host change reads no actions and sends none");
     }
 
-    fn oidc() -> Action {
+    pub(crate) fn oidc() -> Action {
         use aws_sdk_elasticloadbalancingv2::types::AuthenticateOidcActionConfig;
         let config = AuthenticateOidcActionConfig::builder()
             .issuer("https://idp.example.com")
@@ -568,75 +568,6 @@ mod tests {
             types,
             vec![(Some(ActionTypeEnum::AuthenticateOidc), Some(1)), (Some(ActionTypeEnum::Forward), Some(2))]
         );
-    }
-
-    fn sso(secret: Option<&str>) -> crate::cloud::Authenticate {
-        crate::cloud::Authenticate::Oidc(crate::cloud::Oidc {
-            issuer: "https://idp.example.com".into(),
-            authorization_endpoint: "https://idp.example.com/auth".into(),
-            token_endpoint: "https://idp.example.com/token".into(),
-            user_info_endpoint: "https://idp.example.com/userinfo".into(),
-            client_id: "autostop-dev".into(),
-            client_secret: crate::cloud::Secret(secret.map(str::to_string)),
-            session: Default::default(),
-        })
-    }
-
-    /// CreateRule needs the client secret ("required if you are creating a rule", ELBv2 API
-    /// reference, AuthenticateOidcActionConfig): sent with the authenticate action first.
-    #[tokio::test]
-    async fn a_rule_behind_sso_is_created_with_its_secret_and_the_authenticate_action_first() {
-        let rule = mock!(Client::create_rule)
-            .match_requests(|r| {
-                let [auth, fwd] = r.actions() else { return false };
-                let cfg = auth.authenticate_oidc_config().expect("oidc");
-                auth.r#type() == Some(&ActionTypeEnum::AuthenticateOidc)
-                    && auth.order() == Some(1)
-                    && cfg.client_secret() == Some("s3cret")
-                    && cfg.scope() == Some("openid")
-                    && cfg.session_timeout() == Some(604_800)
-                    && fwd.r#type() == Some(&ActionTypeEnum::Forward)
-                    && fwd.order() == Some(2)
-            })
-            .then_output(|| CreateRuleOutput::builder().rules(Rule::builder().rule_arn("arn:rule/1").build()).build());
-        let client = mock_client!(aws_sdk_elasticloadbalancingv2, [&rule]);
-        let new = NewRule { auth: Some(sso(Some("s3cret"))), ..new_rule() };
-        create_rule(&client, &new).await.unwrap();
-        assert_eq!(rule.num_calls(), 1);
-
-        let without = NewRule { auth: Some(sso(None)), ..new_rule() };
-        let e = create_rule(&client, &without).await.unwrap_err();
-        assert_eq!(e.code, "ClientSecretMissing", "refused before any call");
-        assert_eq!(rule.num_calls(), 1);
-    }
-
-    /// Putting SSO in front of a rule that already authenticates with the same client reuses
-    /// its secret; the operator's other actions are replaced, the forward kept.
-    #[tokio::test]
-    async fn an_authenticate_change_replaces_the_actions_in_front_and_keeps_the_forward() {
-        let read = holds(vec![oidc(), forward_action(&asleep(), 2)]);
-        let set = mock!(Client::modify_rule)
-            .match_requests(|r| {
-                let [auth, fwd] = r.actions() else { return false };
-                let cfg = auth.authenticate_oidc_config().expect("oidc");
-                cfg.use_existing_client_secret() == Some(true)
-                    && cfg.client_secret().is_none()
-                    && cfg.scope() == Some("openid")
-                    && forward_weights(std::slice::from_ref(fwd)) == vec![(LAMBDA.to_string(), 1), (TG.to_string(), 0)]
-            })
-            .then_output(|| ModifyRuleOutput::builder().build());
-        let client = mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, [&read, &set]);
-        let change = RuleChange { auth: Some(Some(sso(None))), ..Default::default() };
-        modify_rule(&client, "arn:rule/1", &change).await.unwrap();
-        assert_eq!(set.num_calls(), 1);
-
-        let open = mock!(Client::modify_rule)
-            .match_requests(|r| r.actions().len() == 1 && r.actions()[0].r#type() == Some(&ActionTypeEnum::Forward))
-            .then_output(|| ModifyRuleOutput::builder().build());
-        let client = mock_client!(aws_sdk_elasticloadbalancingv2, RuleMode::MatchAny, [&read, &open]);
-        let none = RuleChange { auth: Some(None), ..Default::default() };
-        modify_rule(&client, "arn:rule/1", &none).await.unwrap();
-        assert_eq!(open.num_calls(), 1, "auth = \"none\": the forward alone");
     }
 
     #[tokio::test]
