@@ -313,7 +313,9 @@ fn signin_times() {
     use autostop::identity::testing::{StaticKeys, TestKey};
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
     let auth = "auth = { oidc = { issuer = \"https://idp.example.com\", authorization_endpoint = \"https://idp.example.com/a\", token_endpoint = \"https://idp.example.com/t\", user_info_endpoint = \"https://idp.example.com/u\", client_id = \"c\", client_secret_env = \"UNSET\" } }\n";
-    let mut text = format!("listener_arns = [\"{L1}\"]\nhold = \"2m\"\n{auth}");
+    let mut text = format!(
+        "listener_arns = [\"{L1}\"]\nhold = \"2m\"\ndashboard = {{ host = \"autostop.dev.example.com\" }}\n{auth}"
+    );
     for i in 0..200 {
         text.push_str(&format!(
             "[[rules]]\nname = \"env{i}\"\nhosts = [\"env{i}.dev.example.com\", \"*.env{i}.dev.example.com\"]\ntarget_group_arn = \"{TG}\"\nec2 = {{ instance_ids = [\"{I1}\"] }}\n"
@@ -345,7 +347,17 @@ fn signin_times() {
         ev
     };
     rt.block_on(app.handle(with(Some(&token)), None)).unwrap();
-    for (label, ev) in [("signed-in status poll", with(Some(&token))), ("no sign-in (401)", with(None))] {
+    let mut fleet = with(Some(&token));
+    fleet["headers"]["host"] = json!("autostop.dev.example.com");
+    fleet["path"] = json!("/");
+    fleet["headers"]["accept"] = json!("text/html");
+    fleet["headers"]["user-agent"] = json!("Mozilla/5.0");
+    let cases = [
+        ("signed-in status poll", with(Some(&token))),
+        ("no sign-in (401)", with(None)),
+        ("fleet page, 200 rows", fleet),
+    ];
+    for (label, ev) in cases {
         let (median, p99) = measure(&rt, 20_000, || {
             let app = Arc::clone(&app);
             let ev = ev.clone();
@@ -360,7 +372,9 @@ fn main() {
         return; // `cargo test --benches` asks for a listing; there are no tests here.
     }
     handler_times();
-    println!("behind sign-in (200 rules, ES256 verified on every request, the key cached):");
+    println!(
+        "behind sign-in (200 rules, ES256 verified on every request, the key cached; the fleet page reads one Scan):"
+    );
     signin_times();
     println!();
     println!("AWS calls per wake (boot 30 s, healthy 10 s later, held API requests, paused clock):");
