@@ -22,6 +22,7 @@ fn text() -> String {
         r#"
 listener_arns = ["{L1}", "{L2}"]
 dashboard = {{ host = "{FLEET}" }}
+events = {{ bus = "default" }}
 auth = {{ oidc = {{ issuer = "https://idp.example.com", authorization_endpoint = "https://idp.example.com/auth",
          token_endpoint = "https://idp.example.com/token", user_info_endpoint = "https://idp.example.com/me",
          client_id = "autostop-dev", client_secret_env = "UNSET_IN_TESTS" }} }}
@@ -174,6 +175,14 @@ async fn keep_awake_is_recorded_as_the_viewer_and_answered_with_a_redirect() {
     assert_eq!(r.header("location").as_deref(), Some("/?did=sleep&rule=wild&ok=1"), "{}", r.body);
     let item = f.w.state_item("wild").unwrap();
     assert_eq!((item.phase.as_str(), item.stopped_by.as_deref()), ("stopped", Some("ana@example.com")));
+    let stopped: Vec<Value> =
+        f.w.events()
+            .into_iter()
+            .filter(|(_, kind, _)| kind == "Environment Stopped")
+            .map(|(_, _, d)| serde_json::from_str(&d).unwrap())
+            .collect();
+    assert_eq!(stopped.len(), 1);
+    assert_eq!(stopped[0]["stopped_by"], "ana@example.com", "the event names who asked, from the same write");
 }
 
 #[test]

@@ -61,6 +61,7 @@ async fn three_environments_racing_a_wake_put_one_started_and_one_ready() {
     }
     let seen = kinds(&cloud);
     assert_eq!(seen[2..4], ["Environment Stopped".to_string(), "Override Set".to_string()], "{seen:?}");
+    assert_eq!(events(&cloud)[2].1["stopped_by"], Value::Null, "an operator's stop names nobody");
     let (_, kept) = &events(&cloud)[3];
     assert_eq!(kept["override"]["mode"], "awake", "{kept}");
 }

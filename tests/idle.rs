@@ -357,6 +357,7 @@ async fn a_wake_after_the_decision_wins_and_the_checker_backs_off() {
         views: &mut views,
         reason: "test",
         cause: "idle",
+        by: None,
     };
     let outcome = autostop::sleep::stop_rule(cloud(&app), &app.config(), request).await.unwrap();
 

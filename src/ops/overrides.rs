@@ -64,7 +64,7 @@ pub async fn set<C: Cloud>(
     tracing::info!(rule = %rule.name, mode = mode.map(Mode::as_str), until, by, "override set");
     let result = match mode {
         Some(Mode::Awake) => waker.wake_as(&rule, Cause::Operator, Some(by)).await.phase.as_str().to_string(),
-        Some(Mode::Asleep) => match sleep::stop_now(waker.cloud(), waker.config(), &rule).await {
+        Some(Mode::Asleep) => match sleep::stop_now(waker.cloud(), waker.config(), &rule, Some(by)).await {
             Ok(StopOutcome::Stopped) => "stopped".into(),
             Ok(StopOutcome::BackedOff(why) | StopOutcome::Partial(why)) => why,
             Err(e) => format!("stop failed, the idle check retries: {e}"),

@@ -27,9 +27,14 @@ pub enum StopResult {
 }
 
 pub async fn stop<C: Cloud>(waker: &Waker<C>, name: &str) -> Result<StopReport, OpError> {
+    stop_by(waker, name, None).await
+}
+
+/// [`stop`] asked by `by` (the fleet page's viewer), recorded as the item's `stopped_by`.
+pub async fn stop_by<C: Cloud>(waker: &Waker<C>, name: &str, by: Option<&str>) -> Result<StopReport, OpError> {
     let rule = named_rule(waker.config(), name)?;
     listeners_known(waker.config())?;
-    let outcome = sleep::stop_now(waker.cloud(), waker.config(), &rule)
+    let outcome = sleep::stop_now(waker.cloud(), waker.config(), &rule, by)
         .await
         .map_err(|e| OpError::cloud(format!("stop of `{}` failed", rule.name), &e))?;
     let (result, detail) = match outcome {

@@ -103,14 +103,11 @@ async fn act<C: Cloud>(waker: &Waker<C>, req: &Request, host: &str, user: &str) 
     Reply::see_other(format!("/?did={action}&rule={}&ok={}", rule.name, ok as u8))
 }
 
-/// "Sleep now": the stop an operator's `autostop stop` makes, then who asked for it recorded.
+/// "Sleep now": the stop an operator's `autostop stop` makes, recording who asked for it in the
+/// same write (so its `Environment Stopped` event names them too).
 async fn sleep_now<C: Cloud>(waker: &Waker<C>, rule: &str, user: &str) -> bool {
-    let stopped = crate::ops::stop::stop(waker, rule).await;
-    if !stopped.is_ok_and(|r| r.result == crate::ops::stop::StopResult::Stopped) {
-        return false;
-    }
-    let by = |prev: Option<&crate::state::RuleState>| Some(crate::state::transition::stopped_by(prev, rule, user));
-    waker.store().update(rule, None, by).await.is_ok()
+    let stopped = crate::ops::stop::stop_by(waker, rule, Some(user)).await;
+    stopped.is_ok_and(|r| r.result == crate::ops::stop::StopResult::Stopped)
 }
 
 /// No valid sign-in: the page has no anonymous view.

@@ -151,6 +151,7 @@ async fn act<C: Cloud>(run: &Run<'_, C>, rule: &Rule, d: Decision) -> (RuleRepor
                     views: &mut mine,
                     reason: &report.reason,
                     cause: "idle",
+                    by: None,
                 };
                 let outcome = stop_rule(cloud, config, request).await;
                 stopped = matches!(outcome, Ok(StopOutcome::Stopped | StopOutcome::Partial(_)));

@@ -9,7 +9,13 @@ use crate::wake;
 use super::stop::{read_state, stop_rule, sweep_routes, StopOutcome, StopRequest};
 
 /// The operator's `stop`: observe, stop now regardless of activity, sweep.
-pub async fn stop_now<C: Cloud>(cloud: &C, config: &Config, rule: &Rule) -> Result<StopOutcome, CloudError> {
+/// `by`: who asked (the fleet page's viewer), recorded as `stopped_by`.
+pub async fn stop_now<C: Cloud>(
+    cloud: &C,
+    config: &Config,
+    rule: &Rule,
+    by: Option<&str>,
+) -> Result<StopOutcome, CloudError> {
     // Dependents first: a dependency is never stopped under a rule that needs it.
     for j in config.dependents(&rule.name) {
         let dependent = &config.rules[j];
@@ -30,6 +36,7 @@ pub async fn stop_now<C: Cloud>(cloud: &C, config: &Config, rule: &Rule) -> Resu
         views: &mut views,
         reason: "operator stop",
         cause: "operator",
+        by,
     };
     let outcome = stop_rule(cloud, config, request).await?;
     if !matches!(outcome, StopOutcome::BackedOff(_)) {

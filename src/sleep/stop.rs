@@ -83,7 +83,7 @@ pub(super) async fn record_stopped<C: Cloud>(
     rule: &Rule,
     prev: Option<RuleState>,
 ) -> Result<(), CloudError> {
-    let next = transition::stopped(prev.as_ref(), &rule.name, cloud.now(), false);
+    let next = transition::stopped(prev.as_ref(), &rule.name, cloud.now(), false, None);
     claim(cloud, config, prev.as_ref(), next).await.map(|_| ())
 }
 
@@ -100,6 +100,8 @@ pub struct StopRequest<'a> {
     pub reason: &'a str,
     /// The `Reason` dimension of the `Stops` metric: `idle`, `operator`.
     pub cause: &'static str,
+    /// Who asked for it (the fleet page's viewer), recorded as `stopped_by`.
+    pub by: Option<&'a str>,
 }
 
 /// The ordered stop (see the module docs). The claim is a write conditional on the decided
@@ -112,7 +114,7 @@ pub struct StopRequest<'a> {
 /// still frees wakes; any other fault records phase `error` with what to do, and the idle check
 /// leaves the rule alone until its config or its resources change ([`Observed::fingerprint`]).
 pub async fn stop_rule<C: Cloud>(cloud: &C, config: &Config, req: StopRequest<'_>) -> Result<StopOutcome, CloudError> {
-    let StopRequest { rule, decided, observed, views, reason, cause } = req;
+    let StopRequest { rule, decided, observed, views, reason, cause, by } = req;
     // 1. Claim the stop, on the item the decision was made on.
     let claimed = match claim(cloud, config, decided, transition::claim_stop(decided, &rule.name, cloud.now())).await {
         Err(e) if e.kind == ErrorKind::Conflict => {
@@ -140,7 +142,7 @@ pub async fn stop_rule<C: Cloud>(cloud: &C, config: &Config, req: StopRequest<'_
 
     // 4. Record the outcome.
     if failures.is_empty() {
-        record_stop(cloud, config, rule, decided, claimed.as_ref(), cause).await?;
+        record_stop(cloud, config, rule, (decided, claimed.as_ref()), cause, by).await?;
         return Ok(StopOutcome::Stopped);
     }
     record_failure(cloud, config, rule, claimed.as_ref(), observed, &failures).await
@@ -277,12 +279,12 @@ async fn record_stop<C: Cloud>(
     cloud: &C,
     config: &Config,
     rule: &Rule,
-    current: Option<&RuleState>,
-    claimed: Option<&RuleState>,
+    (current, claimed): (Option<&RuleState>, Option<&RuleState>),
     cause: &'static str,
+    by: Option<&str>,
 ) -> Result<(), CloudError> {
     let now = cloud.now();
-    let done = |p: Option<&RuleState>| transition::stopped(p, &rule.name, now, true);
+    let done = |p: Option<&RuleState>| transition::stopped(p, &rule.name, now, true, by);
     record_claimed(cloud, config, &rule.name, claimed, done).await?;
     let awake_since = current.and_then(|s| s.ready_at.or(s.wake_started_at).or(s.last_wake_at));
     let mut values = vec![emf::count("Stops")];

@@ -69,7 +69,10 @@ pub fn detail(kind: Lifecycle, rule: &str, hosts: &[String], next: &RuleState, n
     match kind {
         Lifecycle::WakeStarted => d["asleep_seconds"] = json!(span(next.stopped_at, next.wake_started_at)),
         Lifecycle::EnvironmentReady => d["wake_seconds"] = json!(span(next.wake_started_at, next.ready_at)),
-        Lifecycle::EnvironmentStopped => d["awake_seconds"] = json!(span(next.ready_at, next.stopped_at)),
+        Lifecycle::EnvironmentStopped => {
+            d["awake_seconds"] = json!(span(next.ready_at, next.stopped_at));
+            d["stopped_by"] = json!(next.stopped_by);
+        }
         Lifecycle::WakeFailed | Lifecycle::StopFailed => {
             d["error"] = json!(next.last_error);
             d["error_code"] = json!(next.last_error.as_deref().and_then(error_code));

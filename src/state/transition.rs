@@ -177,13 +177,15 @@ pub fn claim_stop(prev: Option<&RuleState>, rule: &str, now: i64) -> RuleState {
 
 /// The resources are stopped. `counted`: this stop stopped them (`Stops` counts it); else it
 /// only records what AWS shows (stopped by hand, or a stop that did not record).
-pub fn stopped(prev: Option<&RuleState>, rule: &str, now: i64, counted: bool) -> RuleState {
+/// `by`: who asked for it (the fleet page's viewer); an idle stop records nobody.
+pub fn stopped(prev: Option<&RuleState>, rule: &str, now: i64, counted: bool, by: Option<&str>) -> RuleState {
     let mut s = base(prev, rule);
     if let (true, Some(since)) = (s.phase != Phase::Stopped, s.wake_started_at) {
         history::add_span(&mut s, since, now, true);
     }
     s.phase = Phase::Stopped;
     s.stopped_at = Some(now);
+    s.stopped_by = by.map(str::to_string);
     if counted {
         s.stops += 1;
     }
@@ -212,13 +214,6 @@ pub fn stop_failed(
         s.phase = Phase::Error;
         s.stop_error_fingerprint = Some(f.to_string());
     }
-    s
-}
-
-/// Who put the rule to sleep from the fleet page, once its stop is recorded.
-pub fn stopped_by(prev: Option<&RuleState>, rule: &str, by: &str) -> RuleState {
-    let mut s = base(prev, rule);
-    s.stopped_by = Some(by.to_string());
     s
 }
 
@@ -350,9 +345,10 @@ mod tests {
             (Phase::Stopping, Some(T + 10), None)
         );
         assert_eq!(claim_stop(Some(&claim), "api", T + 99).stopping_since, Some(T + 10), "a retried stop");
-        let done = stopped(Some(&claim), "api", T + 20, true);
+        let done = stopped(Some(&claim), "api", T + 20, true, Some("ana"));
         assert_eq!((done.phase, done.stopped_at, done.stops), (Phase::Stopped, Some(T + 20), 1));
-        assert_eq!(stopped(Some(&done), "api", T + 30, false).stops, 1, "recording what AWS shows is no stop");
+        assert_eq!(stopped(Some(&done), "api", T + 30, false, None).stops, 1, "recording what AWS shows is no stop");
+        assert_eq!(done.stopped_by.as_deref(), Some("ana"), "who asked for the stop");
     }
 
     #[test]
