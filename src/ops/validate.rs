@@ -69,7 +69,11 @@ pub async fn check_aws(cloud: &AwsCloud, config: &Config) -> Result<Findings, Cl
 /// guide, "Authenticate users using an Application Load Balancer"). On an HTTP listener they get
 /// no standing rule, and autostop sends their requests to HTTPS.
 async fn check_https(cloud: &AwsCloud, config: &Config, f: &mut Findings) -> Result<(), CloudError> {
-    let sso: Vec<&str> = config.rules.iter().filter(|r| r.access.sso().is_some()).map(|r| r.name.as_str()).collect();
+    let mut sso: Vec<&str> =
+        config.rules.iter().filter(|r| r.access.sso().is_some()).map(|r| r.name.as_str()).collect();
+    if config.dashboard.is_some() {
+        sso.push("(the fleet page)");
+    }
     if sso.is_empty() {
         return Ok(());
     }
