@@ -196,3 +196,20 @@ fn a_dashboard_without_sign_in_is_a_config_error() {
     let taken = text().replace(&format!("host = \"{FLEET}\""), "host = \"api.dev.example.com\"");
     assert_eq!(Config::from_toml(&taken).unwrap_err().key, "dashboard.host");
 }
+
+/// Every rule public, the fleet page alone behind sign-in: the HTTP listener is still known as
+/// such, so the page's rule goes on the HTTPS one only and sync does not fail on the other.
+#[tokio::test(start_paused = true)]
+async fn with_every_rule_public_the_fleet_page_still_skips_the_http_listener() {
+    let w = ec2_world(20, 10, &[L1, L2]);
+    w.add_service("dev", "web", 0, Duration::from_secs(20));
+    w.add_target_group(TG_WEB, Duration::from_secs(10));
+    w.set_listener_http(L2);
+    let w = Arc::new(w);
+    let text = text().replace("ec2 = {", "auth = \"none\"\nec2 = {").replace("ecs = {", "auth = \"none\"\necs = {");
+    let app = App::with_cloud(with_secret(config(&text)), Arc::clone(&w));
+    let v = app.handle(json!({"autostop": "sync"}), None).await.unwrap();
+    assert!(v.get("listeners").is_some(), "sync ran: {v}");
+    let on = |l: &str| w.rules(l).iter().filter(|r| r.owner.as_deref() == Some(DASHBOARD_OWNER)).count();
+    assert_eq!((on(L1), on(L2)), (1, 0));
+}

@@ -27,7 +27,8 @@ impl Protocols {
     /// The HTTP listeners of `config`, when they are not known yet for its listeners and some
     /// rule needs them; `None` when nothing is to change (or the lookup failed: tried again later).
     pub async fn learn<C: Cloud>(&self, cloud: &C, config: &crate::config::Config) -> Option<Vec<String>> {
-        if !config.rules.iter().any(|r| r.access.sso().is_some()) {
+        let needs_https = config.dashboard.is_some() || config.rules.iter().any(|r| r.access.sso().is_some());
+        if !needs_https {
             return None;
         }
         let mut known = self.known_for.lock().await;

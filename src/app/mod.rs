@@ -233,7 +233,7 @@ impl<C: Cloud> App<C> {
             Screened::Wake { rule, host } => (rule, host),
             Screened::Fleet { host } => return self.fleet(req, &host, &config).await,
         };
-        let by = match self.front.admit(self.cloud(), req, rule, &host, &self.signers(&config)).await {
+        let by = match self.front.admit(self.cloud(), req, rule, &host, || self.signers(&config)).await {
             Ok(by) => by,
             Err(reply) => return reply,
         };

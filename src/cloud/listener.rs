@@ -179,6 +179,15 @@ impl Authenticate {
         }
     }
 
+    /// The action as DescribeRules returns it: an OIDC one without its client secret.
+    pub fn as_read(&self) -> Authenticate {
+        let mut a = self.clone();
+        if let Authenticate::Oidc(o) = &mut a {
+            o.client_secret = Secret(None);
+        }
+        a
+    }
+
     pub fn session(&self) -> &Session {
         match self {
             Authenticate::Oidc(o) => &o.session,

@@ -228,7 +228,7 @@ pub async fn switch<C: Cloud>(cloud: &C, config: &Config, rule: &Rule, route: Ro
         let homed = Some(homes.on(listener));
         let mut view = match lambda_of(&rules, rule) {
             Some(lambda_tg) => ListenerView { listener: listener.clone(), lambda_tg, rules, homed },
-            None => view(cloud, config, listener, &homes).await?,
+            None => view(cloud, listener, &homes).await?,
         };
         changed += switch_on(cloud, config, &mut view, rule, route).await?;
     }
@@ -245,7 +245,7 @@ pub async fn ensure<C: Cloud>(cloud: &C, config: &Config, rule: &Rule) -> Result
             continue;
         }
         tracing::info!(rule = %rule.name, listener = %listener, "standing rule missing: creating it");
-        let mut view = view(cloud, config, listener, &homes).await?;
+        let mut view = view(cloud, listener, &homes).await?;
         ensure_on(cloud, config, &mut view, rule).await?;
     }
     Ok(())

@@ -38,15 +38,9 @@ impl ListenerView {
 }
 
 /// Lists a listener as the reconciler needs it: its default action's target group and its
-/// rules, and which rules are homed on it. A rule behind SSO has no home on an HTTP listener
-/// (ALB takes authenticate actions on HTTPS listeners only): its hosts reach autostop there,
-/// which sends them to HTTPS.
-pub async fn view<C: Cloud>(
-    cloud: &C,
-    config: &Config,
-    listener: &str,
-    homes: &Homes,
-) -> Result<ListenerView, CloudError> {
+/// rules, and which rules are homed on it (a rule behind sign-in has no home on a listener the
+/// config knows is HTTP, see [`Homes::serves`]).
+pub async fn view<C: Cloud>(cloud: &C, listener: &str, homes: &Homes) -> Result<ListenerView, CloudError> {
     let (facts, rules) = tokio::join!(cloud.listener_facts(listener), cloud.listener_rules(listener));
     let facts = facts?;
     let lambda_tg = facts.default_target_group.ok_or_else(|| {
@@ -56,16 +50,7 @@ pub async fn view<C: Cloud>(
             format!("listener {listener} has no forward default action: make autostop's Lambda target group its default action"),
         )
     })?;
-    let mut homed = homes.on(listener);
-    if !facts.https {
-        let sso: Vec<String> =
-            homed.iter().filter(|r| config.rule(r).is_some_and(|r| r.access.sso().is_some())).cloned().collect();
-        if !sso.is_empty() {
-            tracing::warn!(listener = %listener, rules = ?sso, "an HTTP listener takes no authenticate action: these rules get no standing rule here, and autostop sends their requests to HTTPS; make the listener redirect HTTP to HTTPS");
-        }
-        homed.retain(|r| !sso.contains(r));
-    }
-    Ok(ListenerView { listener: listener.to_string(), lambda_tg, rules: rules?, homed: Some(homed) })
+    Ok(ListenerView { listener: listener.to_string(), lambda_tg, rules: rules?, homed: Some(homes.on(listener)) })
 }
 
 /// Lists every configured listener, with the homes of every rule.
@@ -76,7 +61,7 @@ pub async fn views<C: Cloud>(cloud: &C, config: &Config) -> Result<Vec<ListenerV
     }
     let mut out = Vec::with_capacity(config.listener_arns.len());
     for l in &config.listener_arns {
-        out.push(view(cloud, config, l, &homes).await?);
+        out.push(view(cloud, l, &homes).await?);
     }
     Ok(out)
 }

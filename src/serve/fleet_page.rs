@@ -1,6 +1,8 @@
 //! The fleet page's content, from the config and the state table's items alone (pure): one
 //! row per rule and the last 30 days drawn as inline SVG, readable without JavaScript.
 
+use std::collections::HashMap;
+
 use askama::Template;
 
 use crate::config::{Config, Rule};
@@ -42,14 +44,17 @@ struct FleetPage<'a> {
 pub struct Fleet<'a> {
     pub config: &'a Config,
     pub states: &'a [RuleState],
-    pub activity: &'a std::collections::HashMap<String, Activity>,
+    pub activity: &'a HashMap<String, Activity>,
     pub activity_at_ms: Option<i64>,
     pub now: i64,
 }
 
 pub fn render(f: &Fleet, host: &str, user: &str, token: &str, notice: Option<&str>) -> String {
-    let rows: Vec<Row> = f.config.rules.iter().map(|r| row(f, r)).collect();
-    let per_rule: Vec<Vec<Day>> = f.config.rules.iter().map(|r| history::last_days(state(f, &r.name), f.now)).collect();
+    let by_name: HashMap<&str, &RuleState> = f.states.iter().map(|s| (s.rule.as_str(), s)).collect();
+    let items: Vec<Option<&RuleState>> = f.config.rules.iter().map(|r| by_name.get(r.name.as_str()).copied()).collect();
+    let per_rule: Vec<Vec<Day>> = items.iter().map(|s| history::last_days(*s, f.now)).collect();
+    let rows: Vec<Row> =
+        f.config.rules.iter().zip(&items).zip(&per_rule).map(|((r, s), days)| row(f, r, *s, days)).collect();
     let activity_fresh = match f.activity_at_ms {
         Some(at) => format!("activity as the idle check saw it {}", ago(f.now, at / 1000)),
         None => "no idle check has run yet".into(),
@@ -58,12 +63,8 @@ pub fn render(f: &Fleet, host: &str, user: &str, token: &str, notice: Option<&st
     page.render().unwrap_or_else(|e| format!("template error: {e}"))
 }
 
-fn state<'a>(f: &'a Fleet, name: &str) -> Option<&'a RuleState> {
-    f.states.iter().find(|s| s.rule == name)
-}
-
-fn row(f: &Fleet, rule: &Rule) -> Row {
-    let s = state(f, &rule.name);
+/// One rule's row, from its item (if any) and its last 30 days.
+fn row(f: &Fleet, rule: &Rule, s: Option<&RuleState>, days: &[Day]) -> Row {
     let phase = s.map(|s| s.phase).unwrap_or(Phase::Stopped);
     let awake = matches!(phase, Phase::Starting | Phase::WaitingForHealth | Phase::Routing | Phase::Ready);
     let activity = f.activity.get(&rule.name);
@@ -84,7 +85,7 @@ fn row(f: &Fleet, rule: &Rule) -> Row {
         median_ready: median(s.map(|s| s.warmups.as_slice()).unwrap_or_default()),
         asleep_month: format!("{:.1} h", asleep as f64 / 3600.0),
         saved: rule.hourly_cost.map_or("-".into(), |c| format!("{:.2}", savings::saved(c, asleep))),
-        chart: chart(&history::last_days(s, f.now), 150, 28),
+        chart: chart(days, 150, 28),
     }
 }
 

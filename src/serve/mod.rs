@@ -26,7 +26,7 @@ use crate::wake::{Cause, Phase, Waker};
 
 use answers::{browser_reply, no_host, not_found, to_json};
 use refuse::Refusals;
-use signin::{Keys, SignedIn};
+use signin::Keys;
 
 pub use answers::no_listeners;
 
@@ -84,27 +84,31 @@ impl Front {
     }
 
     /// Behind SSO, the verified user (`Ok(Some)`), or the answer to a request without a valid
-    /// sign-in: a redirect to HTTPS, or 401 (counted as refused). No AWS call; at most the
-    /// load balancer's key is fetched, once per key.
+    /// sign-in: a redirect to HTTPS, or 401 (counted as refused). With
+    /// `on_unauthenticated = "allow"`, an anonymous request holding the wake token goes on
+    /// (`Ok(None)`). No AWS call; at most the load balancer's key is fetched, once per key.
+    /// `signers` (our load balancers) are asked for only behind sign-in.
     pub async fn admit<C: Cloud>(
         &self,
         cloud: &C,
         req: &Request,
         rule: &Rule,
         host: &str,
-        signers: &[String],
+        signers: impl FnOnce() -> Vec<String>,
     ) -> Result<Option<String>, Reply> {
-        match self.keys.check(rule, req, host, signers, cloud.now()).await {
-            SignedIn::Open => Ok(None),
-            SignedIn::User(user) => Ok(Some(user)),
-            SignedIn::Anonymous if click::has_secret(req.wake_token.as_deref(), self.wake_secret.as_deref()) => {
-                Ok(None)
-            }
-            SignedIn::Refused(Some(reply), _) => Err(reply),
-            SignedIn::Anonymous | SignedIn::Refused(None, _) => {
-                Err(self.refusals.refuse(cloud, req, host, rule, signin::REASON))
-            }
+        if rule.access.sso().is_none() {
+            return Ok(None);
         }
+        let why = match self.keys.user(req, host, &signers(), cloud.now()).await {
+            Ok(user) => return Ok(Some(user)),
+            Err((Some(reply), _)) => return Err(reply),
+            Err((None, why)) => why,
+        };
+        tracing::debug!(rule = %rule.name, reason = why.as_str(), "no valid sign-in");
+        if refuse::allows_anonymous(rule) && click::has_secret(req.wake_token.as_deref(), self.wake_secret.as_deref()) {
+            return Ok(None);
+        }
+        Err(self.refusals.refuse(cloud, req, host, rule, Reason::Unauthenticated))
     }
 
     /// The `wake_token` secret, given rather than read from the environment (tests).

@@ -5,34 +5,8 @@
 
 use std::sync::OnceLock;
 
-use crate::config::gate::Reason;
-use crate::config::Rule;
 use crate::http::{Reply, Request};
 use crate::identity::{Rejected, Verifier};
-
-use super::refuse::allows_anonymous;
-
-/// What the sign-in check decided.
-pub enum SignedIn {
-    /// The rule is not behind SSO.
-    Open,
-    /// A verified user.
-    User(String),
-    /// No valid sign-in, and the rule lets the ALB forward such requests
-    /// (`on_unauthenticated = "allow"`): it wakes only with the wake token.
-    Anonymous,
-    /// Not to be served: the answer is a redirect to HTTPS or a 401 (as `reason`).
-    Refused(Option<Reply>, Rejected),
-}
-
-impl SignedIn {
-    pub fn user(&self) -> Option<&str> {
-        match self {
-            SignedIn::User(u) => Some(u),
-            _ => None,
-        }
-    }
-}
 
 /// The verifier of this Lambda environment, built on first use (reading the system's root
 /// certificates costs a few milliseconds a cold start without SSO need not pay).
@@ -56,22 +30,6 @@ impl Keys {
                     .ok()
             })
             .as_ref()
-    }
-
-    /// Checks the request's sign-in for `rule` at `host` (the configured host it matched).
-    /// `signers`: our load balancers' ARNs; `now`: epoch seconds.
-    pub async fn check(&self, rule: &Rule, req: &Request, host: &str, signers: &[String], now: i64) -> SignedIn {
-        if rule.access.sso().is_none() {
-            return SignedIn::Open;
-        }
-        match self.user(req, host, signers, now).await {
-            Ok(user) => SignedIn::User(user),
-            Err((None, _)) if allows_anonymous(rule) => SignedIn::Anonymous,
-            Err((reply, why)) => {
-                tracing::debug!(rule = %rule.name, reason = why.as_str(), https = req.https, "no valid sign-in");
-                SignedIn::Refused(reply, why)
-            }
-        }
     }
 
     /// The verified user of the request, or why there is none, with the answer to give when
@@ -100,6 +58,3 @@ impl Keys {
 fn to_https(req: &Request, host: &str) -> Reply {
     Reply::text(308, "", "to-https").with("location", format!("https://{host}{}", req.same_url()))
 }
-
-/// The reason a refused sign-in is counted under.
-pub const REASON: Reason = Reason::Unauthenticated;

@@ -10,8 +10,8 @@ use super::{FakeCloud, FakeTargetGroup, Op, State, LAMBDA_TG, MIN_HEALTHY_AFTER}
 use crate::cloud::alb::{alb_host_match, load_balancer_dimension, load_balancer_of_listener, MAX_PRIORITY};
 use crate::cloud::listener::SECRET_MISSING;
 use crate::cloud::{
-    CloudError, CloudResult, HealthCheck, InstanceState, ListenerFacts, ListenerRule, NewRule, RuleChange,
-    TargetHealth, Weighted,
+    Authenticate, CloudError, CloudResult, HealthCheck, InstanceState, ListenerFacts, ListenerRule, NewRule,
+    RuleChange, TargetHealth, Weighted,
 };
 
 impl FakeCloud {
@@ -287,7 +287,7 @@ impl FakeCloud {
             hosts: rule.hosts.clone(),
             forward: rule.forward.clone(),
             owner: Some(rule.owner.clone()),
-            auth: rule.auth.clone(),
+            auth: rule.auth.as_ref().map(Authenticate::as_read),
             kept: Vec::new(),
         });
         s.refresh_attachments(Instant::now());
@@ -328,7 +328,7 @@ impl FakeCloud {
         let r = s.find_rule_mut(rule_arn).expect("found above");
         r.hosts = hosts;
         r.forward = forward;
-        r.auth = auth;
+        r.auth = auth.as_ref().map(Authenticate::as_read);
         r.kept = kept;
         s.refresh_attachments(Instant::now());
         s.check_invariants();

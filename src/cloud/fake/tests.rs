@@ -331,3 +331,25 @@ async fn a_target_group_serves_one_load_balancer() {
 }
 
 const I1_TG: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/staging-api/9";
+
+/// DescribeRules never returns an OIDC client secret (ELBv2 API reference,
+/// AuthenticateOidcActionConfig): the fake keeps none either, so nothing can come to rely on it.
+#[tokio::test(start_paused = true)]
+async fn a_rule_behind_oidc_reads_back_without_its_secret() {
+    use crate::cloud::{Authenticate, Oidc, Secret};
+    let cloud = world();
+    let oidc = Authenticate::Oidc(Oidc {
+        issuer: "https://idp.example.com".into(),
+        authorization_endpoint: "https://idp.example.com/a".into(),
+        token_endpoint: "https://idp.example.com/t".into(),
+        user_info_endpoint: "https://idp.example.com/u".into(),
+        client_id: "c".into(),
+        client_secret: Secret(Some("s3cret".into())),
+        session: Default::default(),
+    });
+    let new = NewRule { auth: Some(oidc), ..rule(1, &["a.x.com"], vec![Weighted::new(TG, 1)]) };
+    cloud.create_rule(&new).await.unwrap();
+    let read = cloud.listener_rules(L).await.unwrap();
+    let Some(Authenticate::Oidc(o)) = &read[0].auth else { panic!("the action is there") };
+    assert_eq!(o.client_secret.0, None);
+}
